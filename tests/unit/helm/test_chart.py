@@ -1,0 +1,660 @@
+"""The Helm chart: lint, render with several value sets, validate every object, RBAC, security.
+
+Rendering uses helm-python-sdk (Helm's own Go library, no helm binary); built-in kinds are
+validated offline with kubernetes-validate against the oldest supported Kubernetes (the
+chart's kubeVersion) and the newest schema it ships.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from slo_operator.spec import LatencySLO
+from tests.unit.helm.monitoring_schemas import SCHEMAS as MONITORING_SCHEMAS
+from tests.unit.helm.render import (
+    CHART_DIR,
+    NAMESPACE,
+    RELEASE,
+    REPO,
+    VALUE_SETS,
+    find,
+    merge,
+    one,
+    render_manifests,
+    render_objects,
+    render_value_set,
+)
+
+K8S_VERSIONS = ("1.29", kubernetes_validate.latest_version())
+OPERATOR = f"{RELEASE}-operator"
+WORKER = f"{RELEASE}-demo-worker"
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding"}
+ALL_SETS = sorted(VALUE_SETS)
+
+EXPECTED_RULES: list[dict[str, Any]] = [
+    {
+        "apiGroups": ["latencyslo.io"],
+        "resources": ["latencyslos"],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    {
+        "apiGroups": ["latencyslo.io"],
+        "resources": ["latencyslos/status"],
+        "verbs": ["get", "update", "patch"],
+    },
+    {"apiGroups": ["latencyslo.io"], "resources": ["latencyslos/finalizers"], "verbs": ["update"]},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments/scale"],
+        "verbs": ["get", "update", "patch"],
+    },
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["create", "get", "update", "patch", "delete"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": ["latencyslo-admin-token"],
+        "verbs": ["get"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list"]},
+]
+"""The operator's permissions, exactly: what it reads, what it changes, nothing more."""
+
+
+def _pod_specs(objects: Any) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for o in objects:
+        spec = o.get("spec", {})
+        if o["kind"] == "Pod":
+            out.append((o["metadata"]["name"], spec))
+        elif "template" in spec and "spec" in spec["template"]:
+            out.append((f"{o['kind']}/{o['metadata']['name']}", spec["template"]["spec"]))
+    return out
+
+
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+# ----------------------------------------------------------------------------- lint, validity
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_lint_strict_is_clean(value_set: str) -> None:
+    report = helm.lint(CHART_DIR, VALUE_SETS[value_set], strict=True, namespace=NAMESPACE)
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert not report["errors"], report
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_every_rendered_object_is_valid(value_set: str) -> None:
+    objects = render_value_set(value_set)
+    assert objects
+    for obj in objects:
+        where = f"{obj['kind']}/{obj['metadata']['name']} ({value_set})"
+        group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
+        if group == "monitoring.coreos.com":
+            jsonschema.validate(obj, MONITORING_SCHEMAS[obj["kind"]])
+        elif group == "latencyslo.io":
+            LatencySLO.model_validate(obj)
+        else:
+            for version in K8S_VERSIONS:
+                try:
+                    kubernetes_validate.validate(obj, version, strict=True)
+                except kubernetes_validate.ValidationError as exc:
+                    pytest.fail(f"{where} is invalid for Kubernetes {version}: {exc.message}")
+        if obj["kind"] in CLUSTER_SCOPED:
+            assert "namespace" not in obj["metadata"], where
+        else:
+            assert obj["metadata"].get("namespace"), f"{where} has no namespace"
+
+
+def test_validation_catches_a_broken_object() -> None:
+    """The validation above can fail: a misspelt field is reported."""
+    deployment = dict(one(render_value_set("defaults"), "Deployment", OPERATOR))
+    broken = json.loads(json.dumps(deployment))
+    broken["spec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = "Always"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSIONS[0], strict=True)
+    monitor = json.loads(
+        json.dumps(one(render_value_set("monitoring"), "ServiceMonitor", OPERATOR))
+    )
+    monitor["spec"]["endpoints"][0]["honorLabel"] = True
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(monitor, MONITORING_SCHEMAS["ServiceMonitor"])
+
+
+def test_objects_per_value_set() -> None:
+    kinds = {name: sorted(o["kind"] for o in render_value_set(name)) for name in ALL_SETS}
+    assert kinds["defaults"] == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Service",
+        "ServiceAccount",
+    ]
+    assert sorted(set(kinds["demo"]) - set(kinds["defaults"])) == ["LatencySLO", "Secret"]
+    assert kinds["demo"].count("Deployment") == 2
+    assert kinds["demo"].count("Service") == 2
+    assert {"PodMonitor", "ServiceMonitor", "PrometheusRule", "ConfigMap"} <= set(
+        kinds["monitoring"]
+    )
+
+
+def test_notes_render_for_every_value_set() -> None:
+    for name in ALL_SETS:
+        notes = render_manifests(VALUE_SETS[name])[f"{RELEASE}/templates/NOTES.txt"]
+        assert f"deployment/{OPERATOR}" in notes
+        assert "crds/" in notes
+        if VALUE_SETS[name].get("demo", {}).get("enabled"):
+            assert f"describe lslo {WORKER}" in notes
+
+
+# ------------------------------------------------------------------------------------ values
+
+
+def test_values_yaml_is_fully_commented() -> None:
+    """Every key has a comment just above it, except keys inside a value that a `# --`
+    comment already documents as a whole (e.g. the default `resources`)."""
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    undocumented = []
+    ancestors: list[tuple[int, bool]] = []  # (indent, documents its whole value)
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "-")) or ":" not in stripped:
+            continue
+        indent = len(line) - len(line.lstrip())
+        while ancestors and ancestors[-1][0] >= indent:
+            ancestors.pop()
+        block = i  # the first line of the comment block just above this key
+        while block and lines[block - 1].strip().startswith("#"):
+            block -= 1
+        commented = block < i
+        if not commented and not any(whole for _, whole in ancestors):
+            undocumented.append(f"line {i + 1}: {stripped}")
+        ancestors.append((indent, commented and lines[block].strip().startswith("# --")))
+    assert not undocumented, "values.yaml keys without a comment:\n" + "\n".join(undocumented)
+
+
+def test_schema_accepts_defaults_and_is_closed() -> None:
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.validate(defaults, schema)
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                assert node.get("additionalProperties") is False, f"{path} accepts unknown keys"
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+
+    walk(schema["properties"], "values")
+
+
+BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
+    ("unknown top-level key", {"replicaCount": 2}),
+    ("misspelt nested key", {"operator": {"prometheusURL": "http://p:9090"}}),
+    ("prometheus URL without scheme", {"operator": {"prometheusUrl": "prometheus:9090"}}),
+    ("replica cap zero", {"operator": {"maxReplicas": 0}}),
+    ("replica cap as string", {"operator": {"maxReplicas": "32"}}),
+    ("namespace not a DNS label", {"operator": {"watchNamespaces": ["Team_A"]}}),
+    ("watched namespaces not a list", {"operator": {"watchNamespaces": "team-a"}}),
+    ("repeated watched namespace", {"operator": {"watchNamespaces": ["a", "a"]}}),
+    ("push timeout zero", {"operator": {"pushTimeoutSeconds": 0}}),
+    ("bad secret name", {"operator": {"adminTokenSecret": "Admin Token"}}),
+    ("port out of range", {"operator": {"metricsPort": 70000}}),
+    ("bad pull policy", {"operator": {"image": {"pullPolicy": "Sometimes"}}}),
+    ("tag with a space", {"demo": {"image": {"tag": "v1 beta"}}}),
+    ("bad quantity", {"operator": {"resources": {"requests": {"cpu": "lots"}}}}),
+    ("bad device", {"demo": {"device": "tpu"}}),
+    ("unknown variant", {"demo": {"latencySLO": {"allowedVariants": ["full", "tiny"]}}}),
+    ("repeated variant", {"demo": {"latencySLO": {"allowedVariants": ["full", "full"]}}}),
+    ("percentile 100", {"demo": {"latencySLO": {"percentile": 100}}}),
+    ("negative latency", {"demo": {"latencySLO": {"latencyMs": -5}}}),
+    ("bad mode", {"demo": {"latencySLO": {"mode": "Auto"}}}),
+    ("bad duration", {"monitoring": {"prometheusRule": {"breachedFor": "ten minutes"}}}),
+    ("bad severity", {"monitoring": {"prometheusRule": {"severity": "page"}}}),
+    ("enabled as string", {"monitoring": {"serviceMonitor": {"enabled": "yes"}}}),
+    ("grace period zero", {"demo": {"terminationGracePeriodSeconds": 0}}),
+]
+
+
+@pytest.mark.parametrize(("case", "values"), BAD_VALUES, ids=[c for c, _ in BAD_VALUES])
+def test_schema_rejects_bad_values(case: str, values: dict[str, Any]) -> None:
+    with helm.Chart.load(CHART_DIR) as chart:
+        with pytest.raises(helm.HelmError):
+            chart.validate_schema(values)
+        # an install (render) refuses them too
+        with pytest.raises(helm.HelmError):
+            chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_schema_error_names_the_key() -> None:
+    with helm.Chart.load(CHART_DIR) as chart, pytest.raises(helm.HelmError) as caught:
+        chart.validate_schema({"operator": {"maxReplicas": 0}})
+    assert "maxReplicas" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"demo": {"enabled": True, "latencySLO": {"minReplicas": 5, "maxReplicas": 2}}},
+            "demo.latencySLO.minReplicas (5) must be <= demo.latencySLO.maxReplicas (2)",
+        ),
+        (
+            {"demo": {"enabled": True, "latencySLO": {"maxReplicas": 40}}},
+            "must be <= operator.maxReplicas (32)",
+        ),
+        (
+            {"operator": {"watchNamespaces": ["team-a"]}, "demo": {"enabled": True}},
+            f'release namespace "{NAMESPACE}", which operator.watchNamespaces',
+        ),
+        (
+            {"serviceAccount": {"create": False, "name": ""}},
+            "serviceAccount.name is required when serviceAccount.create is false",
+        ),
+    ],
+)
+def test_templates_reject_inconsistent_values(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError) as caught:
+        render_objects(values)
+    assert message in str(caught.value)
+
+
+# -------------------------------------------------------------------------------------- RBAC
+
+
+def _binding_subject(binding: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(binding["subjects"])
+
+
+def test_rbac_cluster_mode_is_exact() -> None:
+    objects = render_value_set("defaults")
+    role = one(objects, "ClusterRole", OPERATOR)
+    assert role["rules"] == EXPECTED_RULES
+    binding = one(objects, "ClusterRoleBinding", OPERATOR)
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": OPERATOR,
+    }
+    assert _binding_subject(binding) == [
+        {"kind": "ServiceAccount", "name": OPERATOR, "namespace": NAMESPACE}
+    ]
+    assert not find(objects, "Role")
+    assert not find(objects, "RoleBinding")
+
+
+def test_rbac_namespaced_mode_is_exact() -> None:
+    objects = render_value_set("namespaced")
+    assert not find(objects, "ClusterRole")
+    assert not find(objects, "ClusterRoleBinding")
+    roles = find(objects, "Role")
+    bindings = find(objects, "RoleBinding")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for role in roles:
+        assert role["rules"] == EXPECTED_RULES
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["roleRef"]["name"] == OPERATOR
+        assert _binding_subject(binding) == [
+            {"kind": "ServiceAccount", "name": OPERATOR, "namespace": NAMESPACE}
+        ]
+    deployment = one(objects, "Deployment", OPERATOR)
+    assert _env(deployment["spec"]["template"]["spec"]["containers"][0])[
+        "LATENCYSLO_NAMESPACES"
+    ] == ("team-a,team-b")
+
+
+def test_rbac_secret_rule_follows_the_secret_name() -> None:
+    objects = render_objects({"operator": {"adminTokenSecret": "my-token"}})
+    rules = one(objects, "ClusterRole")["rules"]
+    secret_rules = [r for r in rules if "secrets" in r["resources"]]
+    assert secret_rules == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["my-token"],
+            "verbs": ["get"],
+        }
+    ]
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_rbac_has_no_wildcards_secret_listing_or_exec(value_set: str) -> None:
+    for role in [o for o in render_value_set(value_set) if o["kind"] in ("Role", "ClusterRole")]:
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(field, []), rule
+            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+            assert not {"pods/exec", "pods/attach", "pods/portforward"} & set(rule["resources"])
+            if "secrets" in rule["resources"]:
+                assert rule["verbs"] == ["get"], rule
+                assert rule.get("resourceNames"), rule
+            if "deployments" in rule["resources"]:
+                assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+
+
+def test_rbac_can_be_turned_off() -> None:
+    objects = render_objects({"rbac": {"create": False}})
+    assert not [o for o in objects if o["apiVersion"].startswith("rbac.")]
+
+
+# -------------------------------------------------------------------------------- pod security
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_every_pod_meets_the_restricted_profile(value_set: str) -> None:
+    pods = _pod_specs(render_value_set(value_set))
+    assert pods
+    for where, pod in pods:
+        psc = pod["securityContext"]
+        assert psc["runAsNonRoot"] is True, where
+        assert psc["runAsUser"] != 0, where
+        assert psc["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        assert not pod.get("hostNetwork")
+        assert not pod.get("hostPID")
+        assert not pod.get("hostIPC")
+        for container in pod.get("initContainers", []) + pod["containers"]:
+            csc = container["securityContext"]
+            name = f"{where} container {container['name']}"
+            assert csc["allowPrivilegeEscalation"] is False, name
+            assert csc["capabilities"] == {"drop": ["ALL"]}, name
+            assert csc["readOnlyRootFilesystem"] is True, name
+            assert csc["runAsNonRoot"] is True, name
+            assert not csc.get("privileged"), name
+            assert container["resources"].get("requests"), f"{name} has no requests"
+            assert container["resources"].get("limits", {}).get("memory"), name
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            assert "/tmp" in mounts, f"{name}: a read-only root needs a writable /tmp"
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for volume in volumes.values():
+            assert "hostPath" not in volume, where
+        assert "emptyDir" in volumes["tmp"], where
+
+
+# --------------------------------------------------------------------------------- operator
+
+
+def test_operator_deployment() -> None:
+    deployment = one(render_value_set("defaults"), "Deployment", OPERATOR)
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == OPERATOR
+    (container,) = pod["containers"]
+    assert container["image"] == "latencyslo/operator:0.1.0"
+    assert container["args"] == ["operator", "--liveness=http://0.0.0.0:8080/healthz"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"health": 8080, "metrics": 9102}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}, probe
+    assert _env(container) | {"POD_ID": ""} == {
+        "LATENCYSLO_PROMETHEUS_URL": "http://prometheus-operated.monitoring.svc:9090",
+        "LATENCYSLO_MAX_REPLICAS": "32",
+        "LATENCYSLO_NAMESPACES": "",
+        "LATENCYSLO_PUSH_TIMEOUT_S": "2",
+        "LATENCYSLO_QUERY_TIMEOUT_S": "5",
+        "LATENCYSLO_ADMIN_TOKEN_SECRET": "latencyslo-admin-token",
+        "LATENCYSLO_METRICS_PORT": "9102",
+        "POD_ID": "",
+        "TMPDIR": "/tmp",
+    }
+    service = one(render_value_set("defaults"), "Service", OPERATOR)
+    labels = pod.get("nodeSelector")
+    assert labels is None
+    selector = service["spec"]["selector"]
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9102, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+
+
+def test_operator_settings_come_from_values() -> None:
+    objects = render_objects(
+        {
+            "operator": {
+                "prometheusUrl": "https://prom.example.internal:9443/prometheus",
+                "maxReplicas": 12,
+                "watchNamespaces": ["ml", "search"],
+                "pushTimeoutSeconds": 0.5,
+                "queryTimeoutSeconds": 3,
+                "adminTokenSecret": "worker-admin",
+                "metricsPort": 9200,
+                "healthPort": 8088,
+                "image": {"repository": "registry.example.com/lslo/operator", "tag": "1.2.3"},
+                "extraEnv": [{"name": "EXTRA", "value": "1"}],
+            }
+        }
+    )
+    container = one(objects, "Deployment", OPERATOR)["spec"]["template"]["spec"]["containers"][0]
+    env = _env(container)
+    assert env["LATENCYSLO_PROMETHEUS_URL"] == "https://prom.example.internal:9443/prometheus"
+    assert env["LATENCYSLO_MAX_REPLICAS"] == "12"
+    assert env["LATENCYSLO_NAMESPACES"] == "ml,search"
+    assert env["LATENCYSLO_PUSH_TIMEOUT_S"] == "0.5"
+    assert env["LATENCYSLO_QUERY_TIMEOUT_S"] == "3"
+    assert env["LATENCYSLO_ADMIN_TOKEN_SECRET"] == "worker-admin"
+    assert env["LATENCYSLO_METRICS_PORT"] == "9200"
+    assert env["EXTRA"] == "1"
+    assert container["args"][1] == "--liveness=http://0.0.0.0:8088/healthz"
+    assert container["image"] == "registry.example.com/lslo/operator:1.2.3"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "health": 8088,
+        "metrics": 9200,
+    }
+
+
+# ------------------------------------------------------------------------------------- demo
+
+
+def test_demo_worker_follows_the_worker_contract() -> None:
+    objects = render_value_set("demo")
+    deployment = one(objects, "Deployment", WORKER)
+    assert "replicas" not in deployment["spec"], "replicas belong to the operator"
+    template = deployment["spec"]["template"]
+    pod = template["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "latencyslo/worker:0.1.0"
+    assert container["args"] == ["worker"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "http": 8080,
+        "admin": 8081,
+    }
+    env = _env(container)
+    assert env["LATENCYSLO_RUNTIME_CONFIG"] == "/etc/latencyslo/runtime/config.json"
+    assert env["LATENCYSLO_ADMIN_TOKEN_FILE"] == "/etc/latencyslo/admin/token"
+    assert env["LATENCYSLO_PORT"] == "8080"
+    assert env["LATENCYSLO_ADMIN_PORT"] == "8081"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["runtime-config"] == "/etc/latencyslo/runtime"
+    assert volumes["runtime-config"]["configMap"] == {
+        "name": f"{WORKER}-latencyslo",
+        "optional": True,
+    }
+    assert mounts["admin-token"] == "/etc/latencyslo/admin"
+    assert volumes["admin-token"]["secret"]["secretName"] == "latencyslo-admin-token"
+    assert pod["automountServiceAccountToken"] is False
+
+    # warm-up before readiness, model load under a startup probe, a drain on scale-down
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    assert pod["terminationGracePeriodSeconds"] > 5
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+    service = one(objects, "Service", WORKER)
+    assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+
+
+def test_demo_sample_latencyslo_targets_the_worker() -> None:
+    objects = render_value_set("demo")
+    slo = LatencySLO.model_validate(one(objects, "LatencySLO", WORKER))
+    assert slo.spec.target_ref.name == WORKER
+    assert slo.spec.objective.latency_ms == 150
+    assert (slo.spec.replicas.min, slo.spec.replicas.max) == (1, 4)
+    assert slo.spec.policy.mode == "Enforce"
+    custom = render_objects(
+        {
+            "demo": {
+                "enabled": True,
+                "latencySLO": {
+                    "latencyMs": 80,
+                    "percentile": 95,
+                    "maxReplicas": 6,
+                    "allowedVariants": ["full", "quantized"],
+                    "mode": "Recommend",
+                },
+            }
+        }
+    )
+    slo = LatencySLO.model_validate(one(custom, "LatencySLO"))
+    assert slo.spec.objective.percentile == 95
+    assert slo.spec.objective.latency_ms == 80
+    assert slo.spec.variants.allowed == ["full", "quantized"]
+    assert slo.spec.policy.mode == "Recommend"
+    assert not find(
+        render_objects({"demo": {"enabled": True, "latencySLO": {"enabled": False}}}), "LatencySLO"
+    )
+
+
+def test_demo_admin_token() -> None:
+    given = one(render_value_set("everything"), "Secret", "latencyslo-admin-token")
+    assert base64.b64decode(given["data"]["token"]).decode() == "s3cret-token"
+    generated = [
+        base64.b64decode(
+            one(render_objects({"demo": {"enabled": True}}), "Secret")["data"]["token"]
+        )
+        for _ in range(2)
+    ]
+    assert all(len(token) == 48 for token in generated)
+    assert generated[0] != generated[1]
+    assert not find(
+        render_objects({"demo": {"enabled": True, "adminToken": {"create": False}}}), "Secret"
+    )
+
+
+# -------------------------------------------------------------------------------- monitoring
+
+
+def test_monitoring_objects() -> None:
+    objects = render_value_set("monitoring")
+    for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule"):
+        assert one(objects, kind)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+    monitor = one(objects, "ServiceMonitor", OPERATOR)
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics"
+    assert endpoint["honorLabels"] is True
+    service = one(objects, "Service", OPERATOR)
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+
+    pods = one(objects, "PodMonitor")
+    assert pods["spec"]["namespaceSelector"] == {"any": True}
+    assert pods["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+    # the demo worker's pods are what the PodMonitor selects
+    everything = render_value_set("everything")
+    worker_labels = one(everything, "Deployment", WORKER)["spec"]["template"]["metadata"]["labels"]
+    pm = one(everything, "PodMonitor")
+    assert pm["spec"]["selector"]["matchLabels"].items() <= worker_labels.items()
+    assert pm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+    dashboard = one(objects, "ConfigMap", f"{RELEASE}-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+    rules = one(objects, "PrometheusRule")["spec"]["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} == {
+        "LatencySLOBreached",
+        "LatencySLOMetricsUnavailable",
+        "LatencySLOConflict",
+        "LatencySLOQualityBudgetExhausted",
+        "LatencySLOOperatorDown",
+    }
+    down = next(r for r in rules if r["alert"] == "LatencySLOOperatorDown")
+    assert down["expr"] == f'absent(up{{job="{OPERATOR}"}} == 1)'
+
+
+def test_monitoring_values_flow_into_objects() -> None:
+    objects = render_objects(
+        merge(
+            VALUE_SETS["monitoring"],
+            {
+                "monitoring": {
+                    "labels": {"release": "prom"},
+                    "prometheusRule": {
+                        "breachedFor": "3m",
+                        "severity": "critical",
+                        "operatorJob": "lslo",
+                        "additionalAlertLabels": {"team": "ml"},
+                    },
+                    "dashboard": {"namespace": "grafana", "annotations": {"grafana_folder": "SLO"}},
+                }
+            },
+        )
+    )
+    rules = one(objects, "PrometheusRule")["spec"]["groups"][0]["rules"]
+    breached = next(r for r in rules if r["alert"] == "LatencySLOBreached")
+    assert breached["for"] == "3m"
+    assert breached["labels"] == {"severity": "critical", "team": "ml"}
+    assert "3m" in breached["annotations"]["description"]
+    down = next(r for r in rules if r["alert"] == "LatencySLOOperatorDown")
+    assert down["expr"] == 'absent(up{job="lslo"} == 1)'
+    assert one(objects, "ServiceMonitor")["metadata"]["labels"]["release"] == "prom"
+    dashboard = one(objects, "ConfigMap", f"{RELEASE}-dashboard")
+    assert dashboard["metadata"]["namespace"] == "grafana"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "SLO"}
+
+
+# ------------------------------------------------------------------------------ single sources
+
+
+def test_dashboard_has_one_source() -> None:
+    source = REPO / "dashboards" / "latencyslo.json"
+    copy = CHART_DIR / "dashboards" / "latencyslo.json"
+    assert copy.read_bytes() == source.read_bytes(), "run `make chart-sync`"
+    objects = render_value_set("monitoring")
+    shipped = one(objects, "ConfigMap", f"{RELEASE}-dashboard")["data"]["latencyslo.json"]
+    assert json.loads(shipped) == json.loads(source.read_text())
+
+
+def test_chart_crd_is_the_generated_crd() -> None:
+    source = REPO / "crds" / "latencyslos.latencyslo.io.yaml"
+    copy = CHART_DIR / "crds" / "latencyslos.latencyslo.io.yaml"
+    assert source.exists(), "the generated CRD is missing: run `latencyslo crd` (crds/)"
+    assert copy.exists(), "the chart has no CRD: run `make chart-sync`"
+    assert copy.read_bytes() == source.read_bytes(), "run `make chart-sync`"
+    crd = yaml.safe_load(copy.read_text())
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(crd, version, strict=True)
+    assert crd["spec"]["names"]["shortNames"] == ["lslo"]
+    assert sorted(p.name for p in (CHART_DIR / "crds").iterdir()) == [
+        "latencyslos.latencyslo.io.yaml"
+    ]
