@@ -57,6 +57,10 @@ class Observation:
     age_seconds: float | None
     ready_replicas: int
     error: str | None = None
+    recent_request_rate: float | None = None
+    """Requests per second over a short recent range (about one `intervalSeconds`), when the
+    source can tell; the policy sizes for max(request_rate, recent_request_rate) so that a
+    load step is not hidden by the long objective window. None = unknown (optional)."""
 
     @property
     def has_latency(self) -> bool:

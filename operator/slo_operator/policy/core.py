@@ -1,0 +1,508 @@
+"""The decision core: (spec, observation, configuration, profiles, memory, clock) -> decision.
+
+Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How it decides
+(docs/policy.md has the user-facing version):
+
+1. Trust. Missing, NaN, stale, erroring or low-rate data (below `minRequestRate`) is not
+   acted on: the decision holds, except that a trusted request rate alone may add replicas
+   (so a Deployment at zero replicas can scale up). Capacity is never removed and the
+   variant never switched on untrusted data, and after such a gap (or a start) scale-down
+   and variant switches wait for one stabilization window of trusted data.
+2. Learn. When the configuration has been unchanged for a whole objective window and the
+   load is steady, the ratio observed / predicted quantile updates a correction factor
+   (EWMA in log space, clamped) that multiplies every prediction of the model.
+3. Size replicas for the sustained rate with the preferred variant: the fewest replicas
+   (within bounds) whose predicted quantile, at the best window, is at most
+   headroom * target. Scale up at once (after `scaleUpCooldownSeconds`); scale down by one
+   replica only when every recommendation of the last `scaleDownStabilizationSeconds` was
+   lower, the variant is the preferred one, and no replica is still starting.
+4. Bridge with the fast knobs on the replicas that are ready now: the window that
+   minimizes the predicted quantile, then, if the preferred variant still cannot hold the
+   target, the best-quality allowed variant that can (within the quality budget and the
+   variant's minimum dwell). Restore the preferred variant once the ready replicas can hold
+   headroom * target with it (hysteresis: degrade above the target, restore below the aim).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from slo_operator.model.queueing import predict
+from slo_operator.policy.state import ControllerState
+from slo_operator.spec import Action, LatencySLOSpec, Mode
+from slo_operator.types import Decision, Observation, ProfileSet, RuntimeConfig
+
+WINDOW_GRID_MS: tuple[int, ...] = (0, 1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100, 150, 200)
+"""Batch windows the controller considers (clipped to the spec's bounds, plus the bounds)."""
+
+CORRECTION_MIN, CORRECTION_MAX = 0.5, 2.5
+CORRECTION_GAIN = 0.3
+FAST_CORRECTION_MAX = 4.0
+STEADY_RATE_TOLERANCE = 0.2
+"""The load counts as steady when the recent rate is within 20 % of the window's rate."""
+WINDOW_KEEP_TOLERANCE = 1.1
+"""Keep the current window while it meets the aim and is within 10 % of the best one."""
+
+# Which action names a decision when several knobs move (most urgent first).
+_ACTION_ORDER = (
+    Action.DEGRADE_VARIANT,
+    Action.SCALE_UP,
+    Action.WIDEN_WINDOW,
+    Action.RESTORE_VARIANT,
+    Action.SCALE_DOWN,
+    Action.NARROW_WINDOW,
+)
+
+
+def stale_after_seconds(spec: LatencySLOSpec) -> float:
+    """Data older than this is stale: two intervals, and never less than 30 s."""
+    return max(30.0, 2.0 * spec.policy.interval_seconds)
+
+
+def gap_seconds(spec: LatencySLOSpec) -> float:
+    """A pause between two decisions longer than this (e.g. a restart) resets trust."""
+    return max(60.0, 3.0 * spec.policy.interval_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    spec: LatencySLOSpec
+    profiles: ProfileSet
+    rate: float
+    max_batch: int
+    windows: tuple[int, ...]
+
+    def p99(self, variant: str, replicas: int, window: int, correction: float) -> float:
+        prof = self.profiles.variants.get(variant)
+        if prof is None:
+            return math.inf
+        raw = predict(prof, self.rate, replicas, window, self.max_batch, self.spec.quantile).p99_ms
+        return raw * correction
+
+    def best_window(
+        self, variant: str, replicas: int, correction: float, keep: int | None = None
+    ) -> tuple[int, float]:
+        """The window with the lowest predicted quantile (keeping `keep` when close)."""
+        best_w, best_p = self.windows[0], math.inf
+        for w in self.windows:
+            p = self.p99(variant, replicas, w, correction)
+            if p < best_p - 1e-9:
+                best_w, best_p = w, p
+        if keep is not None and keep in self.windows and keep != best_w:
+            p_keep = self.p99(variant, replicas, keep, correction)
+            if p_keep <= self.spec.aim_latency_ms and p_keep <= best_p * WINDOW_KEEP_TOLERANCE:
+                return keep, p_keep
+        return best_w, best_p
+
+    def replicas_needed(self, variant: str, correction: float) -> tuple[int, bool]:
+        """Fewest replicas in bounds meeting the aim (binary search); (max, False) if none."""
+        lo, hi = self.spec.replicas.min, self.spec.replicas.max
+        aim = self.spec.aim_latency_ms
+        if self.best_window(variant, hi, correction)[1] > aim:
+            return hi, False
+        lo = max(lo, 1) if self.rate > 0 else lo
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.best_window(variant, mid, correction)[1] <= aim:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo, True
+
+
+def _windows(spec: LatencySLOSpec, current: int) -> tuple[int, ...]:
+    lo, hi = spec.batching.min_window_ms, spec.batching.max_window_ms
+    grid = {w for w in WINDOW_GRID_MS if lo <= w <= hi} | {lo, hi}
+    if lo <= current <= hi:
+        grid.add(current)
+    return tuple(sorted(grid))
+
+
+def _assess(spec: LatencySLOSpec, obs: Observation) -> tuple[bool, bool, str]:
+    """(latency trusted, rate trusted, why not) for an observation."""
+    if obs.error:
+        return False, False, f"metrics unavailable ({obs.error})"
+    if obs.age_seconds is None or not math.isfinite(obs.age_seconds):
+        return False, False, "metrics age unknown"
+    if obs.age_seconds > stale_after_seconds(spec):
+        return False, False, f"metrics stale ({obs.age_seconds:.0f}s old)"
+    if not obs.has_rate:
+        return False, False, "no request rate"
+    assert obs.request_rate is not None
+    floor = spec.objective.min_request_rate
+    if obs.request_rate < floor or obs.request_rate <= 0:
+        return (
+            False,
+            False,
+            f"low traffic ({obs.request_rate:.2f} req/s < minRequestRate {floor:g})",
+        )
+    if not obs.has_latency:
+        return False, True, "no latency quantile (NaN or missing)"
+    if obs.samples is not None and (not math.isfinite(obs.samples) or obs.samples < 1):
+        return False, True, "no samples in the window"
+    return True, True, ""
+
+
+def _conform(spec: LatencySLOSpec, cfg: RuntimeConfig) -> RuntimeConfig:
+    """The nearest configuration inside the spec's bounds (user intent beats every rule)."""
+    allowed = spec.variants.allowed
+    return RuntimeConfig(
+        replicas=min(max(cfg.replicas, spec.replicas.min), spec.replicas.max),
+        batch_window_ms=min(
+            max(cfg.batch_window_ms, spec.batching.min_window_ms), spec.batching.max_window_ms
+        ),
+        max_batch_size=spec.batching.max_batch_size,
+        variant=cfg.variant if cfg.variant in allowed else spec.variants.effective_preferred,
+    )
+
+
+def _actions(current: RuntimeConfig, target: RuntimeConfig, order: list[str]) -> list[Action]:
+    acts: list[Action] = []
+    if target.replicas > current.replicas:
+        acts.append(Action.SCALE_UP)
+    elif target.replicas < current.replicas:
+        acts.append(Action.SCALE_DOWN)
+    if target.batch_window_ms > current.batch_window_ms:
+        acts.append(Action.WIDEN_WINDOW)
+    elif target.batch_window_ms < current.batch_window_ms:
+        acts.append(Action.NARROW_WINDOW)
+    if target.variant != current.variant:
+        rank = {v: i for i, v in enumerate(order)}
+        worse = rank.get(target.variant, 99) > rank.get(current.variant, 99)
+        acts.append(Action.DEGRADE_VARIANT if worse else Action.RESTORE_VARIANT)
+    return sorted(acts, key=_ACTION_ORDER.index)
+
+
+def _since(now: float, t: float | None) -> float:
+    return math.inf if t is None else now - t
+
+
+def _fmt_ms(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "unbounded"
+    return f"{x:.0f}ms"
+
+
+def _account(
+    spec: LatencySLOSpec, state: ControllerState, current: RuntimeConfig, now: float
+) -> ControllerState:
+    """Book the time since the last decision into the quality budget; detect gaps."""
+    budget_s = spec.variants.quality_budget.window_minutes * 60.0
+    pref = spec.variants.effective_preferred
+    st = state
+    if st.last_decision_at is not None and now > st.last_decision_at:
+        served = st.variant_in_force or current.variant
+        if served != pref:
+            st = st.with_degraded_span(st.last_decision_at, now, budget_s)
+        else:
+            st = st.with_degraded_span(now, now, budget_s)  # prune only
+        if now - st.last_decision_at > gap_seconds(spec):
+            st = replace(st, fresh_since=None)
+    return st
+
+
+def _finish(
+    spec: LatencySLOSpec,
+    st: ControllerState,
+    current: RuntimeConfig,
+    target: RuntimeConfig,
+    reason: str,
+    predicted: float | None,
+    now: float,
+) -> tuple[Decision, ControllerState]:
+    order = list(spec.variants.allowed)
+    acts = _actions(current, target, order)
+    enforce = spec.policy.mode is Mode.ENFORCE
+    apply = enforce and bool(acts)
+    if apply:
+        if Action.SCALE_UP in acts:
+            st = replace(st, last_scale_up_at=now)
+        if Action.SCALE_DOWN in acts:
+            st = replace(st, last_scale_down_at=now)
+        if target.variant != current.variant:
+            st = replace(st, last_variant_change_at=now)
+        if target != current:
+            st = replace(st, last_change_at=now)
+    in_force = target.variant if apply else current.variant
+    st = replace(st, last_decision_at=now, variant_in_force=in_force)
+    if acts and not enforce:
+        reason = f"{reason} (Recommend mode: not applied)"
+    decision = Decision(
+        action=acts[0] if acts else Action.HOLD,
+        target=target if acts else current,
+        reason=reason,
+        predicted_p99_ms=predicted if predicted is None or math.isfinite(predicted) else None,
+        actions=tuple(acts),
+        apply=apply,
+    )
+    return decision, st
+
+
+def decide(
+    spec: LatencySLOSpec,
+    observation: Observation,
+    current: RuntimeConfig,
+    profiles: ProfileSet,
+    state: ControllerState,
+    now: float,
+) -> tuple[Decision, ControllerState]:
+    """One decision of the controller (see the module docstring)."""
+    pol = spec.policy
+    target_ms, aim = spec.target_latency_ms, spec.aim_latency_ms
+    pref = spec.variants.effective_preferred
+    order = list(spec.variants.allowed)
+    st = _account(spec, state, current, now)
+
+    if pol.mode is Mode.PAUSED:
+        st = replace(st, last_decision_at=now, variant_in_force=current.variant)
+        return (
+            Decision(
+                action=Action.HOLD,
+                target=current,
+                reason="paused: policy.mode is Paused, nothing is changed",
+                actions=(),
+                apply=False,
+            ),
+            st,
+        )
+
+    conformed = _conform(spec, current)
+    lat_ok, rate_ok, why = _assess(spec, observation)
+    obs_rate = observation.request_rate if rate_ok else None
+    recent = observation.recent_request_rate
+    rate = obs_rate or 0.0
+    if rate_ok and recent is not None and math.isfinite(recent) and recent > rate:
+        rate = recent
+    ctx = _Ctx(
+        spec=spec,
+        profiles=profiles,
+        rate=rate,
+        max_batch=spec.batching.max_batch_size,
+        windows=_windows(spec, conformed.batch_window_ms),
+    )
+    stab = float(pol.scale_down_stabilization_seconds)
+
+    if not lat_ok:
+        # Untrusted data: hold (inside the bounds); a trusted rate alone may add replicas.
+        st = replace(
+            st,
+            fresh_since=None,
+            recommendations=(
+                *_prune(st.recommendations, now, stab),
+                (now, max(current.replicas, conformed.replicas)),
+            ),
+        )
+        target, reason = conformed, f"holding: {why}; no capacity removed, variant kept"
+        predicted = None
+        if rate_ok and rate > 0:
+            need, _ = ctx.replicas_needed(pref, st.correction)
+            if need > conformed.replicas and _since(now, st.last_scale_up_at) >= (
+                pol.scale_up_cooldown_seconds
+            ):
+                target = conformed.with_(replicas=need)
+                predicted = ctx.p99(pref, need, target.batch_window_ms, st.correction)
+                reason = (
+                    f"{why}; {rate:.0f} req/s needs {need} replicas: scaling up "
+                    f"{conformed.replicas} -> {need} (never down on missing data)"
+                )
+        if conformed != current and target == conformed:
+            reason = f"{reason}; moved into the spec's bounds"
+        return _finish(spec, st, current, target, reason, predicted, now)
+
+    assert observation.p99_ms is not None
+    assert obs_rate is not None
+    p_obs = observation.p99_ms
+    if st.fresh_since is None:
+        st = replace(st, fresh_since=now)
+    trusted_for = now - st.fresh_since if st.fresh_since is not None else 0.0
+    settled = trusted_for >= stab  # a whole stabilization window of trusted data
+
+    # 2. learn the correction factor on a steady, unchanged configuration
+    ready = max(0, observation.ready_replicas)
+    unchanged_for = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
+    steady = recent is None or abs(recent - obs_rate) <= STEADY_RATE_TOLERANCE * obs_rate
+    raw_now = math.inf
+    if ready > 0 and current.variant in profiles.variants:
+        raw_now = predict(
+            profiles.variants[current.variant],
+            obs_rate,
+            ready,
+            current.batch_window_ms,
+            current.max_batch_size,
+            spec.quantile,
+        ).p99_ms
+    if (
+        unchanged_for >= spec.objective.window_seconds
+        and ready == current.replicas
+        and steady
+        and math.isfinite(raw_now)
+        and raw_now > 0
+        and p_obs > 0
+    ):
+        ratio = min(max(p_obs / raw_now, CORRECTION_MIN), CORRECTION_MAX)
+        log_c = (1 - CORRECTION_GAIN) * math.log(st.correction) + CORRECTION_GAIN * math.log(ratio)
+        st = replace(
+            st,
+            correction=min(max(math.exp(log_c), CORRECTION_MIN), CORRECTION_MAX),
+            correction_samples=st.correction_samples + 1,
+        )
+    cf = st.correction
+    # a breach the model does not explain: trust the observation for the fast knobs
+    cf_fast = cf
+    if p_obs > target_ms and math.isfinite(raw_now) and raw_now > 0:
+        cf_fast = min(max(cf, p_obs / raw_now), FAST_CORRECTION_MAX)
+
+    # 3. replicas for the sustained rate, preferred variant
+    need, feasible = ctx.replicas_needed(pref, cf)
+    st = replace(st, recommendations=(*_prune(st.recommendations, now, stab), (now, need)))
+    desired = conformed.replicas
+    new_replicas = desired
+    notes: list[str] = []
+    if need > desired:
+        if _since(now, st.last_scale_up_at) >= pol.scale_up_cooldown_seconds:
+            new_replicas = need
+        else:
+            notes.append("scale-up waits for its cooldown")
+    elif need < desired:
+        window_max = max(n for _, n in st.recommendations)
+        if not settled:
+            notes.append("scale-down waits for a stabilization window of fresh data")
+        elif window_max >= desired:
+            notes.append("scale-down waits for the stabilization window")
+        elif current.variant != pref:
+            notes.append("scale-down waits for the preferred variant")
+        elif ready < desired:
+            notes.append("scale-down waits for starting replicas")
+        else:
+            new_replicas = desired - 1
+
+    # 4. fast knobs on the replicas that serve now
+    serving = min(ready, new_replicas)
+    budget = spec.variants.quality_budget
+    budget_s = budget.max_degraded_fraction * budget.window_minutes * 60.0
+    remaining = budget_s - st.degraded_seconds(now, budget.window_minutes * 60.0)
+    dwell_ok = _since(now, st.last_variant_change_at) >= pol.variant_min_dwell_seconds
+    may_switch = settled and dwell_ok
+    variant = conformed.variant
+    degraded_now = variant != pref
+    p_pref = ctx.best_window(pref, serving, cf_fast)[1] if serving > 0 else math.inf
+    if not degraded_now:
+        breach = p_pref > target_ms or p_obs > target_ms
+        if breach and budget.max_degraded_fraction > 0:
+            candidate = _bridge_variant(ctx, order, serving, cf_fast, aim)
+            if candidate != pref:
+                if not may_switch:
+                    notes.append(
+                        "degrading waits for "
+                        + ("the variant's minimum dwell" if settled else "fresh data")
+                    )
+                elif remaining < max(pol.variant_min_dwell_seconds, pol.interval_seconds):
+                    notes.append("quality budget spent: not degrading")
+                else:
+                    variant = candidate
+    else:
+        if remaining <= pol.interval_seconds and settled:
+            variant = pref  # the quality budget is a limit, not a target
+            notes.append("quality budget spent")
+        elif may_switch:
+            better = _restore_variant(ctx, order, variant, serving, cf, aim)
+            if better != variant and p_obs <= target_ms:
+                variant = better
+
+    window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
+    target = RuntimeConfig(
+        replicas=new_replicas,
+        batch_window_ms=window,
+        max_batch_size=spec.batching.max_batch_size,
+        variant=variant,
+    )
+    predicted = ctx.p99(variant, new_replicas, window, cf)
+    reason = _explain(
+        spec, current, target, p_obs, rate, need, feasible, serving, predicted, cf, notes
+    )
+    return _finish(spec, st, current, target, reason, predicted, now)
+
+
+def _prune(
+    recs: tuple[tuple[float, int], ...], now: float, window_s: float
+) -> tuple[tuple[float, int], ...]:
+    return tuple((t, n) for t, n in recs if t > now - window_s)
+
+
+def _bridge_variant(
+    ctx: _Ctx, order: list[str], replicas: int, correction: float, aim: float
+) -> str:
+    """The best-quality allowed variant that meets the aim on `replicas`, else the fastest."""
+    if replicas <= 0:
+        return order[0]
+    fastest, fastest_p = order[0], math.inf
+    for v in order:
+        p = ctx.best_window(v, replicas, correction)[1]
+        if p <= aim:
+            return v
+        if p < fastest_p:
+            fastest, fastest_p = v, p
+    return fastest
+
+
+def _restore_variant(
+    ctx: _Ctx, order: list[str], current: str, replicas: int, correction: float, aim: float
+) -> str:
+    """The best-quality variant better than `current` that meets the aim, else `current`."""
+    if replicas <= 0 or current not in order:
+        return current
+    for v in order[: order.index(current)]:
+        if ctx.best_window(v, replicas, correction)[1] <= aim:
+            return v
+    return current
+
+
+def _explain(
+    spec: LatencySLOSpec,
+    current: RuntimeConfig,
+    target: RuntimeConfig,
+    p_obs: float,
+    rate: float,
+    need: int,
+    feasible: bool,
+    serving: int,
+    predicted: float,
+    correction: float,
+    notes: list[str],
+) -> str:
+    target_ms = spec.target_latency_ms
+    rel = ">" if p_obs > target_ms else "<="
+    parts = [f"p99 {p_obs:.0f}ms {rel} {target_ms:g}ms target at {rate:.0f} req/s"]
+    pref = spec.variants.effective_preferred
+    if target.replicas > current.replicas:
+        parts.append(
+            f"{target.replicas - current.replicas} more replica(s) for the sustained rate "
+            f"({current.replicas} -> {target.replicas})"
+        )
+    elif target.replicas < current.replicas:
+        parts.append(
+            f"{need} replica(s) suffice for the whole stabilization window: "
+            f"{current.replicas} -> {target.replicas}"
+        )
+    if target.variant != current.variant:
+        if target.variant == pref:
+            parts.append(f"{pref} restored: {serving} ready replica(s) hold the aim with it")
+        elif target.variant != pref and current.variant == pref:
+            waiting = max(0, target.replicas - serving)
+            until = f"until {waiting} more replica(s) are ready" if waiting else "for now"
+            parts.append(f"{target.variant} bridges {until}")
+        else:
+            parts.append(f"variant {current.variant} -> {target.variant}")
+    if target.batch_window_ms != current.batch_window_ms:
+        parts.append(f"window {current.batch_window_ms} -> {target.batch_window_ms}ms")
+    if not feasible:
+        parts.append(f"even {spec.replicas.max} replicas (replicas.max) cannot meet the aim")
+    if target == current:
+        parts.append(
+            f"holding {current.replicas} replica(s), {current.variant}, "
+            f"window {current.batch_window_ms}ms"
+        )
+    parts.extend(notes)
+    parts.append(f"predicted p99 {_fmt_ms(predicted)} (model x{correction:.2f})")
+    return "; ".join(parts)

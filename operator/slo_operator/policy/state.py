@@ -1,0 +1,123 @@
+"""The controller's small memory, carried from one decision to the next (pure, JSON-safe)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerState:
+    """Everything `decide` remembers; the operator stores `to_dict()` in the object's status.
+
+    Times are seconds on the caller's clock. A fresh state (`initial_state`, also what a
+    restarted operator without a stored state uses) forbids scale-down and variant switches
+    until one `scaleDownStabilizationSeconds` window of trusted data has been seen.
+    """
+
+    started_at: float
+    fresh_since: float | None = None
+    """Start of the current unbroken run of trusted observations (None: none yet)."""
+    last_decision_at: float | None = None
+    last_change_at: float | None = None
+    """Last applied change of any knob; the correction factor learns only after a window."""
+    last_scale_up_at: float | None = None
+    last_scale_down_at: float | None = None
+    last_variant_change_at: float | None = None
+    variant_in_force: str | None = None
+    """The variant served since the last decision (for the quality-budget accounting)."""
+    recommendations: tuple[tuple[float, int], ...] = ()
+    """(time, replicas needed) over the last stabilization window, oldest first."""
+    degraded: tuple[tuple[float, float], ...] = ()
+    """(start, end) spans served off the preferred variant within the budget window."""
+    correction: float = 1.0
+    """Learned observed/predicted ratio of the latency quantile (multiplies the model)."""
+    correction_samples: int = 0
+
+    # ------------------------------------------------------------------------- helpers
+    def degraded_seconds(self, now: float, window_s: float) -> float:
+        """Seconds spent off the preferred variant within (now - window_s, now]."""
+        lo = now - window_s
+        return sum(max(0.0, min(end, now) - max(start, lo)) for start, end in self.degraded)
+
+    def with_degraded_span(self, start: float, end: float, window_s: float) -> ControllerState:
+        """Record [start, end] as degraded (merged with a touching span), prune old spans."""
+        spans = [s for s in self.degraded if s[1] > end - window_s]
+        if end > start:
+            if spans and spans[-1][1] >= start - 1e-9:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+            else:
+                spans.append((start, end))
+        return replace(self, degraded=tuple(spans))
+
+    # ---------------------------------------------------------------------- persistence
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "startedAt": self.started_at,
+            "freshSince": self.fresh_since,
+            "lastDecisionAt": self.last_decision_at,
+            "lastChangeAt": self.last_change_at,
+            "lastScaleUpAt": self.last_scale_up_at,
+            "lastScaleDownAt": self.last_scale_down_at,
+            "lastVariantChangeAt": self.last_variant_change_at,
+            "variantInForce": self.variant_in_force,
+            "recommendations": [[t, n] for t, n in self.recommendations],
+            "degraded": [[s, e] for s, e in self.degraded],
+            "correction": self.correction,
+            "correctionSamples": self.correction_samples,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ControllerState:
+        """Rebuild a state from `to_dict()`; raises ValueError naming the bad field."""
+
+        def num(key: str, *, optional: bool = True) -> float | None:
+            value = data.get(key)
+            if value is None and optional:
+                return None
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"controller state: {key} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"controller state: {key} must be finite")
+            return float(value)
+
+        version = data.get("version")
+        if version != STATE_VERSION:
+            raise ValueError(f"controller state: version must be {STATE_VERSION}, got {version!r}")
+        started = num("startedAt", optional=False)
+        assert started is not None
+        try:
+            recs = tuple((float(t), int(n)) for t, n in data.get("recommendations", []))
+            degraded = tuple((float(s), float(e)) for s, e in data.get("degraded", []))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"controller state: malformed list ({exc})") from exc
+        variant = data.get("variantInForce")
+        if variant is not None and not isinstance(variant, str):
+            raise ValueError("controller state: variantInForce must be a string or null")
+        correction = num("correction") or 1.0
+        if correction <= 0:
+            raise ValueError("controller state: correction must be > 0")
+        return cls(
+            started_at=started,
+            fresh_since=num("freshSince"),
+            last_decision_at=num("lastDecisionAt"),
+            last_change_at=num("lastChangeAt"),
+            last_scale_up_at=num("lastScaleUpAt"),
+            last_scale_down_at=num("lastScaleDownAt"),
+            last_variant_change_at=num("lastVariantChangeAt"),
+            variant_in_force=variant,
+            recommendations=recs,
+            degraded=degraded,
+            correction=correction,
+            correction_samples=int(data.get("correctionSamples", 0)),
+        )
+
+
+def initial_state(now: float) -> ControllerState:
+    """The state of a controller that starts (or restarts without memory) at `now`."""
+    return ControllerState(started_at=float(now))
