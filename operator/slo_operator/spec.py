@@ -599,8 +599,10 @@ class QualityBudgetStatus(_Model):
 class AttainmentStatus(_Model):
     """How often the SLO was met."""
 
-    last_hour: ApiFloat | None = Field(
-        None, ge=0, le=1, description="Share of intervals in the last hour that met the SLO."
+    # Bounds of an optional value go inside the union, before the validator: elsewhere
+    # pydantic's JSON Schema renders them as raw `ge`/`le` keys instead of minimum/maximum.
+    last_hour: Annotated[float, Field(ge=0, le=1), BeforeValidator(_api_float)] | None = Field(
+        None, description="Share of intervals in the last hour that met the SLO."
     )
 
 
@@ -626,8 +628,8 @@ class Condition(_Model):
     )
     message: str = Field("", max_length=32768, description="Human-readable message.")
     last_transition_time: Timestamp = Field(..., description="When status last changed.")
-    observed_generation: ApiInt | None = Field(
-        None, ge=0, description="metadata.generation the condition was set for."
+    observed_generation: Annotated[int, Field(ge=0), BeforeValidator(_api_int)] | None = Field(
+        None, description="metadata.generation the condition was set for."
     )
 
 
@@ -681,7 +683,9 @@ class ObjectMeta(BaseModel):
 
     name: str | None = Field(None, max_length=253, pattern=DNS1123_SUBDOMAIN_PATTERN)
     namespace: str | None = Field(None, max_length=63, pattern=DNS1123_LABEL_PATTERN)
-    generate_name: str | None = Field(None, alias="generateName")
+    generate_name: str | None = Field(None, alias="generateName", max_length=253)
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
 
     @model_validator(mode="after")
     def _named(self) -> ObjectMeta:
