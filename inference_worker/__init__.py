@@ -1,0 +1,1 @@
+"""The latencyslo inference worker: model variants, dynamic batching, HTTP and admin API."""

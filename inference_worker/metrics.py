@@ -1,0 +1,100 @@
+"""The worker's Prometheus metrics (names and labels are a contract: docs/contracts.md).
+
+Each worker owns a registry (so tests can run several in one process) holding:
+
+- `inference_request_duration_seconds{variant}`: arrival at the handler to response (queue
+  wait + batch wait + compute) of requests that were served (200) or ran out of time (504);
+- `inference_batch_size`: texts per batch;
+- `inference_batch_duration_seconds{variant}`: service time of one batch (tokenize + forward);
+- `inference_queue_depth`: texts waiting for a batch;
+- `inference_requests_total{variant,code}`: every answered predict request by HTTP status;
+- `inference_runtime_config_info{variant,batch_window_ms,max_batch_size}`: 1 for the config in
+  force (one series);
+- `inference_variant_accuracy{variant}`: held-out accuracy of each variant in the manifest
+  that states one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from inference_worker.config import RuntimeSettings
+from slo_operator.buckets import BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+disable_created_metrics()  # no `*_created` series: nothing reads them, they double the output
+
+
+class WorkerMetrics:
+    def __init__(self, queue_depth: Callable[[], float]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        ProcessCollector(registry=r)
+        self.request_duration = Histogram(
+            "inference_request_duration_seconds",
+            "Time from arrival at the handler to the response (queue + batch wait + compute).",
+            ["variant"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "inference_batch_size", "Texts per batch.", buckets=BATCH_SIZE_BUCKETS, registry=r
+        )
+        self.batch_duration = Histogram(
+            "inference_batch_duration_seconds",
+            "Model service time of one batch (tokenize + forward).",
+            ["variant"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "inference_queue_depth", "Texts waiting in the batch queue.", registry=r
+        )
+        self.queue_depth.set_function(queue_depth)
+        self.requests = Counter(
+            "inference_requests",
+            "Predict requests answered, by the variant in force and HTTP status code.",
+            ["variant", "code"],
+            registry=r,
+        )
+        self.config_info = Gauge(
+            "inference_runtime_config_info",
+            "1 for the runtime configuration in force.",
+            ["variant", "batch_window_ms", "max_batch_size"],
+            registry=r,
+        )
+        self.accuracy = Gauge(
+            "inference_variant_accuracy",
+            "Held-out accuracy of each variant (from the manifest).",
+            ["variant"],
+            registry=r,
+        )
+        self._config_labels: tuple[str, str, str] | None = None
+
+    def set_accuracy(self, accuracies: Mapping[str, float | None]) -> None:
+        for name, acc in accuracies.items():
+            if acc is not None:
+                self.accuracy.labels(variant=name).set(acc)
+
+    def set_config(self, settings: RuntimeSettings) -> None:
+        labels = (settings.variant, settings.window_label(), str(settings.max_batch_size))
+        if labels == self._config_labels:
+            return
+        if self._config_labels is not None:
+            self.config_info.remove(*self._config_labels)
+        self.config_info.labels(*labels).set(1)
+        self._config_labels = labels
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
