@@ -48,3 +48,23 @@ model: venv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+## Cluster install (docs/install.md).
+.PHONY: chart-sync kind-up kind-down
+KIND_CLUSTER ?= latencyslo-e2e
+
+# Copy the generated CRD and the Grafana dashboard into the chart (tests check they are equal).
+chart-sync:
+	cp crds/latencyslos.latencyslo.io.yaml helm/latencyslo/crds/latencyslos.latencyslo.io.yaml
+	cp dashboards/latencyslo.json helm/latencyslo/dashboards/latencyslo.json
+
+# A kind cluster with both images, a minimal Prometheus and the chart with the demo worker.
+kind-up:
+	KIND_CLUSTER=$(KIND_CLUSTER) hack/kind-up.sh
+
+kind-down:
+	kind delete cluster --name $(KIND_CLUSTER)
+
+# The kind end-to-end suite (brings the cluster up first; skips without Docker and kind).
+e2e: venv
+	KIND_CLUSTER=$(KIND_CLUSTER) $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)

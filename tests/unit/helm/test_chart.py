@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from slo_operator.spec import LatencySLO
+from slo_operator.validate import check_document
 from tests.unit.helm.monitoring_schemas import SCHEMAS as MONITORING_SCHEMAS
 from tests.unit.helm.render import (
     CHART_DIR,
@@ -111,6 +112,9 @@ def test_every_rendered_object_is_valid(value_set: str) -> None:
         if group == "monitoring.coreos.com":
             jsonschema.validate(obj, MONITORING_SCHEMAS[obj["kind"]])
         elif group == "latencyslo.io":
+            # as the API server would admit it against the CRD (schema, defaults, CEL)
+            problems = check_document(json.loads(json.dumps(obj)))
+            assert not problems, f"{where}: {[str(p) for p in problems]}"
             LatencySLO.model_validate(obj)
         else:
             for version in K8S_VERSIONS:
@@ -137,6 +141,9 @@ def test_validation_catches_a_broken_object() -> None:
     monitor["spec"]["endpoints"][0]["honorLabel"] = True
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(monitor, MONITORING_SCHEMAS["ServiceMonitor"])
+    sample = json.loads(json.dumps(one(render_value_set("demo"), "LatencySLO")))
+    sample["spec"]["replicas"]["min"] = 9
+    assert any("replicas.min must be <= replicas.max" in str(p) for p in check_document(sample))
 
 
 def test_objects_per_value_set() -> None:
