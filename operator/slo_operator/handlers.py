@@ -1,0 +1,267 @@
+"""The kopf handlers of the operator: thin glue between kopf and `slo_operator.loop`.
+
+`build_registry(runtime)` returns a fresh `kopf.OperatorRegistry` (nothing global, so tests can
+run several operators) with:
+
+- a start-up handler configuring kopf (annotation-based progress storage under
+  `latencyslo.io/`, event source `latencyslo-operator`);
+- a login handler (the runtime's connection, or kopf's kubernetes-client login);
+- two indexes for conflict detection: HPAs by their target Deployment, LatencySLOs by theirs;
+- one daemon per LatencySLO running `ControlLoop.step` every `policy.intervalSeconds`, posting
+  the step's Events with kopf's event API, and dropping the object's operator metrics when it
+  is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import kopf
+from kubernetes.aio import client as k8s
+from pydantic import ValidationError
+
+from slo_operator.actuate.kubernetes import KubernetesActuator
+from slo_operator.actuate.store import KubernetesStateStore, load_memory
+from slo_operator.loop import Claim, ControlLoop, Policy, find_conflict
+from slo_operator.metrics.prometheus import PrometheusSource
+from slo_operator.opmetrics import OperatorMetrics
+from slo_operator.settings import ANNOTATION_PREFIX, OperatorSettings
+from slo_operator.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION, LatencySLOSpec
+from slo_operator.types import ProfileSet, RuntimeConfig
+
+EVENT_SOURCE = "latencyslo-operator"
+INVALID_SPEC_RETRY_S = 5.0
+
+
+def _default_interval(spec: LatencySLOSpec) -> float:
+    return float(spec.policy.interval_seconds)
+
+
+@dataclass
+class Runtime:
+    """What the handlers need, built once at start-up (`slo_operator.run`) or by a test."""
+
+    settings: OperatorSettings
+    api: k8s.ApiClient
+    baseline: ProfileSet
+    metrics: OperatorMetrics = field(default_factory=OperatorMetrics)
+    connection: kopf.ConnectionInfo | None = None
+    """kopf's credentials; None = kopf's kubernetes-client login (in-cluster or kubeconfig)."""
+    interval: Callable[[LatencySLOSpec], float] = _default_interval
+    """Seconds between two steps; tests shorten it."""
+    clock: Callable[[], float] = time.time
+    policy: Policy | None = None
+    """None = the decision core (`slo_operator.policy`)."""
+    http: httpx.AsyncClient | None = None
+    """Shared client for the pods' admin APIs; None = one per LatencySLO."""
+
+
+def fallback_config(spec: LatencySLOSpec) -> RuntimeConfig:
+    """What workers are assumed to run before any ConfigMap or pod says otherwise."""
+    return RuntimeConfig(
+        replicas=spec.replicas.min,
+        batch_window_ms=spec.batching.min_window_ms,
+        max_batch_size=spec.batching.max_batch_size,
+        variant=spec.variants.effective_preferred,
+    )
+
+
+def identity(body: kopf.Body) -> tuple[str, str]:
+    """(namespace, name) of a namespaced object."""
+    namespace, name = body.metadata.namespace, body.metadata.name
+    if not namespace or not name:
+        raise ValueError("a LatencySLO is namespaced and named")
+    return namespace, name
+
+
+def owner_reference(body: kopf.Body) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": body.metadata.name,
+        "uid": body.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+@contextlib.asynccontextmanager
+async def control_loop_for(
+    runtime: Runtime, body: kopf.Body, spec: LatencySLOSpec
+) -> AsyncIterator[ControlLoop]:
+    """The ports and the loop of one LatencySLO, closed when its daemon ends."""
+    namespace, name = identity(body)
+    settings = runtime.settings
+    source = PrometheusSource(
+        settings.prometheus_url,
+        baseline=runtime.baseline,
+        timeout_s=settings.query_timeout_s,
+        max_age_s=settings.max_data_age_s,
+        on_error=lambda _message: runtime.metrics.prometheus_error(namespace, name),
+    )
+    actuator = KubernetesActuator(
+        runtime.api,
+        namespace=namespace,
+        deployment=spec.target_ref.name,
+        owner=owner_reference(body),
+        fallback=fallback_config(spec),
+        token_secret=settings.admin_token_secret,
+        push_timeout_s=settings.push_timeout_s,
+        http=runtime.http,
+    )
+    memory = load_memory(body.metadata.annotations)
+    store = KubernetesStateStore(runtime.api, namespace=namespace, name=name, memory=memory)
+    loop = ControlLoop(
+        name=name,
+        namespace=namespace,
+        metrics=source,
+        actuator=actuator,
+        profiles=runtime.baseline,
+        store=store,
+        recorder=runtime.metrics,
+        policy=runtime.policy,
+        max_replicas=settings.max_replicas,
+        clock=runtime.clock,
+    )
+    loop.restore(dict(body.get("status") or {}), memory)
+    try:
+        yield loop
+    finally:
+        await actuator.aclose()
+        source.close()
+
+
+def _claims(index: kopf.Index[Any, Any], key: tuple[str, str]) -> Iterable[Any]:
+    try:
+        return list(index.get(key) or [])
+    except (KeyError, TypeError):
+        return []
+
+
+def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix=ANNOTATION_PREFIX
+        )
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+        )
+        settings.posting.reporting_component = EVENT_SOURCE
+        settings.posting.event_name_prefix = "latencyslo-"
+        settings.posting.level = logging.INFO
+        # One active operator per peering name (kopf peering); --standalone disables it.
+        settings.peering.name = runtime.settings.peering
+        settings.peering.mandatory = runtime.settings.peering_mandatory
+        settings.peering.standalone = runtime.settings.standalone
+
+    @kopf.on.login(registry=registry)
+    def login(logger: kopf.Logger, settings: kopf.OperatorSettings, **_: Any) -> Any:
+        if runtime.connection is not None:
+            return runtime.connection
+        return kopf.login_via_client(logger=logger, settings=settings)
+
+    @kopf.index(
+        "autoscaling", "v2", "horizontalpodautoscalers", id="hpa_targets", registry=registry
+    )
+    def hpa_targets(
+        namespace: str | None, name: str | None, spec: kopf.Spec, **_: Any
+    ) -> dict[tuple[str | None, str], str | None] | None:
+        ref = spec.get("scaleTargetRef") or {}
+        if ref.get("kind") != "Deployment" or not ref.get("name"):
+            return None
+        return {(namespace, ref["name"]): name}
+
+    @kopf.index(GROUP, VERSION, PLURAL, id="slo_targets", registry=registry)
+    def slo_targets(
+        namespace: str | None, name: str | None, spec: kopf.Spec, meta: kopf.Meta, **_: Any
+    ) -> dict[tuple[str | None, str], Claim] | None:
+        target = (spec.get("targetRef") or {}).get("name")
+        if not target:
+            return None
+        return {(namespace, target): Claim(str(meta.get("creationTimestamp") or ""), str(name))}
+
+    @kopf.daemon(GROUP, VERSION, PLURAL, id="control_loop", registry=registry, backoff=5)
+    async def control_loop(
+        body: kopf.Body,
+        meta: kopf.Meta,
+        stopped: kopf.DaemonStopped,
+        logger: kopf.Logger,
+        hpa_targets: kopf.Index[Any, Any],
+        slo_targets: kopf.Index[Any, Any],
+        **_: Any,
+    ) -> None:
+        namespace, name = identity(body)
+        try:
+            while not stopped:
+                try:
+                    spec = LatencySLOSpec.model_validate(dict(body.spec))
+                except ValidationError as exc:
+                    logger.error(f"invalid spec, nothing done until it is fixed: {exc}")
+                    await stopped.wait(INVALID_SPEC_RETRY_S)
+                    continue
+                await _run_steps(
+                    runtime, body, meta, spec, stopped, logger, hpa_targets, slo_targets
+                )
+        finally:
+            if stopped.reason is not None and (
+                stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED
+            ):
+                runtime.metrics.forget(namespace, name)
+
+    return registry
+
+
+async def _run_steps(
+    runtime: Runtime,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    spec: LatencySLOSpec,
+    stopped: kopf.DaemonStopped,
+    logger: kopf.Logger,
+    hpa_targets: kopf.Index[Any, Any],
+    slo_targets: kopf.Index[Any, Any],
+) -> None:
+    """Step every interval until stopped, or until targetRef changes (new ports needed)."""
+    namespace, name = identity(body)
+    target = spec.target_ref.name
+    async with control_loop_for(runtime, body, spec) as loop:
+        while not stopped:
+            started = time.monotonic()
+            raw = dict(body.spec)
+            if (raw.get("targetRef") or {}).get("name") != target:
+                return
+            conflict = find_conflict(
+                name=name,
+                deployment=target,
+                hpas=[n for n in _claims(hpa_targets, (namespace, target)) if n],
+                claims=_claims(slo_targets, (namespace, target)),
+            )
+            interval = runtime.interval(spec)
+            try:
+                result = await loop.step(raw, generation=meta.get("generation"), conflict=conflict)
+                for event in result.events:
+                    kopf.event(
+                        body, type=event.type, reason=str(event.reason), message=event.message
+                    )
+                if result.save_error:
+                    logger.warning(f"status not saved: {result.save_error}")
+                try:
+                    spec = LatencySLOSpec.model_validate(raw)
+                    interval = runtime.interval(spec)
+                except ValidationError:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep the daemon alive; the next step starts afresh
+                logger.exception(f"control step failed: {exc}")
+            await stopped.wait(max(0.0, interval - (time.monotonic() - started)))

@@ -1,0 +1,308 @@
+"""`PrometheusSource`: the `MetricsSource` port read from a Prometheus server.
+
+prometheus-api-client is synchronous (requests), so every query runs in a worker thread
+(`asyncio.to_thread`) under an explicit timeout, and its retry adapter is replaced by one that
+never retries: a slow or dead Prometheus costs at most one timeout per query, never a hidden
+back-off that overruns the control interval. The queries of one observation run concurrently.
+
+Every failure becomes data, never an exception: an unreachable server, an HTTP error, an empty
+result (no series), NaN (no requests in the window) and a stale newest sample all give an
+`Observation` with `p99_ms=None` and `error` saying why. A request rate below the objective's
+`minRequestRate` is reported as measured (the policy and the status decide not to trust it).
+
+Profiles: the calibrated `ProfileSet` says how long one batch of size b takes per variant
+(`alpha + beta * b`). `profiles()` measures the mean batch service time per variant
+(`inference_batch_duration_seconds`) and the mean batch size (`inference_batch_size`) over the
+objective's window, and scales each measured variant's alpha and beta by measured / predicted
+(at the measured mean batch size), clamped to [1/5, 5]. Variants without traffic are scaled by
+the median factor of the measured ones (same hardware, same contention). No measurement at all
+returns None: the caller keeps the calibrated profiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import statistics
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from slo_operator.metrics.promql import Queries, build_queries
+from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import Observation, ProfileSet, VariantProfile
+
+SCALE_LIMITS = (0.2, 5.0)
+
+
+class QueryError(Exception):
+    """A Prometheus query failed (unreachable, timeout, HTTP error, bad answer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One series of an instant-vector result: its labels and value."""
+
+    labels: Mapping[str, str]
+    value: float
+
+
+def parse_vector(result: Any) -> list[Sample]:
+    """The `data.result` list of an instant query as samples; raises QueryError on bad shape."""
+    if not isinstance(result, list):
+        raise QueryError(f"unexpected query result {result!r:.200}")
+    samples: list[Sample] = []
+    for item in result:
+        try:
+            labels = dict(item.get("metric", {}))
+            value = float(item["value"][1])
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as exc:
+            raise QueryError(f"unexpected series in query result: {item!r:.200}") from exc
+        samples.append(Sample(labels, value))
+    return samples
+
+
+def single_value(samples: list[Sample]) -> float | None:
+    """The value of a one-series result; None for an empty result."""
+    if not samples:
+        return None
+    return samples[0].value
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def parse_observation(
+    *,
+    now: float,
+    ready_replicas: int,
+    latency: list[Sample] | QueryError,
+    rate: list[Sample] | QueryError,
+    samples: list[Sample] | QueryError,
+    age: list[Sample] | QueryError,
+    max_age_s: float,
+    recent_rate: list[Sample] | QueryError | None = None,
+    where: str = "",
+) -> Observation:
+    """Turn the four query outcomes into an Observation (pure; the unit tests' subject)."""
+    errors = [r for r in (latency, rate, samples, age) if isinstance(r, QueryError)]
+    if errors:
+        return Observation(
+            at=now,
+            p99_ms=None,
+            request_rate=None,
+            samples=None,
+            age_seconds=None,
+            ready_replicas=ready_replicas,
+            error=f"Prometheus query failed: {errors[0]}",
+        )
+    assert not isinstance(latency, QueryError)
+    assert not isinstance(rate, QueryError)
+    assert not isinstance(samples, QueryError)
+    assert not isinstance(age, QueryError)
+
+    def finite(value: float | None) -> float | None:
+        return value if value is not None and math.isfinite(value) else None
+
+    rate_v = single_value(rate)
+    samples_v = single_value(samples)
+    age_v = finite(single_value(age))
+    p_seconds = single_value(latency)
+    rate_f = finite(rate_v)
+    samples_f = finite(samples_v)
+    base = {
+        "at": now,
+        "request_rate": rate_f,
+        "samples": samples_f,
+        "age_seconds": age_v,
+        "ready_replicas": ready_replicas,
+        "recent_request_rate": (
+            finite(single_value(recent_rate)) if isinstance(recent_rate, list) else None
+        ),
+    }
+    suffix = f" {where}" if where else ""
+    if p_seconds is None:
+        return Observation(
+            p99_ms=None, error=f"no data: no latency series{suffix} in Prometheus", **base
+        )
+    if math.isnan(p_seconds):
+        return Observation(
+            p99_ms=None,
+            error=f"no data: no requests in the window{suffix} (the quantile is NaN)",
+            **base,
+        )
+    if not math.isfinite(p_seconds) or p_seconds < 0:
+        return Observation(
+            p99_ms=None, error=f"no data: the quantile is {p_seconds}{suffix}", **base
+        )
+    if age_v is None:
+        return Observation(
+            p99_ms=None, error=f"no data: cannot tell the age of the samples{suffix}", **base
+        )
+    if age_v > max_age_s:
+        return Observation(
+            p99_ms=None,
+            error=f"stale: the newest sample{suffix} is {_fmt(age_v)}s old (> {_fmt(max_age_s)}s)",
+            **base,
+        )
+    return Observation(p99_ms=p_seconds * 1000.0, **base)
+
+
+def scale_profiles(
+    baseline: ProfileSet,
+    batch_ms_by_variant: Mapping[str, float],
+    mean_batch_size: float | None,
+    *,
+    limits: tuple[float, float] = SCALE_LIMITS,
+) -> ProfileSet | None:
+    """The calibrated profiles scaled to measured batch service times (see module docs)."""
+    if mean_batch_size is None or not math.isfinite(mean_batch_size) or mean_batch_size <= 0:
+        return None
+    factors: dict[str, float] = {}
+    for variant, measured in batch_ms_by_variant.items():
+        profile = baseline.variants.get(variant)
+        if profile is None or not math.isfinite(measured) or measured <= 0:
+            continue
+        predicted = profile.batch_ms(mean_batch_size)
+        if predicted <= 0:
+            continue
+        factors[variant] = min(max(measured / predicted, limits[0]), limits[1])
+    if not factors:
+        return None
+    default = statistics.median(factors.values())
+    variants = {
+        name: VariantProfile(
+            alpha_ms=p.alpha_ms * factors.get(name, default),
+            beta_ms=p.beta_ms * factors.get(name, default),
+            accuracy=p.accuracy,
+        )
+        for name, p in baseline.variants.items()
+    }
+    return ProfileSet(
+        variants=variants,
+        device=baseline.device,
+        threads=baseline.threads,
+        source=f"{baseline.source} scaled to Prometheus measurements".strip(),
+        extra={
+            **dict(baseline.extra),
+            "scale": {name: factors.get(name, default) for name in baseline.variants},
+            "measured_batch_ms": dict(batch_ms_by_variant),
+            "mean_batch_size": mean_batch_size,
+        },
+    )
+
+
+class PrometheusSource:
+    """Observations and measured profiles from Prometheus, for the operator's control loop."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        baseline: ProfileSet | None = None,
+        timeout_s: float = 5.0,
+        max_age_s: float = 60.0,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.baseline = baseline
+        self.timeout_s = timeout_s
+        self.max_age_s = max_age_s
+        self.on_error = on_error
+        # No hidden retries: one attempt per query, bounded by the timeout.
+        self._client = PrometheusConnect(
+            url=self.url,
+            retry=Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False),
+            timeout=timeout_s,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    async def query(self, expr: str) -> list[Sample]:
+        """One instant query off the event loop; raises QueryError on any failure."""
+        try:
+            result = await asyncio.wait_for(
+                asyncio.to_thread(self._client.custom_query, expr), timeout=self.timeout_s + 1.0
+            )
+        except TimeoutError:
+            raise QueryError(f"timed out after {self.timeout_s:g}s ({self.url})") from None
+        except requests.ConnectionError as exc:
+            raise QueryError(f"cannot connect to {self.url}: {_short(exc)}") from None
+        except requests.Timeout:
+            raise QueryError(f"timed out after {self.timeout_s:g}s ({self.url})") from None
+        except (requests.RequestException, PrometheusApiClientException) as exc:
+            raise QueryError(_short(exc)) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise QueryError(f"unreadable answer from {self.url}: {_short(exc)}") from None
+        return parse_vector(result)
+
+    async def _outcome(self, expr: str) -> list[Sample] | QueryError:
+        try:
+            return await self.query(expr)
+        except QueryError as exc:
+            return exc
+
+    async def observe(
+        self, spec: LatencySLOSpec, namespace: str, ready_replicas: int, now: float
+    ) -> Observation:
+        try:
+            queries = build_queries(spec, namespace)
+        except ValueError as exc:
+            return Observation(
+                at=now,
+                p99_ms=None,
+                request_rate=None,
+                samples=None,
+                age_seconds=None,
+                ready_replicas=ready_replicas,
+                error=f"cannot build the query: {exc}",
+            )
+        latency, rate, samples, age, recent = await asyncio.gather(
+            self._outcome(queries.latency),
+            self._outcome(queries.request_rate),
+            self._outcome(queries.samples),
+            self._outcome(queries.data_age),
+            self._outcome(queries.recent_request_rate),
+        )
+        observation = parse_observation(
+            now=now,
+            ready_replicas=ready_replicas,
+            latency=latency,
+            rate=rate,
+            samples=samples,
+            age=age,
+            recent_rate=recent,
+            max_age_s=self.max_age_s,
+            where=f"for {spec.metrics.histogram} in namespace {namespace}",
+        )
+        if self.on_error is not None and any(
+            isinstance(r, QueryError) for r in (latency, rate, samples, age)
+        ):
+            self.on_error(observation.error or "query failed")
+        return observation
+
+    async def profiles(self, spec: LatencySLOSpec, namespace: str) -> ProfileSet | None:
+        if self.baseline is None:
+            return None
+        try:
+            queries: Queries = build_queries(spec, namespace)
+            by_variant, size = await asyncio.gather(
+                self.query(queries.batch_seconds_by_variant), self.query(queries.mean_batch_size)
+            )
+        except (ValueError, QueryError):
+            return None
+        measured = {
+            s.labels["variant"]: s.value * 1000.0 for s in by_variant if "variant" in s.labels
+        }
+        return scale_profiles(self.baseline, measured, single_value(size))
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

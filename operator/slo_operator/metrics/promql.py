@@ -1,0 +1,105 @@
+"""PromQL for one LatencySLO, always scoped to the LatencySLO's own namespace.
+
+Every query carries `namespace="<the LatencySLO's namespace>"` as its first matcher, and the
+spec's extra labels after it. A `namespace` key among the extra labels is refused here too (the
+API already refuses it), so a namespace user can never read another namespace's series. Label
+values are escaped as PromQL double-quoted strings; metric and label names are checked against
+Prometheus's naming rules rather than escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from slo_operator.spec import LABEL_NAME_PATTERN, METRIC_NAME_PATTERN, LatencySLOSpec
+
+BATCH_DURATION = "inference_batch_duration_seconds"
+"""Worker histogram of model service time per batch, label `variant` (docs/contracts.md)."""
+BATCH_SIZE = "inference_batch_size"
+"""Worker histogram of batch sizes (docs/contracts.md)."""
+
+_METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
+_LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
+
+
+def escape_label_value(value: str) -> str:
+    """`value` as the inside of a PromQL double-quoted string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def selector(namespace: str, labels: Mapping[str, str] | None = None) -> str:
+    """`{namespace="<ns>",k="v",...}`: the namespace first and always; extra labels sorted."""
+    if not namespace:
+        raise ValueError("a namespace is required: every query is scoped to one namespace")
+    matchers = [f'namespace="{escape_label_value(namespace)}"']
+    for name in sorted(labels or {}):
+        if name == "namespace":
+            raise ValueError(
+                "metrics.labels must not set 'namespace': the LatencySLO's own namespace is "
+                "always used"
+            )
+        if not _LABEL_NAME.match(name) or name.startswith("__"):
+            raise ValueError(f"metrics.labels: {name!r} is not a valid label name")
+        matchers.append(f'{name}="{escape_label_value(str(labels[name]))}"')  # type: ignore[index]
+    return "{" + ",".join(matchers) + "}"
+
+
+def _metric(name: str) -> str:
+    if not _METRIC_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid Prometheus metric name")
+    return name
+
+
+def _number(value: float) -> str:
+    return format(value, ".10g")
+
+
+@dataclass(frozen=True, slots=True)
+class Queries:
+    """The instant queries one observation needs."""
+
+    latency: str
+    """Latency at the objective's percentile, seconds."""
+    request_rate: str
+    """Requests per second over the window."""
+    recent_request_rate: str
+    """Requests per second over a short recent range (see `recent_range_seconds`)."""
+    samples: str
+    """Requests counted in the window."""
+    data_age: str
+    """Seconds since the newest sample of the request counter."""
+    batch_seconds_by_variant: str
+    """Mean model service time of one batch, seconds, by `variant`."""
+    mean_batch_size: str
+    """Mean batch size over the window."""
+
+
+def recent_range_seconds(spec: LatencySLOSpec) -> int:
+    """Range of the recent rate: two intervals, at least 30s (two scrapes), at most the window."""
+    return int(min(spec.objective.window_seconds, max(30, 2 * spec.policy.interval_seconds)))
+
+
+def build_queries(spec: LatencySLOSpec, namespace: str) -> Queries:
+    """All queries for `spec` in `namespace` (the namespace of the LatencySLO itself)."""
+    hist = _metric(spec.metrics.histogram)
+    sel = selector(namespace, spec.metrics.labels)
+    window = f"[{int(spec.objective.window_seconds)}s]"
+    q = _number(spec.quantile)
+    batch = _metric(BATCH_DURATION)
+    size = _metric(BATCH_SIZE)
+    return Queries(
+        latency=f"histogram_quantile({q}, sum by (le) (rate({hist}_bucket{sel}{window})))",
+        request_rate=f"sum(rate({hist}_count{sel}{window}))",
+        recent_request_rate=f"sum(rate({hist}_count{sel}[{recent_range_seconds(spec)}s]))",
+        samples=f"sum(increase({hist}_count{sel}{window}))",
+        data_age=f"time() - max(timestamp({hist}_count{sel}))",
+        batch_seconds_by_variant=(
+            f"sum by (variant) (rate({batch}_sum{sel}{window}))"
+            f" / sum by (variant) (rate({batch}_count{sel}{window}))"
+        ),
+        mean_batch_size=(
+            f"sum(rate({size}_sum{sel}{window})) / sum(rate({size}_count{sel}{window}))"
+        ),
+    )

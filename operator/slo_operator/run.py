@@ -1,0 +1,148 @@
+"""`latencyslo operator`: read the settings, then run kopf with the operator's handlers.
+
+Settings come from flags, then `LATENCYSLO_*` environment variables, then defaults
+(`slo_operator.settings`), read when the command starts. The Kubernetes credentials are the
+in-cluster service account when running in a pod, else the kubeconfig (`$KUBECONFIG` or
+`~/.kube/config`); kopf and the operator's own client use the same ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.resources
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import httpx
+import kopf
+from kubernetes.aio import client as k8s
+from kubernetes.aio import config as k8s_config
+
+from slo_operator.handlers import Runtime, build_registry
+from slo_operator.opmetrics import OperatorMetrics
+from slo_operator.settings import OperatorSettings, SettingsError, describe, load_settings
+from slo_operator.types import ProfileSet
+
+log = logging.getLogger("slo_operator")
+
+DEFAULT_PROFILE = "demo-cpu.json"
+
+
+def load_profiles(path: str | None) -> ProfileSet:
+    """The calibrated profiles: `--profiles`, else the package's default profile."""
+    if path:
+        try:
+            return ProfileSet.load(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise SettingsError(
+                f"--profiles / $LATENCYSLO_PROFILES: cannot read {path}: {exc}"
+            ) from exc
+    resource = importlib.resources.files("slo_operator").joinpath("profiles", DEFAULT_PROFILE)
+    try:
+        import json
+
+        return ProfileSet.from_json(json.loads(resource.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SettingsError(
+            f"no performance profile: the package's profiles/{DEFAULT_PROFILE} is unreadable "
+            f"({exc}); pass --profiles FILE (written by `latencyslo calibrate`)"
+        ) from exc
+
+
+async def load_api_configuration() -> k8s.Configuration:
+    """In-cluster credentials inside a pod, else the kubeconfig."""
+    configuration = k8s.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        k8s_config.load_incluster_config(client_configuration=configuration)
+    else:
+        await k8s_config.load_kube_config(client_configuration=configuration)
+    return configuration
+
+
+async def run_operator(
+    settings: OperatorSettings,
+    *,
+    api_configuration: k8s.Configuration | None = None,
+    connection: kopf.ConnectionInfo | None = None,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+    runtime_options: dict[str, Any] | None = None,
+) -> None:
+    """Run the operator until `stop_flag` is set (or a signal): also what tests call."""
+    baseline = load_profiles(settings.profiles)
+    configuration = api_configuration or await load_api_configuration()
+    metrics = OperatorMetrics()
+    metrics.serve(settings.metrics_port)
+    try:
+        async with (
+            k8s.ApiClient(configuration) as api,
+            httpx.AsyncClient(timeout=httpx.Timeout(settings.push_timeout_s)) as http,
+        ):
+            runtime = Runtime(
+                settings=settings,
+                api=api,
+                baseline=baseline,
+                metrics=metrics,
+                connection=connection,
+                http=http,
+                **(runtime_options or {}),
+            )
+            await kopf.operator(
+                registry=build_registry(runtime),
+                clusterwide=settings.clusterwide,
+                namespaces=list(settings.namespaces),
+                standalone=True if settings.standalone else None,
+                peering_name=settings.peering if settings.peering_mandatory else None,
+                liveness_endpoint=settings.liveness,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+            )
+    finally:
+        metrics.close()
+
+
+@click.command("operator")
+@click.option(
+    "--prometheus-url", default=None, help="Prometheus base URL. [$LATENCYSLO_PROMETHEUS_URL]"
+)
+@click.option("--max-replicas", default=None, help="Hard replica cap. [$LATENCYSLO_MAX_REPLICAS]")
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Namespace to watch (repeatable; none = all). [$LATENCYSLO_NAMESPACES, comma list]",
+)
+@click.option("--push-timeout", "push_timeout_s", default=None, help="Pod push timeout, s.")
+@click.option(
+    "--query-timeout", "query_timeout_s", default=None, help="Prometheus query timeout, s."
+)
+@click.option("--admin-token-secret", default=None, help="Secret with the admin token (key token).")
+@click.option("--metrics-port", default=None, help="Port of the operator's /metrics (0 = off).")
+@click.option("--liveness", default=None, help="kopf liveness endpoint URL ('' = off).")
+@click.option("--max-data-age", "max_data_age_s", default=None, help="Stale-data threshold, s.")
+@click.option("--profiles", default=None, help="Calibrated ProfileSet JSON.")
+@click.option("--peering", default=None, help="kopf peering name (makes peering mandatory).")
+@click.option("--standalone", is_flag=True, default=None, help="No peering (single replica).")
+@click.option("--verbose", is_flag=True, default=False, help="Debug logging.")
+def operator_command(verbose: bool, **flags: Any) -> None:
+    """Run the LatencySLO operator (kopf) against the current cluster."""
+    try:
+        settings = load_settings(flags)
+        load_profiles(settings.profiles)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    kopf.configure(verbose=verbose)
+    for flag, value in describe(settings):
+        log.info("setting %s = %s", flag, value)
+    asyncio.run(run_operator(settings))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    operator_command.main(args=list(argv) if argv is not None else None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Operator-wide settings: command-line flags over environment variables over defaults.
+
+Read once at start-up by `latencyslo operator` (never at import time). The names, defaults and
+meanings are a contract with the Helm chart (docs/contracts.md, docs/operator.md). Every bad
+value is rejected with a message naming the flag and the environment variable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+DEFAULT_PROMETHEUS_URL = "http://prometheus-operated.monitoring.svc:9090"
+DEFAULT_LIVENESS = "http://0.0.0.0:8080/healthz"
+DEFAULT_PEERING = "latencyslo"
+ANNOTATION_PREFIX = "latencyslo.io"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the flag and the environment variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """Where one setting comes from."""
+
+    field: str
+    flag: str
+    env: str | None
+
+
+SOURCES: tuple[Setting, ...] = (
+    Setting("prometheus_url", "--prometheus-url", "LATENCYSLO_PROMETHEUS_URL"),
+    Setting("max_replicas", "--max-replicas", "LATENCYSLO_MAX_REPLICAS"),
+    Setting("namespaces", "--namespace", "LATENCYSLO_NAMESPACES"),
+    Setting("push_timeout_s", "--push-timeout", "LATENCYSLO_PUSH_TIMEOUT_S"),
+    Setting("query_timeout_s", "--query-timeout", "LATENCYSLO_QUERY_TIMEOUT_S"),
+    Setting("admin_token_secret", "--admin-token-secret", "LATENCYSLO_ADMIN_TOKEN_SECRET"),
+    Setting("metrics_port", "--metrics-port", "LATENCYSLO_METRICS_PORT"),
+    Setting("liveness", "--liveness", None),
+    Setting("max_data_age_s", "--max-data-age", "LATENCYSLO_MAX_DATA_AGE_S"),
+    Setting("profiles", "--profiles", "LATENCYSLO_PROFILES"),
+    Setting("peering", "--peering", "LATENCYSLO_PEERING"),
+    Setting("standalone", "--standalone", "LATENCYSLO_STANDALONE"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    """Everything `latencyslo operator` can be told; defaults are the documented ones."""
+
+    prometheus_url: str = DEFAULT_PROMETHEUS_URL
+    """Prometheus HTTP API base URL (operator-wide; never a field of a LatencySLO)."""
+    max_replicas: int = 32
+    """Hard cap on replicas: a LatencySLO's replicas.max is clamped to it."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means the whole cluster."""
+    push_timeout_s: float = 2.0
+    """Timeout of one push to a pod's admin API (connect + response)."""
+    query_timeout_s: float = 5.0
+    """Timeout of one Prometheus query."""
+    admin_token_secret: str = "latencyslo-admin-token"
+    """Name of the Secret (key `token`) holding the workers' admin bearer token."""
+    metrics_port: int = 9102
+    """Port of the operator's own /metrics (0 disables it)."""
+    liveness: str | None = DEFAULT_LIVENESS
+    """kopf's liveness endpoint; empty disables it."""
+    max_data_age_s: float = 60.0
+    """Newest latency sample older than this -> the observation counts as stale (no data)."""
+    profiles: str | None = None
+    """Calibrated ProfileSet JSON; None = the packaged default profile."""
+    peering: str = DEFAULT_PEERING
+    """kopf peering name: one active operator replica per name."""
+    peering_mandatory: bool = False
+    """True when the peering name was given explicitly: the peering resource must exist."""
+    standalone: bool = False
+    """No peering at all (single replica, or tests)."""
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def _source_label(setting: Setting) -> str:
+    return f"{setting.flag}" + (f" / ${setting.env}" if setting.env else "")
+
+
+def _to_int(raw: Any, setting: Setting, *, minimum: int, maximum: int) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise SettingsError(f"{_source_label(setting)}: {raw!r} is not an integer") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(
+            f"{_source_label(setting)}: {value} is out of range {minimum}..{maximum}"
+        )
+    return value
+
+
+def _to_seconds(raw: Any, setting: Setting, *, maximum: float) -> float:
+    try:
+        value = float(str(raw).strip())
+    except ValueError:
+        raise SettingsError(f"{_source_label(setting)}: {raw!r} is not a number") from None
+    if not (math.isfinite(value) and 0 < value <= maximum):
+        raise SettingsError(
+            f"{_source_label(setting)}: {value} must be a number of seconds in (0, {maximum}]"
+        )
+    return value
+
+
+def _to_bool(raw: Any, setting: Setting) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{_source_label(setting)}: {raw!r} is not a boolean (true/false)")
+
+
+def _to_url(raw: Any, setting: Setting) -> str:
+    text = str(raw).strip().rstrip("/")
+    if not (text.startswith("http://") or text.startswith("https://")) or len(text) < 10:
+        raise SettingsError(f"{_source_label(setting)}: {raw!r} is not an http(s) URL")
+    return text
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _to_namespaces(raw: Any, setting: Setting) -> tuple[str, ...]:
+    items = [raw] if isinstance(raw, str) else list(raw)
+    names: list[str] = []
+    for item in items:
+        for part in str(item).split(","):
+            name = part.strip()
+            if not name:
+                continue
+            if len(name) > 63 or not _DNS_LABEL.match(name):
+                raise SettingsError(f"{_source_label(setting)}: {name!r} is not a namespace name")
+            if name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> OperatorSettings:
+    """Merge flags (None = not given) over environment variables over defaults.
+
+    `flags` is keyed by field name (what the click command passes); `environ` defaults to
+    `os.environ`, read now.
+    """
+    flags = dict(flags or {})
+    environ = os.environ if environ is None else environ
+    known = {f.name for f in fields(OperatorSettings)}
+    unknown = set(flags) - known
+    if unknown:
+        raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+
+    raw: dict[str, Any] = {}
+    for setting in SOURCES:
+        value = flags.get(setting.field)
+        if value in (None, ()) and setting.env and setting.env in environ:
+            value = environ[setting.env]
+        if value in (None, ()):
+            continue
+        raw[setting.field] = (setting, value)
+
+    values: dict[str, Any] = {}
+    for name, (setting, value) in raw.items():
+        if name == "prometheus_url":
+            values[name] = _to_url(value, setting)
+        elif name == "max_replicas":
+            values[name] = _to_int(value, setting, minimum=1, maximum=10_000)
+        elif name == "namespaces":
+            values[name] = _to_namespaces(value, setting)
+        elif name in ("push_timeout_s", "query_timeout_s"):
+            values[name] = _to_seconds(value, setting, maximum=60.0)
+        elif name == "max_data_age_s":
+            values[name] = _to_seconds(value, setting, maximum=3600.0)
+        elif name == "metrics_port":
+            values[name] = _to_int(value, setting, minimum=0, maximum=65535)
+        elif name == "admin_token_secret":
+            text = str(value).strip()
+            if not text or len(text) > 253:
+                raise SettingsError(f"{_source_label(setting)}: {value!r} is not a Secret name")
+            values[name] = text
+        elif name == "liveness":
+            text = str(value).strip()
+            values[name] = _to_url(text, setting) if text else None
+        elif name == "profiles":
+            text = str(value).strip()
+            if text and not os.path.isfile(text):
+                raise SettingsError(f"{_source_label(setting)}: no such file {text!r}")
+            values[name] = text or None
+        elif name == "peering":
+            text = str(value).strip()
+            if not text or len(text) > 253 or not _DNS_LABEL.match(text):
+                raise SettingsError(f"{_source_label(setting)}: {value!r} is not a peering name")
+            values[name] = text
+            values["peering_mandatory"] = True
+        elif name == "standalone":
+            values[name] = _to_bool(value, setting)
+    return OperatorSettings(**values)
+
+
+def describe(settings: OperatorSettings) -> list[tuple[str, str]]:
+    """(flag, value) pairs for the start-up log line."""
+    rows: list[tuple[str, str]] = []
+    for setting in SOURCES:
+        value = getattr(settings, setting.field)
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            value = ",".join(value) or "(all)"
+        rows.append((setting.flag, str(value)))
+    return rows
