@@ -20,6 +20,18 @@ CHART_DIR = REPO / "helm" / "latencyslo"
 RELEASE = "latencyslo"
 NAMESPACE = "latencyslo-system"
 
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge two values mappings (override wins), like `helm -f a -f b`."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 MONITORING_ON: dict[str, Any] = {
     "monitoring": {
         "serviceMonitor": {"enabled": True},
@@ -38,6 +50,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "demo": {"enabled": True},
     },
     "monitoring": MONITORING_ON,
+    # what hack/kind-up.sh installs (tests/e2e/values-e2e.yaml, namespace-scoped)
+    "kind-e2e": merge(
+        yaml.safe_load((REPO / "tests" / "e2e" / "values-e2e.yaml").read_text()),
+        {"operator": {"watchNamespaces": [NAMESPACE]}},
+    ),
     "everything": {
         **MONITORING_ON,
         "operator": {"watchNamespaces": [NAMESPACE]},
@@ -46,17 +63,6 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
 }
 """Named value sets every chart test renders."""
-
-
-def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge two values mappings (override wins), like `helm -f a -f b`."""
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def render_manifests(

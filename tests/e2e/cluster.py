@@ -1,0 +1,144 @@
+"""kubectl and in-cluster Prometheus helpers for the kind suite.
+
+Everything goes through `kubectl` (what a user types); Prometheus is reached through the API
+server's service proxy, so no port-forward is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parents[2]
+CLUSTER = os.environ.get("KIND_CLUSTER", "latencyslo-e2e")
+NAMESPACE = os.environ.get("E2E_NAMESPACE", "latencyslo-e2e")
+RELEASE = "latencyslo"
+WORKER = f"{RELEASE}-demo-worker"
+OPERATOR = f"{RELEASE}-operator"
+PROMETHEUS_PROXY = "/api/v1/namespaces/monitoring/services/prometheus:web/proxy"
+
+T = TypeVar("T")
+
+
+def missing_prerequisite() -> str | None:
+    """Why the kind suite cannot run here, or None when it can."""
+    for tool in ("docker", "kind", "kubectl", "helm"):
+        if shutil.which(tool) is None:
+            return f"'{tool}' is not on PATH"
+    try:
+        info = subprocess.run(
+            ["docker", "info"], capture_output=True, timeout=30, check=False, text=True
+        )
+    except subprocess.TimeoutExpired:
+        return "'docker info' did not answer within 30 s"
+    if info.returncode != 0:
+        return "no Docker daemon answers 'docker info'"
+    return None
+
+
+class KubectlError(RuntimeError):
+    def __init__(self, args: Sequence[str], proc: subprocess.CompletedProcess[str]) -> None:
+        super().__init__(
+            f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}"
+        )
+        self.proc = proc
+
+
+@dataclass(frozen=True)
+class Kube:
+    context: str = f"kind-{CLUSTER}"
+    namespace: str = NAMESPACE
+
+    def run(
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        namespaced: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = ["kubectl", "--context", self.context]
+        if namespaced:
+            cmd += ["--namespace", self.namespace]
+        proc = subprocess.run(
+            [*cmd, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise KubectlError(args, proc)
+        return proc
+
+    def json(self, *args: str, namespaced: bool = True) -> Any:
+        return json.loads(self.run(*args, "-o", "json", namespaced=namespaced).stdout)
+
+    def apply(
+        self, manifest: dict[str, Any] | str, *extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
+        return self.run("apply", "-f", "-", *extra, input=text, check=False)
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        proc = self.run("get", kind, name, "-o", "json", check=False)
+        if proc.returncode != 0:
+            if "NotFound" in proc.stderr or "not found" in proc.stderr:
+                return None
+            raise KubectlError(("get", kind, name), proc)
+        return dict(json.loads(proc.stdout))
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        items = self.json(
+            "get",
+            "events",
+            "--field-selector",
+            f"involvedObject.kind=LatencySLO,involvedObject.name={name}",
+        )["items"]
+        return list(items)
+
+    def prom_query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query against the in-cluster Prometheus (via the API server proxy)."""
+        path = f"{PROMETHEUS_PROXY}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        body = json.loads(self.run("get", "--raw", path, namespaced=False).stdout)
+        if body.get("status") != "success":
+            raise RuntimeError(f"query {expr!r} failed: {body}")
+        return list(body["data"]["result"])
+
+
+def wait_until(
+    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 5.0
+) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def condition(obj: dict[str, Any] | None, ctype: str) -> dict[str, Any] | None:
+    for cond in (obj or {}).get("status", {}).get("conditions", []):
+        if cond.get("type") == ctype:
+            return dict(cond)
+    return None
+
+
+def actions(obj: dict[str, Any] | None) -> list[str]:
+    """Actions of the decision history, oldest first (status.history is newest first)."""
+    status = (obj or {}).get("status", {})
+    history = [d.get("action") for d in status.get("history", [])]
+    return list(reversed(history))
