@@ -521,19 +521,9 @@ def describe(content: Any) -> str:
 
 
 def problems_of(content: Any) -> list[Problem]:
-    """`check_document`, plus the refusals that come before it (not an object, wrong type)."""
+    """`check_document`, after making sure the document is an object at all."""
     if not isinstance(content, dict):
         return [Problem("", "a document must be a YAML mapping (an object)", "object")]
-    api_version, kind = content.get("apiVersion"), content.get("kind")
-    if api_version != spec.API_VERSION or kind != spec.KIND:
-        return [
-            Problem(
-                "apiVersion" if api_version != spec.API_VERSION else "kind",
-                f"expected apiVersion {spec.API_VERSION} and kind {spec.KIND}, got "
-                f"{_show(api_version)} {_show(kind)}",
-                "type",
-            )
-        ]
     return check_document(content)
 
 

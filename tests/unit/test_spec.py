@@ -1,9 +1,11 @@
 """The spec model applies the API's defaults and rejects what the API forbids."""
 
+from datetime import UTC, datetime
+
 import pytest
 from pydantic import ValidationError
 
-from slo_operator.spec import LatencySLOSpec, Mode
+from slo_operator.spec import CurrentStatus, LatencySLOSpec, LatencySLOStatus, Mode, ObservedStatus
 
 
 def minimal(**over):
@@ -50,3 +52,66 @@ def test_round_trip_is_camel_case():
 def test_rejects(override, needle):
     with pytest.raises(ValidationError, match=needle):
         LatencySLOSpec.model_validate(minimal(**override))
+
+
+# ------------------------------------------------ values are read as the API server reads them
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ({"replicas": {"max": "3"}}, "valid integer"),
+        ({"replicas": {"min": True}}, "valid integer"),
+        ({"objective": {"latencyMs": "150"}}, "valid number"),
+        ({"objective": {"latencyMs": False}}, "valid number"),
+        ({"replicas": {"max": 2.5}}, "fractional part"),
+        ({"targetRef": {"name": "w", "kind": "StatefulSet"}}, "targetRef.kind must be Deployment"),
+        ({"targetRef": {"name": "w", "apiVersion": "apps/v1beta1"}}, "apiVersion must be apps/v1"),
+        ({"metrics": {"labels": {"le": "0.5"}}}, "must not set 'le'"),
+        ({"metrics": {"labels": {"__name__": "x"}}}, "Prometheus label names"),
+        ({"metrics": {"labels": {"a-b": "x"}}}, "Prometheus label names"),
+    ],
+)
+def test_rejects_what_the_api_server_rejects(override, needle):
+    with pytest.raises(ValidationError, match=needle):
+        LatencySLOSpec.model_validate(minimal(**override))
+
+
+def test_null_means_omitted():
+    spec = LatencySLOSpec.model_validate(
+        minimal(
+            replicas=None,
+            batching={"maxWindowMs": None, "minWindowMs": 3},
+            metrics={"labels": {"tier": None, "app": "a"}},
+            variants={"preferred": None, "allowed": ["quantized"]},
+        )
+    )
+    assert (spec.replicas.min, spec.replicas.max) == (1, 8)
+    assert spec.batching.max_window_ms == 50
+    assert spec.metrics.labels == {"app": "a"}
+    assert spec.variants.effective_preferred == "quantized"
+    with pytest.raises(ValidationError, match="Field required"):
+        LatencySLOSpec.model_validate(minimal(objective={"latencyMs": None}))
+
+
+def test_integral_floats_and_numpy_values_are_accepted():
+    import numpy as np
+
+    spec = LatencySLOSpec.model_validate(minimal(replicas={"max": 4.0}))
+    assert spec.replicas.max == 4
+    assert isinstance(spec.replicas.max, int)
+    current = CurrentStatus(replicas=np.int64(3), batch_window_ms=np.int64(8))
+    assert current.replicas == 3
+    assert ObservedStatus(p99_ms=np.float64(12.5)).p99_ms == 12.5
+
+
+def test_status_timestamps_and_conditions():
+    now = datetime.now(UTC)
+    condition = {"type": "Ready", "status": "True", "reason": "Ok", "lastTransitionTime": now}
+    status = LatencySLOStatus.model_validate({"conditions": [condition]})
+    assert status.conditions[0].last_transition_time == now
+    assert ObservedStatus(sampled_at="2024-05-01T12:00:00.25+02:00").sampled_at is not None
+    with pytest.raises(ValidationError, match="RFC 3339"):
+        ObservedStatus(sampled_at="2024-05-01")
+    with pytest.raises(ValidationError, match="must not repeat a type"):
+        LatencySLOStatus.model_validate({"conditions": [condition, condition]})

@@ -1,0 +1,203 @@
+"""`latencyslo validate FILE...`: exit status, messages, multi-document YAML, stdin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from slo_operator.cli import main
+from slo_operator.validate import Problem, check_document
+from tests.unit.crd.cases import BAD, EXAMPLES, GOOD, Case, changed, minimal
+
+DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "sentiment-worker", "namespace": "ml"},
+    "spec": {"replicas": 1},
+}
+
+
+def run(*args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(main, ["validate", *args], input=stdin)
+
+
+def write(tmp_path: Path, *docs: object, name: str = "m.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
+def test_examples_are_valid() -> None:
+    result = run(*(str(p) for p in sorted(EXAMPLES.glob("*.yaml"))))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count(": valid") == 3
+    assert "3 valid, 0 invalid, 0 skipped" in result.stderr
+
+
+@pytest.mark.parametrize("case", [c for c in BAD if c.layer != "update"], ids=lambda c: c.id)
+def test_each_bad_case_exits_1_naming_document_path_and_rule(tmp_path: Path, case: Case) -> None:
+    path = write(tmp_path, minimal(), case.document())
+    result = run(str(path))
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{path}: document 1 (LatencySLO ml/sentiment): valid")
+    errors = [line for line in lines if line.startswith(f"{path}: document 2 (")]
+    assert errors
+    expected = [p for p in check_document(case.document()) if p.path]
+    for problem in expected:
+        assert any(line.endswith(f"): {problem}") for line in errors), (problem, errors)
+    assert any(f"): {case.path}" in line for line in errors), errors
+    assert all("[rule: " in line for line in errors)
+
+
+@pytest.mark.parametrize("case", [c for c in GOOD if c.old is None], ids=lambda c: c.id)
+def test_each_good_case_exits_0(tmp_path: Path, case: Case) -> None:
+    result = run(str(write(tmp_path, case.document())))
+    assert result.exit_code == 0, result.output
+
+
+def test_cel_message_and_rule_are_printed_verbatim(tmp_path: Path) -> None:
+    doc = changed(minimal(), {"spec.replicas": {"min": 5, "max": 2}})
+    result = run(str(write(tmp_path, doc)))
+    assert result.exit_code == 1
+    assert result.stdout.strip() == (
+        f"{tmp_path / 'm.yaml'}: document 1 (LatencySLO ml/sentiment): spec.replicas.min: "
+        "replicas.min must be <= replicas.max [rule: self.min <= self.max]"
+    )
+
+
+def test_other_kinds_are_skipped_with_a_note(tmp_path: Path) -> None:
+    path = write(tmp_path, DEPLOYMENT, minimal())
+    result = run(str(path))
+    assert result.exit_code == 0, result.output
+    assert (
+        f"{path}: document 1: skipped Deployment ml/sentiment-worker (not a LatencySLO)"
+        in result.stderr
+    )
+    assert f"{path}: document 2 (LatencySLO ml/sentiment): valid" in result.stdout
+    assert "1 valid, 0 invalid, 1 skipped" in result.stderr
+
+
+def test_only_other_kinds_is_not_an_error(tmp_path: Path) -> None:
+    result = run(str(write(tmp_path, DEPLOYMENT)))
+    assert result.exit_code == 0
+    assert "no LatencySLO documents found" in result.stderr
+
+
+NEAR_MISSES = {
+    "other-version": (
+        {"apiVersion": "latencyslo.io/v1"},
+        'apiVersion: Unsupported value: "latencyslo.io/v1"',
+    ),
+    "misspelt-kind": ({"kind": "LatencySlo"}, 'kind: Unsupported value: "LatencySlo"'),
+    "kind-of-another-group": (
+        {"apiVersion": "example.com/v1", "kind": "latencyslo"},
+        'kind: Unsupported value: "latencyslo"',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NEAR_MISSES))
+def test_near_misses_are_errors_not_skipped(tmp_path: Path, case: str) -> None:
+    changes, needle = NEAR_MISSES[case]
+    result = run(str(write(tmp_path, changed(minimal(), changes))))
+    assert result.exit_code == 1
+    assert needle in result.stdout
+    assert "0 valid, 1 invalid, 0 skipped" in result.stderr
+
+
+def test_stdin_and_files_together(tmp_path: Path) -> None:
+    bad = yaml.safe_dump(changed(minimal(), {"spec.policy.mode": "Auto"}))
+    result = run(str(write(tmp_path, minimal())), "-", stdin=bad)
+    assert result.exit_code == 1
+    assert (
+        "<stdin>: document 1 (LatencySLO ml/sentiment): spec.policy.mode: Unsupported value"
+        in result.stdout
+    )
+    assert "1 valid, 1 invalid" in result.stderr
+
+
+def test_v1_list_items_are_checked(tmp_path: Path) -> None:
+    listing = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [minimal(), DEPLOYMENT, changed(minimal(), {"spec.bogus": 1})],
+    }
+    result = run(str(write(tmp_path, listing)))
+    assert result.exit_code == 1
+    assert "document 1, item 0 (LatencySLO ml/sentiment): valid" in result.stdout
+    assert "document 1, item 1: skipped Deployment" in result.stderr
+    assert (
+        'document 1, item 2 (LatencySLO ml/sentiment): spec.bogus: unknown field "spec.bogus"'
+        in result.stdout
+    )
+
+
+YAML_CASES = {
+    "syntax-error": (
+        "apiVersion: latencyslo.io/v1alpha1\nkind: [LatencySLO\n",
+        "YAML error at line",
+    ),
+    "duplicate-key": (
+        "apiVersion: latencyslo.io/v1alpha1\nkind: LatencySLO\nmetadata: {name: a}\n"
+        "spec:\n  targetRef: {name: w}\n  objective: {latencyMs: 150}\n"
+        "  objective: {latencyMs: 9}\n",
+        "duplicate key 'objective'",
+    ),
+    "not-a-mapping": (
+        "- apiVersion: latencyslo.io/v1alpha1\n",
+        "a document must be a YAML mapping",
+    ),
+    "yes-is-a-boolean": (
+        "apiVersion: latencyslo.io/v1alpha1\nkind: LatencySLO\nmetadata: {name: a}\n"
+        "spec:\n  targetRef: {name: w}\n  objective: {latencyMs: 150}\n"
+        "  metrics: {labels: {canary: yes}}\n",
+        "spec.metrics.labels[canary]: Invalid value: true: must be of type string",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(YAML_CASES))
+def test_yaml_problems_exit_1(tmp_path: Path, case: str) -> None:
+    text, needle = YAML_CASES[case]
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    result = run(str(path))
+    assert result.exit_code == 1
+    assert needle in result.stdout
+
+
+def test_yaml_read_as_kubectl_reads_it(tmp_path: Path) -> None:
+    """`1e3` is a number and an unquoted timestamp a string, as in Go's YAML."""
+    text = (
+        "apiVersion: latencyslo.io/v1alpha1\nkind: LatencySLO\nmetadata: {name: a}\n"
+        "spec:\n  targetRef: {name: w}\n  objective: {latencyMs: 1e3}\n"
+        "status:\n  observed: {sampledAt: 2024-05-01T12:00:00Z}\n"
+        "---\n"  # an empty document is ignored
+    )
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    result = run(str(path))
+    assert result.exit_code == 0, result.output
+    assert "1 valid, 0 invalid, 0 skipped" in result.stderr
+
+
+def test_quiet_prints_only_problems(tmp_path: Path) -> None:
+    result = run("-q", str(write(tmp_path, minimal())))
+    assert result.exit_code == 0
+    assert result.stdout == ""
+
+
+def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
+    result = run(str(tmp_path / "absent.yaml"))
+    assert result.exit_code == 2
+
+
+def test_problem_text() -> None:
+    assert str(Problem("spec.replicas.min", "too small", "minimum: 0")) == (
+        "spec.replicas.min: too small [rule: minimum: 0]"
+    )
+    assert str(Problem("", "whole object", "object")) == "whole object [rule: object]"
