@@ -46,32 +46,24 @@ EXPECTED_RULES: list[dict[str, Any]] = [
         "resources": ["latencyslos"],
         "verbs": ["get", "list", "watch", "patch"],
     },
-    {
-        "apiGroups": ["latencyslo.io"],
-        "resources": ["latencyslos/status"],
-        "verbs": ["get", "update", "patch"],
-    },
+    {"apiGroups": ["latencyslo.io"], "resources": ["latencyslos/status"], "verbs": ["patch"]},
     {"apiGroups": ["latencyslo.io"], "resources": ["latencyslos/finalizers"], "verbs": ["update"]},
-    {
-        "apiGroups": ["apps"],
-        "resources": ["deployments/scale"],
-        "verbs": ["get", "update", "patch"],
-    },
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "update"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
-    {
-        "apiGroups": [""],
-        "resources": ["configmaps"],
-        "verbs": ["create", "get", "update", "patch", "delete"],
-    },
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "update"]},
     {
         "apiGroups": [""],
         "resources": ["secrets"],
         "resourceNames": ["latencyslo-admin-token"],
         "verbs": ["get"],
     },
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+    {
+        "apiGroups": ["autoscaling"],
+        "resources": ["horizontalpodautoscalers"],
+        "verbs": ["list", "watch"],
+    },
 ]
 """The operator's permissions, exactly: what it reads, what it changes, nothing more."""
 
@@ -227,6 +219,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("watched namespaces not a list", {"operator": {"watchNamespaces": "team-a"}}),
     ("repeated watched namespace", {"operator": {"watchNamespaces": ["a", "a"]}}),
     ("push timeout zero", {"operator": {"pushTimeoutSeconds": 0}}),
+    ("query timeout over a minute", {"operator": {"queryTimeoutSeconds": 120}}),
     ("bad secret name", {"operator": {"adminTokenSecret": "Admin Token"}}),
     ("port out of range", {"operator": {"metricsPort": 70000}}),
     ("bad pull policy", {"operator": {"image": {"pullPolicy": "Sometimes"}}}),
@@ -426,6 +419,8 @@ def test_operator_deployment() -> None:
         "LATENCYSLO_QUERY_TIMEOUT_S": "5",
         "LATENCYSLO_ADMIN_TOKEN_SECRET": "latencyslo-admin-token",
         "LATENCYSLO_METRICS_PORT": "9102",
+        "LATENCYSLO_MAX_DATA_AGE_S": "60",
+        "LATENCYSLO_STANDALONE": "true",
         "POD_ID": "",
         "TMPDIR": "/tmp",
     }
@@ -448,6 +443,7 @@ def test_operator_settings_come_from_values() -> None:
                 "watchNamespaces": ["ml", "search"],
                 "pushTimeoutSeconds": 0.5,
                 "queryTimeoutSeconds": 3,
+                "maxDataAgeSeconds": 90,
                 "adminTokenSecret": "worker-admin",
                 "metricsPort": 9200,
                 "healthPort": 8088,
@@ -465,6 +461,7 @@ def test_operator_settings_come_from_values() -> None:
     assert env["LATENCYSLO_QUERY_TIMEOUT_S"] == "3"
     assert env["LATENCYSLO_ADMIN_TOKEN_SECRET"] == "worker-admin"
     assert env["LATENCYSLO_METRICS_PORT"] == "9200"
+    assert env["LATENCYSLO_MAX_DATA_AGE_S"] == "90"
     assert env["EXTRA"] == "1"
     assert container["args"][1] == "--liveness=http://0.0.0.0:8088/healthz"
     assert container["image"] == "registry.example.com/lslo/operator:1.2.3"
@@ -472,6 +469,33 @@ def test_operator_settings_come_from_values() -> None:
         "health": 8088,
         "metrics": 9200,
     }
+
+
+def test_operator_profiles_from_values() -> None:
+    default = one(render_value_set("defaults"), "Deployment", OPERATOR)
+    assert "LATENCYSLO_PROFILES" not in _env(default["spec"]["template"]["spec"]["containers"][0])
+    profiles = {
+        "variants": {
+            "full": {"alpha_ms": 4.0, "beta_ms": 1.5, "accuracy": 0.9},
+            "distilled": {"alpha_ms": 1.0, "beta_ms": 0.5, "accuracy": 0.85},
+        },
+        "device": "cpu",
+    }
+    objects = render_objects({"operator": {"profiles": profiles}})
+    cm = one(objects, "ConfigMap", f"{OPERATOR}-profiles")
+    assert json.loads(cm["data"]["profiles.json"]) == profiles
+    pod = one(objects, "Deployment", OPERATOR)["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    assert _env(container)["LATENCYSLO_PROFILES"] == "/etc/latencyslo/profiles/profiles.json"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["profiles"] == "/etc/latencyslo/profiles"
+    checksum = pod["metadata"]["annotations"]["latencyslo.io/profiles-checksum"]
+    assert (
+        checksum
+        != default["spec"]["template"]["metadata"]["annotations"]["latencyslo.io/profiles-checksum"]
+    ), "changing the profiles rolls the operator pod"
+    with pytest.raises(helm.HelmError):
+        render_objects({"operator": {"profiles": {"variants": {"full": {"alpha_ms": 1}}}}})
 
 
 # ------------------------------------------------------------------------------------- demo
