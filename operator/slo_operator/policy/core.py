@@ -6,8 +6,9 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
 1. Trust. Missing, NaN, stale, erroring or low-rate data (below `minRequestRate`) is not
    acted on: the decision holds, except that a trusted request rate alone may add replicas
    (so a Deployment at zero replicas can scale up). Capacity is never removed and the
-   variant never switched on untrusted data, and after such a gap (or a start) scale-down
-   and variant switches wait for one stabilization window of trusted data.
+   variant never switched on untrusted data. After a start (or restart) and after a
+   metrics outage, scale-down and variant switches wait for one stabilization window of
+   fresh data (recent and error-free; low traffic counts as fresh).
 2. Learn. When the configuration has been unchanged for a whole objective window and the
    load is steady, the ratio observed / predicted quantile updates a correction factor
    (EWMA in log space, clamped) that multiplies every prediction of the model.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from slo_operator.model.queueing import predict
 from slo_operator.policy.state import ControllerState
@@ -39,6 +41,17 @@ WINDOW_GRID_MS: tuple[int, ...] = (0, 1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100
 CORRECTION_MIN, CORRECTION_MAX = 0.5, 2.5
 CORRECTION_GAIN = 0.3
 FAST_CORRECTION_MAX = 4.0
+ASSUMED_STARTUP_S = 30.0
+"""Seconds a new replica is assumed to take until one scale-up has been measured."""
+MIN_STARTUP_S, MAX_STARTUP_S = 5.0, 900.0
+TREND_POINTS = 4
+TREND_MIN = 0.03
+"""A projected rise smaller than 3 % of the rate is noise."""
+BRIDGE_SURGE = 1.25
+"""Rate margin for choosing a bridge variant during an observed breach."""
+LEARN_FROM = 0.4
+"""Learn only from quantiles above 40 % of the aim: far below it the histogram's buckets are
+coarse and the model's error there says little about the error near the aim."""
 STEADY_RATE_TOLERANCE = 0.2
 """The load counts as steady when the recent rate is within 20 % of the window's rate."""
 WINDOW_KEEP_TOLERANCE = 1.1
@@ -72,6 +85,9 @@ class _Ctx:
     rate: float
     max_batch: int
     windows: tuple[int, ...]
+
+    def at_rate(self, rate: float) -> _Ctx:
+        return replace(self, rate=rate)
 
     def p99(self, variant: str, replicas: int, window: int, correction: float) -> float:
         prof = self.profiles.variants.get(variant)
@@ -117,6 +133,16 @@ def _windows(spec: LatencySLOSpec, current: int) -> tuple[int, ...]:
     if lo <= current <= hi:
         grid.add(current)
     return tuple(sorted(grid))
+
+
+def _fresh(spec: LatencySLOSpec, obs: Observation) -> bool:
+    """Recent data without an error (traffic may be low)."""
+    return (
+        not obs.error
+        and obs.age_seconds is not None
+        and math.isfinite(obs.age_seconds)
+        and obs.age_seconds <= stale_after_seconds(spec)
+    )
 
 
 def _assess(spec: LatencySLOSpec, obs: Observation) -> tuple[bool, bool, str]:
@@ -217,7 +243,7 @@ def _finish(
     apply = enforce and bool(acts)
     if apply:
         if Action.SCALE_UP in acts:
-            st = replace(st, last_scale_up_at=now)
+            st = replace(st, last_scale_up_at=now, pending_up=(now, target.replicas))
         if Action.SCALE_DOWN in acts:
             st = replace(st, last_scale_down_at=now)
         if target.variant != current.variant:
@@ -272,8 +298,11 @@ def decide(
     obs_rate = observation.request_rate if rate_ok else None
     recent = observation.recent_request_rate
     rate = obs_rate or 0.0
-    if rate_ok and recent is not None and math.isfinite(recent) and recent > rate:
-        rate = recent
+    if rate_ok:
+        # size for the busiest part of the window, and for a step the window still hides
+        for extra in (recent, observation.peak_request_rate):
+            if extra is not None and math.isfinite(extra) and extra > rate:
+                rate = extra
     ctx = _Ctx(
         spec=spec,
         profiles=profiles,
@@ -283,11 +312,18 @@ def decide(
     )
     stab = float(pol.scale_down_stabilization_seconds)
 
+    # The restart gate counts fresh data (recent, no error), low traffic included; a metrics
+    # outage restarts the count.
+    if not _fresh(spec, observation):
+        st = replace(st, fresh_since=None)
+    elif st.fresh_since is None:
+        st = replace(st, fresh_since=now)
+    settled = st.fresh_since is not None and now - st.fresh_since >= stab
+
     if not lat_ok:
         # Untrusted data: hold (inside the bounds); a trusted rate alone may add replicas.
         st = replace(
             st,
-            fresh_since=None,
             recommendations=(
                 *_prune(st.recommendations, now, stab),
                 (now, max(current.replicas, conformed.replicas)),
@@ -313,10 +349,6 @@ def decide(
     assert observation.p99_ms is not None
     assert obs_rate is not None
     p_obs = observation.p99_ms
-    if st.fresh_since is None:
-        st = replace(st, fresh_since=now)
-    trusted_for = now - st.fresh_since if st.fresh_since is not None else 0.0
-    settled = trusted_for >= stab  # a whole stabilization window of trusted data
 
     # 2. learn the correction factor on a steady, unchanged configuration
     ready = max(0, observation.ready_replicas)
@@ -326,7 +358,7 @@ def decide(
     if ready > 0 and current.variant in profiles.variants:
         raw_now = predict(
             profiles.variants[current.variant],
-            obs_rate,
+            rate,  # the rate sizing uses: the factor must not count burstiness twice
             ready,
             current.batch_window_ms,
             current.max_batch_size,
@@ -335,9 +367,10 @@ def decide(
     if (
         unchanged_for >= spec.objective.window_seconds
         and ready == current.replicas
+        and current.variant == pref  # the factor sizes the preferred variant
         and steady
         and math.isfinite(raw_now)
-        and raw_now > 0
+        and max(raw_now, p_obs) >= LEARN_FROM * aim  # near the operating point that matters
         and p_obs > 0
     ):
         ratio = min(max(p_obs / raw_now, CORRECTION_MIN), CORRECTION_MAX)
@@ -348,13 +381,22 @@ def decide(
             correction_samples=st.correction_samples + 1,
         )
     cf = st.correction
+
+    # anticipate a sustained rise: replicas ordered now serve one start-up from now
+    st = _learn_startup(st, ready, now)
+    st = replace(st, rates=(*st.rates, (now, rate))[-TREND_POINTS:])
+    lead = (st.startup_s if st.startup_s is not None else ASSUMED_STARTUP_S) + float(
+        pol.interval_seconds
+    )
+    slope = _rise(st.rates)
+    sizing = ctx.at_rate(rate + slope * lead) if slope * lead > TREND_MIN * rate else ctx
     # a breach the model does not explain: trust the observation for the fast knobs
     cf_fast = cf
     if p_obs > target_ms and math.isfinite(raw_now) and raw_now > 0:
         cf_fast = min(max(cf, p_obs / raw_now), FAST_CORRECTION_MAX)
 
     # 3. replicas for the sustained rate, preferred variant
-    need, feasible = ctx.replicas_needed(pref, cf)
+    need, feasible = sizing.replicas_needed(pref, cf)
     st = replace(st, recommendations=(*_prune(st.recommendations, now, stab), (now, need)))
     desired = conformed.replicas
     new_replicas = desired
@@ -390,7 +432,10 @@ def decide(
     if not degraded_now:
         breach = p_pref > target_ms or p_obs > target_ms
         if breach and budget.max_degraded_fraction > 0:
-            candidate = _bridge_variant(ctx, order, serving, cf_fast, aim)
+            # size the bridge with a surge margin when the breach is already visible: a
+            # backlog has to drain and the rate seen so far trails a step's true height
+            surge = ctx.at_rate(rate * BRIDGE_SURGE) if p_obs > target_ms else ctx
+            candidate = _bridge_variant(surge, order, serving, cf_fast, aim)
             if candidate != pref:
                 if not may_switch:
                     notes.append(
@@ -422,6 +467,29 @@ def decide(
         spec, current, target, p_obs, rate, need, feasible, serving, predicted, cf, notes
     )
     return _finish(spec, st, current, target, reason, predicted, now)
+
+
+def _rise(rates: tuple[tuple[float, float], ...]) -> float:
+    """A sustained rise in req/s per second: the smallest of the last three increases. A
+    ramp rises three times in a row; a step (even one that lands mid-interval and shows as
+    two rises) or noise does not. 0 when there is no such rise."""
+    if len(rates) < TREND_POINTS:
+        return 0.0
+    pts = rates[-TREND_POINTS:]
+    slopes = [(r1 - r0) / (t1 - t0) if t1 > t0 else 0.0 for (t0, r0), (t1, r1) in pairwise(pts)]
+    return max(0.0, min(slopes))
+
+
+def _learn_startup(st: ControllerState, ready: int, now: float) -> ControllerState:
+    """Measure how long ordered replicas take to become ready (EWMA, clamped)."""
+    if st.pending_up is None:
+        return st
+    since, wanted = st.pending_up
+    if ready < wanted:
+        return st if now - since < MAX_STARTUP_S else replace(st, pending_up=None)
+    sample = min(max(now - since, MIN_STARTUP_S), MAX_STARTUP_S)
+    est = sample if st.startup_s is None else 0.5 * st.startup_s + 0.5 * sample
+    return replace(st, startup_s=est, pending_up=None)
 
 
 def _prune(

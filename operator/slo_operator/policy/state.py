@@ -16,12 +16,12 @@ class ControllerState:
 
     Times are seconds on the caller's clock. A fresh state (`initial_state`, also what a
     restarted operator without a stored state uses) forbids scale-down and variant switches
-    until one `scaleDownStabilizationSeconds` window of trusted data has been seen.
+    until one `scaleDownStabilizationSeconds` window of fresh data has been seen.
     """
 
     started_at: float
     fresh_since: float | None = None
-    """Start of the current unbroken run of trusted observations (None: none yet)."""
+    """Start of the current unbroken run of fresh observations (None: none yet)."""
     last_decision_at: float | None = None
     last_change_at: float | None = None
     """Last applied change of any knob; the correction factor learns only after a window."""
@@ -37,6 +37,12 @@ class ControllerState:
     correction: float = 1.0
     """Learned observed/predicted ratio of the latency quantile (multiplies the model)."""
     correction_samples: int = 0
+    rates: tuple[tuple[float, float], ...] = ()
+    """(time, sizing rate) of the last four trusted decisions, for the trend."""
+    pending_up: tuple[float, int] | None = None
+    """(time, replicas) of the last scale-up until that many replicas are ready."""
+    startup_s: float | None = None
+    """Learned seconds from a scale-up until its replicas are ready (None: not seen yet)."""
 
     # ------------------------------------------------------------------------- helpers
     def degraded_seconds(self, now: float, window_s: float) -> float:
@@ -70,6 +76,9 @@ class ControllerState:
             "degraded": [[s, e] for s, e in self.degraded],
             "correction": self.correction,
             "correctionSamples": self.correction_samples,
+            "rates": [[t, r] for t, r in self.rates],
+            "pendingUp": None if self.pending_up is None else list(self.pending_up),
+            "startupSeconds": self.startup_s,
         }
 
     @classmethod
@@ -94,7 +103,10 @@ class ControllerState:
         try:
             recs = tuple((float(t), int(n)) for t, n in data.get("recommendations", []))
             degraded = tuple((float(s), float(e)) for s, e in data.get("degraded", []))
-        except (TypeError, ValueError) as exc:
+            rates = tuple((float(t), float(r)) for t, r in data.get("rates", []))
+            raw_pending = data.get("pendingUp")
+            pending = None if raw_pending is None else (float(raw_pending[0]), int(raw_pending[1]))
+        except (TypeError, ValueError, IndexError) as exc:
             raise ValueError(f"controller state: malformed list ({exc})") from exc
         variant = data.get("variantInForce")
         if variant is not None and not isinstance(variant, str):
@@ -115,6 +127,9 @@ class ControllerState:
             degraded=degraded,
             correction=correction,
             correction_samples=int(data.get("correctionSamples", 0)),
+            rates=rates,
+            pending_up=pending,
+            startup_s=num("startupSeconds"),
         )
 
 

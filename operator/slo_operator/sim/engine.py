@@ -1,0 +1,515 @@
+"""Discrete-event simulation of an inference Deployment under a controller.
+
+Time advances in one-second ticks; within a tick every request and every batch is simulated
+exactly (float seconds). What happens:
+
+- Arrivals (seeded, identical for every policy) reach the replicas that are ready, spread
+  at random like a Kubernetes Service (each request carries a uniform draw `u`; the replica
+  is `floor(u * ready)`, so two policies with the same ready count route identically).
+- Each replica runs the worker's batcher: when the model is free and a request waits, a
+  batch opens, takes what is queued (up to `max_batch`) and, if not full, waits at most
+  `window_ms` for more; with window 0 it serves what is queued at once. A batch of b runs
+  `alpha + beta * b` ms of the active variant (times a small log-normal jitter). A full
+  queue (`queue_limit`) rejects the request (429), which counts as a violation.
+- A controller (`Controller`) acts at the start of the ticks it chooses, on what it could
+  know: a Prometheus-style view (`SimView.observe`: a histogram with the worker's bucket
+  edges, scraped every `scrape_s`, read over the objective's window and interpolated like
+  `histogram_quantile`), CPU busy time, in-flight requests.
+- New replicas are ready `startup_s` after the scale-up (they cost replica-seconds while
+  starting); a removed replica stops receiving requests at once and drains its queue; a
+  variant switch takes effect on running replicas `switch_s` after it is ordered (a warm
+  swap: the old variant serves meanwhile); window and max batch apply to the next batch.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from slo_operator.buckets import LATENCY_BUCKETS_MS
+from slo_operator.model.histogram import histogram_quantile
+from slo_operator.types import Observation, ProfileSet, RuntimeConfig
+
+EDGES_S = np.asarray(LATENCY_BUCKETS_MS, dtype=float) / 1000.0
+N_BUCKETS = len(LATENCY_BUCKETS_MS) + 1  # + the +Inf bucket
+PEAK_RANGE_S = 10
+"""Range of the short rates whose maximum over the window is the observation's peak rate."""
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """Physical settings of the simulated cluster (not of any controller)."""
+
+    startup_s: int = 30
+    """Pod start + model load: seconds from a scale-up until the replica is ready."""
+    switch_s: int = 2
+    """Seconds from a variant switch order until running replicas serve the new variant."""
+    scrape_s: int = 5
+    """Prometheus scrape interval; observations see data up to the last scrape."""
+    queue_limit: int = 4096
+    """Requests a replica queues before it rejects (429)."""
+    service_cv: float = 0.05
+    """Coefficient of variation of the batch service time (log-normal jitter)."""
+    drain_at_zero: bool = True
+    """Window 0 serves what is queued at once (True) or one request per batch (False)."""
+
+
+class Controller(Protocol):
+    """A policy driven by the simulator."""
+
+    name: str
+
+    def act(self, t: int, view: SimView) -> RuntimeConfig | None:
+        """Called at the start of every tick; returns a new configuration or None."""
+        ...
+
+
+class _Pod:
+    __slots__ = (
+        "arr",
+        "created",
+        "draining",
+        "free",
+        "head",
+        "last_c",
+        "next_variant",
+        "ready_at",
+        "switch_at",
+        "variant",
+    )
+
+    def __init__(self, created: float, ready_at: float, variant: str) -> None:
+        self.arr: list[float] = []
+        self.head = 0
+        self.free = 0.0
+        self.last_c = 0  # size of the last batch dispatched
+        self.created = created
+        self.ready_at = ready_at
+        self.variant = variant
+        self.next_variant: str | None = None
+        self.switch_at = math.inf
+        self.draining = False
+
+    def backlog(self) -> int:
+        return len(self.arr) - self.head
+
+
+@dataclass
+class Trace:
+    """Per-second records of one run (for metrics and plots)."""
+
+    desired: np.ndarray
+    ready: np.ndarray
+    pods: np.ndarray
+    window_ms: np.ndarray
+    max_batch: np.ndarray
+    variant: np.ndarray  # index into the profile's variant names
+    arrivals: np.ndarray  # arrivals per second
+    rejected: np.ndarray
+    completed: np.ndarray  # completions per second
+    ok: np.ndarray  # completions within the target per second
+    hist: np.ndarray  # (seconds, buckets) completions per latency bucket
+    busy: np.ndarray  # mean busy share of ready pods per second
+    inflight: np.ndarray  # requests queued or in service at the end of each second
+    served_accuracy: np.ndarray  # per second: sum of the serving variant's accuracy
+    served_known_accuracy: np.ndarray  # per second: requests served by a variant with one
+    decisions: list[tuple[int, RuntimeConfig, RuntimeConfig]] = field(default_factory=list)
+    variant_names: tuple[str, ...] = ()
+    target_ms: float = 0.0
+    unserved: int = 0  # accepted requests still queued at the end
+
+
+def slice_trace(trace: Trace, start: int) -> Trace:
+    """The trace from second `start` on (decisions re-timed), e.g. to drop a warm-up."""
+    if start <= 0:
+        return trace
+    cut = {
+        name: getattr(trace, name)[start:]
+        for name in (
+            "desired", "ready", "pods", "window_ms", "max_batch", "variant", "arrivals",
+            "rejected", "completed", "ok", "hist", "busy", "inflight", "served_accuracy",
+            "served_known_accuracy",
+        )
+    }  # fmt: skip
+    return Trace(
+        **cut,
+        decisions=[(t - start, a, b) for t, a, b in trace.decisions if t >= start],
+        variant_names=trace.variant_names,
+        target_ms=trace.target_ms,
+        unserved=trace.unserved,
+    )
+
+
+class SimView:
+    """What a controller can see of the running simulation at time t."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self._sim = sim
+
+    @property
+    def now(self) -> int:
+        return self._sim.t
+
+    @property
+    def config(self) -> RuntimeConfig:
+        return self._sim.config
+
+    @property
+    def ready_replicas(self) -> int:
+        return self._sim.ready_count()
+
+    @property
+    def starting_replicas(self) -> int:
+        return self._sim.starting_count()
+
+    def last_scrape(self) -> int:
+        s = self._sim.settings.scrape_s
+        return (self._sim.t // s) * s
+
+    def observe(self, window_s: int, quantile: float, recent_s: int | None = None) -> Observation:
+        """The objective's quantile and request rate over the window, as Prometheus shows it."""
+        sim, end = self._sim, self.last_scrape()
+        start = max(0, end - window_s)
+        counts = sim.hist[start:end].sum(axis=0)
+        completed = float(counts.sum())
+        span = end - start
+        rate = float(sim.arrivals_per_s[start:end].sum()) / span if span > 0 else None
+        p = histogram_quantile(quantile, LATENCY_BUCKETS_MS, counts.tolist())
+        recent = None
+        if recent_s and end > 0:
+            rs = max(0, end - recent_s)
+            recent = float(sim.arrivals_per_s[rs:end].sum()) / (end - rs)
+        peak = None
+        if span >= PEAK_RANGE_S:
+            # max_over_time(rate(count[10s])[window:scrape]): 10-second rates at each scrape
+            step = self._sim.settings.scrape_s
+            cum = np.concatenate(([0.0], np.cumsum(sim.arrivals_per_s[start:end])))
+            ends = np.arange(span, PEAK_RANGE_S - 1, -step)
+            peak = float(((cum[ends] - cum[ends - PEAK_RANGE_S]) / PEAK_RANGE_S).max())
+        return Observation(
+            at=float(sim.t),
+            p99_ms=None if math.isnan(p) else p,
+            request_rate=rate,
+            samples=completed,
+            age_seconds=float(sim.t - end) if span > 0 else None,
+            ready_replicas=sim.ready_count(),
+            recent_request_rate=recent,
+            peak_request_rate=peak,
+        )
+
+    def request_rate(self, span_s: int, lag_s: int = 0) -> float:
+        """Arrivals per second over the last span_s seconds, lag_s seconds ago."""
+        end = max(0, self._sim.t - lag_s)
+        start = max(0, end - span_s)
+        return float(self._sim.arrivals_per_s[start:end].sum()) / max(1, end - start)
+
+    def busy_share(self, span_s: int) -> float:
+        """Mean share of time the ready replicas' models were busy (the CPU a HPA sees)."""
+        t = self._sim.t
+        seg = self._sim.busy[max(0, t - span_s) : t]
+        return float(seg.mean()) if len(seg) else 0.0
+
+    def inflight(self, span_s: int) -> float:
+        """Mean requests in flight (queued or in service) over the last span_s seconds."""
+        t = self._sim.t
+        seg = self._sim.inflight[max(0, t - span_s) : t]
+        return float(seg.mean()) if len(seg) else 0.0
+
+    def max_batch_ms(self, span_s: int) -> float:
+        """Longest batch service time over the last span_s seconds (ms), 0 without batches."""
+        t = self._sim.t
+        seg = self._sim.max_batch_s[max(0, t - span_s) : t]
+        return float(seg.max()) * 1000.0 if len(seg) else 0.0
+
+
+class Simulation:
+    """One policy on one arrival sequence. Build it, then `run(controller)`."""
+
+    def __init__(
+        self,
+        arrivals: np.ndarray,
+        route_u: np.ndarray,
+        duration_s: int,
+        profiles: ProfileSet,
+        initial: RuntimeConfig,
+        target_ms: float,
+        settings: SimSettings | None = None,
+        seed: int = 0,
+    ) -> None:
+        if len(arrivals) != len(route_u):
+            raise ValueError("arrivals and route_u must have the same length")
+        self.settings = settings or SimSettings()
+        self.duration = int(duration_s)
+        self.profiles = profiles
+        self.variant_names = tuple(profiles.variants)
+        self.target_s = target_ms / 1000.0
+        self.target_ms = target_ms
+        keep = arrivals < self.duration
+        self.arr = np.asarray(arrivals[keep], dtype=float)
+        self.u = np.asarray(route_u[keep], dtype=float)
+        self.bounds = np.searchsorted(self.arr, np.arange(self.duration + 1, dtype=float))
+        n = self.duration + 2
+        self.arrivals_per_s = np.diff(self.bounds).astype(float)
+        self.hist = np.zeros((n, N_BUCKETS))
+        self.ok = np.zeros(n)
+        self.completed = np.zeros(n)
+        self.busy = np.zeros(n)
+        self.inflight = np.zeros(n)
+        self.max_batch_s = np.zeros(n)
+        self.rejected = np.zeros(n)
+        self.t = 0
+        self.config = initial
+        self.pods: list[_Pod] = [
+            _Pod(created=0.0, ready_at=0.0, variant=initial.variant)
+            for _ in range(initial.replicas)
+        ]
+        rng = np.random.default_rng(seed + 7919)
+        cv = self.settings.service_cv
+        if cv > 0:
+            sigma = math.sqrt(math.log(1.0 + cv * cv))
+            noise = rng.lognormal(-sigma * sigma / 2.0, sigma, size=1 << 16)
+        else:
+            noise = np.ones(1 << 16)
+        self._noise: list[float] = noise.tolist()
+        self._noise_i = 0
+        self._svc: dict[tuple[str, int], list[float]] = {}
+        self._acc: dict[str, float | None] = {
+            name: p.accuracy for name, p in profiles.variants.items()
+        }
+        self.acc_sum = np.zeros(n)
+        self.acc_n = np.zeros(n)
+
+    # ------------------------------------------------------------------------ cluster state
+    def ready_count(self) -> int:
+        t = self.t
+        return sum(1 for p in self.pods if not p.draining and p.ready_at <= t)
+
+    def starting_count(self) -> int:
+        t = self.t
+        return sum(1 for p in self.pods if not p.draining and p.ready_at > t)
+
+    def _service_table(self, variant: str, max_batch: int) -> list[float]:
+        key = (variant, max_batch)
+        table = self._svc.get(key)
+        if table is None:
+            prof = self.profiles.variants[variant]
+            table = [(prof.alpha_ms + prof.beta_ms * b) / 1000.0 for b in range(max_batch + 1)]
+            self._svc[key] = table
+        return table
+
+    def apply(self, target: RuntimeConfig) -> None:
+        """Move to `target` at the current tick (what an actuator would do)."""
+        t = self.t
+        cur = self.config
+        if target.variant != cur.variant:
+            for p in self.pods:
+                if p.draining:
+                    continue
+                if p.ready_at <= t:
+                    p.next_variant = target.variant
+                    p.switch_at = t + self.settings.switch_s
+                else:  # still starting: it loads the variant of the ConfigMap
+                    p.variant = target.variant
+                    p.next_variant, p.switch_at = None, math.inf
+        active = [p for p in self.pods if not p.draining]
+        want = max(0, target.replicas)
+        if want > len(active):
+            for _ in range(want - len(active)):
+                self.pods.append(
+                    _Pod(created=t, ready_at=t + self.settings.startup_s, variant=target.variant)
+                )
+        elif want < len(active):
+            # cancel starting pods first (newest first), then drain ready ones
+            victims = sorted(active, key=lambda p: (p.ready_at <= t, -p.created))
+            for p in victims[: len(active) - want]:
+                if p.ready_at > t:
+                    self.pods.remove(p)
+                else:
+                    p.draining = True
+        self.config = target
+
+    # ------------------------------------------------------------------------------ serving
+    def _serve(
+        self,
+        pod: _Pod,
+        t_end: float,
+        closed: bool,
+        served: list[float],
+        bcounts: list[int],
+        bdones: list[float],
+    ) -> tuple[float, float]:
+        """Run pod's batches that start before t_end; returns (busy seconds, longest batch)."""
+        cfg = self.config
+        big_b = cfg.max_batch_size
+        window = cfg.batch_window_ms / 1000.0
+        strict = window <= 0 and not self.settings.drain_at_zero
+        svc = self._service_table(pod.variant, big_b)
+        noise, ni = self._noise, self._noise_i
+        arr, i, free, c = pod.arr, pod.head, pod.free, pod.last_c
+        n = len(arr)
+        start = i
+        busy = 0.0
+        longest = 0.0
+        while i < n:
+            a = arr[i]
+            o = a if a > free else free
+            if o >= t_end:
+                break
+            if strict:
+                c, d = 1, o
+            else:
+                k = i + big_b - 1
+                if k < n and arr[k] <= o + window:
+                    ak = arr[k]
+                    d = ak if ak > o else o
+                    c = big_b
+                else:
+                    d = o + window
+                    if d >= t_end and not closed:
+                        break  # the batch may still grow with the next tick's arrivals
+                    c = bisect_right(arr, d, i, k if k < n else n) - i
+            s = svc[c] * noise[ni]
+            ni = (ni + 1) & 0xFFFF
+            free = d + s
+            busy += s
+            if s > longest:
+                longest = s
+            bcounts.append(c)
+            bdones.append(free)
+            i += c
+        self._noise_i = ni
+        if i > start:
+            served.extend(arr[start:i])
+            acc = self._acc.get(pod.variant)
+            if acc is not None:
+                self.acc_sum[self.t] += acc * (i - start)
+                self.acc_n[self.t] += i - start
+        pod.free = free
+        pod.last_c = c
+        if i > 50_000 and i > n // 2:
+            del arr[:i]
+            i = 0
+        pod.head = i
+        return busy, longest
+
+    def _route(self, t: int, ready: list[_Pod]) -> None:
+        lo, hi = int(self.bounds[t]), int(self.bounds[t + 1])
+        if hi <= lo:
+            return
+        if not ready:
+            self.rejected[t] += hi - lo
+            return
+        seg = self.arr[lo:hi]
+        k = len(ready)
+        limit = self.settings.queue_limit
+        if k == 1:
+            parts: Sequence[np.ndarray] = [seg]
+        else:
+            idx = (self.u[lo:hi] * k).astype(np.intp)
+            order = np.argsort(idx, kind="stable")
+            cuts = np.cumsum(np.bincount(idx, minlength=k))[:-1]
+            parts = np.split(seg[order], cuts)
+        for pod, part in zip(ready, parts, strict=True):
+            m = len(part)
+            if m == 0:
+                continue
+            room = limit - pod.backlog()
+            if m > room:
+                self.rejected[t] += m - max(room, 0)
+                part = part[: max(room, 0)]
+            pod.arr.extend(part.tolist())
+
+    def step(self) -> None:
+        """Simulate the tick [t, t + 1)."""
+        t = self.t
+        for p in self.pods:
+            if p.switch_at <= t and p.next_variant is not None:
+                p.variant, p.next_variant, p.switch_at = p.next_variant, None, math.inf
+        ready = [p for p in self.pods if not p.draining and p.ready_at <= t]
+        self._route(t, ready)
+        served: list[float] = []
+        bcounts: list[int] = []
+        bdones: list[float] = []
+        busy_sum = 0.0
+        longest = 0.0
+        t_end = float(t + 1)
+        for p in self.pods:
+            if p.ready_at > t:
+                continue
+            busy, lb = self._serve(p, t_end, p.draining, served, bcounts, bdones)
+            if not p.draining:
+                busy_sum += busy
+            longest = max(longest, lb)
+        self.pods = [
+            p for p in self.pods if not (p.draining and p.backlog() == 0 and p.free <= t_end)
+        ]
+        if bcounts:
+            done = np.repeat(np.asarray(bdones), bcounts)
+            lat = done - np.asarray(served)
+            sec = np.minimum((done - t).astype(np.intp), 1)
+            bucket = np.searchsorted(EDGES_S, lat, side="left")
+            self.hist[t : t + 2] += np.bincount(
+                sec * N_BUCKETS + bucket, minlength=2 * N_BUCKETS
+            ).reshape(2, N_BUCKETS)
+            self.completed[t : t + 2] += np.bincount(sec, minlength=2)
+            self.ok[t : t + 2] += np.bincount(sec, weights=lat <= self.target_s, minlength=2)
+        self.busy[t] = busy_sum / len(ready) if ready else 0.0
+        self.max_batch_s[t] = longest
+        self.inflight[t] = sum(p.backlog() + (p.last_c if p.free > t_end else 0) for p in self.pods)
+        self.t = t + 1
+
+    def run(self, controller: Controller, on_tick: Callable[[int], None] | None = None) -> Trace:
+        """Run to the end under `controller`; returns the per-second trace."""
+        view = SimView(self)
+        d = self.duration
+        desired = np.zeros(d, dtype=np.int32)
+        ready_n = np.zeros(d, dtype=np.int32)
+        pods_n = np.zeros(d, dtype=np.int32)
+        window = np.zeros(d)
+        max_batch = np.zeros(d, dtype=np.int32)
+        variant = np.zeros(d, dtype=np.int32)
+        vindex = {name: i for i, name in enumerate(self.variant_names)}
+        decisions: list[tuple[int, RuntimeConfig, RuntimeConfig]] = []
+        while self.t < d:
+            t = self.t
+            target = controller.act(t, view)
+            if target is not None and target != self.config:
+                decisions.append((t, self.config, target))
+                self.apply(target)
+            cfg = self.config
+            desired[t] = cfg.replicas
+            ready_n[t] = self.ready_count()
+            pods_n[t] = len(self.pods)
+            window[t] = cfg.batch_window_ms
+            max_batch[t] = cfg.max_batch_size
+            variant[t] = vindex[cfg.variant]
+            self.step()
+            if on_tick is not None:
+                on_tick(t)
+        unserved = sum(p.backlog() for p in self.pods)
+        return Trace(
+            desired=desired,
+            ready=ready_n,
+            pods=pods_n,
+            window_ms=window,
+            max_batch=max_batch,
+            variant=variant,
+            arrivals=self.arrivals_per_s[:d].copy(),
+            rejected=self.rejected[:d].copy(),
+            completed=self.completed[:d].copy(),
+            ok=self.ok[:d].copy(),
+            hist=self.hist[:d].copy(),
+            busy=self.busy[:d].copy(),
+            inflight=self.inflight[:d].copy(),
+            served_accuracy=self.acc_sum[:d].copy(),
+            served_known_accuracy=self.acc_n[:d].copy(),
+            decisions=decisions,
+            variant_names=self.variant_names,
+            target_ms=self.target_ms,
+            unserved=unserved,
+        )

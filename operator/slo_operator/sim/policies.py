@@ -1,0 +1,381 @@
+"""The controllers compared in the simulator: latencyslo and the baselines.
+
+Every baseline runs its documented default algorithm; only the figures a user must choose
+(the metric target) are set, and they are set from a simulated load test of ONE replica of
+the same model (`Calibration`): the request rate one replica sustains while its p99 stays
+at headroom * target, as a careful user would measure before configuring an autoscaler.
+
+- `hpa`:    Kubernetes HPA on CPU utilization, target 80 % (`kubectl autoscale`'s default):
+            desired = ceil(current * metric / target), tolerance 0.1, sync every 15 s,
+            not-ready pods counted at 0 % on scale-up, scale-up limit max(+4 pods, +100 %)
+            per 15 s, scale-down stabilization 300 s (max of the recommendations).
+- `keda`:   KEDA Prometheus scaler on `sum(rate(requests[1m]))` with threshold = the
+            calibrated per-replica rate (AverageValue), polled every 30 s, on top of the
+            same HPA rules.
+- `kpa`:    Knative's KPA on in-flight requests: target = the calibrated replica's
+            concurrency (Little's law), target utilization 70 %, 60 s stable and 6 s panic
+            windows, panic at 200 %, no scale-down in panic, tick 2 s, max scale-down
+            rate 2.
+- `aimd`:   Clipper's AIMD on the max batch size (+2 while the slowest batch of the last
+            second is under the target, x0.9 otherwise), window 0, fixed replicas.
+- `static`: replicas for the peak 10-second rate of the run, fixed.
+- `oracle`: knows the future arrivals: for every 15-second window the fewest replicas
+            whose capacity at the target (not the aim) covers the window's peak 5-second
+            rate, ordered `startup_s` ahead (paying the same start-up delay) and released
+            at once; preferred variant, best window.
+
+Baselines keep the preferred variant and the calibrated window; only latencyslo moves the
+variant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from slo_operator.policy import ControllerState, decide, initial_state
+from slo_operator.sim.engine import SimSettings, Simulation, SimView
+from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import ProfileSet, RuntimeConfig, VariantProfile
+
+POLICIES = ("latencyslo", "hpa", "keda", "kpa", "aimd", "static", "oracle")
+
+
+# --------------------------------------------------------------------------- calibration
+class _Hold:
+    name = "hold"
+
+    def act(self, t: int, view: SimView) -> RuntimeConfig | None:
+        return None
+
+
+def load_test(
+    profile: VariantProfile,
+    rate_rps: float,
+    window_ms: int,
+    max_batch: int,
+    target_ms: float,
+    settings: SimSettings,
+    seconds: int = 90,
+    seed: int = 12345,
+) -> tuple[float, float]:
+    """(share of requests within target_ms, mean in-flight) of ONE replica at rate_rps."""
+    rng = np.random.default_rng(seed)
+    n = int(rate_rps * seconds * 1.1) + 50
+    arrivals = np.cumsum(rng.exponential(1.0 / rate_rps, n))
+    profiles = ProfileSet(variants={"v": profile})
+    sim = Simulation(
+        arrivals,
+        rng.random(n),
+        seconds,
+        profiles,
+        RuntimeConfig(1, window_ms, max_batch, "v"),
+        target_ms,
+        replace(settings, queue_limit=1 << 30),
+        seed=seed,
+    )
+    trace = sim.run(_Hold())
+    warm = 10
+    den = trace.completed[warm:].sum() + trace.unserved
+    share = float(trace.ok[warm:].sum() / den) if den else 1.0
+    return share, float(trace.inflight[warm:].mean())
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What a user would measure on one replica before configuring an autoscaler."""
+
+    window_ms: int
+    """The window with the highest sustainable rate (what the baselines run)."""
+    rate_at_aim: float
+    """Requests per second one replica sustains with p99 <= headroom * target."""
+    rate_at_target: float
+    """The same at the target itself (what the oracle packs replicas to)."""
+    inflight_at_aim: float
+    """Mean requests in flight at rate_at_aim (the KPA's concurrency target)."""
+
+
+_CAL_CACHE: dict[tuple[object, ...], Calibration] = {}
+
+
+def _capacity(
+    profile: VariantProfile,
+    window_ms: int,
+    max_batch: int,
+    p99_ms: float,
+    quantile: float,
+    settings: SimSettings,
+) -> float:
+    hi = 1000.0 * max_batch / profile.batch_ms(max_batch)
+    lo = 0.0
+    for _ in range(12):
+        mid = (lo + hi) / 2
+        share, _ = load_test(profile, mid, window_ms, max_batch, p99_ms, settings)
+        if share >= quantile:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def calibrate(spec: LatencySLOSpec, profiles: ProfileSet, settings: SimSettings) -> Calibration:
+    """Load-test one replica of the preferred variant (cached per profile and target)."""
+    pref = spec.variants.effective_preferred
+    prof = profiles.variants[pref]
+    b = spec.batching
+    key = (prof, b.min_window_ms, b.max_window_ms, b.max_batch_size, spec.aim_latency_ms,
+           spec.target_latency_ms, spec.quantile, settings)  # fmt: skip
+    hit = _CAL_CACHE.get(key)
+    if hit is not None:
+        return hit
+    windows = sorted({w for w in (0, 2, 5, 10) if b.min_window_ms <= w <= b.max_window_ms}
+                     | {b.min_window_ms})  # fmt: skip
+    best_w, best_rate = windows[0], -1.0
+    for w in windows:
+        rate = _capacity(prof, w, b.max_batch_size, spec.aim_latency_ms, spec.quantile, settings)
+        if rate > best_rate:
+            best_w, best_rate = w, rate
+    at_target = _capacity(
+        prof, best_w, b.max_batch_size, spec.target_latency_ms, spec.quantile, settings
+    )
+    _, inflight = load_test(
+        prof, best_rate, best_w, b.max_batch_size, spec.target_latency_ms, settings
+    )
+    cal = Calibration(best_w, best_rate, at_target, inflight)
+    _CAL_CACHE[key] = cal
+    return cal
+
+
+# ------------------------------------------------------------------------------- ours
+class LatencySLOPolicy:
+    """The product's decision core, driven exactly as the operator drives it."""
+
+    name = "latencyslo"
+
+    def __init__(
+        self,
+        spec: LatencySLOSpec,
+        profiles: ProfileSet,
+        state: ControllerState | None = None,
+    ) -> None:
+        self.spec = spec
+        self.profiles = profiles
+        self.state = state or initial_state(0.0)
+        self.decisions: list[tuple[int, object]] = []
+
+    def act(self, t: int, view: SimView) -> RuntimeConfig | None:
+        pol = self.spec.policy
+        if t == 0 or t % pol.interval_seconds:
+            return None
+        obs = view.observe(
+            self.spec.objective.window_seconds, self.spec.quantile, pol.interval_seconds
+        )
+        decision, self.state = decide(
+            self.spec, obs, view.config, self.profiles, self.state, float(t)
+        )
+        self.decisions.append((t, decision))
+        return decision.target if decision.apply else None
+
+
+# -------------------------------------------------------------------------- baselines
+class HPAPolicy:
+    """Kubernetes HorizontalPodAutoscaler (autoscaling/v2 default behavior)."""
+
+    name = "hpa"
+    sync_s = 15
+    tolerance = 0.1
+    down_window_s = 300
+
+    def __init__(self, spec: LatencySLOSpec, base: RuntimeConfig, target: float = 0.8) -> None:
+        self.spec = spec
+        self.base = base
+        self.target = target
+        self.recs: deque[tuple[int, int]] = deque()
+
+    def metric_ratio(self, t: int, view: SimView) -> float | None:
+        """usage / target, not-ready pods counted at 0 % when that ratio is > 1."""
+        ready = view.ready_replicas
+        if ready == 0:
+            return None
+        util = view.busy_share(self.sync_s)
+        ratio = util / self.target
+        starting = view.starting_replicas
+        if ratio > 1.0 and starting:
+            ratio = util * ready / (ready + starting) / self.target
+        return ratio
+
+    def act(self, t: int, view: SimView) -> RuntimeConfig | None:
+        if t == 0 or t % self.sync_s:
+            return None
+        current = view.config.replicas
+        ratio = self.metric_ratio(t, view)
+        if ratio is None:
+            return None
+        rec = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(ratio * current)
+        rec = min(max(rec, self.spec.replicas.min), self.spec.replicas.max)
+        self.recs.append((t, rec))
+        while self.recs and self.recs[0][0] <= t - self.down_window_s:
+            self.recs.popleft()
+        if rec > current:
+            desired = min(rec, max(2 * current, current + 4))  # scale-up policies, Max
+        else:
+            desired = min(current, max(n for _, n in self.recs))  # stabilization window
+        if desired == current:
+            return None
+        return view.config.with_(replicas=desired)
+
+
+class KEDAPolicy(HPAPolicy):
+    """KEDA Prometheus scaler (request rate, AverageValue) on top of the HPA rules."""
+
+    name = "keda"
+    poll_s = 30
+
+    def __init__(self, spec: LatencySLOSpec, base: RuntimeConfig, threshold_rps: float) -> None:
+        super().__init__(spec, base)
+        self.threshold = threshold_rps
+        self.metric: float | None = None
+
+    def metric_ratio(self, t: int, view: SimView) -> float | None:
+        if self.metric is None or t % self.poll_s == 0:
+            self.metric = view.observe(60, self.spec.quantile).request_rate
+        if self.metric is None:
+            return None
+        return self.metric / (self.threshold * max(view.config.replicas, 1))
+
+
+class KPAPolicy:
+    """Knative Pod Autoscaler (concurrency), default stable/panic windows."""
+
+    name = "kpa"
+    tick_s = 2
+    stable_s = 60
+    panic_s = 6
+    panic_threshold = 2.0
+    utilization = 0.7
+    max_down_rate = 2.0
+    max_up_rate = 1000.0
+
+    def __init__(self, spec: LatencySLOSpec, base: RuntimeConfig, target: float) -> None:
+        self.spec = spec
+        self.target = max(target, 1e-6)
+        self.panic_until = -math.inf
+
+    def act(self, t: int, view: SimView) -> RuntimeConfig | None:
+        if t == 0 or t % self.tick_s:
+            return None
+        per_pod = self.target * self.utilization
+        stable = math.ceil(view.inflight(self.stable_s) / per_pod)
+        panic = math.ceil(view.inflight(self.panic_s) / per_pod)
+        ready = max(view.ready_replicas, 1)
+        current = view.config.replicas
+        if panic / ready >= self.panic_threshold:
+            self.panic_until = t + self.stable_s
+        desired = max(panic, current) if t < self.panic_until else stable
+        desired = min(desired, math.ceil(self.max_up_rate * ready))
+        desired = max(desired, math.floor(ready / self.max_down_rate))
+        desired = min(max(desired, self.spec.replicas.min), self.spec.replicas.max)
+        if desired == current:
+            return None
+        return view.config.with_(replicas=desired)
+
+
+class AIMDPolicy:
+    """Clipper-style AIMD on the max batch size, fixed replicas."""
+
+    name = "aimd"
+    step = 2
+    backoff = 0.9
+    limit = 1024
+
+    def __init__(self, spec: LatencySLOSpec, base: RuntimeConfig) -> None:
+        self.spec = spec
+
+    def act(self, t: int, view: SimView) -> RuntimeConfig | None:
+        if t == 0:
+            return view.config.with_(batch_window_ms=0)
+        cfg = view.config
+        slowest = view.max_batch_ms(1)
+        if slowest <= 0:
+            return None
+        if slowest <= self.spec.target_latency_ms:
+            b = min(self.limit, cfg.max_batch_size + self.step)
+        else:
+            b = max(1, math.floor(cfg.max_batch_size * self.backoff))
+        return None if b == cfg.max_batch_size else cfg.with_(max_batch_size=b)
+
+
+class StaticPolicy:
+    """Fixed replicas, provisioned for the peak."""
+
+    name = "static"
+
+    def act(self, t: int, view: SimView) -> RuntimeConfig | None:
+        return None
+
+
+class OraclePolicy:
+    """Per-window best configuration with perfect knowledge of the arrivals."""
+
+    name = "oracle"
+    window_s = 15
+    peak_s = 5
+
+    def __init__(
+        self,
+        spec: LatencySLOSpec,
+        arrivals_per_s: np.ndarray,
+        rate_per_replica: float,
+        startup_s: int,
+    ) -> None:
+        self.spec = spec
+        self.plan = oracle_plan(spec, arrivals_per_s, rate_per_replica, startup_s)
+
+    def act(self, t: int, view: SimView) -> RuntimeConfig | None:
+        want = int(self.plan[min(t, len(self.plan) - 1)])
+        if want == view.config.replicas:
+            return None
+        return view.config.with_(replicas=want)
+
+
+def oracle_plan(
+    spec: LatencySLOSpec, arrivals_per_s: np.ndarray, rate_per_replica: float, startup_s: int
+) -> np.ndarray:
+    """Replicas to have (ready or starting) each second, looking startup_s ahead."""
+    d = len(arrivals_per_s)
+    w, p = OraclePolicy.window_s, OraclePolicy.peak_s
+    n_win = math.ceil(d / w)
+    padded = np.zeros(n_win * w)
+    padded[:d] = arrivals_per_s
+    # peak p-second rate within each window (sliding p-second sums inside the window)
+    cum = np.concatenate(([0.0], np.cumsum(padded)))
+    sums = (cum[p:] - cum[:-p]) / p
+    peaks = np.array([sums[k * w : min((k + 1) * w, len(sums))].max() for k in range(n_win)])
+    need_win = np.ceil(peaks / max(rate_per_replica, 1e-9)).astype(int)
+    need_win = np.clip(need_win, max(spec.replicas.min, 1), spec.replicas.max)
+    need = np.repeat(need_win, w)[:d]
+    # order replicas startup_s ahead: at t, have the max need over [t, t + startup_s]
+    plan = np.empty(d, dtype=int)
+    q: deque[int] = deque()
+    for t in range(d - 1, -1, -1):
+        while q and need[q[-1]] <= need[t]:
+            q.pop()
+        q.append(t)
+        while q[0] > t + startup_s:
+            q.popleft()
+        plan[t] = need[q[0]]
+    return plan
+
+
+def static_replicas(
+    spec: LatencySLOSpec, arrivals_per_s: np.ndarray, rate_per_replica: float
+) -> int:
+    """Replicas for the peak 10-second rate of the run."""
+    span = min(10, len(arrivals_per_s))
+    cum = np.concatenate(([0.0], np.cumsum(arrivals_per_s)))
+    peak = float(((cum[span:] - cum[:-span]) / span).max()) if span else 0.0
+    n = math.ceil(peak / max(rate_per_replica, 1e-9))
+    return min(max(n, spec.replicas.min, 1), spec.replicas.max)

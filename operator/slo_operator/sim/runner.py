@@ -1,0 +1,184 @@
+"""Run scenarios: one workload, the same arrivals, every policy; score each run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slo_operator.sim.engine import Controller, SimSettings, Simulation, Trace, slice_trace
+from slo_operator.sim.metrics import summarize
+from slo_operator.sim.policies import (
+    POLICIES,
+    AIMDPolicy,
+    Calibration,
+    HPAPolicy,
+    KEDAPolicy,
+    KPAPolicy,
+    LatencySLOPolicy,
+    OraclePolicy,
+    StaticPolicy,
+    calibrate,
+    static_replicas,
+)
+from slo_operator.sim.workloads import Workload, make_workload
+from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import ProfileSet, RuntimeConfig
+
+DEFAULT_TARGET_MS = 100.0
+DEFAULT_MAX_REPLICAS = 16
+DEFAULT_BASE_RPS = 600.0
+"""About one replica of the demo model's full variant at the default target."""
+DEFAULT_TRACE_MEAN_RPS = 300.0
+DEFAULT_WARMUP_S = 360
+"""Unscored seconds at the workload's initial rate before t = 0, so that every controller
+starts from its own steady state with a full history (longer than the 300 s stabilization
+window)."""
+
+
+def with_warmup(workload: Workload, warmup_s: int) -> np.ndarray:
+    """The workload's arrivals shifted by warmup_s, after Poisson arrivals at its first
+    minute's mean rate (seeded like the workload)."""
+    arrivals = workload.arrivals()
+    if warmup_s <= 0:
+        return arrivals
+    first = float(np.sum(arrivals < 60.0)) / min(60.0, workload.duration_s)
+    rng = np.random.default_rng(workload.seed + 424_242)
+    n = rng.poisson(first * warmup_s)
+    warm = np.sort(rng.uniform(0.0, warmup_s, size=n))
+    return np.concatenate((warm, arrivals + warmup_s))
+
+
+def default_spec(
+    target_ms: float = DEFAULT_TARGET_MS, max_replicas: int = DEFAULT_MAX_REPLICAS
+) -> LatencySLOSpec:
+    """The LatencySLO the simulator runs when none is given (API defaults otherwise)."""
+    return LatencySLOSpec.model_validate(
+        {
+            "targetRef": {"name": "simulated"},
+            "objective": {"latencyMs": target_ms},
+            "replicas": {"min": 1, "max": max_replicas},
+        }
+    )
+
+
+@dataclass
+class RunResult:
+    policy: str
+    metrics: dict[str, Any]
+    trace: Trace
+    controller: Controller
+    wall_s: float = 0.0
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    workload: Workload
+    spec: LatencySLOSpec
+    calibration: Calibration
+    runs: dict[str, RunResult] = field(default_factory=dict)
+
+
+def initial_config(
+    spec: LatencySLOSpec, cal: Calibration, arrivals_per_s: np.ndarray
+) -> RuntimeConfig:
+    """What every policy starts from: replicas for the first minute's rate, preferred variant."""
+    first = float(arrivals_per_s[:60].mean()) if len(arrivals_per_s) else 0.0
+    n = min(max(math.ceil(first / cal.rate_at_aim), spec.replicas.min, 1), spec.replicas.max)
+    return RuntimeConfig(
+        replicas=n,
+        batch_window_ms=cal.window_ms,
+        max_batch_size=spec.batching.max_batch_size,
+        variant=spec.variants.effective_preferred,
+    )
+
+
+def make_controller(
+    name: str,
+    spec: LatencySLOSpec,
+    profiles: ProfileSet,
+    settings: SimSettings,
+    cal: Calibration,
+    arrivals_per_s: np.ndarray,
+    start: RuntimeConfig,
+) -> tuple[Controller, RuntimeConfig]:
+    """A fresh controller of the named policy and the configuration it starts from."""
+    if name == "latencyslo":
+        return LatencySLOPolicy(spec, profiles), start
+    if name == "hpa":
+        return HPAPolicy(spec, start), start
+    if name == "keda":
+        return KEDAPolicy(spec, start, cal.rate_at_aim), start
+    if name == "kpa":
+        return KPAPolicy(spec, start, cal.inflight_at_aim), start
+    if name == "aimd":
+        return AIMDPolicy(spec, start), start.with_(batch_window_ms=0)
+    if name == "static":
+        n = static_replicas(spec, arrivals_per_s, cal.rate_at_aim)
+        return StaticPolicy(), start.with_(replicas=n)
+    if name == "oracle":
+        oracle = OraclePolicy(spec, arrivals_per_s, cal.rate_at_target, settings.startup_s)
+        return oracle, start.with_(replicas=int(oracle.plan[0]))
+    raise ValueError(f"unknown policy {name!r}; known: {', '.join(POLICIES)}")
+
+
+def run_scenario(
+    name: str,
+    *,
+    policies: Sequence[str] = POLICIES,
+    spec: LatencySLOSpec | None = None,
+    profiles: ProfileSet,
+    settings: SimSettings | None = None,
+    seed: int = 0,
+    base_rps: float = DEFAULT_BASE_RPS,
+    duration_s: float | None = None,
+    trace_file: str | Path | None = None,
+    target_mean_rps: float | None = None,
+    warmup_s: int = DEFAULT_WARMUP_S,
+    on_tick: Callable[[str, int], None] | None = None,
+) -> ScenarioResult:
+    """Simulate every policy on the same arrivals of one workload (after a warm-up)."""
+    import time
+
+    spec = spec or default_spec()
+    settings = settings or SimSettings()
+    if name == "trace" and target_mean_rps is None and trace_file is None:
+        target_mean_rps = DEFAULT_TRACE_MEAN_RPS
+    workload = make_workload(
+        name,
+        base_rps=base_rps,
+        duration_s=duration_s,
+        seed=seed,
+        trace_file=trace_file,
+        target_mean_rps=target_mean_rps,
+    )
+    arrivals = with_warmup(workload, warmup_s)
+    route = workload.routing_draws(len(arrivals))
+    duration = math.ceil(workload.duration_s) + warmup_s
+    per_s = np.bincount(arrivals.astype(np.int64), minlength=duration)[:duration].astype(float)
+    cal = calibrate(spec, profiles, settings)
+    start = initial_config(spec, cal, per_s)
+    result = ScenarioResult(name=name, workload=workload, spec=spec, calibration=cal)
+    for policy in policies:
+        controller, initial = make_controller(policy, spec, profiles, settings, cal, per_s, start)
+        sim = Simulation(
+            arrivals, route, duration, profiles, initial, spec.target_latency_ms, settings, seed
+        )
+        tick = None if on_tick is None else (lambda t, p=policy: on_tick(p, t))
+        t0 = time.perf_counter()
+        trace = slice_trace(sim.run(controller, tick), warmup_s)
+        wall = time.perf_counter() - t0
+        metrics = summarize(
+            trace,
+            spec.quantile,
+            spec.objective.window_seconds,
+            spec.policy.interval_seconds,
+            spec.variants.effective_preferred,
+        )
+        result.runs[policy] = RunResult(policy, metrics, trace, controller, wall)
+    return result
