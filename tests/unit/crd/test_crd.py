@@ -328,3 +328,27 @@ def test_lint_finds_what_the_api_server_would_refuse(
     breaker(broken)
     problems = crd.lint_crd(broken)
     assert any(needle in p for p in problems), problems
+
+
+# ------------------------------------------------------------------------------ docs/crd.md
+
+
+def test_docs_hold_the_generated_reference_tables(tmp_path: Path) -> None:
+    docs = REPO / "docs" / "crd.md"
+    assert crd.reference_tables() in docs.read_text(), "run `latencyslo crd --reference`"
+    runner = CliRunner()
+    assert runner.invoke(main, ["crd", "--reference", "--check", str(docs)]).exit_code == 0
+    stale = tmp_path / "crd.md"
+    stale.write_text(
+        docs.read_text().replace("| `spec.replicas.min` |", "| `spec.replicas.minimum` |")
+    )
+    assert runner.invoke(main, ["crd", "--reference", "--check", str(stale)]).exit_code == 1
+
+
+def test_reference_tables_cover_every_field_and_rule() -> None:
+    tables = crd.reference_tables()
+    for path, node in crd.walk(crd.served_schema()):
+        if path.startswith((".spec.", ".status.")) and not path.endswith(("[]", "[*]")):
+            assert f"| `{path.lstrip('.')}` |" in tables, path
+        for rule in node.get("x-kubernetes-validations", []):
+            assert rule["message"] in tables
