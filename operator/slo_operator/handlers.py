@@ -38,6 +38,8 @@ from slo_operator.types import ProfileSet, RuntimeConfig
 
 EVENT_SOURCE = "latencyslo-operator"
 INVALID_SPEC_RETRY_S = 5.0
+DAEMON_GRACE_S = 10.0
+"""On stop or deletion, a step in progress gets this long to finish before it is cancelled."""
 
 
 def _default_interval(spec: LatencySLOSpec) -> float:
@@ -61,6 +63,12 @@ class Runtime:
     """None = the decision core (`slo_operator.policy`)."""
     http: httpx.AsyncClient | None = None
     """Shared client for the pods' admin APIs; None = one per LatencySLO."""
+
+    async def aclose(self) -> None:
+        """Close the shared clients (idempotent)."""
+        if self.http is not None:
+            await self.http.aclose()
+        await self.api.close()
 
 
 def fallback_config(spec: LatencySLOSpec) -> RuntimeConfig:
@@ -164,6 +172,11 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.peering.mandatory = runtime.settings.peering_mandatory
         settings.peering.standalone = runtime.settings.standalone
 
+    @kopf.on.cleanup(registry=registry)
+    async def close_clients(**_: Any) -> None:
+        # After every daemon is gone: close keep-alive connections before kopf's exit sweep.
+        await runtime.aclose()
+
     @kopf.on.login(registry=registry)
     def login(logger: kopf.Logger, settings: kopf.OperatorSettings, **_: Any) -> Any:
         if runtime.connection is not None:
@@ -190,7 +203,16 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             return None
         return {(namespace, target): Claim(str(meta.get("creationTimestamp") or ""), str(name))}
 
-    @kopf.daemon(GROUP, VERSION, PLURAL, id="control_loop", registry=registry, backoff=5)
+    @kopf.daemon(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id="control_loop",
+        registry=registry,
+        backoff=5,
+        cancellation_backoff=DAEMON_GRACE_S,
+        cancellation_timeout=DAEMON_GRACE_S,
+    )
     async def control_loop(
         body: kopf.Body,
         meta: kopf.Meta,

@@ -56,22 +56,23 @@ class ActuationError(Exception):
     """Reading or writing the target failed (API error, network)."""
 
 
-def label_selector(selector: k8s.V1LabelSelector | None) -> str:
+def label_selector(selector: Mapping[str, Any] | None) -> str:
     """A Deployment's `spec.selector` as a label-selector string for list calls."""
-    if selector is None:
+    if not selector:
         raise ActuationError("the Deployment has no selector")
-    terms = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
-    for expr in selector.match_expressions or []:
-        values = ",".join(sorted(expr.values or []))
-        match expr.operator:
+    terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        key, operator = expr.get("key"), expr.get("operator")
+        values = ",".join(sorted(expr.get("values") or []))
+        match operator:
             case "In":
-                terms.append(f"{expr.key} in ({values})")
+                terms.append(f"{key} in ({values})")
             case "NotIn":
-                terms.append(f"{expr.key} notin ({values})")
+                terms.append(f"{key} notin ({values})")
             case "Exists":
-                terms.append(expr.key)
+                terms.append(str(key))
             case "DoesNotExist":
-                terms.append(f"!{expr.key}")
+                terms.append(f"!{key}")
             case other:
                 raise ActuationError(f"unsupported selector operator {other!r}")
     if not terms:
@@ -103,21 +104,23 @@ def render_runtime_config(config: RuntimeConfig) -> str:
     return json.dumps(config.worker_payload(), sort_keys=True)
 
 
-def pod_admin_url(pod: k8s.V1Pod) -> str | None:
+def pod_admin_url(pod: Mapping[str, Any]) -> str | None:
     """`http://<podIP>:<admin port>/admin/config` of a Ready, running pod; else None."""
-    if pod.metadata is not None and pod.metadata.deletion_timestamp is not None:
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return None
-    status = pod.status
-    if status is None or not status.pod_ip:
+    status = pod.get("status") or {}
+    ip = status.get("podIP")
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+    if not ip or not ready:
         return None
-    ready = any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
-    if not ready or pod.spec is None:
-        return None
-    for container in pod.spec.containers:
-        for port in container.ports or []:
-            if port.name == ADMIN_PORT_NAME:
-                host = f"[{status.pod_ip}]" if ":" in status.pod_ip else status.pod_ip
-                return f"http://{host}:{port.container_port}{ADMIN_CONFIG_PATH}"
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == ADMIN_PORT_NAME and port.get("containerPort"):
+                host = f"[{ip}]" if ":" in ip else ip
+                return f"http://{host}:{port['containerPort']}{ADMIN_CONFIG_PATH}"
     return None
 
 
@@ -169,51 +172,52 @@ class KubernetesActuator:
     def _where(self) -> str:
         return f"Deployment {self.namespace}/{self.deployment}"
 
-    async def _call(self, what: str, coro: Any) -> Any:
+    async def _get(self, what: str, request: Any) -> dict[str, Any] | None:
+        """Raw JSON of a GET (None on 404). Raw, not typed: the client's pydantic models of
+        Deployments and pods cost far more CPU to build than the operator needs."""
         try:
-            return await coro
-        except k8s.ApiException as exc:
-            raise ActuationError(f"{what}: HTTP {exc.status} {exc.reason or ''}".strip()) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ActuationError(f"{what}: {type(exc).__name__}: {exc}") from exc
-
-    async def _read_deployment(self) -> k8s.V1Deployment:
-        try:
-            return await self._apps.read_namespaced_deployment(
-                self.deployment, self.namespace, _request_timeout=self.request_timeout_s
-            )
-        except k8s.ApiException as exc:
-            if exc.status == 404:
-                raise TargetNotFoundError(f"{self._where()} not found") from exc
-            raise ActuationError(f"reading {self._where()}: HTTP {exc.status}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ActuationError(f"reading {self._where()}: {type(exc).__name__}: {exc}") from exc
-
-    async def _read_configmap(self) -> k8s.V1ConfigMap | None:
-        try:
-            return await self._core.read_namespaced_config_map(
-                self.configmap, self.namespace, _request_timeout=self.request_timeout_s
-            )
+            response = await request
+            async with response:
+                if response.status == 404:
+                    return None
+                if response.status >= 300:
+                    raise ActuationError(f"{what}: HTTP {response.status} {response.reason}")
+                data = await response.json()
         except k8s.ApiException as exc:
             if exc.status == 404:
                 return None
-            raise ActuationError(
-                f"reading ConfigMap {self.namespace}/{self.configmap}: HTTP {exc.status}"
-            ) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ActuationError(f"reading ConfigMap: {type(exc).__name__}: {exc}") from exc
+            raise ActuationError(f"{what}: HTTP {exc.status} {exc.reason or ''}".strip()) from exc
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise ActuationError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        return data if isinstance(data, dict) else None
+
+    async def _read_deployment(self) -> dict[str, Any]:
+        deployment = await self._get(
+            f"reading {self._where()}",
+            self._apps.read_namespaced_deployment_without_preload_content(
+                self.deployment, self.namespace, _request_timeout=self.request_timeout_s
+            ),
+        )
+        if deployment is None:
+            raise TargetNotFoundError(f"{self._where()} not found")
+        return deployment
+
+    async def _read_configmap(self) -> dict[str, Any] | None:
+        return await self._get(
+            f"reading ConfigMap {self.namespace}/{self.configmap}",
+            self._core.read_namespaced_config_map_without_preload_content(
+                self.configmap, self.namespace, _request_timeout=self.request_timeout_s
+            ),
+        )
 
     async def read(self) -> tuple[RuntimeConfig, int]:
         deployment = await self._read_deployment()
-        replicas = 1
-        if deployment.spec is not None and deployment.spec.replicas is not None:
-            replicas = deployment.spec.replicas
-        ready = 0
-        if deployment.status is not None and deployment.status.ready_replicas is not None:
-            ready = deployment.status.ready_replicas
+        spec = deployment.get("spec") or {}
+        replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
+        ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
 
         configmap = await self._read_configmap()
-        data = (configmap.data or {}).get(CONFIG_KEY) if configmap is not None else None
+        data = (configmap.get("data") or {}).get(CONFIG_KEY) if configmap is not None else None
         config: RuntimeConfig | None = None
         if data is not None:
             try:
@@ -228,7 +232,7 @@ class KubernetesActuator:
         return config, ready
 
     async def _config_from_pods(
-        self, deployment: k8s.V1Deployment, replicas: int
+        self, deployment: Mapping[str, Any], replicas: int
     ) -> RuntimeConfig | None:
         """Without a ConfigMap, ask one Ready pod what it runs (bootstrap only)."""
         try:
@@ -246,29 +250,25 @@ class KubernetesActuator:
         except (httpx.HTTPError, ValueError):
             return None
 
-    async def _pod_urls(self, deployment: k8s.V1Deployment) -> list[str]:
-        selector = label_selector(deployment.spec.selector if deployment.spec else None)
-        pods = await self._call(
+    async def _pod_urls(self, deployment: Mapping[str, Any]) -> list[str]:
+        selector = label_selector((deployment.get("spec") or {}).get("selector"))
+        pods = await self._get(
             f"listing pods of {self._where()}",
-            self._core.list_namespaced_pod(
+            self._core.list_namespaced_pod_without_preload_content(
                 self.namespace, label_selector=selector, _request_timeout=self.request_timeout_s
             ),
         )
-        urls = [pod_admin_url(pod) for pod in pods.items]
+        urls = [pod_admin_url(pod) for pod in (pods or {}).get("items") or []]
         return sorted(url for url in urls if url)
 
     async def _token(self) -> str | None:
-        try:
-            secret = await self._core.read_namespaced_secret(
+        secret = await self._get(
+            f"reading Secret {self.namespace}/{self.token_secret}",
+            self._core.read_namespaced_secret_without_preload_content(
                 self.token_secret, self.namespace, _request_timeout=self.request_timeout_s
-            )
-        except k8s.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise ActuationError(f"reading Secret {self.token_secret}: HTTP {exc.status}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ActuationError(f"reading Secret: {type(exc).__name__}: {exc}") from exc
-        raw = (secret.data or {}).get("token")
+            ),
+        )
+        raw = ((secret or {}).get("data") or {}).get("token")
         if not raw:
             return None
         return base64.b64decode(raw).decode().strip() or None
@@ -299,7 +299,7 @@ class KubernetesActuator:
         replicas_ok = False
         try:
             replicas_ok = await self._write_replicas(target.replicas, seen.replicas)
-        except ActuationError as exc:
+        except (ActuationError, TargetNotFoundError) as exc:
             errors.append(str(exc))
 
         self._seen = None  # the next apply starts from a fresh read
@@ -311,12 +311,26 @@ class KubernetesActuator:
             errors=tuple(errors),
         )
 
-    def _owner_references(self, existing: list[k8s.V1OwnerReference] | None) -> list[Any]:
-        ours = k8s.V1OwnerReference.model_validate(
-            {**self.owner, "controller": True, "blockOwnerDeletion": True}
-        )
-        kept = [ref for ref in existing or [] if not ref.controller and ref.uid != ours.uid]
+    def _owner_references(self, existing: list[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+        ours = {**self.owner, "controller": True, "blockOwnerDeletion": True}
+        kept = [
+            dict(ref)
+            for ref in existing or []
+            if not ref.get("controller") and ref.get("uid") != ours.get("uid")
+        ]
         return [ours, *kept]
+
+    async def _write(self, what: str, request: Any) -> None:
+        try:
+            await request
+        except k8s.ApiException as exc:
+            if exc.status == 409:
+                raise ActuationError(
+                    f"{what}: changed by someone else meanwhile (409); deciding again next interval"
+                ) from exc
+            raise ActuationError(f"{what}: HTTP {exc.status} {exc.reason or ''}".strip()) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ActuationError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
     async def _write_configmap(self, target: RuntimeConfig, seen: _Seen) -> bool:
         """Make the ConfigMap hold `target`; True when it does afterwards."""
@@ -326,61 +340,59 @@ class KubernetesActuator:
         if current is None:
             if seen.configmap_data is not None:
                 raise ActuationError(f"{what} was deleted since it was read; deciding again")
-            body = k8s.V1ConfigMap(
-                metadata=k8s.V1ObjectMeta(
-                    name=self.configmap,
-                    namespace=self.namespace,
-                    labels={"app.kubernetes.io/managed-by": MANAGED_BY},
-                    owner_references=self._owner_references(None),
+            body = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": self.configmap,
+                    "namespace": self.namespace,
+                    "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
+                    "ownerReferences": self._owner_references(None),
+                },
+                "data": {CONFIG_KEY: wanted},
+            }
+            await self._write(
+                f"creating {what}",
+                self._core.create_namespaced_config_map(
+                    self.namespace,
+                    k8s.V1ConfigMap.model_validate(body),
+                    _request_timeout=self.request_timeout_s,
                 ),
-                data={CONFIG_KEY: wanted},
             )
-            try:
-                await self._core.create_namespaced_config_map(
-                    self.namespace, body, _request_timeout=self.request_timeout_s
-                )
-            except k8s.ApiException as exc:
-                if exc.status == 409:
-                    raise ActuationError(
-                        f"{what} was created by someone else meanwhile (409); deciding again"
-                    ) from exc
-                raise ActuationError(f"creating {what}: HTTP {exc.status}") from exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise ActuationError(f"creating {what}: {type(exc).__name__}") from exc
             return True
 
-        data = dict(current.data or {})
+        data = dict(current.get("data") or {})
         if data.get(CONFIG_KEY) != seen.configmap_data:
             raise ActuationError(f"{what} was changed by someone else since it was read")
-        owners = self._owner_references(current.metadata.owner_references)
-        if data.get(CONFIG_KEY) == wanted and current.metadata.owner_references == owners:
+        meta = dict(current.get("metadata") or {})
+        owners = self._owner_references(meta.get("ownerReferences"))
+        if data.get(CONFIG_KEY) == wanted and meta.get("ownerReferences") == owners:
             return True
         data[CONFIG_KEY] = wanted
-        current.data = data
-        current.metadata.owner_references = owners
-        try:
-            await self._core.replace_namespaced_config_map(
-                self.configmap, self.namespace, current, _request_timeout=self.request_timeout_s
-            )
-        except k8s.ApiException as exc:
-            if exc.status == 409:
-                raise ActuationError(
-                    f"{what} changed while writing it (409); deciding again next interval"
-                ) from exc
-            raise ActuationError(f"writing {what}: HTTP {exc.status}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ActuationError(f"writing {what}: {type(exc).__name__}") from exc
+        meta["ownerReferences"] = owners
+        body = {**current, "metadata": meta, "data": data}  # carries resourceVersion: 409-safe
+        await self._write(
+            f"writing {what}",
+            self._core.replace_namespaced_config_map(
+                self.configmap,
+                self.namespace,
+                k8s.V1ConfigMap.model_validate(body),
+                _request_timeout=self.request_timeout_s,
+            ),
+        )
         return True
 
     async def _write_replicas(self, replicas: int, seen_replicas: int) -> bool:
         """Set replicas through /scale (compare-and-swap); True when in force afterwards."""
-        scale = await self._call(
+        scale = await self._get(
             f"reading the scale of {self._where()}",
-            self._apps.read_namespaced_deployment_scale(
+            self._apps.read_namespaced_deployment_scale_without_preload_content(
                 self.deployment, self.namespace, _request_timeout=self.request_timeout_s
             ),
         )
-        now = scale.spec.replicas if scale.spec and scale.spec.replicas is not None else 1
+        if scale is None:
+            raise TargetNotFoundError(f"{self._where()} not found")
+        now = int((scale.get("spec") or {}).get("replicas") or 0)
         if now == replicas:
             return True
         if now != seen_replicas:
@@ -392,23 +404,16 @@ class KubernetesActuator:
             metadata=k8s.V1ObjectMeta(
                 name=self.deployment,
                 namespace=self.namespace,
-                resource_version=scale.metadata.resource_version if scale.metadata else None,
+                resource_version=(scale.get("metadata") or {}).get("resourceVersion"),
             ),
             spec=k8s.V1ScaleSpec(replicas=replicas),
         )
-        try:
-            await self._apps.replace_namespaced_deployment_scale(
+        await self._write(
+            f"scaling {self._where()}",
+            self._apps.replace_namespaced_deployment_scale(
                 self.deployment, self.namespace, body, _request_timeout=self.request_timeout_s
-            )
-        except k8s.ApiException as exc:
-            if exc.status == 409:
-                raise ActuationError(
-                    f"the scale of {self._where()} changed while writing it (409); deciding "
-                    "again next interval"
-                ) from exc
-            raise ActuationError(f"scaling {self._where()}: HTTP {exc.status}") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ActuationError(f"scaling {self._where()}: {type(exc).__name__}") from exc
+            ),
+        )
         return True
 
     async def push(self, config: RuntimeConfig) -> tuple[int, int, list[str]]:
