@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slo_operator import crd, validate
-from slo_operator.spec import LatencySLOSpec
-from tests.unit.crd.cases import ALL, BAD, GOOD, Case, changed, minimal
+from slo_operator.spec import LatencySLOSpec, LatencySLOStatus
+from tests.unit.crd.cases import ALL, BAD, GOOD, STATUS, Case, changed, minimal
 
 
 def on_branch(found: str, expected: str) -> bool:
@@ -258,3 +258,16 @@ def test_random_specs_get_one_verdict(spec: dict[str, Any], extra: bool) -> None
     if cel and not schema:
         cel_messages = {p.message for p in cel}
         assert {p.message for p in model} <= cel_messages
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["empty", "full"])
+def test_status_as_the_operator_writes_it_is_accepted(full: bool) -> None:
+    """The operator stores `status.model_dump(by_alias=True, mode="json")`, nulls included."""
+    status = LatencySLOStatus.model_validate(STATUS) if full else LatencySLOStatus()
+    written = status.model_dump(by_alias=True, mode="json")
+    if not full:
+        assert written["observed"] is None  # nulls are written, and the schema allows them
+    doc = {**minimal(), "status": written}
+    assert validate.schema_problems(validate.admit(doc)) == []
+    assert validate.check_document(doc) == []
+    assert LatencySLOStatus.model_validate(written) == status
