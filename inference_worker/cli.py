@@ -1,4 +1,6 @@
-"""Click commands behind `latencyslo worker`, `build-demo-model` and `calibrate`."""
+"""Click commands behind `latencyslo worker`, `build-demo-model` and `calibrate`.
+
+Heavy imports (torch) happen inside the commands, so `--help` is instant."""
 
 from __future__ import annotations
 
@@ -10,9 +12,6 @@ import sys
 from pathlib import Path
 
 import click
-
-from inference_worker.demo_model import build_demo_model as build_family
-from inference_worker.demo_model import default_model_dir
 
 THREADS = click.option(
     "--threads",
@@ -40,6 +39,9 @@ def _setup_logging(level: str) -> None:
 
 def _model_dir(value: Path | None) -> Path:
     """The model directory; the default one is built on first use."""
+    from inference_worker.demo_model import build_demo_model as build_family
+    from inference_worker.demo_model import default_model_dir
+
     if value is not None:
         return value
     path = default_model_dir()
@@ -207,6 +209,9 @@ def worker(
 def build_demo_model(out: Path | None, threads: int | None, force: bool) -> None:
     """Build the demo family (full, quantized, distilled) from PyPI-shipped data, once."""
     _setup_logging("info")
+    from inference_worker.demo_model import build_demo_model as build_family
+    from inference_worker.demo_model import default_model_dir
+
     record = build_family(out, threads=threads, force=force)
     click.echo(
         json.dumps(

@@ -76,8 +76,10 @@ def source_paths() -> tuple[Path, Path]:
 
 
 def load_lexicon(path: Path) -> list[tuple[str, int]]:
-    """(entry, label) pairs: label 1 for a positive mean rating, 0 for negative."""
+    """(entry, label) pairs: label 1 for a positive mean rating, 0 for negative; the first of
+    duplicated entries is kept."""
     out: list[tuple[str, int]] = []
+    seen: set[str] = set()
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         parts = line.split("\t")
         if len(parts) < 2 or not parts[0].strip():
@@ -86,8 +88,10 @@ def load_lexicon(path: Path) -> list[tuple[str, int]]:
             rating = float(parts[1])
         except ValueError:
             continue
-        if abs(rating) >= MIN_ABS_RATING:
-            out.append((parts[0].strip(), int(rating > 0)))
+        entry = parts[0].strip()
+        if abs(rating) >= MIN_ABS_RATING and entry not in seen:
+            seen.add(entry)
+            out.append((entry, int(rating > 0)))
     return out
 
 
@@ -134,7 +138,7 @@ class BatchEncoder:
         )
 
     def buckets(self, texts: Sequence[str], size: int) -> list[list[int]]:
-        lengths = [len(e.ids) for e in self.tok.encode_batch(list(texts))]
+        lengths = [sum(e.attention_mask) for e in self.tok.encode_batch(list(texts))]
         order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
         return [order[i : i + size] for i in range(0, len(order), size)]
 

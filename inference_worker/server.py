@@ -15,6 +15,7 @@ queued request, waits for the in-flight responses, closes and exits 0.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import hmac
 import json
@@ -126,6 +127,7 @@ class Worker:
         self._idle = asyncio.Event()  # set while no predict handler is running
         self._idle.set()
         self.exit_code = 0
+        self.answered: collections.Counter[int] = collections.Counter()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -275,7 +277,10 @@ class Worker:
             self.inflight -= 1
             if not self.inflight:
                 self._idle.set()
+        if self.terminating:
+            response.force_close()  # no keep-alive reuse of a connection to a stopping worker
         code = response.status
+        self.answered[code] += 1
         self.metrics.requests.labels(variant, str(code)).inc()
         if code in (200, 504):
             self.metrics.request_duration.labels(variant).observe(time.perf_counter() - started)
@@ -404,6 +409,7 @@ class Worker:
                 await runner.cleanup()
             self.compute.shutdown(wait=True, cancel_futures=False)
             self.loader.shutdown(wait=False, cancel_futures=True)
+        log.info("predict answers by status: %s", json.dumps(dict(sorted(self.answered.items()))))
         log.info("stopped (exit %d)", self.exit_code)
         return self.exit_code
 
