@@ -106,13 +106,38 @@ class Kube:
         )["items"]
         return list(items)
 
-    def prom_query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query against the in-cluster Prometheus (via the API server proxy)."""
-        path = f"{PROMETHEUS_PROXY}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    def _prom(self, endpoint: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        path = f"{PROMETHEUS_PROXY}/api/v1/{endpoint}?" + urllib.parse.urlencode(params)
         body = json.loads(self.run("get", "--raw", path, namespaced=False).stdout)
         if body.get("status") != "success":
-            raise RuntimeError(f"query {expr!r} failed: {body}")
+            raise RuntimeError(f"{endpoint} {params} failed: {body}")
         return list(body["data"]["result"])
+
+    def prom_query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query against the in-cluster Prometheus (via the API server proxy)."""
+        return self._prom("query", {"query": expr})
+
+    def prom_query_range(
+        self, expr: str, *, minutes: float = 30, step_s: float = 15
+    ) -> list[dict[str, Any]]:
+        """A range query over the last `minutes`, as Grafana runs panels and annotations."""
+        end = time.time()
+        return self._prom(
+            "query_range",
+            {"query": expr, "start": end - minutes * 60, "end": end, "step": step_s},
+        )
+
+    def reset(self) -> None:
+        """Remove what an earlier run of the suite left: LatencySLOs, the load Job, scale."""
+        leftovers = self.json("get", "latencyslos")["items"]
+        self.run("delete", "job", "e2e-load", "--ignore-not-found", "--wait=true")
+        if not leftovers:
+            return
+        self.run("delete", "latencyslos", "--all", "--wait=true", timeout=180)
+        self.run("scale", f"deployment/{WORKER}", "--replicas=1")
+        # a pod keeps the last runtime config it read: start from fresh pods
+        self.run("rollout", "restart", f"deployment/{WORKER}")
+        self.run("rollout", "status", f"deployment/{WORKER}", "--timeout=600s", timeout=660)
 
 
 def wait_until(

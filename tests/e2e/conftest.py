@@ -35,4 +35,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def kube() -> Kube:
     if os.environ.get("LATENCYSLO_E2E_SKIP_SETUP") != "1":
         subprocess.run(["bash", str(REPO / "hack" / "kind-up.sh")], cwd=REPO, check=True)
-    return Kube()
+    kube = Kube()
+    kube.reset()
+    return kube
