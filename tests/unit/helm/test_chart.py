@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from typing import Any
 
 import helm_python as helm
@@ -689,3 +690,55 @@ def test_chart_crd_is_the_generated_crd() -> None:
     assert sorted(p.name for p in (CHART_DIR / "crds").iterdir()) == [
         "latencyslos.latencyslo.io.yaml"
     ]
+
+
+# ------------------------------------------------------- the chart against the real commands
+
+
+@pytest.mark.parametrize("value_set", ALL_SETS)
+def test_operator_env_parses_with_the_operators_settings(value_set: str) -> None:
+    """The operator container's args and env, read by `slo_operator.settings` as at start."""
+    from slo_operator.settings import load_settings
+
+    values = VALUE_SETS[value_set]
+    container = one(render_value_set(value_set), "Deployment", OPERATOR)["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    assert container["args"][0] == "operator"
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in container["args"][1:])
+    settings = load_settings({"liveness": flags.pop("liveness")}, environ=_env(container))
+    assert not flags
+    operator_values = merge(
+        yaml.safe_load((CHART_DIR / "values.yaml").read_text())["operator"],
+        values.get("operator", {}),
+    )
+    assert settings.namespaces == tuple(operator_values["watchNamespaces"])
+    assert settings.clusterwide == (not operator_values["watchNamespaces"])
+    assert settings.prometheus_url == operator_values["prometheusUrl"]
+    assert settings.max_replicas == operator_values["maxReplicas"]
+    assert settings.push_timeout_s == operator_values["pushTimeoutSeconds"]
+    assert settings.admin_token_secret == operator_values["adminTokenSecret"]
+    assert settings.metrics_port == operator_values["metricsPort"]
+    assert settings.liveness == f"http://0.0.0.0:{operator_values['healthPort']}/healthz"
+    assert settings.standalone is True
+
+
+def test_demo_worker_env_parses_with_the_worker_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo worker's args and env, parsed by the real `latencyslo worker` command."""
+    cli = pytest.importorskip("inference_worker.cli")
+    container = one(render_value_set("demo"), "Deployment", WORKER)["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    for name in [n for n in os.environ if n.startswith("LATENCYSLO_")]:
+        monkeypatch.delenv(name)
+    for name, value in _env(container).items():
+        monkeypatch.setenv(name, value)
+    assert container["args"] == ["worker"]
+    ctx = cli.worker.make_context("worker", [])
+    params = ctx.params
+    assert str(params["admin_token_file"]) == "/etc/latencyslo/admin/token"
+    assert str(params["runtime_config"]) == "/etc/latencyslo/runtime/config.json"
+    assert (params["port"], params["admin_port"]) == (8080, 8081)
+    assert params["host"] == "0.0.0.0"
+    assert params["threads"] == 1
+    assert params["device"] == "cpu"
