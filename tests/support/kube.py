@@ -136,6 +136,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
     hooks: list[Callable[[rendering.Request], Awaitable[None]]] = attrs.field(
         factory=list, init=False
     )
+    """Awaited before a request is served (e.g. to hold it)."""
+    after_hooks: list[Callable[[rendering.Request], Awaitable[None]]] = attrs.field(
+        factory=list, init=False
+    )
+    """Awaited after a write was applied, before its response is sent."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -283,7 +288,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
         method = request.method.value
         if method in ("POST", "PUT", "PATCH", "DELETE"):
             async with self._write_lock:
-                return await self._handle_write(request)
+                response = await self._handle_write(request)
+            for hook in list(self.after_hooks):
+                await hook(request)
+            return response
         if request.subresource == "scale" and method == "GET":
             obj = self._find(request)
             if obj is None:

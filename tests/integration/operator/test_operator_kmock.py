@@ -146,7 +146,7 @@ async def test_breach_scales_through_scale_subresource_and_pushes(
         assert pod.puts[-1] == config
 
     # Status tells what happened and why; Events say it too.
-    last = [h for h in status["history"] if h["action"] == "ScaleUp"][0]
+    last = next(h for h in status["history"] if h["action"] == "ScaleUp")
     assert last["applied"] is True
     assert last["from"]["replicas"] == 2
     assert last["to"]["replicas"] == 5
