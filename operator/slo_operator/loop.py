@@ -219,20 +219,19 @@ class _Memory:
     breached: bool = False
 
 
-def _config_from_status(current: CurrentStatus | None) -> RuntimeConfig | None:
-    if current is None or None in (
-        current.replicas,
-        current.batch_window_ms,
-        current.max_batch_size,
-        current.variant,
-    ):
-        return None
-    return RuntimeConfig(
-        replicas=current.replicas,  # type: ignore[arg-type]
-        batch_window_ms=current.batch_window_ms,  # type: ignore[arg-type]
-        max_batch_size=current.max_batch_size,  # type: ignore[arg-type]
-        variant=current.variant,  # type: ignore[arg-type]
-    )
+@dataclass(slots=True)
+class _Outcome:
+    """What the decide/act part of one step produced."""
+
+    next_state: Any
+    decision: Decision | None = None
+    applied: ApplyResult | None = None
+    acted: bool = False
+    record: DecisionRecord | None = None
+    in_force: RuntimeConfig | None = None
+    ready: tuple[str, str, str] | None = None
+    """(status, reason, message) of the Ready condition, when not the default."""
+    events: list[st.Event] = field(default_factory=list)
 
 
 class ControlLoop:
@@ -338,7 +337,7 @@ class ControlLoop:
                 spec = LatencySLOSpec.model_validate(dict(spec))
             except ValidationError as exc:
                 return await self._invalid_spec(exc, now, generation, started)
-        result = await self._step(self.effective_spec(spec), spec, now, generation, conflict)
+        result = await self._step(self.effective_spec(spec), now, generation, conflict)
         if self.recorder is not None:
             self.recorder.record_step(
                 self.namespace,
@@ -367,7 +366,12 @@ class ControlLoop:
             now=now,
             generation=generation,
         )
-        memory = self._restored_memory or {}
+        if self._memory is not None:
+            memory: Mapping[str, Any] = self._dump_memory(
+                self._memory, self._memory.policy_state, now
+            )
+        else:
+            memory = self._restored_memory or {}
         save_error = await self._final_save(status, dict(memory))
         self.status = status
         if self.recorder is not None:
@@ -414,7 +418,6 @@ class ControlLoop:
     async def _step(
         self,
         spec: LatencySLOSpec,
-        user_spec: LatencySLOSpec,
         now: float,
         generation: int | None,
         conflict: Conflict | None,
@@ -423,20 +426,17 @@ class ControlLoop:
         status = previous.model_copy(deep=True)
         status.observed_generation = generation
         memory = self._memory_for(now)
-        mode = spec.policy.mode
-        events: list[st.Event] = []
-        deployment = spec.target_ref.name
-        ready_message: tuple[str, str, str] | None = None  # (status, reason, message)
+        outcome = _Outcome(next_state=memory.policy_state)
 
         # 1. read what is in force
-        current: RuntimeConfig | None
+        current: RuntimeConfig | None = None
         ready = 0
         try:
             current, ready = await self.actuator.read()
         except Exception as exc:
-            current = None
             reason = "TargetNotFound" if "not found" in str(exc).lower() else "TargetUnavailable"
-            ready_message = ("False", reason, f"cannot read the target: {exc}")
+            outcome.ready = ("False", reason, f"cannot read the target: {exc}")
+        outcome.in_force = current
 
         # 2. observe
         observation: Observation | None = None
@@ -444,170 +444,186 @@ class ControlLoop:
         if current is not None:
             observation = await self._observe(spec, ready, now)
             profiles = await self._profiles(spec)
+        self._account(memory, spec, observation, now)
 
-        # 3. attainment over the interval since the last step (gaps longer than 2 intervals
-        #    are not credited: the operator was not watching)
-        start = memory.last_step_at
-        span = 2.0 * spec.policy.interval_seconds
-        interval_start = max(start, now - span) if start is not None else now - span / 2
-        trusted = self._trusted(spec, observation)
-        if trusted and observation is not None and observation.p99_ms is not None:
-            memory.attainment.add(
-                interval_start, now, observation.p99_ms <= spec.objective.latency_ms
-            )
-        memory.last_step_at = now
-
-        # 4. decide / finish / act
-        decision: Decision | None = None
-        applied: ApplyResult | None = None
-        acted = False
-        next_state = memory.policy_state
-        record: DecisionRecord | None = None
-        in_force = current
-        pending = status.pending
-
+        # 3. decide and act, or finish an interrupted change, or stand aside
         if current is None:
             pass  # nothing known, nothing done; a pending change waits for the target
         elif conflict is not None:
-            if pending is not None:
-                status.pending = None
-            ready_message = ("False", "Conflict", conflict.message)
-        elif pending is not None:
             status.pending = None
-            if mode is not Mode.ENFORCE:
-                ready_message = (
-                    "True",
-                    "Paused" if mode is Mode.PAUSED else "Recommending",
-                    f"an interrupted change was dropped ({mode.value} mode): {pending.reason}",
-                )
-            else:
-                target = st.config_of(pending.to, current.max_batch_size) if pending.to else None
-                if target is not None:
-                    applied, in_force = await self._apply(target, current)
-                    acted = True
-                    record = pending.model_copy(
-                        update={
-                            "applied": applied.replicas_set or applied.config_written,
-                            "reason": st.clip(
-                                f"{pending.reason} (finished after an interruption"
-                                f"{self._errors_suffix(applied)})"
-                            ),
-                        }
-                    )
-                    before = (
-                        st.config_of(pending.from_, current.max_batch_size)
-                        if pending.from_ is not None
-                        else current
-                    )
-                    events += st.change_events(
-                        before,
-                        in_force,
-                        pending.reason,
-                        deployment=deployment,
-                        variant_order=spec.variants.allowed,
-                    )
+            outcome.ready = ("False", "Conflict", conflict.message)
+        elif status.pending is not None:
+            pending, status.pending = status.pending, None
+            await self._finish_pending(pending, spec, current, outcome)
         else:
-            decision, next_state = self.policy.decide(
+            await self._decide_and_act(
                 spec,
                 observation,
                 current,
                 profiles,
-                memory.policy_state,
-                now,  # type: ignore[arg-type]
+                memory,
+                status,
+                previous,
+                now,
+                outcome,  # type: ignore[arg-type]
             )
-            target = self._bounded(decision.target, spec)
-            changed = st.differs(target, current)
-            if changed and decision.apply and mode is Mode.ENFORCE:
-                record = st.decision_record(
-                    Decision(
-                        action=decision.action,
-                        target=target,
-                        reason=decision.reason,
-                        predicted_p99_ms=decision.predicted_p99_ms,
-                        actions=decision.actions,
-                        apply=True,
-                    ),
-                    current,
-                    now=now,
-                    applied=True,
-                )
-                intent = status.model_copy(deep=True)
-                intent.pending = record
-                try:
-                    await self._save(intent, self._dump_memory(memory, next_state, now))
-                except Exception as exc:
-                    # Nothing recorded -> nothing done: no blind action.
-                    record = None
-                    next_state = memory.policy_state
-                    ready_message = (
-                        "False",
-                        "StatusWriteFailed",
-                        f"could not record the intended change, nothing done: {exc}",
-                    )
-                else:
-                    applied, in_force = await self._apply(target, current)
-                    acted = True
-                    took = applied.replicas_set or applied.config_written
-                    record = record.model_copy(
-                        update={
-                            "applied": took,
-                            "reason": st.clip(decision.reason + self._errors_suffix(applied)),
-                        }
-                    )
-                    if not took:
-                        next_state = memory.policy_state
-                    events += st.change_events(
-                        current,
-                        in_force,
-                        decision.reason,
-                        deployment=deployment,
-                        variant_order=spec.variants.allowed,
-                    )
-            else:
-                proposal = Decision(
-                    action=decision.action if changed else Action.HOLD,
-                    target=target,
-                    reason=decision.reason,
-                    predicted_p99_ms=decision.predicted_p99_ms,
-                    apply=False,
-                )
-                record = st.decision_record(proposal, current, now=now, applied=False)
-                if changed and mode is Mode.RECOMMEND:
-                    last_recommendation = next((h for h in previous.history if not h.applied), None)
-                    if not st.same_change(record, last_recommendation):
-                        events.append(st.recommended_event(current, target, decision.reason))
-                        status.history = st.push_history(status.history, record)
-        memory.policy_state = next_state
+        memory.policy_state = outcome.next_state
+        if outcome.record is not None:
+            status.last_decision = outcome.record
+            if outcome.record.applied and outcome.acted:
+                status.history = st.push_history(status.history, outcome.record)
 
-        if record is not None:
-            status.last_decision = record
-            if record.applied and acted:
-                status.history = st.push_history(status.history, record)
-
-        # 5. status
-        self._fill_status(
-            status, previous, spec, user_spec, observation, in_force, ready, now, generation
-        )
+        # 4. status, Events, save
+        self._fill_status(status, spec, observation, outcome.in_force, ready, now)
         self._set_conditions(
-            status, spec, observation, in_force, conflict, ready_message, now, generation
+            status, spec, observation, outcome.in_force, conflict, outcome.ready, now, generation
         )
-        events = (
-            self._transition_events(previous, status, spec, observation, in_force, conflict, memory)
-            + events
+        events = self._transition_events(
+            previous, status, spec, observation, outcome.in_force, conflict, memory
         )
-
         memory_json = self._dump_memory(memory, memory.policy_state, now)
         save_error = await self._final_save(status, memory_json)
         self.status = status
         return StepResult(
             status=status,
-            events=tuple(events),
+            events=tuple(events + outcome.events),
             memory=memory_json,
-            decision=decision,
-            applied=applied,
-            acted=acted,
+            decision=outcome.decision,
+            applied=outcome.applied,
+            acted=outcome.acted,
             observation=observation,
             save_error=save_error,
+        )
+
+    def _account(
+        self,
+        memory: _Memory,
+        spec: LatencySLOSpec,
+        observation: Observation | None,
+        now: float,
+    ) -> None:
+        """Credit the interval since the last step to the attainment ledger (trusted data
+        only; a gap longer than two intervals is not credited: nobody was watching)."""
+        span = 2.0 * spec.policy.interval_seconds
+        last = memory.last_step_at
+        start = max(last, now - span) if last is not None else now - span / 2
+        p = observation.p99_ms if observation is not None else None
+        if p is not None and self._trusted(spec, observation):
+            memory.attainment.add(start, now, p <= spec.objective.latency_ms)
+        memory.last_step_at = now
+
+    async def _finish_pending(
+        self,
+        pending: DecisionRecord,
+        spec: LatencySLOSpec,
+        current: RuntimeConfig,
+        outcome: _Outcome,
+    ) -> None:
+        """Apply the absolute target an interrupted step recorded (nothing is decided)."""
+        mode = spec.policy.mode
+        if mode is not Mode.ENFORCE:
+            outcome.ready = (
+                "True",
+                "Paused" if mode is Mode.PAUSED else "Recommending",
+                f"an interrupted change was dropped ({mode.value} mode): {pending.reason}",
+            )
+            return
+        if pending.to is None:
+            return
+        target = self._bounded(st.config_of(pending.to, current.max_batch_size), spec)
+        outcome.applied, outcome.in_force = await self._apply(target, current)
+        outcome.acted = True
+        outcome.record = pending.model_copy(
+            update={
+                "applied": outcome.applied.replicas_set or outcome.applied.config_written,
+                "reason": st.clip(
+                    f"{pending.reason} (finished after an interruption"
+                    f"{self._errors_suffix(outcome.applied)})"
+                ),
+            }
+        )
+        before = (
+            st.config_of(pending.from_, current.max_batch_size)
+            if pending.from_ is not None
+            else current
+        )
+        outcome.events += st.change_events(
+            before,
+            outcome.in_force,
+            pending.reason,
+            deployment=spec.target_ref.name,
+            variant_order=spec.variants.allowed,
+        )
+
+    async def _decide_and_act(
+        self,
+        spec: LatencySLOSpec,
+        observation: Observation,
+        current: RuntimeConfig,
+        profiles: ProfileSet,
+        memory: _Memory,
+        status: LatencySLOStatus,
+        previous: LatencySLOStatus,
+        now: float,
+        outcome: _Outcome,
+    ) -> None:
+        decision, next_state = self.policy.decide(
+            spec, observation, current, profiles, memory.policy_state, now
+        )
+        outcome.decision = decision
+        outcome.next_state = next_state
+        target = self._bounded(decision.target, spec)
+        changed = st.differs(target, current)
+        proposal = Decision(
+            action=decision.action if changed else Action.HOLD,
+            target=target,
+            reason=decision.reason,
+            predicted_p99_ms=decision.predicted_p99_ms,
+            actions=decision.actions,
+            apply=changed and decision.apply and spec.policy.mode is Mode.ENFORCE,
+        )
+
+        if not proposal.apply:
+            outcome.record = st.decision_record(proposal, current, now=now, applied=False)
+            if changed and spec.policy.mode is Mode.RECOMMEND:
+                last = next((h for h in previous.history if not h.applied), None)
+                if not st.same_change(outcome.record, last):
+                    outcome.events.append(st.recommended_event(current, target, decision.reason))
+                    status.history = st.push_history(status.history, outcome.record)
+            return
+
+        # Record the intent (memory, then status with `pending`) before touching anything.
+        record = st.decision_record(proposal, current, now=now, applied=True)
+        intent = status.model_copy(deep=True)
+        intent.pending = record
+        try:
+            await self._save(intent, self._dump_memory(memory, next_state, now))
+        except Exception as exc:
+            outcome.next_state = memory.policy_state  # nothing recorded -> nothing done
+            outcome.ready = (
+                "False",
+                "StatusWriteFailed",
+                f"could not record the intended change, nothing done: {exc}",
+            )
+            return
+
+        outcome.applied, outcome.in_force = await self._apply(target, current)
+        outcome.acted = True
+        took = outcome.applied.replicas_set or outcome.applied.config_written
+        if not took:
+            outcome.next_state = memory.policy_state  # the policy must not count it as done
+        outcome.record = record.model_copy(
+            update={
+                "applied": took,
+                "reason": st.clip(decision.reason + self._errors_suffix(outcome.applied)),
+            }
+        )
+        outcome.events += st.change_events(
+            current,
+            outcome.in_force,
+            decision.reason,
+            deployment=spec.target_ref.name,
+            variant_order=spec.variants.allowed,
         )
 
     @staticmethod
@@ -668,14 +684,11 @@ class ControlLoop:
     def _fill_status(
         self,
         status: LatencySLOStatus,
-        previous: LatencySLOStatus,
         spec: LatencySLOSpec,
-        user_spec: LatencySLOSpec,
         observation: Observation | None,
         in_force: RuntimeConfig | None,
         ready: int,
         now: float,
-        generation: int | None,
     ) -> None:
         memory = self._memory
         assert memory is not None

@@ -232,10 +232,13 @@ class PrometheusSource:
             )
         except TimeoutError:
             raise QueryError(f"timed out after {self.timeout_s:g}s ({self.url})") from None
-        except requests.ConnectionError as exc:
-            raise QueryError(f"cannot connect to {self.url}: {_short(exc)}") from None
-        except requests.Timeout:
-            raise QueryError(f"timed out after {self.timeout_s:g}s ({self.url})") from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            # Without retries urllib3 wraps every failure in MaxRetryError: name the cause.
+            text = str(exc)
+            if isinstance(exc, requests.Timeout) or "TimeoutError" in text:
+                raise QueryError(f"timed out after {self.timeout_s:g}s ({self.url})") from None
+            cause = "connection refused" if "refused" in text.lower() else _short(exc, 160)
+            raise QueryError(f"cannot connect to {self.url}: {cause}") from None
         except (requests.RequestException, PrometheusApiClientException) as exc:
             raise QueryError(_short(exc)) from None
         except (ValueError, KeyError, TypeError) as exc:
