@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import platform
+import random
 import statistics
 import time
 from collections.abc import Sequence
@@ -58,23 +59,29 @@ def fit_linear(sizes: Sequence[float], times_ms: Sequence[float]) -> dict[str, f
 def measure(
     variant: LoadedVariant, sizes: Sequence[int], texts: Sequence[str], repeats: int
 ) -> list[float]:
-    """Median service time (ms) per batch size."""
+    """Median service time (ms) per batch size.
+
+    Sizes are visited round-robin in a shuffled order each round, so a slow spell of a shared
+    machine spreads over all sizes instead of bending the fitted line.
+    """
     sync = variant.device.type == "cuda"
-    out = []
+    runs: dict[int, list[float]] = {b: [] for b in sizes}
     for b in sizes:
-        batch = list(texts[:b])
-        variant.predict(batch)  # warm this shape
-        runs = []
-        for _ in range(repeats):
+        variant.predict(list(texts[:b]))  # warm every shape once
+    rng = random.Random(0)
+    for _ in range(repeats):
+        order = list(sizes)
+        rng.shuffle(order)
+        for b in order:
+            batch = list(texts[:b])
             if sync:
                 torch.cuda.synchronize(variant.device)
             started = time.perf_counter()
             variant.predict(batch)
             if sync:
                 torch.cuda.synchronize(variant.device)
-            runs.append((time.perf_counter() - started) * 1000.0)
-        out.append(statistics.median(runs))
-    return out
+            runs[b].append((time.perf_counter() - started) * 1000.0)
+    return [statistics.median(runs[b]) for b in sizes]
 
 
 def run_calibration(

@@ -188,12 +188,17 @@ class WorkerProcess:
 
 
 def worker_command(
-    model_dir: Path, port: int, admin_port: int, token_file: Path | None, args: Sequence[str]
+    model_dir: Path,
+    port: int,
+    admin_port: int,
+    token_file: Path | None,
+    args: Sequence[str],
+    threads: int = 1,
 ) -> list[str]:
     cmd = [
         sys.executable, "-m", "inference_worker", "--model-dir", str(model_dir),
         "--host", "127.0.0.1", "--port", str(port), "--admin-port", str(admin_port),
-        "--threads", "1", "--device", "cpu",
+        "--threads", str(threads), "--device", "cpu",
     ]  # fmt: skip
     if token_file is not None:
         cmd += ["--admin-token-file", str(token_file)]
@@ -207,6 +212,7 @@ def start_worker(
     token: str | None = FIXTURE_TOKEN,
     env: dict[str, str] | None = None,
     workdir: Path | None = None,
+    threads: int = 1,
 ) -> WorkerProcess:
     """Start a worker (not waiting for readiness); the caller must stop it."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="latencyslo-worker-"))
@@ -234,7 +240,7 @@ def start_worker(
     log_path = workdir / "worker.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            worker_command(model_dir, port, admin_port, token_file, args),
+            worker_command(model_dir, port, admin_port, token_file, args, threads),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
@@ -252,9 +258,11 @@ def run_worker(
     env: dict[str, str] | None = None,
     ready_timeout: float = 60.0,
     workdir: Path | None = None,
+    threads: int = 1,
 ) -> Iterator[WorkerProcess]:
-    """A running, ready worker; SIGTERM and wait on exit (kill if it hangs)."""
-    worker = start_worker(model_dir, args, token=token, env=env, workdir=workdir)
+    """A running, ready worker (CPU, `threads` torch threads); SIGTERM and wait on exit
+    (kill if it hangs)."""
+    worker = start_worker(model_dir, args, token=token, env=env, workdir=workdir, threads=threads)
     try:
         worker.wait_ready(ready_timeout)
         yield worker
