@@ -9,6 +9,8 @@ Every failure becomes data, never an exception: an unreachable server, an HTTP e
 result (no series), NaN (no requests in the window) and a stale newest sample all give an
 `Observation` with `p99_ms=None` and `error` saying why. A request rate below the objective's
 `minRequestRate` is reported as measured (the policy and the status decide not to trust it).
+The recent rate (about two intervals) and the peak rate (the highest 30 s rate within the
+window) are optional refinements: when their queries fail they are None, nothing more.
 
 Profiles: the calibrated `ProfileSet` says how long one batch of size b takes per variant
 (`alpha + beta * b`). `profiles()` measures the mean batch service time per variant
@@ -32,7 +34,7 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from slo_operator.metrics.promql import Queries, build_queries
+from slo_operator.metrics.promql import PEAK_RANGE_S, Queries, build_queries
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import Observation, ProfileSet, VariantProfile
 
@@ -87,6 +89,7 @@ def parse_observation(
     age: list[Sample] | QueryError,
     max_age_s: float,
     recent_rate: list[Sample] | QueryError | None = None,
+    peak_rate: list[Sample] | QueryError | None = None,
     where: str = "",
 ) -> Observation:
     """Turn the four query outcomes into an Observation (pure; the unit tests' subject)."""
@@ -123,6 +126,9 @@ def parse_observation(
         "ready_replicas": ready_replicas,
         "recent_request_rate": (
             finite(single_value(recent_rate)) if isinstance(recent_rate, list) else None
+        ),
+        "peak_request_rate": (
+            finite(single_value(peak_rate)) if isinstance(peak_rate, list) else None
         ),
     }
     suffix = f" {where}" if where else ""
@@ -207,12 +213,14 @@ class PrometheusSource:
         baseline: ProfileSet | None = None,
         timeout_s: float = 5.0,
         max_age_s: float = 60.0,
+        peak_range_s: int = PEAK_RANGE_S,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.baseline = baseline
         self.timeout_s = timeout_s
         self.max_age_s = max_age_s
+        self.peak_range_s = peak_range_s
         self.on_error = on_error
         # No hidden retries: one attempt per query, bounded by the timeout.
         self._client = PrometheusConnect(
@@ -255,7 +263,7 @@ class PrometheusSource:
         self, spec: LatencySLOSpec, namespace: str, ready_replicas: int, now: float
     ) -> Observation:
         try:
-            queries = build_queries(spec, namespace)
+            queries = build_queries(spec, namespace, peak_range_s=self.peak_range_s)
         except ValueError as exc:
             return Observation(
                 at=now,
@@ -266,12 +274,13 @@ class PrometheusSource:
                 ready_replicas=ready_replicas,
                 error=f"cannot build the query: {exc}",
             )
-        latency, rate, samples, age, recent = await asyncio.gather(
+        latency, rate, samples, age, recent, peak = await asyncio.gather(
             self._outcome(queries.latency),
             self._outcome(queries.request_rate),
             self._outcome(queries.samples),
             self._outcome(queries.data_age),
             self._outcome(queries.recent_request_rate),
+            self._outcome(queries.peak_request_rate),
         )
         observation = parse_observation(
             now=now,
@@ -281,6 +290,7 @@ class PrometheusSource:
             samples=samples,
             age=age,
             recent_rate=recent,
+            peak_rate=peak,
             max_age_s=self.max_age_s,
             where=f"for {spec.metrics.histogram} in namespace {namespace}",
         )

@@ -19,6 +19,9 @@ BATCH_DURATION = "inference_batch_duration_seconds"
 """Worker histogram of model service time per batch, label `variant` (docs/contracts.md)."""
 BATCH_SIZE = "inference_batch_size"
 """Worker histogram of batch sizes (docs/contracts.md)."""
+PEAK_RANGE_S = 30
+"""Range of the short rates whose maximum over the window is the peak rate: at least two
+scrapes must fall in it, so 30 s suits scrape intervals up to 15 s (use 10 s with 1-5 s)."""
 
 _METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 _LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
@@ -66,6 +69,8 @@ class Queries:
     """Requests per second over the window."""
     recent_request_rate: str
     """Requests per second over a short recent range (see `recent_range_seconds`)."""
+    peak_request_rate: str
+    """The highest short-range request rate within the window (a subquery)."""
     samples: str
     """Requests counted in the window."""
     data_age: str
@@ -81,11 +86,14 @@ def recent_range_seconds(spec: LatencySLOSpec) -> int:
     return int(min(spec.objective.window_seconds, max(30, 2 * spec.policy.interval_seconds)))
 
 
-def build_queries(spec: LatencySLOSpec, namespace: str) -> Queries:
+def build_queries(
+    spec: LatencySLOSpec, namespace: str, *, peak_range_s: int = PEAK_RANGE_S
+) -> Queries:
     """All queries for `spec` in `namespace` (the namespace of the LatencySLO itself)."""
     hist = _metric(spec.metrics.histogram)
     sel = selector(namespace, spec.metrics.labels)
     window = f"[{int(spec.objective.window_seconds)}s]"
+    peak = int(min(peak_range_s, spec.objective.window_seconds))
     q = _number(spec.quantile)
     batch = _metric(BATCH_DURATION)
     size = _metric(BATCH_SIZE)
@@ -93,6 +101,10 @@ def build_queries(spec: LatencySLOSpec, namespace: str) -> Queries:
         latency=f"histogram_quantile({q}, sum by (le) (rate({hist}_bucket{sel}{window})))",
         request_rate=f"sum(rate({hist}_count{sel}{window}))",
         recent_request_rate=f"sum(rate({hist}_count{sel}[{recent_range_seconds(spec)}s]))",
+        peak_request_rate=(
+            f"max_over_time(sum(rate({hist}_count{sel}[{peak}s]))"
+            f"{window[:-1]}:{max(1, peak // 2)}s])"
+        ),
         samples=f"sum(increase({hist}_count{sel}{window}))",
         data_age=f"time() - max(timestamp({hist}_count{sel}))",
         batch_seconds_by_variant=(

@@ -29,6 +29,8 @@ from tests.support import kube as kb
 
 NAME = "sentiment"
 
+pytestmark = pytest.mark.filterwarnings("ignore:read_binary is deprecated:DeprecationWarning")
+
 
 def reasons(kube: kb.KubeEmulator, name: str = NAME) -> list[str]:
     return [e["reason"] for e in kb.events_for(kube, NAMESPACE, name)]

@@ -37,6 +37,7 @@ def observe(**outcomes):
         "samples": one(2472.0),
         "age": one(3.0),
         "recent_rate": one(50.0),
+        "peak_rate": one(70.0),
     }
     base.update(outcomes)
     return parse_observation(now=100.0, ready_replicas=2, max_age_s=60.0, where="here", **base)
@@ -50,6 +51,7 @@ def test_good_data() -> None:
     assert obs.samples == 2472.0
     assert obs.age_seconds == 3.0
     assert obs.recent_request_rate == 50.0
+    assert obs.peak_request_rate == 70.0
     assert obs.ready_replicas == 2
     assert obs.at == 100.0
     assert obs.has_latency
@@ -103,10 +105,11 @@ def test_low_rate_is_reported_not_hidden() -> None:
     assert obs.p99_ms == pytest.approx(212.0)
 
 
-def test_the_recent_rate_is_optional() -> None:
+def test_the_recent_and_peak_rates_are_optional() -> None:
     assert observe(recent_rate=QueryError("x")).recent_request_rate is None
     assert observe(recent_rate=[]).recent_request_rate is None
-    assert observe(recent_rate=QueryError("x")).error is None
+    assert observe(recent_rate=QueryError("x"), peak_rate=QueryError("y")).error is None
+    assert observe(peak_rate=one(math.nan)).peak_request_rate is None
 
 
 @pytest.mark.parametrize(
@@ -203,7 +206,7 @@ async def test_no_hidden_retries_and_an_explicit_timeout(aiohttp_free_server) ->
     source.close()
     assert obs.error is not None
     assert "503" in obs.error
-    assert len(hits) == 5  # one request per query: the client's retry adapter is disabled
+    assert len(hits) == 6  # one request per query: the client's retry adapter is disabled
 
 
 async def test_a_slow_prometheus_costs_one_timeout(aiohttp_free_server) -> None:

@@ -113,6 +113,9 @@ def test_queries_for_a_spec() -> None:
     assert q.recent_request_rate == (
         f"sum(rate(inference_request_duration_seconds_count{sel}[30s]))"
     )
+    assert q.peak_request_rate == (
+        f"max_over_time(sum(rate(inference_request_duration_seconds_count{sel}[30s]))[60s:15s])"
+    )
     assert q.samples == f"sum(increase(inference_request_duration_seconds_count{sel}[60s]))"
     assert q.data_age == f"time() - max(timestamp(inference_request_duration_seconds_count{sel}))"
     assert q.batch_seconds_by_variant == (
@@ -137,6 +140,7 @@ def test_every_query_is_scoped_to_the_namespace() -> None:
         q.latency,
         q.request_rate,
         q.recent_request_rate,
+        q.peak_request_rate,
         q.samples,
         q.data_age,
         q.batch_seconds_by_variant,
@@ -145,6 +149,13 @@ def test_every_query_is_scoped_to_the_namespace() -> None:
         selectors = re.findall(r"\{[^}]*\}", expr)
         assert selectors
         assert all(s.startswith('{namespace="team-a"') for s in selectors), expr
+
+
+def test_peak_range_is_bounded_by_the_window() -> None:
+    q = build_queries(spec(objective__windowSeconds=15), "ml", peak_range_s=10)
+    assert "[10s]))[15s:5s])" in q.peak_request_rate
+    q = build_queries(spec(objective__windowSeconds=15), "ml")
+    assert "[15s]))[15s:7s])" in q.peak_request_rate
 
 
 def test_recent_range_is_two_intervals_bounded_by_the_window() -> None:
