@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from slo_operator.actuate.kubernetes import KubernetesActuator
 from slo_operator.actuate.store import KubernetesStateStore, load_memory
-from slo_operator.loop import Claim, ControlLoop, Policy, find_conflict
+from slo_operator.loop import Claim, ControlLoop, Policy, find_conflict, invalid_spec_status
 from slo_operator.metrics.prometheus import PrometheusSource
 from slo_operator.opmetrics import OperatorMetrics
 from slo_operator.settings import ANNOTATION_PREFIX, OperatorSettings
@@ -37,7 +37,6 @@ from slo_operator.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION, Latency
 from slo_operator.types import ProfileSet, RuntimeConfig
 
 EVENT_SOURCE = "latencyslo-operator"
-INVALID_SPEC_RETRY_S = 5.0
 DAEMON_GRACE_S = 10.0
 """On stop or deletion, a step in progress gets this long to finish before it is cancelled."""
 
@@ -59,6 +58,8 @@ class Runtime:
     interval: Callable[[LatencySLOSpec], float] = _default_interval
     """Seconds between two steps; tests shorten it."""
     clock: Callable[[], float] = time.time
+    invalid_spec_retry_s: float = 5.0
+    """How often a LatencySLO whose spec does not validate is looked at again."""
     policy: Policy | None = None
     """None = the decision core (`slo_operator.policy`)."""
     http: httpx.AsyncClient | None = None
@@ -167,6 +168,10 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.posting.reporting_component = EVENT_SOURCE
         settings.posting.event_name_prefix = "latencyslo-"
         settings.posting.level = logging.INFO
+        # Watch exactly the namespaces given and the resources present at start: no
+        # cluster-wide list/watch of namespaces and CRDs (least privilege; the CRD is
+        # installed before the operator, a CRD added later needs an operator restart).
+        settings.scanning.disabled = True
         # One active operator per peering name (kopf peering); --standalone disables it.
         settings.peering.name = runtime.settings.peering
         settings.peering.mandatory = runtime.settings.peering_mandatory
@@ -228,8 +233,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                 try:
                     spec = LatencySLOSpec.model_validate(dict(body.spec))
                 except ValidationError as exc:
-                    logger.error(f"invalid spec, nothing done until it is fixed: {exc}")
-                    await stopped.wait(INVALID_SPEC_RETRY_S)
+                    await _report_invalid_spec(runtime, body, meta, exc, logger)
+                    await stopped.wait(runtime.invalid_spec_retry_s)
                     continue
                 await _run_steps(
                     runtime, body, meta, spec, stopped, logger, hpa_targets, slo_targets
@@ -241,6 +246,28 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                 runtime.metrics.forget(namespace, name)
 
     return registry
+
+
+async def _report_invalid_spec(
+    runtime: Runtime,
+    body: kopf.Body,
+    meta: kopf.Meta,
+    error: ValidationError,
+    logger: kopf.Logger,
+) -> None:
+    """A spec that does not validate (the API server should have refused it): say so in the
+    Ready condition and do nothing else."""
+    namespace, name = identity(body)
+    logger.error(f"invalid spec, nothing done until it is fixed: {error}")
+    memory = load_memory(body.metadata.annotations) or {}
+    status = invalid_spec_status(
+        body.get("status"), error, now=runtime.clock(), generation=meta.get("generation")
+    )
+    store = KubernetesStateStore(runtime.api, namespace=namespace, name=name, memory=memory)
+    try:
+        await store.save(status.model_dump(by_alias=True, mode="json"), memory)
+    except Exception as exc:
+        logger.warning(f"status not saved: {exc}")
 
 
 async def _run_steps(
@@ -268,7 +295,6 @@ async def _run_steps(
                 hpas=[n for n in _claims(hpa_targets, (namespace, target)) if n],
                 claims=_claims(slo_targets, (namespace, target)),
             )
-            interval = runtime.interval(spec)
             try:
                 result = await loop.step(raw, generation=meta.get("generation"), conflict=conflict)
                 for event in result.events:
@@ -277,13 +303,11 @@ async def _run_steps(
                     )
                 if result.save_error:
                     logger.warning(f"status not saved: {result.save_error}")
-                try:
-                    spec = LatencySLOSpec.model_validate(raw)
-                    interval = runtime.interval(spec)
-                except ValidationError:
-                    pass
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep the daemon alive; the next step starts afresh
                 logger.exception(f"control step failed: {exc}")
+            with contextlib.suppress(ValidationError):  # a bad spec is reported by the step
+                spec = LatencySLOSpec.model_validate(raw)
+            interval = runtime.interval(spec)
             await stopped.wait(max(0.0, interval - (time.monotonic() - started)))

@@ -195,6 +195,37 @@ def find_conflict(
     return None
 
 
+def invalid_spec_status(
+    previous: LatencySLOStatus | Mapping[str, Any] | None,
+    error: ValidationError,
+    *,
+    now: float,
+    generation: int | None,
+) -> LatencySLOStatus:
+    """The status for a spec that does not validate: Ready=False (InvalidSpec), rest kept."""
+    if isinstance(previous, LatencySLOStatus):
+        status = previous.model_copy(deep=True)
+    else:
+        try:
+            status = LatencySLOStatus.model_validate(dict(previous or {}))
+        except ValidationError:
+            status = LatencySLOStatus()
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()[:5]
+    )
+    status.observed_generation = generation
+    status.conditions = st.set_condition(
+        status.conditions,
+        ConditionType.READY,
+        "False",
+        "InvalidSpec",
+        f"spec rejected, nothing done: {problems}",
+        now=now,
+        generation=generation,
+    )
+    return status
+
+
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """What one step produced (also for the caller's logs and tests)."""
@@ -352,20 +383,7 @@ class ControlLoop:
     async def _invalid_spec(
         self, exc: ValidationError, now: float, generation: int | None, started: float
     ) -> StepResult:
-        errors = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        status = self.status.model_copy(deep=True)
-        status.observed_generation = generation
-        status.conditions = st.set_condition(
-            status.conditions,
-            ConditionType.READY,
-            "False",
-            "InvalidSpec",
-            f"spec rejected, nothing done: {errors}",
-            now=now,
-            generation=generation,
-        )
+        status = invalid_spec_status(self.status, exc, now=now, generation=generation)
         if self._memory is not None:
             memory: Mapping[str, Any] = self._dump_memory(
                 self._memory, self._memory.policy_state, now

@@ -253,7 +253,11 @@ async def running_operator(
             connection=kopf.ConnectionInfo(server=url, insecure=True),
             stop_flag=stop,
             ready_flag=ready,
-            runtime_options={"interval": lambda _spec: interval_s, "clock": clock},
+            runtime_options={
+                "interval": lambda _spec: interval_s,
+                "clock": clock,
+                "invalid_spec_retry_s": interval_s,
+            },
         )
     )
     try:

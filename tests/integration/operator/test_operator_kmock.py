@@ -332,3 +332,30 @@ async def test_pods_without_token_converge_from_the_configmap(
     assert "no admin token" in status["lastDecision"]["reason"]
     assert status["lastDecision"]["applied"] is True
     assert TOKEN not in json.dumps(status)
+
+
+async def test_an_invalid_spec_is_reported_and_nothing_is_done(
+    kube, prometheus_api, pods, profiles_file
+):
+    """The API server refuses such specs (CRD schema and CEL); an outdated CRD might not."""
+    await seed_workload(kube, pods)
+    prometheus_api.set(p99_ms=400, rate=300)
+    bad = slo_spec()
+    bad["replicas"] = {"min": 6, "max": 2}
+    async with running_operator(kube, operator_settings(prometheus_api.url, profiles_file)):
+        await kube.create(kb.LATENCYSLOS, kb.latencyslo(NAMESPACE, NAME, bad))
+        await kb.wait_for(lambda: condition(status_of(kube), "Ready"), what="a report")
+        ready = condition(status_of(kube), "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+        assert "replicas.min must be <= replicas.max" in ready["message"]
+        assert actuation_writes(kube) == []
+
+        # Fixed: the loop starts.
+        await kube.patch_object(
+            kb.LATENCYSLOS, NAMESPACE, NAME, {"spec": {"replicas": {"min": 1, "max": 8}}}
+        )
+        await kb.wait_for(
+            lambda: kube.get(kb.DEPLOYMENTS, NAMESPACE, DEPLOYMENT)["spec"]["replicas"] == 5,
+            within=15,
+            what="the scale-up once the spec is valid",
+        )
