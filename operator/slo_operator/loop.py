@@ -17,7 +17,8 @@ and the actuator is called only after both are stored. An operator that dies aft
 point restarts, finds `pending`, and applies the same absolute target instead of deciding
 again: a change already done is a no-op, so nothing happens twice. An operator that dies
 before `pending` is stored acted on nothing. After a restart the policy state comes back from
-the memory, and the policy's own restart guard (`initial_state`) applies when there is none.
+the memory with its trust reset, so scale-down and variant switches wait for one stabilization
+window of fresh data (as with `initial_state`, used when there is no memory).
 
 The loop holds no Kubernetes or kopf code: ports are injected, so the unit tests use fakes and
 the demo uses local processes.

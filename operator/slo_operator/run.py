@@ -106,26 +106,71 @@ async def run_operator(
 
 @click.command("operator")
 @click.option(
-    "--prometheus-url", default=None, help="Prometheus base URL. [$LATENCYSLO_PROMETHEUS_URL]"
+    "--prometheus-url",
+    default=None,
+    help="Prometheus base URL. [$LATENCYSLO_PROMETHEUS_URL; "
+    "default http://prometheus-operated.monitoring.svc:9090]",
 )
-@click.option("--max-replicas", default=None, help="Hard replica cap. [$LATENCYSLO_MAX_REPLICAS]")
+@click.option(
+    "--max-replicas", default=None, help="Hard replica cap. [$LATENCYSLO_MAX_REPLICAS; 32]"
+)
 @click.option(
     "--namespace",
     "namespaces",
     multiple=True,
-    help="Namespace to watch (repeatable; none = all). [$LATENCYSLO_NAMESPACES, comma list]",
+    help="Namespace to watch, repeatable. [$LATENCYSLO_NAMESPACES, comma list; default all]",
 )
-@click.option("--push-timeout", "push_timeout_s", default=None, help="Pod push timeout, s.")
 @click.option(
-    "--query-timeout", "query_timeout_s", default=None, help="Prometheus query timeout, s."
+    "--push-timeout",
+    "push_timeout_s",
+    default=None,
+    help="Timeout of one push to a pod, s. [$LATENCYSLO_PUSH_TIMEOUT_S; 2]",
 )
-@click.option("--admin-token-secret", default=None, help="Secret with the admin token (key token).")
-@click.option("--metrics-port", default=None, help="Port of the operator's /metrics (0 = off).")
-@click.option("--liveness", default=None, help="kopf liveness endpoint URL ('' = off).")
-@click.option("--max-data-age", "max_data_age_s", default=None, help="Stale-data threshold, s.")
-@click.option("--profiles", default=None, help="Calibrated ProfileSet JSON.")
-@click.option("--peering", default=None, help="kopf peering name (makes peering mandatory).")
-@click.option("--standalone", is_flag=True, default=None, help="No peering (single replica).")
+@click.option(
+    "--query-timeout",
+    "query_timeout_s",
+    default=None,
+    help="Timeout of one Prometheus query, s. [$LATENCYSLO_QUERY_TIMEOUT_S; 5]",
+)
+@click.option(
+    "--admin-token-secret",
+    default=None,
+    help="Secret with the workers' admin token, key token. "
+    "[$LATENCYSLO_ADMIN_TOKEN_SECRET; latencyslo-admin-token]",
+)
+@click.option(
+    "--metrics-port",
+    default=None,
+    help="Port of the operator's /metrics, 0 = off. [$LATENCYSLO_METRICS_PORT; 9102]",
+)
+@click.option(
+    "--liveness",
+    default=None,
+    help="kopf liveness endpoint, '' = off. [default http://0.0.0.0:8080/healthz]",
+)
+@click.option(
+    "--max-data-age",
+    "max_data_age_s",
+    default=None,
+    help="Newest sample older than this is stale, s. [$LATENCYSLO_MAX_DATA_AGE_S; 60]",
+)
+@click.option(
+    "--profiles",
+    default=None,
+    help="Calibrated ProfileSet JSON. [$LATENCYSLO_PROFILES; the packaged demo-cpu.json]",
+)
+@click.option(
+    "--peering",
+    default=None,
+    help="kopf peering name; makes peering mandatory. [$LATENCYSLO_PEERING; latencyslo, "
+    "auto-detected]",
+)
+@click.option(
+    "--standalone",
+    is_flag=True,
+    default=None,
+    help="No peering (a single operator replica). [$LATENCYSLO_STANDALONE]",
+)
 @click.option("--verbose", is_flag=True, default=False, help="Debug logging.")
 def operator_command(verbose: bool, **flags: Any) -> None:
     """Run the LatencySLO operator (kopf) against the current cluster."""

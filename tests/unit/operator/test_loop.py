@@ -389,3 +389,29 @@ async def test_operator_metrics_are_recorded() -> None:
     assert get("latencyslo_slo_met", labels) == 0
     assert get("latencyslo_condition", {**labels, "type": "Ready"}) == 1
     assert get("latencyslo_reconcile_duration_seconds_count", labels) == 1
+
+
+async def test_after_a_restart_scale_down_waits_for_a_window_of_fresh_data() -> None:
+    window = 10
+    actuator = FakeActuator(RuntimeConfig(3, 0, 32, "full"))
+    store = MemoryStore()
+    quiet = FakeMetrics((20.0, 10.0))  # one replica would do
+    first = make_loop(quiet, actuator, store)
+    t = T0
+    while actuator.config.replicas == 3:
+        await first.step(spec(scaleDownStabilizationSeconds=window), now=t)
+        t += 5
+    assert actuator.config.replicas == 2  # one step down after a window of fresh data
+    downs = [t - 5]
+
+    # The operator restarts (same memory): the next scale-down waits a whole window again.
+    status, memory = store.saves[-1]
+    restarted = make_loop(quiet, actuator, store)
+    restarted.restore(status, memory)
+    restart_at = t
+    while actuator.config.replicas == 2:
+        await restarted.step(spec(scaleDownStabilizationSeconds=window), now=t)
+        t += 5
+        assert t - restart_at < 60
+    downs.append(t - 5)
+    assert downs[1] - restart_at >= window
