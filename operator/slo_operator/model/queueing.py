@@ -1,19 +1,21 @@
 """Predicted latency quantile of a replica set behind a dynamic batcher (pure).
 
-Each replica runs one batcher: when the model is free and a request waits, a batch opens; it
-takes the requests already queued (up to `max_batch`) and, if not full, waits at most
-`window_ms` for more; then the batch runs for `alpha + beta * b` ms (the profile). The
-Kubernetes Service spreads requests at random over the ready replicas, so each replica sees
-an independent Poisson stream of rate / replicas and the quantile of the whole set is the
-quantile of one replica. The prediction has three parts:
+Each replica runs the worker's batcher (`inference_worker.batcher`): one batch at a time; a
+batch leaves when it holds `max_batch` requests or when its oldest request has waited
+`window_ms` (at once if the model frees up after that); it runs `alpha + beta * b` ms (the
+profile). The Kubernetes Service spreads requests at random over the ready replicas, so each
+replica sees an independent Poisson stream of rate / replicas and the quantile of the whole
+set is the quantile of one replica. The prediction has three parts:
 
-1. the fluid batch size `b`: the batch holds what arrived during the previous batch plus
-   what arrives during the window, `b = min(B, lam*S(b) + P(idle) + lam*W)`, solved by
-   fixed-point iteration (a contraction while `lam*beta < 1`);
-2. the in-cycle wait of the tail request: it arrives during a running batch, waits for the
-   rest of it, then the window, then its own batch; batch sizes fluctuate like an AR(1)
-   process (`b' ~ Poisson(lam*(S(b) + W))`, coefficient `lam*beta`), so the tail request
-   sees a batch of size `b + z*sd`, not `b`;
+1. the fluid batch size `b`: under load the batch holds what arrived while the previous one
+   ran, `lam*S(b) + P(idle)`; at light load the oldest request waits the window and the
+   batch holds it and what arrives meanwhile, `1 + lam*W`; so
+   `b = min(B, max(lam*S(b) + P(idle), 1 + lam*W))`, solved by fixed-point iteration (a
+   contraction while `lam*beta < 1`);
+2. the wait of the tail request: it waits for the running batch to end or for its window,
+   whichever is later, then for its own batch; batch sizes fluctuate like an AR(1) process
+   (`b' ~ Poisson(lam*S(b))`, coefficient `lam*beta`), so the tail request sees a batch of
+   size `b + z*sd`, not `b`;
 3. the backlog when batches are often full: a bulk-service queue (Bailey 1954) whose queue
    length has a geometric tail with ratio 1/z, z > 1 the root of
    `exp(lam*S(B)*(z - 1)) = z**B`; a request that finds n queued ahead waits n/B batches.
@@ -109,26 +111,24 @@ def predict(
     b = 1.0
     for _ in range(200):
         s = alpha + beta * b
-        opener = lam * s + math.exp(-lam * s)
-        b_next = min(float(big_b), opener + lam * window)
+        b_next = min(float(big_b), max(lam * s + math.exp(-lam * s), 1.0 + lam * window))
         if abs(b_next - b) < 1e-9:
             b = b_next
             break
         b = b_next
     s = alpha + beta * b
-    queued_at_open = lam * s + math.exp(-lam * s)
 
-    # 2. in-cycle wait of the tail request
+    # 2. wait of the tail request: the running batch or its own window, then its batch
     phi = min(lam * beta, 0.999)
-    sd = math.sqrt(lam * (s + window) / (1.0 - phi * phi))
+    sd = math.sqrt(lam * max(s / (1.0 - phi * phi), window))
     b_tail = min(float(big_b), b + _TAIL_Z * sd)
     s_tail = alpha + beta * b_tail
     tail = 1.0 - quantile
     during_service = min(1.0, lam * s / b)  # share of requests that arrive while a batch runs
     residual = s_tail * max(0.0, 1.0 - tail / during_service) if during_service > tail else 0.0
     # the window is cut short when the batch fills before it ends
-    wait = min(window, max(0.0, big_b - queued_at_open) / lam) if b >= big_b else window
-    p = wait + s_tail + residual
+    fill = (big_b - 1.0) / lam
+    p = max(min(window, fill), residual) + s_tail
 
     # 3. backlog when batches are often full
     p_full = _normal_sf((big_b - b) / sd) if sd > 0 else float(b >= big_b)

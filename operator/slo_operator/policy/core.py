@@ -39,7 +39,7 @@ WINDOW_GRID_MS: tuple[int, ...] = (0, 1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100
 """Batch windows the controller considers (clipped to the spec's bounds, plus the bounds)."""
 
 CORRECTION_MIN, CORRECTION_MAX = 0.5, 2.5
-CORRECTION_GAIN = 0.3
+CORRECTION_GAIN = 0.15
 FAST_CORRECTION_MAX = 4.0
 ASSUMED_STARTUP_S = 30.0
 """Seconds a new replica is assumed to take until one scale-up has been measured."""
@@ -47,6 +47,12 @@ MIN_STARTUP_S, MAX_STARTUP_S = 5.0, 900.0
 TREND_POINTS = 4
 TREND_MIN = 0.03
 """A projected rise smaller than 3 % of the rate is noise."""
+DOWN_MARGIN = 0.9
+"""Scale-down recommendations are sized for 90 % of the aim (a hysteresis band: a replica is
+removed only when one fewer would still have 10 % of margin, so noise cannot flip it back)."""
+CLEAR_BREACH = 2.0
+"""An observed quantile above twice the target is a breach at once; above the target only,
+the model not explaining it, it must be seen twice in a row (noise is not a breach)."""
 BRIDGE_SURGE = 1.25
 """Rate margin for choosing a bridge variant during an observed breach."""
 LEARN_FROM = 0.4
@@ -390,14 +396,22 @@ def decide(
     )
     slope = _rise(st.rates)
     sizing = ctx.at_rate(rate + slope * lead) if slope * lead > TREND_MIN * rate else ctx
-    # a breach the model does not explain: trust the observation for the fast knobs
+    # a confirmed breach the model does not explain: trust the observation for the fast knobs
+    previous = st.last_p99
+    st = replace(st, last_p99=p_obs)
+    confirmed = p_obs > target_ms and (
+        p_obs >= CLEAR_BREACH * target_ms or (previous is not None and previous > target_ms)
+    )
     cf_fast = cf
-    if p_obs > target_ms and math.isfinite(raw_now) and raw_now > 0:
+    if confirmed and math.isfinite(raw_now) and raw_now > 0:
         cf_fast = min(max(cf, p_obs / raw_now), FAST_CORRECTION_MAX)
 
     # 3. replicas for the sustained rate, preferred variant
     need, feasible = sizing.replicas_needed(pref, cf)
-    st = replace(st, recommendations=(*_prune(st.recommendations, now, stab), (now, need)))
+    need_down, _ = sizing.replicas_needed(pref, cf / DOWN_MARGIN)
+    st = replace(
+        st, recommendations=(*_prune(st.recommendations, now, stab), (now, max(need, need_down)))
+    )
     desired = conformed.replicas
     new_replicas = desired
     notes: list[str] = []
@@ -430,11 +444,11 @@ def decide(
     degraded_now = variant != pref
     p_pref = ctx.best_window(pref, serving, cf_fast)[1] if serving > 0 else math.inf
     if not degraded_now:
-        breach = p_pref > target_ms or p_obs > target_ms
+        breach = p_pref > target_ms or confirmed
         if breach and budget.max_degraded_fraction > 0:
             # size the bridge with a surge margin when the breach is already visible: a
             # backlog has to drain and the rate seen so far trails a step's true height
-            surge = ctx.at_rate(rate * BRIDGE_SURGE) if p_obs > target_ms else ctx
+            surge = ctx.at_rate(rate * BRIDGE_SURGE) if confirmed else ctx
             candidate = _bridge_variant(surge, order, serving, cf_fast, aim)
             if candidate != pref:
                 if not may_switch:

@@ -43,6 +43,8 @@ class ControllerState:
     """(time, replicas) of the last scale-up until that many replicas are ready."""
     startup_s: float | None = None
     """Learned seconds from a scale-up until its replicas are ready (None: not seen yet)."""
+    last_p99: float | None = None
+    """The previous trusted quantile (a modest breach must be seen twice)."""
 
     # ------------------------------------------------------------------------- helpers
     def degraded_seconds(self, now: float, window_s: float) -> float:
@@ -79,6 +81,7 @@ class ControllerState:
             "rates": [[t, r] for t, r in self.rates],
             "pendingUp": None if self.pending_up is None else list(self.pending_up),
             "startupSeconds": self.startup_s,
+            "lastP99": self.last_p99,
         }
 
     @classmethod
@@ -130,6 +133,7 @@ class ControllerState:
             rates=rates,
             pending_up=pending,
             startup_s=num("startupSeconds"),
+            last_p99=num("lastP99"),
         )
 
 

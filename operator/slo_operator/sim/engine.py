@@ -6,11 +6,12 @@ exactly (float seconds). What happens:
 - Arrivals (seeded, identical for every policy) reach the replicas that are ready, spread
   at random like a Kubernetes Service (each request carries a uniform draw `u`; the replica
   is `floor(u * ready)`, so two policies with the same ready count route identically).
-- Each replica runs the worker's batcher: when the model is free and a request waits, a
-  batch opens, takes what is queued (up to `max_batch`) and, if not full, waits at most
-  `window_ms` for more; with window 0 it serves what is queued at once. A batch of b runs
-  `alpha + beta * b` ms of the active variant (times a small log-normal jitter). A full
-  queue (`queue_limit`) rejects the request (429), which counts as a violation.
+- Each replica runs the worker's batcher (`inference_worker.batcher`): one batch at a time;
+  a batch leaves as soon as it holds `max_batch` requests, or once the oldest queued request
+  has waited `window_ms` (at once when the model frees up after that; window 0 = send what
+  is queued). A batch of b runs `alpha + beta * b` ms of the active variant (times a small
+  log-normal jitter). A full queue (`queue_limit`) rejects the request (503), which counts
+  as a violation.
 - A controller (`Controller`) acts at the start of the ticks it chooses, on what it could
   know: a Prometheus-style view (`SimView.observe`: a histogram with the worker's bucket
   edges, scraped every `scrape_s`, read over the objective's window and interpolated like
@@ -51,12 +52,10 @@ class SimSettings:
     """Seconds from a variant switch order until running replicas serve the new variant."""
     scrape_s: int = 5
     """Prometheus scrape interval; observations see data up to the last scrape."""
-    queue_limit: int = 4096
-    """Requests a replica queues before it rejects (429)."""
+    queue_limit: int = 256
+    """Requests a replica queues before it answers 503 (the worker's `--max-queue` default)."""
     service_cv: float = 0.05
     """Coefficient of variation of the batch service time (log-normal jitter)."""
-    drain_at_zero: bool = True
-    """Window 0 serves what is queued at once (True) or one request per batch (False)."""
 
 
 class Controller(Protocol):
@@ -342,12 +341,12 @@ class Simulation:
         served: list[float],
         bcounts: list[int],
         bdones: list[float],
+        rejected: list[float],
     ) -> tuple[float, float]:
         """Run pod's batches that start before t_end; returns (busy seconds, longest batch)."""
         cfg = self.config
         big_b = cfg.max_batch_size
         window = cfg.batch_window_ms / 1000.0
-        strict = window <= 0 and not self.settings.drain_at_zero
         svc = self._service_table(pod.variant, big_b)
         noise, ni = self._noise, self._noise_i
         arr, i, free, c = pod.arr, pod.head, pod.free, pod.last_c
@@ -355,24 +354,32 @@ class Simulation:
         start = i
         busy = 0.0
         longest = 0.0
+        limit = self.settings.queue_limit
         while i < n:
-            a = arr[i]
-            o = a if a > free else free
+            a = arr[i]  # the oldest queued request
+            o = a if a > free else free  # the model is free from o
             if o >= t_end:
                 break
-            if strict:
-                c, d = 1, o
+            # leave when full, or when the oldest has waited the window (at once if it has)
+            d = a + window
+            if d < o:
+                d = o
+            # the queue only grows between two batches: whatever arrived by d beyond the
+            # first `limit` waiting requests found the queue full (503)
+            if n - i > limit and arr[i + limit] <= d:
+                j = bisect_right(arr, d, i + limit, n)
+                rejected.extend(arr[i + limit : j])
+                del arr[i + limit : j]
+                n = len(arr)
+            k = i + big_b - 1
+            if k < n and arr[k] <= d:
+                ak = arr[k]
+                d = ak if ak > o else o
+                c = big_b
             else:
-                k = i + big_b - 1
-                if k < n and arr[k] <= o + window:
-                    ak = arr[k]
-                    d = ak if ak > o else o
-                    c = big_b
-                else:
-                    d = o + window
-                    if d >= t_end and not closed:
-                        break  # the batch may still grow with the next tick's arrivals
-                    c = bisect_right(arr, d, i, k if k < n else n) - i
+                if d >= t_end and not closed:
+                    break  # the batch may still grow with the next tick's arrivals
+                c = bisect_right(arr, d, i, k if k < n else n) - i
             s = svc[c] * noise[ni]
             ni = (ni + 1) & 0xFFFF
             free = d + s
@@ -406,7 +413,6 @@ class Simulation:
             return
         seg = self.arr[lo:hi]
         k = len(ready)
-        limit = self.settings.queue_limit
         if k == 1:
             parts: Sequence[np.ndarray] = [seg]
         else:
@@ -415,14 +421,8 @@ class Simulation:
             cuts = np.cumsum(np.bincount(idx, minlength=k))[:-1]
             parts = np.split(seg[order], cuts)
         for pod, part in zip(ready, parts, strict=True):
-            m = len(part)
-            if m == 0:
-                continue
-            room = limit - pod.backlog()
-            if m > room:
-                self.rejected[t] += m - max(room, 0)
-                part = part[: max(room, 0)]
-            pod.arr.extend(part.tolist())
+            if len(part):
+                pod.arr.extend(part.tolist())
 
     def step(self) -> None:
         """Simulate the tick [t, t + 1)."""
@@ -435,13 +435,14 @@ class Simulation:
         served: list[float] = []
         bcounts: list[int] = []
         bdones: list[float] = []
+        rejected: list[float] = []
         busy_sum = 0.0
         longest = 0.0
         t_end = float(t + 1)
         for p in self.pods:
             if p.ready_at > t:
                 continue
-            busy, lb = self._serve(p, t_end, p.draining, served, bcounts, bdones)
+            busy, lb = self._serve(p, t_end, p.draining, served, bcounts, bdones, rejected)
             if not p.draining:
                 busy_sum += busy
             longest = max(longest, lb)
@@ -458,6 +459,9 @@ class Simulation:
             ).reshape(2, N_BUCKETS)
             self.completed[t : t + 2] += np.bincount(sec, minlength=2)
             self.ok[t : t + 2] += np.bincount(sec, weights=lat <= self.target_s, minlength=2)
+        if rejected:
+            secs = np.asarray(rejected).astype(np.intp)
+            np.add.at(self.rejected, secs, 1.0)
         self.busy[t] = busy_sum / len(ready) if ready else 0.0
         self.max_batch_s[t] = longest
         self.inflight[t] = sum(p.backlog() + (p.last_c if p.free > t_end else 0) for p in self.pods)

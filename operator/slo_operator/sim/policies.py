@@ -2,30 +2,38 @@
 
 Every baseline runs its documented default algorithm; only the figures a user must choose
 (the metric target) are set, and they are set from a simulated load test of ONE replica of
-the same model (`Calibration`): the request rate one replica sustains while its p99 stays
-at headroom * target, as a careful user would measure before configuring an autoscaler.
+the same model (`Calibration`): its capacity, the request rate it sustains with its p99 at
+the target, as a careful user would measure before configuring an autoscaler, with each
+tool's usual utilization margin on top.
 
 - `hpa`:    Kubernetes HPA on CPU utilization, target 80 % (`kubectl autoscale`'s default):
             desired = ceil(current * metric / target), tolerance 0.1, sync every 15 s,
             not-ready pods counted at 0 % on scale-up, scale-up limit max(+4 pods, +100 %)
-            per 15 s, scale-down stabilization 300 s (max of the recommendations).
-- `keda`:   KEDA Prometheus scaler on `sum(rate(requests[1m]))` with threshold = the
-            calibrated per-replica rate (AverageValue), polled every 30 s, on top of the
-            same HPA rules.
-- `kpa`:    Knative's KPA on in-flight requests: target = the calibrated replica's
-            concurrency (Little's law), target utilization 70 %, 60 s stable and 6 s panic
-            windows, panic at 200 %, no scale-down in panic, tick 2 s, max scale-down
-            rate 2.
+            per 15 s, scale-down stabilization 300 s (max of the recommendations). The
+            "CPU" is the share of time the replica's model is busy.
+- `keda`:   KEDA Prometheus scaler on `sum(rate(requests[1m]))`, AverageValue threshold =
+            80 % of the measured capacity (the HPA's utilization convention), polled every
+            30 s, on top of the same HPA rules.
+- `kpa`:    Knative's KPA on its default metric, in-flight requests: target = the
+            concurrency of one replica at capacity (Little's law), with the KPA's default
+            70 % target utilization, 60 s stable and 6 s panic windows, panic at 200 %, no
+            scale-down in panic, tick 2 s, max scale-down rate 2.
+- `kpa-rps`: the same KPA on its other documented metric, requests per second, target =
+            the measured capacity (70 % utilization on top).
 - `aimd`:   Clipper's AIMD on the max batch size (+2 while the slowest batch of the last
             second is under the target, x0.9 otherwise), window 0, fixed replicas.
-- `static`: replicas for the peak 10-second rate of the run, fixed.
+- `static`: replicas for the peak 10-second rate of the run at capacity, fixed.
 - `oracle`: knows the future arrivals: for every 15-second window the fewest replicas
-            whose capacity at the target (not the aim) covers the window's peak 5-second
-            rate, ordered `startup_s` ahead (paying the same start-up delay) and released
-            at once; preferred variant, best window.
+            whose capacity covers the window's peak 5-second rate, ordered `startup_s`
+            ahead (paying the same start-up delay) and released at once; preferred variant.
+            The plan is then simulated and every window that still misses the target gets
+            one more replica, up to ORACLE_PASSES times (`runner`), so that the oracle is
+            the cheapest plan found that meets the SLO, not just a rule of thumb.
 
-Baselines keep the preferred variant and the calibrated window; only latencyslo moves the
-variant.
+Baselines run the worker's default runtime configuration (preferred variant, window 0, max
+batch `batching.maxBatchSize`); only latencyslo moves the variant. (With the worker's batcher
+the smallest window also gives the lowest p99: a batch leaves as soon as the model is free
+and its oldest request has waited the window, so waiting only adds latency.)
 """
 
 from __future__ import annotations
@@ -41,7 +49,10 @@ from slo_operator.sim.engine import SimSettings, Simulation, SimView
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import ProfileSet, RuntimeConfig, VariantProfile
 
-POLICIES = ("latencyslo", "hpa", "keda", "kpa", "aimd", "static", "oracle")
+POLICIES = ("latencyslo", "hpa", "keda", "kpa", "kpa-rps", "aimd", "static", "oracle")
+ORACLE_PASSES = 3
+BASELINE_WINDOW_MS = 0
+"""The worker's default batch window; baselines never change the runtime configuration."""
 
 
 # --------------------------------------------------------------------------- calibration
@@ -89,13 +100,11 @@ class Calibration:
     """What a user would measure on one replica before configuring an autoscaler."""
 
     window_ms: int
-    """The window with the highest sustainable rate (what the baselines run)."""
-    rate_at_aim: float
-    """Requests per second one replica sustains with p99 <= headroom * target."""
-    rate_at_target: float
-    """The same at the target itself (what the oracle packs replicas to)."""
-    inflight_at_aim: float
-    """Mean requests in flight at rate_at_aim (the KPA's concurrency target)."""
+    """The batch window the baselines run (the worker's default, 0)."""
+    capacity_rps: float
+    """Requests per second one replica sustains with its p99 at the target."""
+    inflight_at_capacity: float
+    """Mean requests in flight at capacity_rps (Little's law; the KPA's concurrency)."""
 
 
 _CAL_CACHE: dict[tuple[object, ...], Calibration] = {}
@@ -122,29 +131,18 @@ def _capacity(
 
 
 def calibrate(spec: LatencySLOSpec, profiles: ProfileSet, settings: SimSettings) -> Calibration:
-    """Load-test one replica of the preferred variant (cached per profile and target)."""
-    pref = spec.variants.effective_preferred
-    prof = profiles.variants[pref]
-    b = spec.batching
-    key = (prof, b.min_window_ms, b.max_window_ms, b.max_batch_size, spec.aim_latency_ms,
-           spec.target_latency_ms, spec.quantile, settings)  # fmt: skip
+    """Load-test one replica of the preferred variant with the worker's default runtime
+    configuration (window 0, max batch `batching.maxBatchSize`); cached."""
+    prof = profiles.variants[spec.variants.effective_preferred]
+    window = max(BASELINE_WINDOW_MS, spec.batching.min_window_ms)
+    batch = spec.batching.max_batch_size
+    key = (prof, window, batch, spec.target_latency_ms, spec.quantile, settings)
     hit = _CAL_CACHE.get(key)
     if hit is not None:
         return hit
-    windows = sorted({w for w in (0, 2, 5, 10) if b.min_window_ms <= w <= b.max_window_ms}
-                     | {b.min_window_ms})  # fmt: skip
-    best_w, best_rate = windows[0], -1.0
-    for w in windows:
-        rate = _capacity(prof, w, b.max_batch_size, spec.aim_latency_ms, spec.quantile, settings)
-        if rate > best_rate:
-            best_w, best_rate = w, rate
-    at_target = _capacity(
-        prof, best_w, b.max_batch_size, spec.target_latency_ms, spec.quantile, settings
-    )
-    _, inflight = load_test(
-        prof, best_rate, best_w, b.max_batch_size, spec.target_latency_ms, settings
-    )
-    cal = Calibration(best_w, best_rate, at_target, inflight)
+    rate = _capacity(prof, window, batch, spec.target_latency_ms, spec.quantile, settings)
+    _, inflight = load_test(prof, rate, window, batch, spec.target_latency_ms, settings)
+    cal = Calibration(window, rate, inflight)
     _CAL_CACHE[key] = cal
     return cal
 
@@ -233,10 +231,11 @@ class KEDAPolicy(HPAPolicy):
 
     name = "keda"
     poll_s = 30
+    utilization = 0.8
 
-    def __init__(self, spec: LatencySLOSpec, base: RuntimeConfig, threshold_rps: float) -> None:
+    def __init__(self, spec: LatencySLOSpec, base: RuntimeConfig, capacity_rps: float) -> None:
         super().__init__(spec, base)
-        self.threshold = threshold_rps
+        self.threshold = capacity_rps
         self.metric: float | None = None
 
     def metric_ratio(self, t: int, view: SimView) -> float | None:
@@ -244,11 +243,12 @@ class KEDAPolicy(HPAPolicy):
             self.metric = view.observe(60, self.spec.quantile).request_rate
         if self.metric is None:
             return None
-        return self.metric / (self.threshold * max(view.config.replicas, 1))
+        per_replica = self.threshold * self.utilization
+        return self.metric / (per_replica * max(view.config.replicas, 1))
 
 
 class KPAPolicy:
-    """Knative Pod Autoscaler (concurrency), default stable/panic windows."""
+    """Knative Pod Autoscaler, default stable/panic windows; metric concurrency or rps."""
 
     name = "kpa"
     tick_s = 2
@@ -259,17 +259,28 @@ class KPAPolicy:
     max_down_rate = 2.0
     max_up_rate = 1000.0
 
-    def __init__(self, spec: LatencySLOSpec, base: RuntimeConfig, target: float) -> None:
+    def __init__(
+        self, spec: LatencySLOSpec, base: RuntimeConfig, target: float, metric: str = "concurrency"
+    ) -> None:
+        if metric not in ("concurrency", "rps"):
+            raise ValueError(f"unknown KPA metric {metric!r}")
         self.spec = spec
         self.target = max(target, 1e-6)
+        self.metric = metric
+        self.name = "kpa" if metric == "concurrency" else "kpa-rps"
         self.panic_until = -math.inf
+
+    def _observed(self, view: SimView, span: int) -> float:
+        if self.metric == "rps":
+            return view.request_rate(span)
+        return view.inflight(span)
 
     def act(self, t: int, view: SimView) -> RuntimeConfig | None:
         if t == 0 or t % self.tick_s:
             return None
         per_pod = self.target * self.utilization
-        stable = math.ceil(view.inflight(self.stable_s) / per_pod)
-        panic = math.ceil(view.inflight(self.panic_s) / per_pod)
+        stable = math.ceil(self._observed(view, self.stable_s) / per_pod)
+        panic = math.ceil(self._observed(view, self.panic_s) / per_pod)
         ready = max(view.ready_replicas, 1)
         current = view.config.replicas
         if panic / ready >= self.panic_threshold:
@@ -330,9 +341,10 @@ class OraclePolicy:
         arrivals_per_s: np.ndarray,
         rate_per_replica: float,
         startup_s: int,
+        extra: np.ndarray | None = None,
     ) -> None:
         self.spec = spec
-        self.plan = oracle_plan(spec, arrivals_per_s, rate_per_replica, startup_s)
+        self.plan = oracle_plan(spec, arrivals_per_s, rate_per_replica, startup_s, extra)
 
     def act(self, t: int, view: SimView) -> RuntimeConfig | None:
         want = int(self.plan[min(t, len(self.plan) - 1)])
@@ -342,9 +354,15 @@ class OraclePolicy:
 
 
 def oracle_plan(
-    spec: LatencySLOSpec, arrivals_per_s: np.ndarray, rate_per_replica: float, startup_s: int
+    spec: LatencySLOSpec,
+    arrivals_per_s: np.ndarray,
+    rate_per_replica: float,
+    startup_s: int,
+    extra: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Replicas to have (ready or starting) each second, looking startup_s ahead."""
+    """Replicas to have (ready or starting) each second, looking startup_s ahead.
+
+    `extra` adds replicas per window (the refinement passes of `refine_oracle`)."""
     d = len(arrivals_per_s)
     w, p = OraclePolicy.window_s, OraclePolicy.peak_s
     n_win = math.ceil(d / w)
@@ -355,6 +373,8 @@ def oracle_plan(
     sums = (cum[p:] - cum[:-p]) / p
     peaks = np.array([sums[k * w : min((k + 1) * w, len(sums))].max() for k in range(n_win)])
     need_win = np.ceil(peaks / max(rate_per_replica, 1e-9)).astype(int)
+    if extra is not None:
+        need_win = need_win + extra[:n_win]
     need_win = np.clip(need_win, max(spec.replicas.min, 1), spec.replicas.max)
     need = np.repeat(need_win, w)[:d]
     # order replicas startup_s ahead: at t, have the max need over [t, t + startup_s]

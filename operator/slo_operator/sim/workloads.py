@@ -13,8 +13,8 @@ Built-in names (base_rps is the starting rate):
             5 min at base (40 min);
 - `diurnal` one compressed day in 60 min: base at night, x4 at the afternoon peak
             (a raised cosine);
-- `bursty`  a two-state Markov-modulated Poisson process (MMPP): base rate for an
-            exponential 120 s on average, x3 for 30 s on average; inter-arrival CV > 1;
+- `bursty`  a two-state Markov-modulated Poisson process (MMPP): base rate for 20 s on
+            average, x3 for 5 s on average (see BURST_X); inter-arrival CV > 1;
 - `trace`   replay of a CSV file: the Azure format (`TIMESTAMP,...` one row per request)
             or `t_seconds,rps` rows (rate from t until the next row). With
             `target_mean_rps` the per-second counts are rescaled to that mean rate and
@@ -47,6 +47,11 @@ DEFAULT_DURATION_S: dict[str, float] = {
 }
 STEP_AT_S = 300.0
 """When the step of `step` / `step4` happens."""
+BURST_X, BURST_S, CALM_S = 3.0, 5.0, 20.0
+"""`bursty`: bursts at 3x the base rate lasting 5 s on average, every 25 s on average
+(exponential sojourns): arrivals with a high coefficient of variation at the time scale of
+seconds, a steady mean (1.4x base) at the scale of the objective's window. Load changes that
+last minutes are the `step`, `ramp` and `trace` workloads."""
 TRACE_SMOOTH_S = 10.0
 """Rescaling a timestamp trace first estimates its rate with a moving average over this many
 seconds: the shipped trace has 2.6 req/s on average, so per-second counts (0, 1, 2, ...) are
@@ -118,8 +123,8 @@ def _mmpp(base: float, duration: float, seed: int) -> tuple[np.ndarray, np.ndarr
     points: list[tuple[float, float]] = []
     t, high = 0.0, False
     while t < duration:
-        points.append((t, base * (3.0 if high else 1.0)))
-        t += rng.exponential(30.0 if high else 120.0)
+        points.append((t, base * (BURST_X if high else 1.0)))
+        t += rng.exponential(BURST_S if high else CALM_S)
         high = not high
     points.append((duration, points[-1][1]))
     return _steps(points)

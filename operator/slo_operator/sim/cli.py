@@ -1,0 +1,216 @@
+"""`latencyslo simulate`: compare policies on the same arrivals in the simulator."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from slo_operator.sim.engine import SimSettings
+from slo_operator.sim.policies import POLICIES
+from slo_operator.sim.profiles import load_profiles
+from slo_operator.sim.report import TABLE_HEADER, document, plot, plot_path, table_rows
+from slo_operator.sim.runner import (
+    DEFAULT_BASE_RPS,
+    DEFAULT_TRACE_MEAN_RPS,
+    DEFAULT_WARMUP_S,
+    default_spec,
+    run_scenario,
+)
+from slo_operator.sim.workloads import BUILTIN, NAMES
+from slo_operator.spec import LatencySLOSpec
+
+
+def _load_spec(path: Path) -> LatencySLOSpec:
+    import yaml
+    from pydantic import ValidationError
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--slo") from exc
+    raw = doc.get("spec", doc) if isinstance(doc, dict) else None
+    if not isinstance(raw, dict):
+        raise click.BadParameter(f"{path}: not a LatencySLO or its spec", param_hint="--slo")
+    try:
+        return LatencySLOSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="--slo") from exc
+
+
+def _policies(value: str) -> list[str]:
+    names = [p.strip() for p in value.split(",") if p.strip()]
+    unknown = [p for p in names if p not in POLICIES]
+    if unknown or not names:
+        raise click.BadParameter(
+            f"unknown policy {', '.join(unknown) or '(none)'}; known: {', '.join(POLICIES)}",
+            param_hint="--policy",
+        )
+    return names
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--scenario",
+    required=True,
+    type=click.Choice([*NAMES, "all"]),
+    help="Workload to simulate; 'all' runs every built-in one and the trace.",
+)
+@click.option(
+    "--trace-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV for the 'trace' scenario: Azure (TIMESTAMP,...) or t_seconds,rps "
+    "[default: the shipped Azure LLM code trace].",
+)
+@click.option(
+    "--target-mean-rps",
+    type=click.FloatRange(min=0, min_open=True),
+    help=f"Rescale the trace to this mean rate [default {DEFAULT_TRACE_MEAN_RPS:g} for the "
+    "shipped trace; a given file is replayed as is].",
+)
+@click.option("--policy", "policy_list", default=",".join(POLICIES), show_default=True,
+              help="Comma-separated policies.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=int, help="First seed.")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="Number of seeds (seed, seed+1, ...); figures are their means.")  # fmt: skip
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results JSON here.")  # fmt: skip
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG (one per scenario with 'all': NAME-<scenario>.png).")  # fmt: skip
+@click.option("--slo", "slo_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A LatencySLO manifest (or its spec) to simulate [default: latencyMs 100, "
+              "replicas 1..16, API defaults otherwise].")  # fmt: skip
+@click.option("--profile", "profile_file", type=click.Path(exists=True, dir_okay=False),
+              help="ProfileSet JSON [default: the shipped demo-cpu.json, else the reference "
+              "figures].")  # fmt: skip
+@click.option("--base-rps", default=DEFAULT_BASE_RPS, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Starting rate of the built-in workloads.")  # fmt: skip
+@click.option("--duration", type=click.FloatRange(min=1), help="Seconds [default per workload].")
+@click.option("--startup-s", default=30, show_default=True, type=click.IntRange(0, 3600),
+              help="Replica start-up (pod start + model load).")  # fmt: skip
+@click.option("--switch-s", default=2, show_default=True, type=click.IntRange(0, 600),
+              help="Variant switch delay.")  # fmt: skip
+@click.option("--scrape-s", default=5, show_default=True, type=click.IntRange(1, 300),
+              help="Prometheus scrape interval.")  # fmt: skip
+def simulate(
+    scenario: str,
+    trace_file: Path | None,
+    target_mean_rps: float | None,
+    policy_list: str,
+    seed: int,
+    seeds: int,
+    json_path: Path | None,
+    plot_file: Path | None,
+    slo_file: Path | None,
+    profile_file: str | None,
+    base_rps: float,
+    duration: float | None,
+    startup_s: int,
+    switch_s: int,
+    scrape_s: int,
+) -> None:
+    """Compare policies on identical arrivals in the discrete-event simulator."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    policies = _policies(policy_list)
+    try:
+        profiles, profile_source = load_profiles(profile_file)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--profile") from exc
+    spec = _load_spec(slo_file) if slo_file else default_spec()
+    missing = [v for v in spec.variants.allowed if v not in profiles.variants]
+    if missing:
+        raise click.BadParameter(
+            f"the profile has no {', '.join(missing)} (variants.allowed needs them)",
+            param_hint="--profile",
+        )
+    settings = SimSettings(startup_s=startup_s, switch_s=switch_s, scrape_s=scrape_s)
+    names = [*BUILTIN, "trace"] if scenario == "all" else [scenario]
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    traces: dict[str, dict[str, Any]] = {}
+    started = time.perf_counter()
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        for name in names:
+            for k in range(seeds):
+                s = seed + k
+                task = progress.add_task(f"{name} seed {s}", total=len(policies))
+                result = run_scenario(
+                    name,
+                    policies=policies,
+                    spec=spec,
+                    profiles=profiles,
+                    settings=settings,
+                    seed=s,
+                    base_rps=base_rps,
+                    duration_s=duration,
+                    trace_file=trace_file if name == "trace" else None,
+                    target_mean_rps=target_mean_rps if name == "trace" else None,
+                    on_tick=None,
+                    progress=lambda _p, task=task: progress.advance(task),
+                )
+                for policy, run in result.runs.items():
+                    results.setdefault(name, {}).setdefault(policy, []).append(run.metrics)
+                    if k == 0:
+                        traces.setdefault(name, {})[policy] = run.trace
+    elapsed = time.perf_counter() - started
+    meta = {
+        "seeds": list(range(seed, seed + seeds)),
+        "spec": spec.model_dump(mode="json", by_alias=True),
+        "profile": {"source": profile_source, **profiles.to_json()},
+        "settings": {
+            "startup_s": startup_s,
+            "switch_s": switch_s,
+            "scrape_s": scrape_s,
+            "queue_limit": settings.queue_limit,
+            "service_cv": settings.service_cv,
+            "warmup_s": DEFAULT_WARMUP_S,
+            "base_rps": base_rps,
+        },
+        "elapsed_s": elapsed,
+    }
+    doc = document(results, meta)
+    for name in names:
+        table = Table(title=f"{name} ({seeds} seed{'s' if seeds > 1 else ''})")
+        for col in TABLE_HEADER:
+            table.add_column(col, justify="left" if col == "policy" else "right")
+        for row in table_rows(doc["scenarios"][name]):
+            table.add_row(*row)
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=140)
+        out.print(table)
+    console.print(f"{len(names)} scenario(s) x {len(policies)} policies x {seeds} seed(s) "
+                  f"in {elapsed:.1f}s; profile: {profile_source}")  # fmt: skip
+    if json_path:
+        json_path.write_text(json.dumps(_finite(doc), indent=2) + "\n")
+        console.print(f"wrote {json_path}")
+    if plot_file:
+        for name in names:
+            out = plot_path(plot_file, name, len(names) > 1)
+            plot(out, name, traces[name], spec.target_latency_ms, spec.quantile)
+            console.print(f"wrote {out}")
+
+
+def _finite(obj: Any) -> Any:
+    """JSON has no NaN: write null instead."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj

@@ -1,0 +1,346 @@
+"""Labelled table tests: one row per safety rule of the decision core."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from slo_operator.policy import decide, initial_state
+from slo_operator.spec import Action
+from slo_operator.types import Observation
+from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, make_spec, obs, settled
+
+OVERLOAD = 1400.0  # req/s: two replicas of `full` cannot hold 100 ms (capacity ~550 each)
+LIGHT = 150.0  # req/s: one replica is plenty
+
+
+# --------------------------------------------------------------------- untrusted data
+UNTRUSTED = [
+    pytest.param(obs(rate=OVERLOAD, p99=None), id="missing-p99"),
+    pytest.param(obs(rate=OVERLOAD, p99=math.nan), id="nan-p99"),
+    pytest.param(obs(rate=OVERLOAD, p99=math.inf), id="infinite-p99"),
+    pytest.param(obs(rate=OVERLOAD, p99=250.0, age=600.0), id="stale"),
+    pytest.param(obs(rate=OVERLOAD, p99=250.0, age=None), id="age-unknown"),
+    pytest.param(obs(rate=OVERLOAD, p99=250.0, error="connection refused"), id="source-error"),
+    pytest.param(obs(rate=None, p99=250.0), id="missing-rate"),
+    pytest.param(obs(rate=math.nan, p99=250.0), id="nan-rate"),
+    pytest.param(obs(rate=0.5, p99=250.0), id="below-min-request-rate"),
+    pytest.param(obs(rate=OVERLOAD, p99=250.0, samples=0.0), id="no-samples"),
+]
+
+
+@pytest.mark.parametrize("observation", UNTRUSTED)
+@pytest.mark.parametrize(
+    "current", [cfg(4, variant="full"), cfg(4, variant="quantized")], ids=["full", "degraded"]
+)
+def test_untrusted_data_never_removes_capacity_nor_switches_variant(
+    observation: Observation, current: object
+) -> None:
+    decision, _ = decide(SPEC, observation, current, PROFILES, settled(), NOW)  # type: ignore[arg-type]
+    assert decision.target.replicas >= current.replicas  # type: ignore[attr-defined]
+    assert decision.target.variant == current.variant  # type: ignore[attr-defined]
+    assert decision.reason
+    assert Action.SCALE_DOWN not in decision.actions
+
+
+@pytest.mark.parametrize("observation", UNTRUSTED[:6])
+def test_untrusted_latency_holds_even_when_the_load_is_light(observation: Observation) -> None:
+    light = replace(observation, request_rate=LIGHT, recent_request_rate=LIGHT)
+    decision, _ = decide(SPEC, light, cfg(6), PROFILES, settled(), NOW)
+    assert decision.is_hold
+    assert not decision.apply
+    assert decision.target == cfg(6)
+    assert "holding" in decision.reason
+
+
+def test_missing_latency_with_a_trusted_rate_may_add_replicas() -> None:
+    decision, _ = decide(SPEC, obs(rate=OVERLOAD, p99=None), cfg(1), PROFILES, settled(), NOW)
+    assert decision.action is Action.SCALE_UP
+    assert decision.target.replicas > 1
+    assert decision.target.variant == "full"
+
+
+def test_scale_from_zero_on_traffic() -> None:
+    spec = make_spec(replicas={"min": 0, "max": 8})
+    o = obs(rate=300.0, p99=None, ready=0)
+    decision, _ = decide(spec, o, cfg(0), PROFILES, settled(), NOW)
+    assert decision.action is Action.SCALE_UP
+    assert decision.target.replicas >= 1
+
+
+# -------------------------------------------------------------------------- cooldowns
+@pytest.mark.parametrize(
+    ("since_last_up", "expect_up"),
+    [
+        pytest.param(15.0, False, id="within-cooldown"),
+        pytest.param(29.0, False, id="just-before-cooldown"),
+        pytest.param(30.0, True, id="cooldown-over"),
+        pytest.param(None, True, id="never-scaled"),
+    ],
+)
+def test_scale_up_cooldown(since_last_up: float | None, expect_up: bool) -> None:
+    last = None if since_last_up is None else NOW - since_last_up
+    st = settled(last_scale_up_at=last)
+    o = obs(rate=OVERLOAD, p99=300.0, ready=2)
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
+    assert (decision.target.replicas > 2) is expect_up
+    if not expect_up:
+        assert "cooldown" in decision.reason
+
+
+# ------------------------------------------------------------ scale-down stabilization
+def _low_recs(n: int, start: float, step: float = 15.0) -> tuple[tuple[float, int], ...]:
+    return tuple((start + k * step, 1) for k in range(n))
+
+
+@pytest.mark.parametrize(
+    ("recs", "expect_down"),
+    [
+        pytest.param((), True, id="only-the-current-recommendation"),
+        pytest.param(((NOW - 100, 6),), False, id="needed-6-within-the-window"),
+        pytest.param(((NOW - 301, 6),), True, id="needed-6-before-the-window"),
+        pytest.param(_low_recs(19, NOW - 290), True, id="low-for-the-whole-window"),
+    ],
+)
+def test_scale_down_stabilization(recs: tuple[tuple[float, int], ...], expect_down: bool) -> None:
+    st = settled(recommendations=recs)
+    o = obs(rate=LIGHT, current=cfg(6), ready=6)
+    decision, _ = decide(SPEC, o, cfg(6), PROFILES, st, NOW)
+    if expect_down:
+        assert decision.action is Action.SCALE_DOWN
+        assert decision.target.replicas == 5  # one step at a time
+    else:
+        assert decision.target.replicas == 6
+        assert "stabilization" in decision.reason
+
+
+def test_scale_down_waits_for_starting_replicas_and_the_preferred_variant() -> None:
+    starting = obs(rate=LIGHT, current=cfg(6), ready=4)
+    decision, _ = decide(SPEC, starting, cfg(6), PROFILES, settled(), NOW)
+    assert decision.target.replicas == 6
+    degraded = obs(rate=LIGHT, current=cfg(6, variant="quantized"), ready=6)
+    st = settled(last_variant_change_at=NOW - 30)  # dwell keeps it degraded
+    decision, _ = decide(SPEC, degraded, cfg(6, variant="quantized"), PROFILES, st, NOW)
+    assert decision.target.replicas == 6
+
+
+# --------------------------------------------------------------------- variant dwell
+@pytest.mark.parametrize(
+    ("since_switch", "expect_restore"),
+    [
+        pytest.param(30.0, False, id="within-dwell"),
+        pytest.param(119.0, False, id="just-before-dwell"),
+        pytest.param(120.0, True, id="dwell-over"),
+    ],
+)
+def test_variant_min_dwell(since_switch: float, expect_restore: bool) -> None:
+    current = cfg(6, variant="quantized")
+    st = settled(last_variant_change_at=NOW - since_switch)
+    o = obs(rate=LIGHT, current=current, ready=6)
+    decision, _ = decide(SPEC, o, current, PROFILES, st, NOW)
+    assert (decision.target.variant == "full") is expect_restore
+    if expect_restore:
+        assert Action.RESTORE_VARIANT in decision.actions
+
+
+@pytest.mark.parametrize("since_switch", [10.0, 60.0])
+def test_no_degrade_within_dwell_of_a_restore(since_switch: float) -> None:
+    st = settled(last_variant_change_at=NOW - since_switch)
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
+    assert decision.target.variant == "full"
+    assert "dwell" in decision.reason
+
+
+# ---------------------------------------------------------------------- quality budget
+def test_breach_degrades_to_the_best_variant_that_meets_the_aim() -> None:
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, settled(), NOW)
+    assert decision.action is Action.DEGRADE_VARIANT
+    assert decision.target.variant in ("quantized", "distilled")
+    assert decision.target.replicas > 2  # replicas scaled for the sustained rate meanwhile
+    assert decision.apply
+
+
+@pytest.mark.parametrize(
+    ("spent_s", "expect_degrade"),
+    [
+        pytest.param(0.0, True, id="budget-untouched"),
+        pytest.param(600.0, True, id="two-minutes-left"),
+        pytest.param(660.0, False, id="less-than-a-dwell-left"),
+        pytest.param(720.0, False, id="budget-spent"),
+    ],
+)
+def test_quality_budget_limits_degrading(spent_s: float, expect_degrade: bool) -> None:
+    st = settled(degraded=((NOW - 1000.0, NOW - 1000.0 + spent_s),) if spent_s else ())
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
+    assert (decision.target.variant != "full") is expect_degrade
+    if not expect_degrade:
+        assert "budget" in decision.reason
+
+
+def test_spent_budget_restores_the_preferred_variant_even_under_load() -> None:
+    current = cfg(2, variant="quantized")
+    st = settled(
+        degraded=((NOW - 710.0, NOW - 15.0),),
+        last_variant_change_at=NOW - 710.0,
+        variant_in_force="quantized",
+    )
+    o = obs(rate=OVERLOAD, p99=90.0, ready=2)
+    decision, new = decide(SPEC, o, current, PROFILES, st, NOW)
+    assert decision.target.variant == "full"
+    assert new.degraded_seconds(NOW, 3600) <= 0.2 * 3600 + 1e-6
+
+
+def test_zero_budget_never_degrades() -> None:
+    spec = make_spec(variants={"qualityBudget": {"maxDegradedFraction": 0}})
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(spec, o, cfg(2), PROFILES, settled(), NOW)
+    assert decision.target.variant == "full"
+
+
+def test_degraded_time_is_booked_from_the_variant_in_force() -> None:
+    st = settled(variant_in_force="quantized", last_decision_at=NOW - 15.0)
+    o = obs(rate=LIGHT, current=cfg(2, variant="quantized"), ready=2)
+    _, new = decide(SPEC, o, cfg(2, variant="quantized"), PROFILES, st, NOW)
+    assert new.degraded_seconds(NOW, 3600) == pytest.approx(15.0)
+
+
+def test_only_allowed_variants_are_used() -> None:
+    spec = make_spec(variants={"allowed": ["full", "distilled"]})
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(spec, o, cfg(2), PROFILES, settled(), NOW)
+    assert decision.target.variant in ("full", "distilled")
+    # a variant that is no longer allowed is left at once, even on missing data
+    decision, _ = decide(spec, obs(p99=None), cfg(2, variant="quantized"), PROFILES, settled(), NOW)
+    assert decision.target.variant == "full"
+
+
+# ------------------------------------------------------------------------------ bounds
+@pytest.mark.parametrize(
+    ("observation", "current", "low", "high"),
+    [
+        pytest.param(obs(rate=20_000.0, p99=2000.0, ready=3), cfg(3), 1, 5, id="max-caps-need"),
+        pytest.param(obs(rate=LIGHT, ready=3, p99=5.0), cfg(3), 3, 8, id="min-floors-down"),
+        pytest.param(obs(rate=LIGHT, ready=9, p99=5.0), cfg(9), 1, 4, id="above-max-is-cut"),
+        pytest.param(obs(p99=None, ready=9), cfg(9), 1, 4, id="above-max-on-missing-data"),
+        pytest.param(obs(rate=LIGHT, ready=1, p99=5.0), cfg(1), 2, 4, id="below-min-is-raised"),
+    ],
+)
+def test_bounds_are_never_exceeded(
+    observation: Observation, current: object, low: int, high: int
+) -> None:
+    spec = make_spec(replicas={"min": low, "max": high}, batching={"maxWindowMs": 5})
+    decision, _ = decide(spec, observation, current, PROFILES, settled(), NOW)  # type: ignore[arg-type]
+    assert low <= decision.target.replicas <= high
+    assert 0 <= decision.target.batch_window_ms <= 5
+    assert decision.target.max_batch_size == spec.batching.max_batch_size
+
+
+def test_window_bounds_are_respected() -> None:
+    spec = make_spec(batching={"minWindowMs": 3, "maxWindowMs": 7})
+    decision, _ = decide(
+        spec, obs(rate=600.0, p99=40.0), cfg(2, window=0), PROFILES, settled(), NOW
+    )
+    assert 3 <= decision.target.batch_window_ms <= 7
+
+
+# ------------------------------------------------------------------------------- modes
+def test_recommend_mode_decides_but_does_not_apply() -> None:
+    spec = make_spec(policy={"mode": "Recommend"})
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, state = decide(spec, o, cfg(2), PROFILES, settled(), NOW)
+    assert decision.action is not Action.HOLD
+    assert decision.target != cfg(2)
+    assert decision.apply is False
+    assert "Recommend" in decision.reason
+    # nothing was applied, so no cooldown or dwell starts
+    assert state.last_scale_up_at is None
+    assert state.last_variant_change_at is None
+
+
+def test_paused_mode_holds() -> None:
+    spec = make_spec(policy={"mode": "Paused"})
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(spec, o, cfg(2), PROFILES, settled(), NOW)
+    assert decision.is_hold
+    assert decision.apply is False
+    assert decision.target == cfg(2)
+    assert "paused" in decision.reason.lower()
+
+
+def test_enforce_applies_changes_and_not_holds() -> None:
+    change, _ = decide(SPEC, obs(rate=OVERLOAD, p99=400.0), cfg(2), PROFILES, settled(), NOW)
+    assert change.apply
+    hold, _ = decide(SPEC, obs(rate=600.0, current=cfg(2)), cfg(2), PROFILES, settled(), NOW)
+    assert hold.is_hold
+    assert not hold.apply
+    assert hold.target == cfg(2)
+    assert hold.reason
+
+
+# ----------------------------------------------------------------------------- restart
+def test_restart_forbids_scale_down_and_variant_switch_for_one_window() -> None:
+    spec = SPEC
+    stab = spec.policy.scale_down_stabilization_seconds
+    start = NOW
+    state = initial_state(start)
+    degraded = cfg(6, variant="quantized")
+    t = start
+    # fresh, light load on a degraded, over-provisioned deployment: nothing moves for a window
+    while t < start + stab:
+        o = obs(rate=LIGHT, current=degraded, ready=6, at=t)
+        decision, state = decide(spec, o, degraded, PROFILES, state, t)
+        assert decision.target.replicas >= 6
+        assert decision.target.variant == "quantized"
+        t += spec.policy.interval_seconds
+    o = obs(rate=LIGHT, current=degraded, ready=6, at=t)
+    decision, state = decide(spec, o, degraded, PROFILES, state, t)
+    assert decision.target.variant == "full"
+
+
+def test_restart_still_scales_up_under_breach() -> None:
+    decision, _ = decide(
+        SPEC, obs(rate=OVERLOAD, p99=400.0), cfg(2), PROFILES, initial_state(NOW), NOW
+    )
+    assert decision.action is Action.SCALE_UP
+    assert decision.target.variant == "full"  # no variant switch right after a restart
+    assert "fresh data" in decision.reason
+
+
+def test_a_long_pause_between_decisions_counts_as_a_restart() -> None:
+    st = settled(last_decision_at=NOW - 3600.0)
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
+    assert decision.target.variant == "full"
+
+
+def test_a_metrics_outage_restarts_the_fresh_data_count() -> None:
+    _, st = decide(SPEC, obs(error="timeout"), cfg(2), PROFILES, settled(), NOW)
+    assert st.fresh_since is None
+    _, st = decide(SPEC, obs(rate=0.2, p99=5.0), cfg(2), PROFILES, st, NOW + 15)
+    assert st.fresh_since == NOW + 15  # low traffic is fresh data
+
+
+# ------------------------------------------------------------------- decision shape
+def test_every_decision_has_words_and_a_consistent_shape() -> None:
+    cases = [obs(p99=None), obs(rate=OVERLOAD, p99=400.0), obs(rate=600.0, current=cfg(2))]
+    for o in cases:
+        decision, state = decide(SPEC, o, cfg(2), PROFILES, settled(), NOW)
+        assert decision.reason.strip()
+        assert decision.is_hold == (not decision.actions)
+        if decision.is_hold:
+            assert decision.target == cfg(2)
+        else:
+            assert decision.action is decision.actions[0]
+        assert state.last_decision_at == NOW
+
+
+def test_api_example_reason_names_the_bridge() -> None:
+    decision, _ = decide(SPEC, obs(rate=OVERLOAD, p99=400.0), cfg(2), PROFILES, settled(), NOW)
+    assert "bridges" in decision.reason
+    assert decision.predicted_p99_ms is not None
+    assert decision.predicted_p99_ms <= SPEC.aim_latency_ms

@@ -1,0 +1,60 @@
+"""The controller's memory survives a restart of the operator (JSON round trip)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from slo_operator.policy import ControllerState, decide, initial_state
+from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, obs, settled
+
+
+def test_round_trip_through_json_after_real_decisions() -> None:
+    state = settled()
+    current = cfg(2)
+    for k, rate in enumerate([600.0, 1400.0, 1400.0, 1400.0]):
+        now = NOW + 15 * k
+        decision, state = decide(
+            SPEC, obs(rate=rate, p99=300.0, at=now), current, PROFILES, state, now
+        )
+        if decision.apply:
+            current = decision.target
+    restored = ControllerState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert restored == state
+
+
+def test_initial_state() -> None:
+    st = initial_state(5.0)
+    assert st.started_at == 5.0
+    assert st.fresh_since is None
+    assert st.correction == 1.0
+    assert ControllerState.from_dict(st.to_dict()) == st
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"version": 99}, "version"),
+        ({"startedAt": "yesterday"}, "startedAt"),
+        ({"startedAt": None}, "startedAt"),
+        ({"correction": -1.0}, "correction"),
+        ({"recommendations": [[1.0]]}, "malformed"),
+        ({"variantInForce": 3}, "variantInForce"),
+        ({"lastScaleUpAt": float("nan")}, "lastScaleUpAt"),
+    ],
+)
+def test_bad_state_is_refused_with_the_field_named(change: dict, field: str) -> None:
+    data = initial_state(0.0).to_dict() | change
+    with pytest.raises(ValueError, match=field):
+        ControllerState.from_dict(data)
+
+
+def test_degraded_accounting_prunes_and_merges() -> None:
+    st = initial_state(0.0).with_degraded_span(0.0, 100.0, 3600.0)
+    st = st.with_degraded_span(100.0, 160.0, 3600.0)
+    assert st.degraded == ((0.0, 160.0),)
+    assert st.degraded_seconds(160.0, 3600.0) == pytest.approx(160.0)
+    assert st.degraded_seconds(3700.0, 3600.0) == pytest.approx(60.0)
+    st = st.with_degraded_span(5000.0, 5000.0, 3600.0)
+    assert st.degraded == ()
