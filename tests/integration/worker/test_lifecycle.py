@@ -162,7 +162,10 @@ def test_sigterm_drains_without_losing_an_accepted_request(
     """Clients keep sending until the worker refuses them; SIGTERM arrives with a full queue.
 
     Every request the worker answered must have reached its client (the worker logs its
-    answers by status at exit), every queued request is served (200), and the exit code is 0.
+    answers by status at exit, and the counts must match the clients'), every queued request
+    is served (200), and the exit code is 0. A connection the worker never took (refused, or
+    reset in the listen backlog as the listener closes) is not an accepted request: the equal
+    counts prove that no handled request went missing.
     """
     args = ["--batch-window-ms", "5", "--max-batch-size", "4", "--max-queue", "512"]
     w = start_worker(slow_model, args, workdir=tmp_path)
@@ -178,8 +181,8 @@ def test_sigterm_drains_without_losing_an_accepted_request(
                 except httpx.ConnectError:
                     outcomes.append((time.monotonic(), "refused"))  # never accepted
                     return
-                except httpx.HTTPError as exc:
-                    outcomes.append((time.monotonic(), f"lost: {exc!r}"))
+                except httpx.TransportError as exc:
+                    outcomes.append((time.monotonic(), f"transport: {type(exc).__name__}"))
                     return
                 outcomes.append((time.monotonic(), str(r.status_code)))
                 if r.status_code != 200:
@@ -200,7 +203,8 @@ def test_sigterm_drains_without_losing_an_accepted_request(
     finally:
         w.terminate()
     codes = Counter(code for _, code in outcomes)
-    assert not [c for c in codes if c.startswith("lost")], codes
+    transport = [t for t, c in outcomes if c.startswith("transport")]
+    assert all(t > sigterm_at[0] for t in transport), codes  # none while serving normally
     served_after = sum(1 for t, c in outcomes if c == "200" and t > sigterm_at[0])
     assert served_after >= 4, codes  # the queue held requests at SIGTERM: all were served
     match = re.search(r"predict answers by status: (\{.*\})", w.log())
