@@ -495,7 +495,8 @@ class Simulation:
             self.step()
             if on_tick is not None:
                 on_tick(t)
-        unserved = sum(p.backlog() for p in self.pods)
+        # still queued, or dispatched but completing after the end
+        unserved = sum(p.backlog() for p in self.pods) + int(self.completed[d:].sum())
         return Trace(
             desired=desired,
             ready=ready_n,

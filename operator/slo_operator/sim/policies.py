@@ -194,7 +194,8 @@ class HPAPolicy:
         self.recs: deque[tuple[int, int]] = deque()
 
     def metric_ratio(self, t: int, view: SimView) -> float | None:
-        """usage / target, not-ready pods counted at 0 % when that ratio is > 1."""
+        """usage / target; on a scale-up, not-ready pods count at 0 %, and if that reverses
+        the direction or lands within the tolerance, no action (ratio 1)."""
         ready = view.ready_replicas
         if ready == 0:
             return None
@@ -203,6 +204,8 @@ class HPAPolicy:
         starting = view.starting_replicas
         if ratio > 1.0 and starting:
             ratio = util * ready / (ready + starting) / self.target
+            if ratio <= 1.0 + self.tolerance:
+                return 1.0
         return ratio
 
     def act(self, t: int, view: SimView) -> RuntimeConfig | None:
@@ -371,7 +374,7 @@ def oracle_plan(
     # peak p-second rate within each window (sliding p-second sums inside the window)
     cum = np.concatenate(([0.0], np.cumsum(padded)))
     sums = (cum[p:] - cum[:-p]) / p
-    peaks = np.array([sums[k * w : min((k + 1) * w, len(sums))].max() for k in range(n_win)])
+    peaks = np.array([sums[k * w : (k + 1) * w - p + 1].max() for k in range(n_win)])
     need_win = np.ceil(peaks / max(rate_per_replica, 1e-9)).astype(int)
     if extra is not None:
         need_win = need_win + extra[:n_win]

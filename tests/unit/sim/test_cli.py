@@ -1,0 +1,47 @@
+"""`latencyslo simulate`: options, the JSON contract, the plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from slo_operator.cli import main
+from slo_operator.sim.metrics import CONTRACT_KEYS
+
+
+def test_simulate_writes_the_json_contract_and_a_plot(tmp_path: Path) -> None:
+    out, png = tmp_path / "r.json", tmp_path / "p.png"
+    result = CliRunner().invoke(
+        main,
+        ["simulate", "--scenario", "step", "--duration", "400", "--policy",
+         "latencyslo,static", "--json", str(out), "--plot", str(png)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    runs = doc["scenarios"]["step"]
+    assert set(runs) == {"latencyslo", "static"}
+    for metrics in runs.values():
+        assert set(CONTRACT_KEYS) <= set(metrics)
+        assert 0 <= metrics["slo_attainment_requests"] <= 1
+        assert metrics["replica_seconds"] > 0
+    assert png.stat().st_size > 10_000
+    assert "latencyslo" in result.output
+
+
+def test_simulate_refuses_bad_input(tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad_policy = runner.invoke(main, ["simulate", "--scenario", "step", "--policy", "magic"])
+    assert bad_policy.exit_code != 0
+    assert "unknown policy magic" in bad_policy.output
+    bad_profile = tmp_path / "p.json"
+    bad_profile.write_text("{}")
+    r = runner.invoke(main, ["simulate", "--scenario", "step", "--profile", str(bad_profile)])
+    assert r.exit_code != 0
+    assert "ProfileSet" in r.output
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("spec:\n  targetRef: {name: w}\n  objective: {latencyMs: -1}\n")
+    r = runner.invoke(main, ["simulate", "--scenario", "step", "--slo", str(slo)])
+    assert r.exit_code != 0
+    assert "latency" in r.output.lower()

@@ -1,0 +1,133 @@
+"""The simulator reproduces the worker's batcher and the cluster's delays exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from slo_operator.sim.engine import SimSettings, Simulation
+from slo_operator.types import RuntimeConfig
+from tests.unit.sim.helpers import FLAT, Hold, batches, poisson
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "window", "max_batch", "expected"),
+    [
+        pytest.param([0, 1, 2], 5, 32, [(3, 15.0)], id="window-from-the-oldest-request"),
+        pytest.param([0, 1, 2], 50, 2, [(2, 11.0), (1, 62.0)], id="full-batch-leaves-at-once"),
+        pytest.param([0, 1, 2, 3], 0, 32, [(1, 10.0), (3, 20.0)], id="window-0-sends-the-queue"),
+        pytest.param([0, 6], 5, 32, [(1, 15.0), (1, 25.0)], id="waited-window-leaves-when-free"),
+        pytest.param([0, 100], 5, 32, [(1, 15.0), (1, 115.0)], id="idle-model-waits-window"),
+        pytest.param(
+            list(range(0, 70)),
+            0,
+            32,
+            [(1, 10.0), *[(10, 20.0 + 10 * k) for k in range(6)], (9, 80.0)],
+            id="greedy-under-load",
+        ),
+    ],
+)
+def test_batcher_semantics(
+    arrivals: list[float], window: int, max_batch: int, expected: list[tuple[int, float]]
+) -> None:
+    got, rejected = batches(arrivals, window, max_batch)
+    assert got == expected
+    assert rejected == []
+
+
+def test_a_full_queue_rejects() -> None:
+    got, rejected = batches([0, 1, 2, 3, 4], window_ms=0, max_batch=1, queue_limit=2)
+    assert rejected == [3.0, 4.0]
+    assert [c for c, _ in got] == [1, 1, 1]
+
+
+def _run(config: RuntimeConfig, arrivals: np.ndarray, seconds: int, **settings: object):  # type: ignore[no-untyped-def]
+    s = SimSettings(**{"service_cv": 0.0, **settings})  # type: ignore[arg-type]
+    return Simulation(arrivals, np.random.default_rng(1).random(len(arrivals)), seconds, FLAT,
+                      config, 100.0, s)  # fmt: skip
+
+
+def test_new_replicas_are_ready_after_startup_and_cost_meanwhile() -> None:
+    sim = _run(RuntimeConfig(1, 0, 32, "full"), poisson(50, 60), 60, startup_s=30)
+
+    class ScaleAt5:
+        name = "up"
+
+        def act(self, t: int, view: object) -> RuntimeConfig | None:
+            return RuntimeConfig(3, 0, 32, "full") if t == 5 else None
+
+    trace = sim.run(ScaleAt5())
+    assert list(trace.ready[:5]) == [1] * 5
+    assert list(trace.ready[5:35]) == [1] * 30
+    assert list(trace.ready[35:]) == [3] * 25
+    assert list(trace.pods[5:]) == [3] * 55  # starting pods cost replica-seconds
+    assert trace.pods.sum() == 5 + 3 * 55
+
+
+def test_variant_switch_takes_switch_s_and_drops_nothing() -> None:
+    arrivals = poisson(200, 20, seed=2)
+    sim = _run(RuntimeConfig(2, 0, 32, "full"), arrivals, 20, switch_s=3)
+
+    class SwitchAt5:
+        name = "switch"
+
+        def act(self, t: int, view: object) -> RuntimeConfig | None:
+            return RuntimeConfig(2, 0, 32, "quantized") if t == 5 else None
+
+    trace = sim.run(SwitchAt5())
+    per_s = trace.served_accuracy / np.maximum(trace.served_known_accuracy, 1)
+    assert np.allclose(per_s[1:8], 0.9)  # still full until 5 + 3
+    assert np.allclose(per_s[9:19], 0.8)
+    assert trace.completed.sum() + trace.unserved == len(arrivals)
+    assert trace.rejected.sum() == 0
+
+
+def test_scale_down_drains_and_loses_nothing() -> None:
+    arrivals = poisson(300, 30, seed=3)
+    sim = _run(RuntimeConfig(3, 0, 32, "full"), arrivals, 30)
+
+    class DownAt10:
+        name = "down"
+
+        def act(self, t: int, view: object) -> RuntimeConfig | None:
+            return RuntimeConfig(1, 0, 32, "full") if t == 10 else None
+
+    trace = sim.run(DownAt10())
+    assert trace.ready[11] == 1
+    assert trace.completed.sum() + trace.unserved + trace.rejected.sum() == len(arrivals)
+    assert trace.rejected.sum() == 0
+
+
+def test_observation_shows_only_scraped_data() -> None:
+    arrivals = np.arange(0, 30, 0.01)  # 100 req/s
+    sim = _run(RuntimeConfig(1, 0, 32, "full"), arrivals, 30, scrape_s=5)
+    seen: dict[int, object] = {}
+
+    class Watch:
+        name = "watch"
+
+        def act(self, t: int, view):  # type: ignore[no-untyped-def]
+            seen[t] = view.observe(60, 0.99, recent_s=5)
+
+    sim.run(Watch())
+    o12 = seen[12]
+    assert o12.age_seconds == 2  # data up to the scrape at 10 s
+    assert o12.request_rate == pytest.approx(100.0, rel=0.02)
+    assert o12.samples == pytest.approx(1000, abs=2)  # completions in [0, 10)
+    assert 10.0 <= o12.p99_ms <= 12.0  # a lone 10 ms batch, in the 10-12 ms bucket
+    assert seen[0].p99_ms is None  # nothing scraped yet: no data, not zero
+
+
+def test_same_inputs_same_trace() -> None:
+    arrivals = poisson(800, 40, seed=4)
+    a = _run(RuntimeConfig(2, 0, 32, "full"), arrivals, 40, service_cv=0.05).run(Hold())
+    b = _run(RuntimeConfig(2, 0, 32, "full"), arrivals, 40, service_cv=0.05).run(Hold())
+    assert np.array_equal(a.hist, b.hist)
+    assert np.array_equal(a.ok, b.ok)
+
+
+def test_overload_is_visible() -> None:
+    arrivals = poisson(5000, 20, seed=5)  # 10 ms batches of <= 32: capacity 3200 req/s
+    trace = _run(RuntimeConfig(1, 0, 32, "full"), arrivals, 20).run(Hold())
+    assert trace.rejected.sum() > 0.2 * len(arrivals)
+    assert trace.ok.sum() < 0.8 * len(arrivals)
