@@ -60,8 +60,9 @@ LEARN_FROM = 0.4
 coarse and the model's error there says little about the error near the aim."""
 STEADY_RATE_TOLERANCE = 0.2
 """The load counts as steady when the recent rate is within 20 % of the window's rate."""
-WINDOW_KEEP_TOLERANCE = 1.1
-"""Keep the current window while it meets the aim and is within 10 % of the best one."""
+WINDOW_TIE = 0.02
+"""Windows predicted within 2 % of the best count as equally good (the smallest one wins,
+the current one is kept)."""
 
 # Which action names a decision when several knobs move (most urgent first).
 _ACTION_ORDER = (
@@ -105,17 +106,17 @@ class _Ctx:
     def best_window(
         self, variant: str, replicas: int, correction: float, keep: int | None = None
     ) -> tuple[int, float]:
-        """The window with the lowest predicted quantile (keeping `keep` when close)."""
-        best_w, best_p = self.windows[0], math.inf
-        for w in self.windows:
-            p = self.p99(variant, replicas, w, correction)
-            if p < best_p - 1e-9:
-                best_w, best_p = w, p
-        if keep is not None and keep in self.windows and keep != best_w:
-            p_keep = self.p99(variant, replicas, keep, correction)
-            if p_keep <= self.spec.aim_latency_ms and p_keep <= best_p * WINDOW_KEEP_TOLERANCE:
+        """The smallest window whose predicted quantile is within 2 % of the lowest (waiting
+        only adds latency unless it clearly pays), keeping `keep` when it is as good."""
+        preds = [(w, self.p99(variant, replicas, w, correction)) for w in self.windows]
+        best_p = min(p for _, p in preds)
+        limit = best_p * (1.0 + WINDOW_TIE)
+        chosen = next((w, p) for w, p in preds if p <= limit)
+        if keep is not None and keep != chosen[0]:
+            p_keep = dict(preds).get(keep, math.inf)
+            if p_keep <= limit and p_keep <= self.spec.aim_latency_ms:
                 return keep, p_keep
-        return best_w, best_p
+        return chosen
 
     def replicas_needed(self, variant: str, correction: float) -> tuple[int, bool]:
         """Fewest replicas in bounds meeting the aim (binary search); (max, False) if none."""

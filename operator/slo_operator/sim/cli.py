@@ -15,9 +15,9 @@ from slo_operator.sim.policies import POLICIES
 from slo_operator.sim.profiles import load_profiles
 from slo_operator.sim.report import TABLE_HEADER, document, plot, plot_path, table_rows
 from slo_operator.sim.runner import (
-    DEFAULT_BASE_RPS,
-    DEFAULT_TRACE_MEAN_RPS,
+    BASE_LOAD,
     DEFAULT_WARMUP_S,
+    TRACE_LOAD,
     default_spec,
     run_scenario,
 )
@@ -69,8 +69,8 @@ def _policies(value: str) -> list[str]:
 @click.option(
     "--target-mean-rps",
     type=click.FloatRange(min=0, min_open=True),
-    help=f"Rescale the trace to this mean rate [default {DEFAULT_TRACE_MEAN_RPS:g} for the "
-    "shipped trace; a given file is replayed as is].",
+    help=f"Rescale the trace to this mean rate [default for the shipped trace: {TRACE_LOAD:g}x "
+    "one replica's measured capacity; a given file is replayed as is].",
 )
 @click.option("--policy", "policy_list", default=",".join(POLICIES), show_default=True,
               help="Comma-separated policies.")  # fmt: skip
@@ -87,9 +87,9 @@ def _policies(value: str) -> list[str]:
 @click.option("--profile", "profile_file", type=click.Path(exists=True, dir_okay=False),
               help="ProfileSet JSON [default: the shipped demo-cpu.json, else the reference "
               "figures].")  # fmt: skip
-@click.option("--base-rps", default=DEFAULT_BASE_RPS, show_default=True,
-              type=click.FloatRange(min=0, min_open=True),
-              help="Starting rate of the built-in workloads.")  # fmt: skip
+@click.option("--base-rps", type=click.FloatRange(min=0, min_open=True),
+              help=f"Starting rate of the built-in workloads [default: {BASE_LOAD:g}x one "
+              "replica's capacity at the target, load-tested in the simulator].")  # fmt: skip
 @click.option("--duration", type=click.FloatRange(min=1), help="Seconds [default per workload].")
 @click.option("--startup-s", default=30, show_default=True, type=click.IntRange(0, 3600),
               help="Replica start-up (pod start + model load).")  # fmt: skip
@@ -108,7 +108,7 @@ def simulate(
     plot_file: Path | None,
     slo_file: Path | None,
     profile_file: str | None,
-    base_rps: float,
+    base_rps: float | None,
     duration: float | None,
     startup_s: int,
     switch_s: int,
@@ -137,6 +137,7 @@ def simulate(
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     traces: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
+    capacity, used_base = 0.0, 0.0
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -162,6 +163,8 @@ def simulate(
                     on_tick=None,
                     progress=lambda _p, task=task: progress.advance(task),
                 )
+                capacity = result.calibration.capacity_rps
+                used_base = result.base_rps
                 for policy, run in result.runs.items():
                     results.setdefault(name, {}).setdefault(policy, []).append(run.metrics)
                     if k == 0:
@@ -178,7 +181,8 @@ def simulate(
             "queue_limit": settings.queue_limit,
             "service_cv": settings.service_cv,
             "warmup_s": DEFAULT_WARMUP_S,
-            "base_rps": base_rps,
+            "base_rps": used_base,
+            "replica_capacity_rps": capacity,
         },
         "elapsed_s": elapsed,
     }

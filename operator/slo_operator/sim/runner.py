@@ -32,9 +32,12 @@ from slo_operator.types import ProfileSet, RuntimeConfig
 
 DEFAULT_TARGET_MS = 100.0
 DEFAULT_MAX_REPLICAS = 16
-DEFAULT_BASE_RPS = 600.0
-"""About one replica of the demo model's full variant at the default target."""
-DEFAULT_TRACE_MEAN_RPS = 300.0
+BASE_LOAD = 2.0
+"""Built-in workloads start at this many times one replica's measured capacity (so at two to
+three replicas of the preferred variant), whatever the profile."""
+TRACE_LOAD = 1.0
+"""The shipped trace is rescaled to a mean of this many replicas' capacity (its 10-second
+bursts reach about 12 times the mean)."""
 INITIAL_UTILIZATION = 0.8
 """Every policy starts with replicas for the first minute's rate at 80 % of capacity."""
 DEFAULT_WARMUP_S = 360
@@ -84,6 +87,7 @@ class ScenarioResult:
     workload: Workload
     spec: LatencySLOSpec
     calibration: Calibration
+    base_rps: float = 0.0
     runs: dict[str, RunResult] = field(default_factory=dict)
 
 
@@ -175,7 +179,7 @@ def run_scenario(
     profiles: ProfileSet,
     settings: SimSettings | None = None,
     seed: int = 0,
-    base_rps: float = DEFAULT_BASE_RPS,
+    base_rps: float | None = None,
     duration_s: float | None = None,
     trace_file: str | Path | None = None,
     target_mean_rps: float | None = None,
@@ -188,8 +192,11 @@ def run_scenario(
 
     spec = spec or default_spec()
     settings = settings or SimSettings()
+    cal = calibrate(spec, profiles, settings)
+    if base_rps is None:
+        base_rps = BASE_LOAD * cal.capacity_rps
     if name == "trace" and target_mean_rps is None and trace_file is None:
-        target_mean_rps = DEFAULT_TRACE_MEAN_RPS
+        target_mean_rps = TRACE_LOAD * cal.capacity_rps
     workload = make_workload(
         name,
         base_rps=base_rps,
@@ -202,9 +209,10 @@ def run_scenario(
     route = workload.routing_draws(len(arrivals))
     duration = math.ceil(workload.duration_s) + warmup_s
     per_s = np.bincount(arrivals.astype(np.int64), minlength=duration)[:duration].astype(float)
-    cal = calibrate(spec, profiles, settings)
     start = initial_config(spec, cal, per_s)
-    result = ScenarioResult(name=name, workload=workload, spec=spec, calibration=cal)
+    result = ScenarioResult(
+        name=name, workload=workload, spec=spec, calibration=cal, base_rps=base_rps
+    )
     for policy in policies:
         controller, initial = make_controller(policy, spec, profiles, settings, cal, per_s, start)
         tick = None if on_tick is None else (lambda t, p=policy: on_tick(p, t))
