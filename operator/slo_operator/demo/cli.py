@@ -1,0 +1,153 @@
+"""`latencyslo demo`: the whole loop on this machine, no cluster (docs/demo.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from slo_operator.demo.scenario import (
+    DEFAULT_DURATION_S,
+    DEFAULT_PROFILE,
+    DEFAULT_SLO,
+    DEMO_WORKLOADS,
+    ScenarioError,
+    build_scenario,
+)
+
+DEFAULT_OUT = Path("demo-out")
+
+
+@click.command("demo")
+@click.option(
+    "--duration", type=click.FloatRange(min=10), default=DEFAULT_DURATION_S, show_default=True,
+    help="Seconds of load.",
+)  # fmt: skip
+@click.option(
+    "--slo", "slo_file", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SLO,
+    help="LatencySLO YAML to hold [default: the demo's own, 150 ms p99].",
+)  # fmt: skip
+@click.option(
+    "--workload", type=click.Choice(DEMO_WORKLOADS), default="step", show_default=True,
+    help="Load shape (the simulator's definitions): x2 step, ramp to x4, bursts, or a trace.",
+)  # fmt: skip
+@click.option(
+    "--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="Trace CSV for --workload trace (TIMESTAMP rows, or t_seconds,rps) "
+    "[default: the shipped Azure trace, scaled to --rate].",
+)  # fmt: skip
+@click.option(
+    "--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+    help="Starting request rate, req/s [default: 75 % of one replica's capacity at the aim, "
+    "from the profile].",
+)  # fmt: skip
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+    show_default=True, help="Folder for timeline.csv, timeline.png, summary and logs.",
+)  # fmt: skip
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the JSON summary [default: OUT/summary.json].",
+)  # fmt: skip
+@click.option(
+    "--profile", "profile_file", type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_PROFILE, help="Measured profile (latencyslo calibrate --threads 1).",
+)  # fmt: skip
+@click.option(
+    "--metrics", type=click.Choice(["auto", "prometheus", "direct"]), default="auto",
+    show_default=True, help="Prometheus when on PATH (auto), or scrape the workers directly.",
+)  # fmt: skip
+@click.option(
+    "--model-dir", type=click.Path(file_okay=False, path_type=Path),
+    envvar="LATENCYSLO_MODEL_DIR", help="Demo model folder [default: built once in the cache].",
+)  # fmt: skip
+@click.option("--threads", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="torch threads per worker.")  # fmt: skip
+@click.option("--pin/--no-pin", default=True, show_default=True,
+              help="Pin each worker to its own CPU when there are enough.")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Arrival-time seed.")
+@click.option("--plain", is_flag=True, help="Log lines instead of the live view.")
+def demo(
+    duration: float,
+    slo_file: Path,
+    workload: str,
+    trace_file: Path | None,
+    rate: float | None,
+    out_dir: Path,
+    json_path: Path | None,
+    profile_file: Path,
+    metrics: str,
+    model_dir: Path | None,
+    threads: int,
+    pin: bool,
+    seed: int,
+    plain: bool,
+) -> None:
+    """Run the whole loop locally: real workers, real load, the operator's controller.
+
+    Starts one worker process, Prometheus (or a direct scrape), and an open-loop load
+    generator; the operator's control loop holds the LatencySLO by moving the batch window,
+    the model variant and the number of worker processes. Writes timeline.csv,
+    timeline.png and a JSON summary; Ctrl-C stops everything cleanly.
+    """
+    from slo_operator.demo.run import DemoOptions, run_demo
+    from slo_operator.demo.view import make_view
+
+    try:
+        scenario = build_scenario(
+            slo_file=slo_file,
+            profile_file=profile_file,
+            workload=workload,
+            duration_s=duration,
+            base_rps=rate,
+            trace_file=trace_file,
+            seed=seed,
+        )
+    except ScenarioError as exc:
+        raise click.UsageError(str(exc)) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        filename=out_dir / "demo.log",
+        filemode="w",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("httpx", "httpcore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)  # one line per request otherwise
+    options = DemoOptions(
+        out_dir=out_dir,
+        json_path=json_path,
+        metrics=metrics,
+        model_dir=model_dir,
+        threads=threads,
+        pin=pin,
+    )
+    view = make_view(force_plain=plain)
+    try:
+        result = asyncio.run(run_demo(scenario, options, view))
+    except (RuntimeError, TimeoutError, OSError) as exc:
+        view.close()
+        raise click.ClickException(f"{exc} (logs in {out_dir})") from None
+    finally:
+        view.close()
+    summary = result.summary() if result.recording.requests else {}
+    click.echo(json.dumps(summary, indent=2))
+    if result.simulated:
+        click.echo(
+            f"simulator, same scenario: {result.simulated['slo_attainment_requests']:.2%} of "
+            f"requests within target (measured {summary['slo_attainment_requests']:.2%})"
+        )
+    if result.startup_seconds:
+        click.echo(
+            "replica start-up (process start to /readyz): "
+            + ", ".join(f"{s:.1f}s" for s in result.startup_seconds)
+        )
+    for name, path in result.files.items():
+        click.echo(f"{name}: {path}")
+    if result.interrupted:
+        click.echo("interrupted: everything stopped", err=True)
+        sys.exit(130)

@@ -1,0 +1,507 @@
+"""One demo run: workers, metrics, load, the operator's control loop, and clean shutdown.
+
+```
+LoadGenerator --(Router: the Service)--> worker processes <--/metrics-- Prometheus | DirectScrape
+                                             ^                                      |
+        LocalActuator (spawn/drain, admin push) <-- ControlLoop (policy) <----------+
+```
+
+The control loop is the operator's own `slo_operator.loop.ControlLoop` with the decision core
+`slo_operator.policy`: only its ports differ (`LocalActuator` instead of the Kubernetes
+actuator; the same `PrometheusSource`, or `DirectScrape` when there is no Prometheus). Time
+zero is the start of the load; the controller steps every `intervalSeconds` from there, as
+the simulator's controller does, and one `Tick` per second records the replica set.
+
+Shutdown, on the end of the run, on an error, or on the first SIGINT/SIGTERM: stop sending,
+let the requests in flight finish, stop the controller, drain and stop every worker, stop
+Prometheus, then write the files (a partial run is written too). A second signal kills the
+processes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slo_operator.actuate.local import LocalActuator
+from slo_operator.demo.scenario import Scenario, default_model_dir, model_accuracy
+from slo_operator.demo.simulate import simulate
+from slo_operator.demo.timeline import Recording, Step, Tick, attainment_gap
+from slo_operator.demo.view import LiveState, LogView, View
+from slo_operator.loadgen import LoadGenerator, Router
+from slo_operator.loop import ControlLoop
+from slo_operator.metrics.direct import DirectScrape, ScrapeTarget
+from slo_operator.metrics.prometheus import PrometheusSource
+from slo_operator.policy import stale_after_seconds
+from slo_operator.promserver import PrometheusServer, prometheus_binary
+from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import MetricsSource, Observation
+
+log = logging.getLogger(__name__)
+
+METRICS_CHOICES = ("auto", "prometheus", "direct")
+LIVE_WINDOW_S = 5.0
+"""The view's "measured p99" is over the client latencies of the last 5 seconds."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """How to run a scenario (not what it is: that is the `Scenario`)."""
+
+    out_dir: Path
+    json_path: Path | None = None
+    metrics: str = "auto"
+    model_dir: Path | None = None
+    threads: int = 1
+    pin: bool = True
+    scrape_interval_s: float = 1.0
+    write_files: bool = True
+    simulate: bool = True
+
+
+@dataclass
+class DemoResult:
+    scenario: Scenario
+    recording: Recording
+    source: str
+    startup_seconds: list[float]
+    interrupted: bool = False
+    simulated: dict[str, Any] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return self.recording.summary()
+
+
+def ensure_model(model_dir: Path, view: View) -> None:
+    """Build the demo model family once if it is missing (in a child process: the demo
+    process itself never imports torch)."""
+    if (model_dir / "variants.json").is_file():
+        return
+    view.note(f"building the demo model in {model_dir} (once, about a minute)")
+    subprocess.run(
+        [sys.executable, "-m", "slo_operator.cli", "build-demo-model", "--out", str(model_dir)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def trusted(spec: LatencySLOSpec, obs: Observation | None) -> bool:
+    """Could the policy act on this observation? (no error, fresh, latency, enough rate)"""
+    return (
+        obs is not None
+        and obs.error is None
+        and obs.has_latency
+        and obs.has_rate
+        and obs.request_rate is not None
+        and obs.request_rate >= spec.objective.min_request_rate
+        and obs.age_seconds is not None
+        and math.isfinite(obs.age_seconds)
+        and obs.age_seconds <= stale_after_seconds(spec)
+    )
+
+
+class _Run:
+    """The moving parts of one run and their shutdown order."""
+
+    def __init__(self, scenario: Scenario, options: DemoOptions, view: View) -> None:
+        self.scenario = scenario
+        self.options = options
+        self.view = view
+        self.spec = scenario.spec
+        self.model_dir = options.model_dir or default_model_dir()
+        self.router = Router()
+        self.prometheus: PrometheusServer | None = None
+        self.direct: DirectScrape | None = None
+        self.source: MetricsSource | None = None
+        self.prom_source: PrometheusSource | None = None
+        self.source_name = ""
+        self.actuator: LocalActuator | None = None
+        self.loadgen: LoadGenerator | None = None
+        self.loop: ControlLoop | None = None
+        self.steps: list[Step] = []
+        self.ticks: list[Tick] = []
+        self.stop = asyncio.Event()
+        self.signals = 0
+
+    # ------------------------------------------------------------------ signals
+
+    def on_signal(self) -> None:
+        self.signals += 1
+        self.stop.set()
+        if self.signals == 1:
+            self.view.note("stopping: draining the workers (Ctrl-C again to kill them)")
+        else:
+            if self.actuator is not None:
+                self.actuator.kill_all()
+            if self.prometheus is not None:
+                self.prometheus.stop()
+
+    # ------------------------------------------------------------------ setup
+
+    def _targets(self) -> list[ScrapeTarget]:
+        assert self.actuator is not None
+        labels = {"namespace": self.scenario.slo.namespace}
+        return [ScrapeTarget(r.target, labels) for r in self.actuator.running()]
+
+    def _publish_targets(self, actuator: LocalActuator) -> None:
+        if self.prometheus is not None:
+            labels = {"namespace": self.scenario.slo.namespace}
+            self.prometheus.set_targets([([r.target for r in actuator.running()], labels)])
+
+    async def setup(self) -> None:
+        out = self.options.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(ensure_model, self.model_dir, self.view)
+        want = self.options.metrics
+        binary = prometheus_binary()
+        if want == "prometheus" and not binary:
+            raise RuntimeError("--metrics prometheus: the 'prometheus' binary is not on PATH")
+        if want in ("auto", "prometheus") and binary:
+            # a fresh folder per run: never share a TSDB with another Prometheus
+            prom_dir = Path(tempfile.mkdtemp(prefix="prometheus-", dir=out))
+            self.prometheus = PrometheusServer(
+                scrape_interval_s=self.options.scrape_interval_s, workdir=prom_dir
+            )
+            await asyncio.to_thread(self.prometheus.start)
+            self.source_name = "prometheus"
+            self.view.note(f"Prometheus {self.prometheus.url} (scrape every "
+                           f"{self.options.scrape_interval_s:g}s)")  # fmt: skip
+        else:
+            self.source_name = "direct scrape"
+            self.view.note("no prometheus binary on PATH: scraping the workers directly")
+        self.actuator = LocalActuator(
+            model_dir=self.model_dir,
+            workdir=out / "workers",
+            initial=self.scenario.initial,
+            router=self.router,
+            threads=self.options.threads,
+            pin=self.options.pin,
+            on_change=self._publish_targets,
+        )
+        self.view.note(
+            f"starting {self.scenario.initial.replicas} worker(s): "
+            f"{self.scenario.initial.variant}, {self.options.threads} thread(s) each"
+        )
+        if self.stop.is_set():
+            return
+        await self.actuator.start(wait_ready=False)
+        ready = asyncio.create_task(
+            self.actuator.wait_ready(self.scenario.initial.replicas, timeout_s=300)
+        )
+        stopped = asyncio.create_task(self.stop.wait())
+        await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not ready.done():
+            ready.cancel()
+            return
+        ready.result()
+        await self.actuator.wait_warm()
+        if self.prometheus is not None:
+            self.prom_source = PrometheusSource(
+                self.prometheus.url, baseline=self.scenario.profiles, timeout_s=2.0
+            )
+            self.source = self.prom_source
+        else:
+            self.direct = DirectScrape(
+                self._targets,
+                baseline=self.scenario.profiles,
+                interval_s=self.options.scrape_interval_s,
+            )
+            await self.direct.start()
+            self.source = self.direct
+        self.loop = ControlLoop(
+            name=self.scenario.slo.name,
+            namespace=self.scenario.slo.namespace,
+            metrics=self.source,
+            actuator=self.actuator,
+            profiles=self.scenario.profiles,
+        )
+        from inference_worker.texts import sample_texts
+
+        self.loadgen = LoadGenerator(
+            self.scenario.workload.arrivals(), self.router, sample_texts(1024, tokens=16)
+        )
+
+    # ------------------------------------------------------------------ running
+
+    def live(self) -> LiveState:
+        assert self.actuator is not None
+        gen = self.loadgen
+        elapsed = gen.elapsed() if gen is not None else 0.0
+        recent = []
+        offered = 0
+        failed = 0
+        if gen is not None:
+            for r in reversed(gen.records):
+                if r.done < elapsed - LIVE_WINDOW_S:
+                    break
+                recent.append(r.latency if r.ok else math.inf)
+            offered = int(
+                sum(1 for a in gen.arrivals[: gen.sent][-2000:] if a >= elapsed - LIVE_WINDOW_S)
+            )
+            failed = sum(1 for r in gen.records if not r.ok)
+        recent.sort()
+        p = math.nan
+        if recent:
+            p = recent[min(len(recent) - 1, math.ceil(self.spec.quantile * len(recent)) - 1)]
+            p *= 1000.0
+        return LiveState(
+            elapsed_s=elapsed,
+            duration_s=self.scenario.duration_s,
+            offered_rps=offered / LIVE_WINDOW_S,
+            measured_p99_ms=p,
+            target_ms=self.spec.target_latency_ms,
+            snapshot=self.actuator.snapshot(),
+            failed=failed,
+            requests=gen.sent if gen is not None else 0,
+            source=self.source_name,
+        )
+
+    async def _control(self, t0: float) -> None:
+        assert self.loop is not None
+        assert self.actuator is not None
+        interval = self.spec.policy.interval_seconds
+        k = 1
+        while True:
+            due = t0 + k * interval
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            t = time.monotonic() - t0
+            before = self.actuator.desired
+            result = await self.loop.step(self.spec)
+            after = self.actuator.desired
+            obs = result.observation
+            decision = result.decision
+            step = Step(
+                t=t,
+                p99_ms=obs.p99_ms if obs is not None and obs.has_latency else None,
+                request_rate=obs.request_rate if obs is not None else None,
+                error=obs.error if obs is not None else "no observation",
+                age_seconds=obs.age_seconds if obs is not None else None,
+                action=decision.action.value if decision is not None else "Hold",
+                reason=decision.reason if decision is not None else "no decision",
+                acted=result.acted,
+                before=before,
+                after=after,
+                trusted=trusted(self.spec, obs),
+                predicted_p99_ms=decision.predicted_p99_ms if decision is not None else None,
+            )
+            self.steps.append(step)
+            self.view.step(step, self.live())
+            log.info("step at %.1fs: %s", t, step)
+            k += 1
+
+    async def _sample(self, t0: float) -> None:
+        assert self.actuator is not None
+        k = 0
+        while True:
+            await asyncio.sleep(max(0.0, t0 + k - time.monotonic()))
+            s = self.actuator.snapshot()
+            self.ticks.append(Tick(k, s.desired, s.ready, s.processes, s.config))
+            k += 1
+
+    async def _refresh(self) -> None:
+        while True:
+            self.view.update(self.live())
+            await asyncio.sleep(0.25)
+
+    async def run(self) -> None:
+        assert self.loadgen is not None
+        t0 = time.monotonic() + 0.2
+        self.view.note(
+            f"load: {self.scenario.workload.name}, {self.scenario.base_rps:.1f} req/s at first, "
+            f"{self.scenario.duration_s:.0f}s; target p{self.spec.objective.percentile:g} "
+            f"{self.spec.target_latency_ms:g}ms"
+        )
+        helpers = [
+            asyncio.create_task(self._control(t0), name="control"),
+            asyncio.create_task(self._sample(t0), name="sample"),
+            asyncio.create_task(self._refresh(), name="refresh"),
+        ]
+        load = asyncio.create_task(self.loadgen.run(t0), name="load")
+        stopped = asyncio.create_task(self.stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {load, stopped, *helpers}, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in done:
+                if task in helpers and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in (load, stopped, *helpers):
+                task.cancel()
+            await asyncio.gather(load, stopped, *helpers, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """Stop everything, in order; one failing stop never skips the next."""
+        steps: list[tuple[str, Any]] = []
+        if self.loadgen is not None:
+            steps.append(("load generator", self.loadgen.aclose))
+        if self.direct is not None:
+            steps.append(("direct scrape", self.direct.aclose))
+        if self.prom_source is not None:
+            steps.append(("Prometheus client", _async(self.prom_source.close)))
+        if self.actuator is not None:
+            steps.append(("workers", self.actuator.close))
+        if self.prometheus is not None:
+            steps.append(("Prometheus", _async(self._stop_prometheus)))
+        for what, stop in steps:
+            try:
+                await stop()
+            except Exception:
+                log.exception("stopping the %s failed", what)
+                if self.actuator is not None:
+                    self.actuator.kill_all()
+
+    def _stop_prometheus(self) -> None:
+        assert self.prometheus is not None
+        self.prometheus.stop()
+        with contextlib.suppress(OSError):
+            shutil.copy(self.prometheus.log_file, self.options.out_dir / "prometheus.log")
+        shutil.rmtree(self.prometheus.workdir, ignore_errors=True)
+
+
+def _async(fn: Any) -> Any:
+    async def call() -> None:
+        await asyncio.to_thread(fn)
+
+    return call
+
+
+async def run_demo(
+    scenario: Scenario, options: DemoOptions, view: View | None = None
+) -> DemoResult:
+    """Run one scenario end to end (see module docs); signals stop it cleanly."""
+    view = view or LogView()
+    run = _Run(scenario, options, view)
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in ("SIGINT", "SIGTERM"):
+        import signal
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(getattr(signal, sig), run.on_signal)
+            installed.append(getattr(signal, sig))
+    load_before = os.getloadavg()
+    try:
+        await run.setup()
+        if not run.stop.is_set():
+            await run.run()
+    finally:
+        try:
+            await asyncio.shield(run.shutdown())
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+    spec = scenario.spec
+    model_dir = run.model_dir
+    names = tuple(spec.variants.allowed)
+    recording = Recording(
+        target_ms=spec.target_latency_ms,
+        quantile=spec.quantile,
+        window_s=spec.objective.window_seconds,
+        interval_s=spec.policy.interval_seconds,
+        preferred=spec.variants.effective_preferred,
+        variant_names=names,
+        accuracy=model_accuracy(model_dir),
+        duration_s=min(scenario.duration_s, run.loadgen.elapsed() if run.loadgen else 0.0),
+        requests=list(run.loadgen.records) if run.loadgen else [],
+        ticks=run.ticks,
+        steps=run.steps,
+    )
+    startup = run.actuator.startup_seconds() if run.actuator else []
+    result = DemoResult(
+        scenario=scenario,
+        recording=recording,
+        source=run.source_name,
+        startup_seconds=startup,
+        interrupted=run.stop.is_set(),
+    )
+    new_replicas = startup[scenario.initial.replicas :]
+    if options.simulate and not result.interrupted and recording.requests:
+        measured = sum(new_replicas) / len(new_replicas) if new_replicas else max(startup or [8])
+        simulated, _ = simulate(
+            scenario, startup_s=measured, scrape_s=round(options.scrape_interval_s)
+        )
+        result.simulated = {
+            "startup_s": round(measured, 2),
+            "slo_attainment_requests": round(simulated["slo_attainment_requests"], 5),
+            "slo_attainment_windows": round(simulated["slo_attainment_windows"], 5),
+            "recovery_seconds": simulated["recovery_seconds"],
+            "replica_seconds": simulated["replica_seconds"],
+            "accuracy": round(simulated["accuracy"], 5),
+        }
+    lags = sorted(r.lag for r in recording.requests)
+    result.details = {
+        "scenario": scenario.describe(),
+        "metrics_source": run.source_name,
+        "interrupted": result.interrupted,
+        "replica_startup_seconds": [round(s, 2) for s in startup],
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "generator_lag_ms": {
+            "p50": round(lags[len(lags) // 2] * 1000, 2) if lags else None,
+            "max": round(lags[-1] * 1000, 2) if lags else None,
+        },
+        "simulated": result.simulated,
+        "decisions": [
+            {
+                "t": round(s.t, 1),
+                "action": s.action,
+                "from": s.before.worker_payload() | {"replicas": s.before.replicas},
+                "to": s.after.worker_payload() | {"replicas": s.after.replicas},
+                "reason": s.reason,
+            }
+            for s in recording.changes
+        ],
+    }
+    if result.simulated is not None and recording.requests:
+        gap = attainment_gap(
+            recording.summary()["slo_attainment_requests"] or 0.0,
+            result.simulated["slo_attainment_requests"],
+        )
+        result.details["attainment_gap_pp"] = round(gap, 2)
+    if options.write_files and recording.requests:
+        write_outputs(result, options)
+    return result
+
+
+def write_outputs(result: DemoResult, options: DemoOptions) -> None:
+    out = options.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    rec = result.recording
+    csv_path, png_path = out / "timeline.csv", out / "timeline.png"
+    rec.write_csv(csv_path)
+    rec.write_requests_csv(out / "requests.csv")
+    spec = result.scenario.spec
+    title = (
+        f"latencyslo demo: {result.scenario.workload.name} load, p{spec.objective.percentile:g} "
+        f"target {spec.target_latency_ms:g} ms, metrics from {result.source}"
+    )
+    rec.write_png(png_path, title)
+    summary = rec.summary()
+    json_path = options.json_path or out / "summary.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(summary, indent=2) + "\n")
+    details_path = out / "details.json"
+    details_path.write_text(json.dumps({"summary": summary, **result.details}, indent=2) + "\n")
+    result.files = {
+        "timeline_csv": str(csv_path),
+        "timeline_png": str(png_path),
+        "summary_json": str(json_path),
+        "details_json": str(details_path),
+        "requests_csv": str(out / "requests.csv"),
+    }

@@ -1,0 +1,113 @@
+"""The demo's scenario: its SLO file, its profile, its default story, and the simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from slo_operator.demo.scenario import (
+    DEFAULT_PROFILE,
+    DEFAULT_SLO,
+    ScenarioError,
+    build_scenario,
+    capacity_rps,
+    default_model_dir,
+    load_slo,
+)
+from slo_operator.demo.simulate import simulate
+from slo_operator.model.queueing import predict
+from slo_operator.types import ProfileSet
+
+
+def test_the_demo_slo_is_a_valid_latencyslo_with_short_intervals() -> None:
+    slo = load_slo(DEFAULT_SLO)
+    assert (slo.namespace, slo.name) == ("demo", "sentiment")
+    assert slo.spec.policy.interval_seconds == 5
+    assert slo.spec.objective.window_seconds == 15
+    assert slo.spec.replicas.min == 1
+    assert slo.spec.variants.effective_preferred == "full"
+
+
+def test_the_shipped_profile_is_measured_with_one_thread() -> None:
+    profiles = ProfileSet.load(DEFAULT_PROFILE)
+    assert profiles.threads == 1
+    assert set(profiles.variants) >= {"full", "quantized", "distilled"}
+    assert profiles.variants["full"].batch_ms(8) > profiles.variants["quantized"].batch_ms(8)
+    assert "calibrate" in profiles.source
+
+
+def test_the_default_story_steps_past_one_replica_and_two_replicas_hold_it() -> None:
+    sc = build_scenario()
+    spec = sc.spec
+    assert sc.initial.replicas == 1
+    assert sc.initial.variant == "full"
+    assert sc.workload.name == "step"
+    assert sc.step_at() == pytest.approx(sc.duration_s / 4)
+    peak = sc.workload.peak_rps
+    assert peak == pytest.approx(2 * sc.base_rps)
+    full = sc.profiles.variants["full"]
+    windows = (0, 1, 2, 5, 10, 20, 50)
+
+    def best(rate: float, replicas: int, variant: str) -> float:
+        prof = sc.profiles.variants[variant]
+        return min(predict(prof, rate, replicas, w, 32, spec.quantile).p99_ms for w in windows)
+
+    assert best(sc.base_rps, 1, "full") <= spec.aim_latency_ms  # the start is healthy
+    assert best(peak, 1, "full") > spec.target_latency_ms  # one replica of full breaches
+    assert best(peak, 1, "quantized") <= spec.aim_latency_ms  # the fast knob bridges
+    assert best(peak, 2, "full") <= spec.aim_latency_ms  # two replicas restore quality
+    assert capacity_rps(spec, sc.profiles) == pytest.approx(sc.capacity_rps)
+    assert full.alpha_ms > 0
+
+
+def test_bad_inputs_name_the_option(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: latencyslo.io/v1alpha1\nkind: LatencySLO\nmetadata: {name: x}\n"
+        "spec: {targetRef: {name: d}, objective: {latencyMs: -5}}\n"
+    )
+    with pytest.raises(ScenarioError, match=r"--slo .*latencyMs"):
+        build_scenario(slo_file=bad)
+    with pytest.raises(ScenarioError, match="--slo"):
+        build_scenario(slo_file=tmp_path / "missing.yaml")
+    with pytest.raises(ScenarioError, match="--profile"):
+        build_scenario(profile_file=bad)
+    with pytest.raises(ScenarioError, match="--rate"):
+        build_scenario(base_rps=-1.0)
+    with pytest.raises(ScenarioError, match="--workload"):
+        build_scenario(workload="nope")
+
+
+def test_trace_workloads(tmp_path: Path) -> None:
+    rates = tmp_path / "rates.csv"
+    rates.write_text("t_seconds,rps\n0,10\n20,30\n40,10\n")
+    sc = build_scenario(workload="trace", trace_file=rates, duration_s=60)
+    assert sc.workload.rate(10.0) == pytest.approx(10.0)
+    assert sc.workload.rate(30.0) == pytest.approx(30.0)
+    assert sc.step_at() == pytest.approx(20.0)
+    shipped = build_scenario(workload="trace", duration_s=120, base_rps=40.0)
+    assert shipped.workload.mean_rps == pytest.approx(40.0, rel=0.05)
+
+
+def test_default_model_dir_agrees_with_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from inference_worker.demo_model import default_model_dir as worker_default
+
+    assert default_model_dir() == worker_default()
+    monkeypatch.setenv("LATENCYSLO_MODEL_DIR", "/somewhere/model")
+    assert default_model_dir() == worker_default() == Path("/somewhere/model")
+
+
+def test_the_simulator_tells_the_same_story() -> None:
+    sc = build_scenario()
+    metrics, trace = simulate(sc, startup_s=6.0)
+    step = int(sc.step_at() or 0)
+    actions = [(t, a, b) for t, a, b in trace.decisions if t >= step]
+    assert actions, "the controller must react to the step"
+    t0, before, after = actions[0]
+    assert t0 <= step + 2 * sc.spec.policy.interval_seconds
+    assert after.variant != "full" or after.replicas > before.replicas
+    assert trace.desired.max() == 2
+    assert trace.variant_names[trace.variant[-1]] == "full"  # quality restored by the end
+    assert metrics["slo_attainment_requests"] > 0.97
+    assert metrics["rejected"] == 0
