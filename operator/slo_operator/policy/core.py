@@ -302,6 +302,10 @@ def decide(
 
     conformed = _conform(spec, current)
     lat_ok, rate_ok, why = _assess(spec, observation)
+    if pref not in profiles.variants:
+        # without a profile of the preferred variant nothing can be predicted: never guess
+        lat_ok, rate_ok = False, False
+        why = f"no performance profile for the preferred variant {pref!r}"
     obs_rate = observation.request_rate if rate_ok else None
     recent = observation.recent_request_rate
     rate = obs_rate or 0.0

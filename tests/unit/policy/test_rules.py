@@ -9,7 +9,7 @@ import pytest
 
 from slo_operator.policy import decide, initial_state
 from slo_operator.spec import Action
-from slo_operator.types import Observation
+from slo_operator.types import Observation, ProfileSet
 from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, make_spec, obs, settled
 
 OVERLOAD = 1400.0  # req/s: two replicas of `full` cannot hold 100 ms (capacity ~550 each)
@@ -344,3 +344,10 @@ def test_api_example_reason_names_the_bridge() -> None:
     assert "bridges" in decision.reason
     assert decision.predicted_p99_ms is not None
     assert decision.predicted_p99_ms <= SPEC.aim_latency_ms
+
+
+def test_no_profile_for_the_preferred_variant_holds() -> None:
+    partial = ProfileSet(variants={"distilled": PROFILES.variants["distilled"]})
+    decision, _ = decide(SPEC, obs(rate=OVERLOAD, p99=400.0), cfg(2), partial, settled(), NOW)
+    assert decision.is_hold
+    assert "no performance profile" in decision.reason
