@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -147,6 +147,8 @@ class LocalActuator:
     probe_interval_s: float = 0.25
     drain_timeout_s: float = 30.0
     worker_args: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment of the worker processes."""
     on_change: Callable[[LocalActuator], None] | None = None
     """Called whenever the set of processes changes (e.g. to update Prometheus targets)."""
     python: str = sys.executable
@@ -368,7 +370,12 @@ class LocalActuator:
             "--max-batch-size", str(self.desired.max_batch_size),
             *self.worker_args,
         ]  # fmt: skip
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(self.threads)}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": str(self.threads),
+            **self.env,
+        }
         for var in ("LATENCYSLO_ADMIN_TOKEN", "LATENCYSLO_RUNTIME_CONFIG"):
             env.pop(var, None)
         with log_path.open("wb") as out:
