@@ -133,13 +133,15 @@ class Worker:
 
     # ----- variants and configuration
 
-    async def ensure_loaded(self, name: str) -> LoadedVariant:
-        """Load and warm a variant once (concurrent callers share the same load)."""
+    async def ensure_loaded(self, name: str, warm_batch: int | None = None) -> LoadedVariant:
+        """Load and warm a variant once (concurrent callers share the same load); warm-up
+        runs batch sizes 1 and `warm_batch` (default: the max batch size in force)."""
         if name in self.loaded:
             return self.loaded[name]
         task = self._loading.get(name)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._load(name))
+            batch = warm_batch or self.settings.max_batch_size
+            task = asyncio.get_running_loop().create_task(self._load(name, batch))
             self._loading[name] = task
         try:
             return await asyncio.shield(task)
@@ -147,10 +149,10 @@ class Worker:
             if task.done():
                 self._loading.pop(name, None)
 
-    async def _load(self, name: str) -> LoadedVariant:
+    async def _load(self, name: str, warm_batch: int) -> LoadedVariant:
         def load() -> LoadedVariant:
             variant = LoadedVariant(self.manifest, name, self.device)
-            warm_s = variant.warm((1, max(1, self.settings.max_batch_size)))
+            warm_s = variant.warm((1, warm_batch))
             log.info(
                 "variant %s loaded in %.2fs, warmed in %.2fs",
                 name,
@@ -165,7 +167,7 @@ class Worker:
 
     async def apply(self, new: RuntimeSettings, source: str) -> RuntimeSettings:
         """Switch to `new`: load + warm its variant first, then swap everything at once."""
-        variant = await self.ensure_loaded(new.variant)
+        variant = await self.ensure_loaded(new.variant, new.max_batch_size)
         old = self.settings
         self.active = variant  # batches already running keep their reference to the old one
         self.settings = new
