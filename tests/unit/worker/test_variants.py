@@ -3,6 +3,7 @@ real MiniLM weights for the encoder mapping)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,22 @@ def test_an_exported_program_variant(tmp_path: Path) -> None:
     texts = ["good", "bad service and a long wait"]
     for a, b in zip(exported.predict(texts), full.predict(texts), strict=True):
         assert a.scores == pytest.approx(b.scores, abs=1e-5)
+
+
+@pytest.mark.parametrize("recipe", ["fp16", "bf16"])
+def test_half_precision_recipes_agree_with_fp32(
+    fixture_dir: Path, tmp_path: Path, recipe: str
+) -> None:
+    """The reduced-precision path CUDA uses for `quantized` (fp16 weights), run on the CPU."""
+    doc = json.loads((fixture_dir / "variants.json").read_text())
+    doc["variants"]["half"] = {**doc["variants"]["full"], "recipe": recipe}
+    for f in fixture_dir.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "variants.json").write_text(json.dumps(doc))
+    manifest = Manifest.load(tmp_path)
+    half = LoadedVariant(manifest, "half", CPU)
+    full = LoadedVariant(manifest, "full", CPU)
+    assert next(half.model.parameters()).dtype != torch.float32
+    texts = ["good", "", "the food was really bad and the staff rude", "ok " * 40]
+    for a, b in zip(half.predict(texts), full.predict(texts), strict=True):
+        assert a.scores == pytest.approx(b.scores, abs=0.02)
