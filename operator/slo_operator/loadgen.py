@@ -18,6 +18,7 @@ sends a request to a stopping process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -163,6 +164,11 @@ class LoadGenerator:
         self.sent = 0
         self.in_flight = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Send nothing more; `run` returns once the requests in flight are answered."""
+        self._stopping.set()
 
     def elapsed(self) -> float:
         return 0.0 if self.started_at is None else time.monotonic() - self.started_at
@@ -170,15 +176,19 @@ class LoadGenerator:
     async def run(self, started_at: float | None = None) -> list[RequestRecord]:
         """Send every arrival (t = 0 at `started_at`, default now), then wait for the answers.
 
-        Cancelling `run` stops sending; requests already sent are cancelled too and recorded
-        as transport errors ("cancelled"), so nothing sent is ever missing from the records.
+        `stop()` ends the sending early (the requests in flight still complete). Cancelling
+        `run` cancels the requests in flight too; they are recorded as transport errors
+        ("cancelled"), so nothing sent is ever missing from the records.
         """
         self.started_at = time.monotonic() if started_at is None else started_at
         try:
             for i, due in enumerate(self.arrivals.tolist()):
                 delay = self.started_at + due - time.monotonic()
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), delay)
+                if self._stopping.is_set():
+                    break
                 task = asyncio.create_task(self._send(due, self.texts[i % len(self.texts)]))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

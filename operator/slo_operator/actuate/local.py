@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import itertools
 import json
 import logging
@@ -125,6 +126,22 @@ class Snapshot:
 
 
 _LIVE: weakref.WeakSet[LocalActuator] = weakref.WeakSet()
+_PR_SET_PDEATHSIG = 1
+try:
+    _LIBC: ctypes.CDLL | None = (
+        ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+    )
+except OSError:  # pragma: no cover - no libc to load
+    _LIBC = None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGKILL when the parent dies (Linux), so even a
+    SIGKILLed demo leaves no worker behind. Only a C call here (the child of a threaded
+    parent must not take Python locks); the parent spawns from its event-loop thread,
+    whose exit is the signal's trigger."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 @atexit.register
@@ -145,6 +162,14 @@ class LocalActuator:
     pin: bool = True
     push_timeout_s: float = 5.0
     probe_interval_s: float = 0.25
+    """How often a starting replica's /readyz is polled."""
+    probe_period_s: float = 2.0
+    probe_timeout_s: float = 2.0
+    failure_threshold: int = 3
+    """A ready replica is re-probed every `probe_period_s`; after `failure_threshold` probes
+    in a row without a 200 within `probe_timeout_s` it gets no traffic until it answers again
+    (a Kubernetes readiness probe, with a shorter period than its 10 s default and a longer
+    timeout than its 1 s: a busy two-core machine answers slowly, not never)."""
     drain_timeout_s: float = 30.0
     worker_args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
@@ -381,7 +406,12 @@ class LocalActuator:
         with log_path.open("wb") as out:
             # own session: a Ctrl-C in the terminal reaches the demo, which drains in order
             proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         cpus = self._pick_cpus()
         if cpus:
@@ -468,7 +498,7 @@ class LocalActuator:
     async def _ready(self, replica: Replica) -> bool:
         assert self._http is not None
         try:
-            resp = await self._http.get(replica.url + "/readyz", timeout=1.0)
+            resp = await self._http.get(replica.url + "/readyz", timeout=self.probe_timeout_s)
         except httpx.HTTPError:
             return False
         return resp.status_code == 200
@@ -500,7 +530,7 @@ class LocalActuator:
                     if await self._ready(replica):
                         await self._admit(replica)
                         changed = True
-                elif time.monotonic() - last_probe.get(replica.name, 0.0) >= 1.0:
+                elif time.monotonic() - last_probe.get(replica.name, 0.0) >= self.probe_period_s:
                     last_probe[replica.name] = time.monotonic()
                     await self._probe(replica)
             active = sum(1 for r in self.replicas if r.state in (State.STARTING, State.READY))
@@ -531,7 +561,7 @@ class LocalActuator:
             log.info("%s ready after %.1fs", replica.name, replica.startup_seconds or 0.0)
 
     async def _probe(self, replica: Replica) -> None:
-        """Periodic readiness probe of a ready replica (3 failures take it out of routing)."""
+        """Periodic readiness probe of a ready replica (see `failure_threshold`)."""
         if await self._ready(replica):
             replica.probe_failures = 0
             if not replica.routed and self.router is not None:
@@ -539,8 +569,16 @@ class LocalActuator:
                 replica.routed = True
             return
         replica.probe_failures += 1
-        if replica.probe_failures >= 3 and replica.routed and self.router is not None:
-            log.warning("%s failed 3 readiness probes: no traffic until it recovers", replica.name)
+        if (
+            replica.probe_failures >= self.failure_threshold
+            and replica.routed
+            and self.router is not None
+        ):
+            log.warning(
+                "%s failed %d readiness probes: no traffic until it answers again",
+                replica.name,
+                replica.probe_failures,
+            )
             self.router.remove(replica.name)
             replica.routed = False
 

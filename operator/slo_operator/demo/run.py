@@ -52,6 +52,8 @@ from slo_operator.types import MetricsSource, Observation
 log = logging.getLogger(__name__)
 
 METRICS_CHOICES = ("auto", "prometheus", "direct")
+IN_FLIGHT_GRACE_S = 15.0
+"""On a stop, requests already sent get this long to be answered before they are cancelled."""
 LIVE_WINDOW_S = 5.0
 """The view's "measured p99" is over the client latencies of the last 5 seconds."""
 
@@ -340,6 +342,10 @@ class _Run:
             for task in done:
                 if task in helpers and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
+            if not load.done():
+                # stopped early: send nothing more, let the requests in flight finish
+                self.loadgen.stop()
+                await asyncio.wait({load}, timeout=IN_FLIGHT_GRACE_S)
         finally:
             for task in (load, stopped, *helpers):
                 task.cancel()

@@ -132,3 +132,16 @@ async def test_cancelling_the_run_records_what_was_in_flight(slow: Server) -> No
     assert gen.sent == 2
     assert len(gen.records) == 2
     assert all(r.error == "cancelled" for r in gen.records)
+
+
+async def test_stop_ends_sending_and_lets_requests_in_flight_finish(slow: Server) -> None:
+    router = Router()
+    router.add("a", slow.url)
+    gen = LoadGenerator([0.0, 0.01, 30.0], router, ["x"])
+    task = asyncio.create_task(gen.run())
+    await asyncio.sleep(0.1)
+    gen.stop()
+    records = await asyncio.wait_for(task, 5.0)
+    await gen.aclose()
+    assert gen.sent == 2
+    assert [r.ok for r in records] == [True, True]
