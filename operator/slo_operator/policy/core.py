@@ -281,39 +281,20 @@ def decide(
     now: float,
 ) -> tuple[Decision, ControllerState]:
     """One decision of the controller (see the module docstring)."""
-    pol = spec.policy
-    target_ms, aim = spec.target_latency_ms, spec.aim_latency_ms
-    pref = spec.variants.effective_preferred
-    order = list(spec.variants.allowed)
     st = _account(spec, state, current, now)
-
-    if pol.mode is Mode.PAUSED:
+    if spec.policy.mode is Mode.PAUSED:
         st = replace(st, last_decision_at=now, variant_in_force=current.variant)
-        return (
-            Decision(
-                action=Action.HOLD,
-                target=current,
-                reason="paused: policy.mode is Paused, nothing is changed",
-                actions=(),
-                apply=False,
-            ),
-            st,
-        )
+        reason = "paused: policy.mode is Paused, nothing is changed"
+        return Decision(Action.HOLD, current, reason, actions=(), apply=False), st
 
+    pref = spec.variants.effective_preferred
     conformed = _conform(spec, current)
     lat_ok, rate_ok, why = _assess(spec, observation)
     if pref not in profiles.variants:
         # without a profile of the preferred variant nothing can be predicted: never guess
         lat_ok, rate_ok = False, False
         why = f"no performance profile for the preferred variant {pref!r}"
-    obs_rate = observation.request_rate if rate_ok else None
-    recent = observation.recent_request_rate
-    rate = obs_rate or 0.0
-    if rate_ok:
-        # size for the busiest part of the window, and for a step the window still hides
-        for extra in (recent, observation.peak_request_rate):
-            if extra is not None and math.isfinite(extra) and extra > rate:
-                rate = extra
+    rate = _sizing_rate(observation) if rate_ok else 0.0
     ctx = _Ctx(
         spec=spec,
         profiles=profiles,
@@ -321,171 +302,230 @@ def decide(
         max_batch=spec.batching.max_batch_size,
         windows=_windows(spec, conformed.batch_window_ms),
     )
-    stab = float(pol.scale_down_stabilization_seconds)
-
-    # The restart gate counts fresh data (recent, no error), low traffic included; a metrics
-    # outage restarts the count.
+    # 1. the restart guard counts fresh data (recent, no error; low traffic included)
     if not _fresh(spec, observation):
         st = replace(st, fresh_since=None)
     elif st.fresh_since is None:
         st = replace(st, fresh_since=now)
+    stab = float(spec.policy.scale_down_stabilization_seconds)
     settled = st.fresh_since is not None and now - st.fresh_since >= stab
-
     if not lat_ok:
-        # Untrusted data: hold (inside the bounds); a trusted rate alone may add replicas.
-        st = replace(
-            st,
-            recommendations=(
-                *_prune(st.recommendations, now, stab),
-                (now, max(current.replicas, conformed.replicas)),
-            ),
-        )
-        target, reason = conformed, f"holding: {why}; no capacity removed, variant kept"
-        predicted = None
-        if rate_ok and rate > 0:
-            need, _ = ctx.replicas_needed(pref, st.correction)
-            if need > conformed.replicas and _since(now, st.last_scale_up_at) >= (
-                pol.scale_up_cooldown_seconds
-            ):
-                target = conformed.with_(replicas=need)
-                predicted = ctx.p99(pref, need, target.batch_window_ms, st.correction)
-                reason = (
-                    f"{why}; {rate:.0f} req/s needs {need} replicas: scaling up "
-                    f"{conformed.replicas} -> {need} (never down on missing data)"
-                )
-        if conformed != current and target == conformed:
-            reason = f"{reason}; moved into the spec's bounds"
-        return _finish(spec, st, current, target, reason, predicted, now)
+        return _hold_untrusted(spec, ctx, st, current, conformed, why, rate_ok, now)
 
     assert observation.p99_ms is not None
-    assert obs_rate is not None
     p_obs = observation.p99_ms
-
-    # 2. learn the correction factor on a steady, unchanged configuration
     ready = max(0, observation.ready_replicas)
-    unchanged_for = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
-    steady = recent is None or abs(recent - obs_rate) <= STEADY_RATE_TOLERANCE * obs_rate
-    raw_now = math.inf
-    if ready > 0 and current.variant in profiles.variants:
-        raw_now = predict(
-            profiles.variants[current.variant],
-            rate,  # the rate sizing uses: the factor must not count burstiness twice
-            ready,
-            current.batch_window_ms,
-            current.max_batch_size,
-            spec.quantile,
-        ).p99_ms
-    if (
-        unchanged_for >= spec.objective.window_seconds
-        and ready == current.replicas
-        and current.variant == pref  # the factor sizes the preferred variant
-        and steady
-        and math.isfinite(raw_now)
-        and max(raw_now, p_obs) >= LEARN_FROM * aim  # near the operating point that matters
-        and p_obs > 0
-    ):
-        ratio = min(max(p_obs / raw_now, CORRECTION_MIN), CORRECTION_MAX)
-        log_c = (1 - CORRECTION_GAIN) * math.log(st.correction) + CORRECTION_GAIN * math.log(ratio)
-        st = replace(
-            st,
-            correction=min(max(math.exp(log_c), CORRECTION_MIN), CORRECTION_MAX),
-            correction_samples=st.correction_samples + 1,
-        )
-    cf = st.correction
-
-    # anticipate a sustained rise: replicas ordered now serve one start-up from now
-    st = _learn_startup(st, ready, now)
-    st = replace(st, rates=(*st.rates, (now, rate))[-TREND_POINTS:])
-    lead = (st.startup_s if st.startup_s is not None else ASSUMED_STARTUP_S) + float(
-        pol.interval_seconds
-    )
-    slope = _rise(st.rates)
-    sizing = ctx.at_rate(rate + slope * lead) if slope * lead > TREND_MIN * rate else ctx
-    # a confirmed breach the model does not explain: trust the observation for the fast knobs
-    previous = st.last_p99
-    st = replace(st, last_p99=p_obs)
-    confirmed = p_obs > target_ms and (
-        p_obs >= CLEAR_BREACH * target_ms or (previous is not None and previous > target_ms)
-    )
-    cf_fast = cf
-    if confirmed and math.isfinite(raw_now) and raw_now > 0:
-        cf_fast = min(max(cf, p_obs / raw_now), FAST_CORRECTION_MAX)
-
+    # 2. learn
+    st, raw_now = _learn(spec, profiles, observation, current, st, rate, now)
+    st, sizing = _anticipate(spec, ctx, st, ready, now)
+    st, confirmed, cf_fast = _confirm_breach(spec, st, p_obs, raw_now)
     # 3. replicas for the sustained rate, preferred variant
-    need, feasible = sizing.replicas_needed(pref, cf)
-    need_down, _ = sizing.replicas_needed(pref, cf / DOWN_MARGIN)
-    st = replace(
-        st, recommendations=(*_prune(st.recommendations, now, stab), (now, max(need, need_down)))
-    )
-    desired = conformed.replicas
-    new_replicas = desired
-    notes: list[str] = []
-    if need > desired:
-        if _since(now, st.last_scale_up_at) >= pol.scale_up_cooldown_seconds:
-            new_replicas = need
-        else:
-            notes.append("scale-up waits for its cooldown")
-    elif need < desired:
-        window_max = max(n for _, n in st.recommendations)
-        if not settled:
-            notes.append("scale-down waits for a stabilization window of fresh data")
-        elif window_max >= desired:
-            notes.append("scale-down waits for the stabilization window")
-        elif current.variant != pref:
-            notes.append("scale-down waits for the preferred variant")
-        elif ready < desired:
-            notes.append("scale-down waits for starting replicas")
-        else:
-            new_replicas = desired - 1
-
+    need, feasible = sizing.replicas_needed(pref, st.correction)
+    need_down, _ = sizing.replicas_needed(pref, st.correction / DOWN_MARGIN)
+    recs = (*_prune(st.recommendations, now, stab), (now, need_down))
+    st = replace(st, recommendations=recs)
+    new_replicas, notes = _replicas(spec, st, current, conformed, need, ready, settled, now)
     # 4. fast knobs on the replicas that serve now
     serving = min(ready, new_replicas)
+    variant, more = _variant(
+        spec, ctx, st, conformed.variant, serving, cf_fast, confirmed, p_obs, settled, now
+    )
+    window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
+    target = RuntimeConfig(new_replicas, window, spec.batching.max_batch_size, variant)
+    predicted = ctx.p99(variant, new_replicas, window, st.correction)
+    reason = _explain(
+        spec, current, target, p_obs, rate, need, feasible, serving, predicted, st.correction,
+        [*notes, *more],
+    )  # fmt: skip
+    return _finish(spec, st, current, target, reason, predicted, now)
+
+
+def _sizing_rate(obs: Observation) -> float:
+    """The window's rate, or the recent or peak rate when higher: size for the busiest part
+    of the window, and for a step that the window still hides."""
+    rate = obs.request_rate or 0.0
+    for extra in (obs.recent_request_rate, obs.peak_request_rate):
+        if extra is not None and math.isfinite(extra) and extra > rate:
+            rate = extra
+    return rate
+
+
+def _hold_untrusted(
+    spec: LatencySLOSpec,
+    ctx: _Ctx,
+    st: ControllerState,
+    current: RuntimeConfig,
+    conformed: RuntimeConfig,
+    why: str,
+    rate_ok: bool,
+    now: float,
+) -> tuple[Decision, ControllerState]:
+    """Untrusted data: hold inside the bounds; a trusted rate alone may add replicas."""
+    stab = float(spec.policy.scale_down_stabilization_seconds)
+    kept = max(current.replicas, conformed.replicas)  # blocks scale-down for a window
+    st = replace(st, recommendations=(*_prune(st.recommendations, now, stab), (now, kept)))
+    target, reason = conformed, f"holding: {why}; no capacity removed, variant kept"
+    predicted = None
+    pref = spec.variants.effective_preferred
+    if rate_ok and ctx.rate > 0:
+        need, _ = ctx.replicas_needed(pref, st.correction)
+        cooled = _since(now, st.last_scale_up_at) >= spec.policy.scale_up_cooldown_seconds
+        if need > conformed.replicas and cooled:
+            target = conformed.with_(replicas=need)
+            predicted = ctx.p99(pref, need, target.batch_window_ms, st.correction)
+            reason = (
+                f"{why}; {ctx.rate:.0f} req/s needs {need} replicas: scaling up "
+                f"{conformed.replicas} -> {need} (never down on missing data)"
+            )
+    if conformed != current and target == conformed:
+        reason = f"{reason}; moved into the spec's bounds"
+    return _finish(spec, st, current, target, reason, predicted, now)
+
+
+def _learn(
+    spec: LatencySLOSpec,
+    profiles: ProfileSet,
+    obs: Observation,
+    current: RuntimeConfig,
+    st: ControllerState,
+    rate: float,
+    now: float,
+) -> tuple[ControllerState, float]:
+    """Update the correction factor on a steady, unchanged configuration near the aim.
+
+    Returns the state and the raw (uncorrected) prediction for the configuration in force."""
+    assert obs.p99_ms is not None
+    ready = max(0, obs.ready_replicas)
+    if ready == 0 or current.variant not in profiles.variants:
+        return st, math.inf
+    raw = predict(
+        profiles.variants[current.variant],
+        rate,  # the rate sizing uses: the factor must not count burstiness twice
+        ready,
+        current.batch_window_ms,
+        current.max_batch_size,
+        spec.quantile,
+    ).p99_ms
+    since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
+    window_rate, recent = obs.request_rate or 0.0, obs.recent_request_rate
+    steady = recent is None or abs(recent - window_rate) <= STEADY_RATE_TOLERANCE * window_rate
+    if not (
+        since_change >= spec.objective.window_seconds
+        and ready == current.replicas
+        and current.variant == spec.variants.effective_preferred  # it sizes that variant
+        and steady
+        and math.isfinite(raw)
+        and obs.p99_ms > 0
+        and max(raw, obs.p99_ms) >= LEARN_FROM * spec.aim_latency_ms
+    ):
+        return st, raw
+    ratio = min(max(obs.p99_ms / raw, CORRECTION_MIN), CORRECTION_MAX)
+    log_c = (1 - CORRECTION_GAIN) * math.log(st.correction) + CORRECTION_GAIN * math.log(ratio)
+    correction = min(max(math.exp(log_c), CORRECTION_MIN), CORRECTION_MAX)
+    return replace(st, correction=correction, correction_samples=st.correction_samples + 1), raw
+
+
+def _anticipate(
+    spec: LatencySLOSpec, ctx: _Ctx, st: ControllerState, ready: int, now: float
+) -> tuple[ControllerState, _Ctx]:
+    """On a sustained rise, size for the rate one start-up (learned) and one interval ahead:
+    replicas ordered now serve only then."""
+    st = _learn_startup(st, ready, now)
+    st = replace(st, rates=(*st.rates, (now, ctx.rate))[-TREND_POINTS:])
+    startup = st.startup_s if st.startup_s is not None else ASSUMED_STARTUP_S
+    rise = _rise(st.rates) * (startup + spec.policy.interval_seconds)
+    return st, (ctx.at_rate(ctx.rate + rise) if rise > TREND_MIN * ctx.rate else ctx)
+
+
+def _confirm_breach(
+    spec: LatencySLOSpec, st: ControllerState, p_obs: float, raw_now: float
+) -> tuple[ControllerState, bool, float]:
+    """(state, confirmed breach, correction for the fast knobs). A breach the model does not
+    explain counts when seen twice in a row or above CLEAR_BREACH x target; then the fast
+    knobs trust the observation rather than the model."""
+    target = spec.target_latency_ms
+    previous = st.last_p99
+    st = replace(st, last_p99=p_obs)
+    confirmed = p_obs > target and (
+        p_obs >= CLEAR_BREACH * target or (previous is not None and previous > target)
+    )
+    cf_fast = st.correction
+    if confirmed and math.isfinite(raw_now) and raw_now > 0:
+        cf_fast = min(max(cf_fast, p_obs / raw_now), FAST_CORRECTION_MAX)
+    return st, confirmed, cf_fast
+
+
+def _replicas(
+    spec: LatencySLOSpec,
+    st: ControllerState,
+    current: RuntimeConfig,
+    conformed: RuntimeConfig,
+    need: int,
+    ready: int,
+    settled: bool,
+    now: float,
+) -> tuple[int, list[str]]:
+    """Scale up at once (after the cooldown); down one replica after the stabilization."""
+    desired = conformed.replicas
+    if need > desired:
+        if _since(now, st.last_scale_up_at) >= spec.policy.scale_up_cooldown_seconds:
+            return need, []
+        return desired, ["scale-up waits for its cooldown"]
+    if need == desired:
+        return desired, []
+    if not settled:
+        return desired, ["scale-down waits for a stabilization window of fresh data"]
+    if max(n for _, n in st.recommendations) >= desired:
+        return desired, ["scale-down waits for the stabilization window"]
+    if current.variant != spec.variants.effective_preferred:
+        return desired, ["scale-down waits for the preferred variant"]
+    if ready < desired:
+        return desired, ["scale-down waits for starting replicas"]
+    return desired - 1, []
+
+
+def _variant(
+    spec: LatencySLOSpec,
+    ctx: _Ctx,
+    st: ControllerState,
+    variant: str,
+    serving: int,
+    cf_fast: float,
+    confirmed: bool,
+    p_obs: float,
+    settled: bool,
+    now: float,
+) -> tuple[str, list[str]]:
+    """Degrade to bridge a breach the ready replicas cannot hold; restore when they can."""
+    pol, pref = spec.policy, spec.variants.effective_preferred
+    order = list(spec.variants.allowed)
+    target_ms, aim = spec.target_latency_ms, spec.aim_latency_ms
     budget = spec.variants.quality_budget
     budget_s = budget.max_degraded_fraction * budget.window_minutes * 60.0
     remaining = budget_s - st.degraded_seconds(now, budget.window_minutes * 60.0)
     dwell_ok = _since(now, st.last_variant_change_at) >= pol.variant_min_dwell_seconds
-    may_switch = settled and dwell_ok
-    variant = conformed.variant
-    degraded_now = variant != pref
-    p_pref = ctx.best_window(pref, serving, cf_fast)[1] if serving > 0 else math.inf
-    if not degraded_now:
-        breach = p_pref > target_ms or confirmed
-        if breach and budget.max_degraded_fraction > 0:
-            # size the bridge with a surge margin when the breach is already visible: a
-            # backlog has to drain and the rate seen so far trails a step's true height
-            surge = ctx.at_rate(rate * BRIDGE_SURGE) if confirmed else ctx
-            candidate = _bridge_variant(surge, order, serving, cf_fast, aim)
-            if candidate != pref:
-                if not may_switch:
-                    notes.append(
-                        "degrading waits for "
-                        + ("the variant's minimum dwell" if settled else "fresh data")
-                    )
-                elif remaining < max(pol.variant_min_dwell_seconds, pol.interval_seconds):
-                    notes.append("quality budget spent: not degrading")
-                else:
-                    variant = candidate
-    else:
-        if remaining <= pol.interval_seconds and settled:
-            variant = pref  # the quality budget is a limit, not a target
-            notes.append("quality budget spent")
-        elif may_switch:
-            better = _restore_variant(ctx, order, variant, serving, cf, aim)
-            if better != variant and p_obs <= target_ms:
-                variant = better
-
-    window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
-    target = RuntimeConfig(
-        replicas=new_replicas,
-        batch_window_ms=window,
-        max_batch_size=spec.batching.max_batch_size,
-        variant=variant,
-    )
-    predicted = ctx.p99(variant, new_replicas, window, cf)
-    reason = _explain(
-        spec, current, target, p_obs, rate, need, feasible, serving, predicted, cf, notes
-    )
-    return _finish(spec, st, current, target, reason, predicted, now)
+    if variant == pref:
+        p_pref = ctx.best_window(pref, serving, cf_fast)[1] if serving > 0 else math.inf
+        if not (p_pref > target_ms or confirmed) or budget.max_degraded_fraction <= 0:
+            return variant, []
+        # size the bridge with a surge margin when the breach is already visible: a backlog
+        # has to drain and the rate seen so far trails a step's true height
+        surge = ctx.at_rate(ctx.rate * BRIDGE_SURGE) if confirmed else ctx
+        candidate = _bridge_variant(surge, order, serving, cf_fast, aim)
+        if candidate == pref:
+            return variant, []
+        if not settled:
+            return variant, ["degrading waits for fresh data"]
+        if not dwell_ok:
+            return variant, ["degrading waits for the variant's minimum dwell"]
+        if remaining < max(pol.variant_min_dwell_seconds, pol.interval_seconds):
+            return variant, ["quality budget spent: not degrading"]
+        return candidate, []
+    if remaining <= pol.interval_seconds and settled:
+        return pref, ["quality budget spent"]  # the budget is a limit, not a target
+    if settled and dwell_ok and p_obs <= target_ms:
+        return _restore_variant(ctx, order, variant, serving, st.correction, aim), []
+    return variant, []
 
 
 def _rise(rates: tuple[tuple[float, float], ...]) -> float:
