@@ -53,6 +53,11 @@ removed only when one fewer would still have 10 % of margin, so noise cannot fli
 CLEAR_BREACH = 2.0
 """An observed quantile above twice the target is a breach at once; above the target only,
 the model not explaining it, it must be seen twice in a row (noise is not a breach)."""
+PEAK_RANGE_S = 10.0
+"""The range of the short rates behind `Observation.peak_request_rate` (see its docstring)."""
+RECENT_Z, PEAK_Z = 2.0, 3.0
+"""A recent (peak) rate counts when it exceeds the window's rate by more than 2 (3) standard
+deviations of a Poisson count over its range; the peak is the max of about ten such rates."""
 BRIDGE_SURGE = 1.25
 """Rate margin for choosing a bridge variant during an observed breach."""
 LEARN_FROM = 0.4
@@ -294,7 +299,7 @@ def decide(
         # without a profile of the preferred variant nothing can be predicted: never guess
         lat_ok, rate_ok = False, False
         why = f"no performance profile for the preferred variant {pref!r}"
-    rate = _sizing_rate(observation) if rate_ok else 0.0
+    rate = _sizing_rate(observation, spec.policy.interval_seconds) if rate_ok else 0.0
     ctx = _Ctx(
         spec=spec,
         profiles=profiles,
@@ -340,12 +345,21 @@ def decide(
     return _finish(spec, st, current, target, reason, predicted, now)
 
 
-def _sizing_rate(obs: Observation) -> float:
-    """The window's rate, or the recent or peak rate when higher: size for the busiest part
-    of the window, and for a step that the window still hides."""
-    rate = obs.request_rate or 0.0
-    for extra in (obs.recent_request_rate, obs.peak_request_rate):
-        if extra is not None and math.isfinite(extra) and extra > rate:
+def _sizing_rate(obs: Observation, interval_s: float) -> float:
+    """The window's rate, or the recent or peak rate when clearly higher: size for the busiest
+    part of the window, and for a step the window still hides. "Clearly": beyond what Poisson
+    noise gives a rate measured over that range (the model already accounts for Poisson
+    fluctuations; counting them again would buy replicas for noise)."""
+    base = obs.request_rate or 0.0
+    rate = base
+    for extra, span_s, z in (
+        (obs.recent_request_rate, interval_s, RECENT_Z),
+        (obs.peak_request_rate, PEAK_RANGE_S, PEAK_Z),
+    ):
+        if extra is None or not math.isfinite(extra):
+            continue
+        noise = z * math.sqrt(base / span_s) if base > 0 else 0.0
+        if extra > base + noise and extra > rate:
             rate = extra
     return rate
 

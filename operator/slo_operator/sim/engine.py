@@ -239,13 +239,16 @@ class Simulation:
         target_ms: float,
         settings: SimSettings | None = None,
         seed: int = 0,
+        variant_order: Sequence[str] = (),
     ) -> None:
         if len(arrivals) != len(route_u):
             raise ValueError("arrivals and route_u must have the same length")
         self.settings = settings or SimSettings()
         self.duration = int(duration_s)
         self.profiles = profiles
-        self.variant_names = tuple(profiles.variants)
+        # best quality first (the spec's order), then any other profiled variant
+        first = [v for v in variant_order if v in profiles.variants]
+        self.variant_names = (*first, *(v for v in profiles.variants if v not in first))
         self.target_s = target_ms / 1000.0
         self.target_ms = target_ms
         keep = arrivals < self.duration

@@ -218,8 +218,9 @@ def run_scenario(
         tick = None if on_tick is None else (lambda t, p=policy: on_tick(p, t))
         t0 = time.perf_counter()
         full = Simulation(
-            arrivals, route, duration, profiles, initial, spec.target_latency_ms, settings, seed
-        ).run(controller, tick)
+            arrivals, route, duration, profiles, initial, spec.target_latency_ms, settings, seed,
+            variant_order=spec.variants.allowed,
+        ).run(controller, tick)  # fmt: skip
         if isinstance(controller, OraclePolicy):
             controller, full = _refine_oracle(
                 controller, full, spec, profiles, settings, cal, per_s, arrivals, route, seed
