@@ -24,9 +24,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-## The main job: the local demo (no cluster needed).
+## The main job: the local demo (no cluster needed; docs/demo.md). About two minutes; writes
+## out/demo/ (timeline.csv, timeline.png, summary.json). Options: make demo DEMO_ARGS="--workload ramp".
+DEMO_ARGS ?=
 demo: venv
-	$(VENV)/bin/latencyslo demo
+	$(VENV)/bin/latencyslo demo $(DEMO_ARGS)
 
 ## The test suite (the kind e2e suite skips unless Docker and kind are present).
 test: venv

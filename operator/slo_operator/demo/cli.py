@@ -19,7 +19,7 @@ from slo_operator.demo.scenario import (
     build_scenario,
 )
 
-DEFAULT_OUT = Path("demo-out")
+DEFAULT_OUT = Path("out") / "demo"
 
 
 @click.command("demo")

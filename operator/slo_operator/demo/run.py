@@ -235,7 +235,9 @@ class _Run:
         from inference_worker.texts import sample_texts
 
         self.loadgen = LoadGenerator(
-            self.scenario.workload.arrivals(), self.router, sample_texts(1024, tokens=16)
+            self.scenario.workload.arrivals(),
+            self.router,
+            sample_texts(1024, tokens=self.scenario.tokens),
         )
 
     # ------------------------------------------------------------------ running

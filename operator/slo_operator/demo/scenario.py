@@ -32,6 +32,8 @@ DEFAULT_PROFILE = HERE / "profile-cpu-1thread.json"
 DEFAULT_DURATION_S = 120.0
 DEFAULT_LOAD_FRACTION = 0.75
 DEFAULT_NAMESPACE = "demo"
+DEFAULT_TOKENS = 16
+"""Tokens per request text when the profile does not say (`latencyslo calibrate`'s default)."""
 DEMO_WORKLOADS = ("step", "ramp", "bursty", "trace")
 
 
@@ -137,6 +139,11 @@ class Scenario:
         return self.slo.spec
 
     @property
+    def tokens(self) -> int:
+        """Tokens per request text: the length the profile was measured at."""
+        return int(self.profiles.extra.get("tokens", DEFAULT_TOKENS))
+
+    @property
     def duration_s(self) -> float:
         return self.workload.duration_s
 
@@ -162,6 +169,7 @@ class Scenario:
             "one_replica_capacity_rps": round(self.capacity_rps, 2),
             "step_at_s": self.step_at(),
             "profile": self.profiles.source,
+            "tokens_per_request": self.tokens,
         }
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from dataclasses import dataclass
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from slo_operator.actuate.local import Snapshot
 from slo_operator.demo.timeline import Step
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +97,12 @@ class LogView:
 class RichView:
     """A live panel (rich) redrawn a few times a second."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         from rich.console import Console
         from rich.live import Live
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.console = Console()
+        self.console = console or Console()
         self.progress = Progress(
             TextColumn("[bold]latencyslo demo"),
             BarColumn(),
@@ -174,21 +176,6 @@ class RichView:
 
     def close(self) -> None:
         self.live.stop()
-
-
-class Throttle:
-    """Call at most every `period_s` seconds."""
-
-    def __init__(self, period_s: float) -> None:
-        self.period_s = period_s
-        self._last = -math.inf
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now - self._last >= self.period_s:
-            self._last = now
-            return True
-        return False
 
 
 def make_view(force_plain: bool = False) -> View:
