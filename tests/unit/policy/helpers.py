@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from slo_operator.model import predict
-from slo_operator.policy import ControllerState, initial_state
+from slo_operator.policy import ControllerState, decide, initial_state
 from slo_operator.spec import LatencySLOSpec
-from slo_operator.types import Observation, ProfileSet, RuntimeConfig, VariantProfile
+from slo_operator.types import Decision, Observation, ProfileSet, RuntimeConfig, VariantProfile
 
 PROFILES = ProfileSet(
     variants={
@@ -84,3 +86,64 @@ def settled(now: float = NOW, **changes: Any) -> ControllerState:
     """A controller that has seen fresh data for long (no restart guard in force)."""
     base = replace(initial_state(0.0), fresh_since=0.0, last_decision_at=now - 15.0)
     return replace(base, **changes)
+
+
+@dataclass
+class Loop:
+    """What a closed loop of `decide` against the plant below did, one entry per interval."""
+
+    times: list[float] = field(default_factory=list)
+    configs: list[RuntimeConfig] = field(default_factory=list)
+    ready: list[int] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+    def changes(self) -> list[tuple[float, RuntimeConfig, RuntimeConfig]]:
+        out = []
+        for k in range(1, len(self.configs)):
+            if self.configs[k] != self.configs[k - 1]:
+                out.append((self.times[k], self.configs[k - 1], self.configs[k]))
+        return out
+
+
+def closed_loop(
+    rate_at: Callable[[float], float],
+    seconds: float,
+    *,
+    noise: float = 0.0,
+    seed: int = 0,
+    start: RuntimeConfig | None = None,
+    spec: LatencySLOSpec = SPEC,
+    startup_s: float = 30.0,
+) -> Loop:
+    """decide() every interval against a plant: the observed p99 is the model's p99 at the
+    true rate on the ready replicas (times log-normal noise), the rate has Poisson noise,
+    ordered replicas are ready startup_s later, a variant switch acts at once."""
+    rng = random.Random(seed)
+    current = start or RuntimeConfig(max(1, math.ceil(rate_at(0) / 450)), 0, 32, "full")
+    ready, ready_at = current.replicas, 0.0
+    state = replace(initial_state(-1000.0), fresh_since=-1000.0)
+    loop = Loop()
+    t = 0.0
+    while t < seconds:
+        t += spec.policy.interval_seconds
+        if t >= ready_at:
+            ready = current.replicas
+        rate = rate_at(t)
+        seen = max(0.0, rate + rng.gauss(0, math.sqrt(rate * 60) / 60))
+        p99 = model_p99(rate, current.with_(replicas=max(ready, 1))) * rng.lognormvariate(0, noise)
+        p99 = min(p99, 2000.0)  # the histogram's last finite edge
+        o = Observation(t, p99, seen, seen * 60, 3.0, ready, recent_request_rate=rate)
+        decision, state = decide(spec, o, current, PROFILES, state, t)
+        if decision.apply and decision.target != current:
+            if decision.target.replicas > current.replicas:
+                ready_at = t + startup_s
+            else:
+                ready = min(ready, decision.target.replicas)
+            current = decision.target
+        loop.times.append(t)
+        loop.configs.append(current)
+        loop.ready.append(ready)
+        loop.p99.append(p99)
+        loop.decisions.append(decision)
+    return loop

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 from dataclasses import replace
 
 import pytest
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 from slo_operator.policy import ControllerState, decide, initial_state
 from slo_operator.spec import Action, LatencySLOSpec
 from slo_operator.types import Observation, RuntimeConfig
-from tests.unit.policy.helpers import NOW, PROFILES, make_spec, model_p99, settled
+from tests.unit.policy.helpers import NOW, PROFILES, closed_loop, make_spec, settled
 
 VARIANTS = ("full", "quantized", "distilled")
 maybe_float = st.one_of(
@@ -130,34 +129,6 @@ def test_no_capacity_removed_nor_variant_switched_on_missing_data(
     assert Action.SCALE_DOWN not in decision.actions
 
 
-def _closed_loop(rate: float, noise: float, seed: int, hours: float = 1.0) -> list[tuple]:
-    """decide() against a plant: the model's p99 at the true rate times log-normal noise,
-    the rate with Poisson noise, replicas ready 30 s after they are ordered."""
-    rng = random.Random(seed)
-    spec = make_spec()
-    current = RuntimeConfig(max(1, math.ceil(rate / 450)), 0, 32, "full")
-    ready, ready_at = current.replicas, 0.0
-    state = initial_state(0.0)
-    changes: list[tuple] = []
-    t = 0.0
-    while t < hours * 3600:
-        t += spec.policy.interval_seconds
-        if t >= ready_at:
-            ready = current.replicas
-        seen = rate + rng.gauss(0, math.sqrt(rate * 60) / 60)
-        p99 = model_p99(rate, current.with_(replicas=max(ready, 1))) * rng.lognormvariate(0, noise)
-        o = Observation(t, p99, seen, seen * 60, 3.0, ready, recent_request_rate=seen)
-        decision, state = decide(spec, o, current, PROFILES, state, t)
-        if decision.apply and decision.target != current:
-            if decision.target.replicas > current.replicas:
-                ready_at = t + 30.0
-            else:
-                ready = min(ready, decision.target.replicas)
-            changes.append((t, current, decision.target))
-            current = decision.target
-    return changes
-
-
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(
@@ -166,7 +137,7 @@ def _closed_loop(rate: float, noise: float, seed: int, hours: float = 1.0) -> li
     st.integers(0, 10_000),
 )
 def test_no_oscillation_under_stationary_noise(rate: float, noise: float, seed: int) -> None:
-    changes = _closed_loop(rate, noise, seed)
+    changes = closed_loop(lambda _t: rate, 3600, noise=noise, seed=seed).changes()
     replica_moves = [
         (t, b.replicas - a.replicas) for t, a, b in changes if a.replicas != b.replicas
     ]

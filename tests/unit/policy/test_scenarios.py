@@ -1,0 +1,54 @@
+"""Time-stepped scenarios: decide() in a closed loop against a simple plant."""
+
+from __future__ import annotations
+
+from slo_operator.spec import Action
+from tests.unit.policy.helpers import closed_loop
+
+
+def _step(t: float) -> float:
+    return 400.0 if t < 300 else 1200.0
+
+
+def test_a_step_is_bridged_then_replicas_then_quality_restored() -> None:
+    loop = closed_loop(_step, 900)
+    actions = [(t, d.actions) for t, d in zip(loop.times, loop.decisions, strict=True)
+               if d.actions]  # fmt: skip
+    first_t, first = actions[0]
+    assert first_t <= 315  # the first decision after the step acts
+    assert Action.DEGRADE_VARIANT in first  # the fast knob first...
+    assert Action.SCALE_UP in first  # ...while replicas are ordered for the sustained rate
+    restore = [t for t, a in actions if Action.RESTORE_VARIANT in a]
+    assert restore, actions
+    k = loop.times.index(restore[0])
+    assert loop.ready[k] >= loop.configs[k].replicas  # restored once the replicas are ready
+    assert restore[0] - first_t >= 120  # not before the variant's minimum dwell
+    assert loop.configs[-1].variant == "full"
+    assert all(p <= 100.0 for t, p in zip(loop.times, loop.p99, strict=True) if t >= 330)
+
+
+def test_a_ramp_is_followed_ahead_by_replicas() -> None:
+    def ramp(t: float) -> float:
+        return 300.0 + min(max(t - 300, 0), 600) * 4.5  # 300 -> 3000 req/s over 10 min
+
+    loop = closed_loop(ramp, 1500)
+    ups = [t for t, a, b in loop.changes() if b.replicas > a.replicas]
+    switches = [t for t, a, b in loop.changes() if b.variant != a.variant]
+    assert len(ups) >= 5
+    assert len(switches) <= 2  # at most one bridge, before three rises prove a ramp
+    # once the ramp is recognized, replicas are ordered a start-up ahead: the p99 holds
+    late = [p for t, p in zip(loop.times, loop.p99, strict=True) if t >= 420]
+    assert max(late) <= 80.0  # the aim, not just the target
+    assert loop.configs[-1].variant == "full"
+
+
+def test_falling_load_releases_replicas_one_by_one_after_the_stabilization() -> None:
+    def fall(t: float) -> float:
+        return 1200.0 if t < 300 else 300.0
+
+    loop = closed_loop(fall, 1500)
+    downs = [(t, a.replicas - b.replicas) for t, a, b in loop.changes() if b.replicas < a.replicas]
+    assert downs, "never scaled down"
+    assert downs[0][0] >= 285 + 300  # a window after the last high need (285 s)
+    assert all(step == 1 for _, step in downs)
+    assert loop.configs[-1].replicas < loop.configs[0].replicas
