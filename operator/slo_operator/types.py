@@ -59,8 +59,9 @@ class Observation:
     error: str | None = None
     recent_request_rate: float | None = None
     """Requests per second over a short recent range (about one `intervalSeconds`), when the
-    source can tell; the policy sizes for max(request_rate, recent_request_rate) so that a
-    load step is not hidden by the long objective window. None = unknown (optional)."""
+    source can tell; the policy sizes for it when it clearly exceeds `request_rate` (beyond
+    Poisson noise), so that a load step is not hidden by the long objective window.
+    None = unknown (optional)."""
     peak_request_rate: float | None = None
     """The highest request rate over any short range (about 10 s) within the objective's
     window, e.g. `max_over_time(sum(rate(<histogram>_count[10s]))[<window>s:5s])`. A
