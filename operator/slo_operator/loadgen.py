@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import itertools
 import logging
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,15 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+if importlib.util.find_spec("sniffio") is None:
+    # httpcore tries `import sniffio` on every request; without the package each failed
+    # import searches sys.path again (a third of the generator's CPU). Absent is absent.
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+MAX_IN_FLIGHT = 64
+"""Requests in flight per replica at most (a client's connection pool); more wait in the
+generator, and the wait counts in their latency. It binds only in overload, where it keeps
+httpx's pool small (its bookkeeping grows with the square of the connections)."""
 NO_REPLICA = 0
 """`RequestRecord.status` when no replica was ready (a Service without endpoints)."""
 TRANSPORT_ERROR = -1
@@ -45,6 +56,7 @@ class Endpoint:
     outstanding: int = 0
     sent: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
 
     def __post_init__(self) -> None:
         self.idle.set()
@@ -156,8 +168,9 @@ class LoadGenerator:
         self._own_client = client is None
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=MAX_IN_FLIGHT),
         )
+        self.failed = 0
         self.records: list[RequestRecord] = []
         self.started_at: float | None = None
         """`time.monotonic()` of t = 0 (set by `run`)."""
@@ -213,7 +226,10 @@ class LoadGenerator:
         self.in_flight += 1
         status, variant, error = TRANSPORT_ERROR, "", ""
         try:
-            resp = await self._client.post(endpoint.url + "/v1/predict", json={"inputs": [text]})
+            async with endpoint.slots:
+                resp = await self._client.post(
+                    endpoint.url + "/v1/predict", json={"inputs": [text]}
+                )
             status = resp.status_code
             if status == 200:
                 variant = str(resp.json().get("variant", ""))
@@ -234,6 +250,8 @@ class LoadGenerator:
     ) -> None:
         assert self.started_at is not None
         latency = time.monotonic() - self.started_at - due
+        if status != 200:
+            self.failed += 1
         self.records.append(RequestRecord(due, latency, status, replica, variant, lag, error))
 
     async def aclose(self) -> None:

@@ -177,6 +177,10 @@ class LocalActuator:
     on_change: Callable[[LocalActuator], None] | None = None
     """Called whenever the set of processes changes (e.g. to update Prometheus targets)."""
     python: str = sys.executable
+    nice: int = 0
+    """Niceness of the worker processes (0: the same priority as this process)."""
+    cpus: Sequence[int] | None = None
+    """CPUs the replicas may be pinned to [the ones this process may use when created]."""
     replicas: list[Replica] = field(default_factory=list, init=False)
     desired: RuntimeConfig = field(init=False)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24), init=False)
@@ -190,6 +194,8 @@ class LocalActuator:
         self.model_dir = Path(self.model_dir)
         self.workdir = Path(self.workdir)
         self.desired = self.initial
+        if self.cpus is None and hasattr(os, "sched_getaffinity"):
+            self.cpus = sorted(os.sched_getaffinity(0))
         self.config_file = self.workdir / "runtime-config.json"
         self.token_file = self.workdir / "admin-token"
 
@@ -362,9 +368,9 @@ class LocalActuator:
                 log.exception("on_change callback failed")
 
     def _pick_cpus(self) -> frozenset[int] | None:
-        if not self.pin or not hasattr(os, "sched_getaffinity"):
+        if not self.pin or not self.cpus or not hasattr(os, "sched_setaffinity"):
             return None
-        available = sorted(os.sched_getaffinity(0))
+        available = sorted(self.cpus)
         if len(available) < 2 or len(available) < self.threads:
             return None
         load = {cpu: 0 for cpu in available}
@@ -413,6 +419,11 @@ class LocalActuator:
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
+        if self.nice:
+            try:  # before the interpreter has started any thread, as the pinning below
+                os.setpriority(os.PRIO_PROCESS, proc.pid, self.nice)
+            except OSError as exc:
+                log.warning("could not renice %s: %s", name, exc)
         cpus = self._pick_cpus()
         if cpus:
             try:

@@ -11,9 +11,11 @@ from pathlib import Path
 import click
 
 from slo_operator.demo.scenario import (
+    DEFAULT_COOLDOWN_S,
     DEFAULT_DURATION_S,
     DEFAULT_PROFILE,
     DEFAULT_SLO,
+    DEFAULT_WARMUP_S,
     DEMO_WORKLOADS,
     ScenarioError,
     build_scenario,
@@ -25,7 +27,7 @@ DEFAULT_OUT = Path("out") / "demo"
 @click.command("demo")
 @click.option(
     "--duration", type=click.FloatRange(min=10), default=DEFAULT_DURATION_S, show_default=True,
-    help="Seconds of load.",
+    help="Seconds of the workload (after the warm-up, before the cool-down).",
 )  # fmt: skip
 @click.option(
     "--slo", "slo_file", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SLO,
@@ -69,6 +71,14 @@ DEFAULT_OUT = Path("out") / "demo"
               help="torch threads per worker.")  # fmt: skip
 @click.option("--pin/--no-pin", default=True, show_default=True,
               help="Pin each worker to its own CPU when there are enough.")  # fmt: skip
+@click.option(
+    "--warmup", type=click.IntRange(0, 3600), default=int(DEFAULT_WARMUP_S), show_default=True,
+    help="Unscored seconds at the starting rate before the timeline starts.",
+)  # fmt: skip
+@click.option(
+    "--cooldown", type=click.IntRange(0, 3600), default=int(DEFAULT_COOLDOWN_S), show_default=True,
+    help="Seconds back at the starting rate after the workload (on the timeline).",
+)  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Arrival-time seed.")
 @click.option("--plain", is_flag=True, help="Log lines instead of the live view.")
 def demo(
@@ -84,6 +94,8 @@ def demo(
     model_dir: Path | None,
     threads: int,
     pin: bool,
+    warmup: int,
+    cooldown: int,
     seed: int,
     plain: bool,
 ) -> None:
@@ -106,6 +118,8 @@ def demo(
             base_rps=rate,
             trace_file=trace_file,
             seed=seed,
+            warmup_s=warmup,
+            cooldown_s=cooldown,
         )
     except ScenarioError as exc:
         raise click.UsageError(str(exc)) from None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -47,11 +48,17 @@ from slo_operator.metrics.prometheus import PrometheusSource
 from slo_operator.policy import stale_after_seconds
 from slo_operator.promserver import PrometheusServer, prometheus_binary
 from slo_operator.spec import LatencySLOSpec
-from slo_operator.types import MetricsSource, Observation
+from slo_operator.types import MetricsSource, Observation, ProfileSet
 
 log = logging.getLogger(__name__)
 
 METRICS_CHOICES = ("auto", "prometheus", "direct")
+WORKER_NICE = 5
+"""Workers run a little below the demo's own processes (load generator, controller,
+Prometheus), which need a small, steady share of the two cores: a replica that starts (a few
+seconds of interpreter, torch import and model load) then takes its CPU from its own core
+instead of pushing the load generator onto the serving replica's core, and the measurements
+stay the clients' view, not the generator's own queueing."""
 IN_FLIGHT_GRACE_S = 15.0
 """On a stop, requests already sent get this long to be answered before they are cancelled."""
 LIVE_WINDOW_S = 5.0
@@ -80,6 +87,8 @@ class DemoResult:
     source: str
     startup_seconds: list[float]
     interrupted: bool = False
+    warmup_steps: list[Step] = field(default_factory=list)
+    """Control steps during the warm-up (before t = 0)."""
     simulated: dict[str, Any] | None = None
     details: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
@@ -116,6 +125,24 @@ def trusted(spec: LatencySLOSpec, obs: Observation | None) -> bool:
     )
 
 
+class _Watched:
+    """The metrics source as the loop uses it, remembering the last profiles it gave (the
+    measured scale of each variant, for the log)."""
+
+    def __init__(self, source: MetricsSource) -> None:
+        self.source = source
+        self.last_profiles: ProfileSet | None = None
+
+    async def observe(
+        self, spec: LatencySLOSpec, namespace: str, ready_replicas: int, now: float
+    ) -> Observation:
+        return await self.source.observe(spec, namespace, ready_replicas, now)
+
+    async def profiles(self, spec: LatencySLOSpec, namespace: str) -> ProfileSet | None:
+        self.last_profiles = await self.source.profiles(spec, namespace)
+        return self.last_profiles
+
+
 class _Run:
     """The moving parts of one run and their shutdown order."""
 
@@ -138,6 +165,7 @@ class _Run:
         self.ticks: list[Tick] = []
         self.stop = asyncio.Event()
         self.signals = 0
+        self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
     # ------------------------------------------------------------------ signals
 
@@ -192,6 +220,8 @@ class _Run:
             router=self.router,
             threads=self.options.threads,
             pin=self.options.pin,
+            cpus=self.cpus,
+            nice=WORKER_NICE,
             on_change=self._publish_targets,
         )
         self.view.note(
@@ -225,17 +255,18 @@ class _Run:
             )
             await self.direct.start()
             self.source = self.direct
+        self.watched = _Watched(self.source)
         self.loop = ControlLoop(
             name=self.scenario.slo.name,
             namespace=self.scenario.slo.namespace,
-            metrics=self.source,
+            metrics=self.watched,
             actuator=self.actuator,
             profiles=self.scenario.profiles,
         )
         from inference_worker.texts import sample_texts
 
         self.loadgen = LoadGenerator(
-            self.scenario.workload.arrivals(),
+            self.scenario.arrivals(),
             self.router,
             sample_texts(1024, tokens=self.scenario.tokens),
         )
@@ -246,6 +277,7 @@ class _Run:
         assert self.actuator is not None
         gen = self.loadgen
         elapsed = gen.elapsed() if gen is not None else 0.0
+        warmup = self.scenario.warmup_s
         recent = []
         offered = 0
         failed = 0
@@ -257,15 +289,15 @@ class _Run:
             offered = int(
                 sum(1 for a in gen.arrivals[: gen.sent][-2000:] if a >= elapsed - LIVE_WINDOW_S)
             )
-            failed = sum(1 for r in gen.records if not r.ok)
+            failed = gen.failed
         recent.sort()
         p = math.nan
         if recent:
             p = recent[min(len(recent) - 1, math.ceil(self.spec.quantile * len(recent)) - 1)]
             p *= 1000.0
         return LiveState(
-            elapsed_s=elapsed,
-            duration_s=self.scenario.duration_s,
+            elapsed_s=elapsed - warmup,
+            duration_s=self.scenario.scored_s,
             offered_rps=offered / LIVE_WINDOW_S,
             measured_p99_ms=p,
             target_ms=self.spec.target_latency_ms,
@@ -283,7 +315,7 @@ class _Run:
         while True:
             due = t0 + k * interval
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            t = time.monotonic() - t0
+            t = time.monotonic() - t0 - self.scenario.warmup_s
             before = self.actuator.desired
             result = await self.loop.step(self.spec)
             after = self.actuator.desired
@@ -305,7 +337,12 @@ class _Run:
             )
             self.steps.append(step)
             self.view.step(step, self.live())
-            log.info("step at %.1fs: %s", t, step)
+            scale = (
+                (self.watched.last_profiles.extra or {}).get("scale")
+                if (self.watched.last_profiles is not None)
+                else None
+            )
+            log.info("step at %.1fs: %s; observation %s; profile scale %s", t, step, obs, scale)
             k += 1
 
     async def _sample(self, t0: float) -> None:
@@ -314,7 +351,8 @@ class _Run:
         while True:
             await asyncio.sleep(max(0.0, t0 + k - time.monotonic()))
             s = self.actuator.snapshot()
-            self.ticks.append(Tick(k, s.desired, s.ready, s.processes, s.config))
+            t = k - round(self.scenario.warmup_s)
+            self.ticks.append(Tick(t, s.desired, s.ready, s.processes, s.config))
             k += 1
 
     async def _refresh(self) -> None:
@@ -327,8 +365,9 @@ class _Run:
         t0 = time.monotonic() + 0.2
         self.view.note(
             f"load: {self.scenario.workload.name}, {self.scenario.base_rps:.1f} req/s at first, "
-            f"{self.scenario.duration_s:.0f}s; target p{self.spec.objective.percentile:g} "
-            f"{self.spec.target_latency_ms:g}ms"
+            f"{self.scenario.warmup_s:.0f}s of warm-up, {self.scenario.duration_s:.0f}s, "
+            f"{self.scenario.cooldown_s:.0f}s of cool-down; "
+            f"target p{self.spec.objective.percentile:g} {self.spec.target_latency_ms:g}ms"
         )
         helpers = [
             asyncio.create_task(self._control(t0), name="control"),
@@ -417,6 +456,13 @@ async def run_demo(
     spec = scenario.spec
     model_dir = run.model_dir
     names = tuple(spec.variants.allowed)
+    warmup = scenario.warmup_s
+    requests = [
+        dataclasses.replace(r, due=r.due - warmup)
+        for r in (run.loadgen.records if run.loadgen else [])
+        if r.due >= warmup
+    ]
+    elapsed = (run.loadgen.elapsed() - warmup) if run.loadgen else 0.0
     recording = Recording(
         target_ms=spec.target_latency_ms,
         quantile=spec.quantile,
@@ -425,10 +471,10 @@ async def run_demo(
         preferred=spec.variants.effective_preferred,
         variant_names=names,
         accuracy=model_accuracy(model_dir),
-        duration_s=min(scenario.duration_s, run.loadgen.elapsed() if run.loadgen else 0.0),
-        requests=list(run.loadgen.records) if run.loadgen else [],
-        ticks=run.ticks,
-        steps=run.steps,
+        duration_s=max(0.0, min(scenario.scored_s, elapsed)),
+        requests=requests,
+        ticks=[k for k in run.ticks if k.t >= 0],
+        steps=[s for s in run.steps if s.t >= 0],
     )
     startup = run.actuator.startup_seconds() if run.actuator else []
     result = DemoResult(
@@ -437,6 +483,7 @@ async def run_demo(
         source=run.source_name,
         startup_seconds=startup,
         interrupted=run.stop.is_set(),
+        warmup_steps=[s for s in run.steps if s.t < 0],
     )
     new_replicas = startup[scenario.initial.replicas :]
     if options.simulate and not result.interrupted and recording.requests:
@@ -465,6 +512,11 @@ async def run_demo(
             "max": round(lags[-1] * 1000, 2) if lags else None,
         },
         "simulated": result.simulated,
+        "warmup_decisions": [
+            {"t": round(s.t, 1), "action": s.action, "reason": s.reason}
+            for s in result.warmup_steps
+            if s.acted and s.after != s.before
+        ],
         "decisions": [
             {
                 "t": round(s.t, 1),

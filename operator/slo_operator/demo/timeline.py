@@ -201,15 +201,22 @@ class Recording:
             return math.nan
         return float(np.quantile(np.asarray(lat), self.quantile, method="higher")) * 1000.0
 
-    def recovery_after(self, t: float) -> float | None:
-        """Seconds from `t` until the latency is back under the target: the first 5-second
-        bin with a breach at or after `t`, then 3 good bins in a row (the simulator's episode
-        rule, on client latencies); 0 without a breach; None if it never recovers."""
+    def _good_bins(self) -> list[bool]:
+        """Per 5-second bin of completions: did the objective's share of requests (99 %)
+        finish within the target? (the simulator's bin rule; empty bins are good)"""
         trace = self.to_trace()
         d = len(trace.ok) // RECOVERY_BIN_S * RECOVERY_BIN_S
         ok = trace.ok[:d].reshape(-1, RECOVERY_BIN_S).sum(1)
         den = (trace.completed[:d] + trace.rejected[:d]).reshape(-1, RECOVERY_BIN_S).sum(1)
-        good = [n == 0 or k / n >= self.quantile - 1e-12 for k, n in zip(ok, den, strict=True)]
+        return [n == 0 or k / n >= self.quantile - 1e-12 for k, n in zip(ok, den, strict=True)]
+
+    def recovery_after(self, t: float, *, good_in_a_row: int = RECOVERY_GOOD_BINS) -> float | None:
+        """Seconds from `t` until the client latency is back under the target: from the
+        first 5-second bin with a breach at or after `t`'s bin to the end of the first of
+        `good_in_a_row` good bins in a row (3: the simulator's episode rule; 1: the p99 is
+        back under the target for the first time); 0 without a breach; None if it never
+        comes back."""
+        good = self._good_bins()
         first = int(t // RECOVERY_BIN_S)
         bad = next((i for i in range(first, len(good)) if not good[i]), None)
         if bad is None:
@@ -217,8 +224,9 @@ class Recording:
         run = 0
         for j in range(bad, len(good)):
             run = run + 1 if good[j] else 0
-            if run == RECOVERY_GOOD_BINS:
-                return max(0.0, (j - run + 1) * RECOVERY_BIN_S - t)
+            if run == good_in_a_row:
+                end = (j - run + 1) * RECOVERY_BIN_S if good_in_a_row > 1 else j * RECOVERY_BIN_S
+                return max(0.0, end - t)
         return None
 
     # ------------------------------------------------------------------ files

@@ -12,6 +12,8 @@ keeps the samples in memory, and answers the very queries `PrometheusSource` sen
 - `sum by (le)` over the series that match the objective's labels, then `histogram_quantile`
   with PromQL's interpolation (`slo_operator.model.histogram`, after PromQL's monotonicity
   fix of the cumulative counts);
+- the peak rate: `max_over_time` of the short-range rate over the window, evaluated as a
+  PromQL subquery (at the step's multiples in epoch time);
 - the age of the data: seconds since the newest sample of the request counter of a target
   that is still scraped successfully.
 
@@ -19,7 +21,8 @@ Each target carries labels (the demo gives every worker `namespace`, as Promethe
 does), so the objective's namespace and extra label matchers select the same series as the
 PromQL. Missing, stale or NaN data and scrape failures become "no data" observations, never
 exceptions (the same messages as `PrometheusSource`, via `parse_observation`). Profiles are
-scaled to measured batch times exactly as `PrometheusSource.profiles` does.
+scaled to measured batch times exactly as `PrometheusSource.profiles` does (`scale_profiles`,
+remembering each variant's last factor).
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from slo_operator.metrics.prometheus import QueryError, Sample, parse_observation, scale_profiles
-from slo_operator.metrics.promql import BATCH_DURATION, BATCH_SIZE, recent_range_seconds
+from slo_operator.metrics.promql import (
+    BATCH_DURATION,
+    BATCH_SIZE,
+    PEAK_RANGE_S,
+    recent_range_seconds,
+)
 from slo_operator.model.histogram import histogram_quantile
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import Observation, ProfileSet
@@ -99,6 +107,28 @@ def extrapolated_rate(
     if is_rate:
         factor /= end - start
     return result * factor
+
+
+def peak_range_seconds(spec: LatencySLOSpec) -> int:
+    """Range of the short rates of the peak query (`build_queries`' `peak_request_rate`)."""
+    return int(min(PEAK_RANGE_S, spec.objective.window_seconds))
+
+
+def peak_step_seconds(spec: LatencySLOSpec) -> int:
+    """Resolution of the peak query's subquery."""
+    return max(1, peak_range_seconds(spec) // 2)
+
+
+def _subquery_times(at: float, range_s: float, step_s: int) -> list[float]:
+    """Evaluation times of a PromQL subquery `[range:step]` at `at`: the multiples of the
+    step (in epoch milliseconds) from `at - range` to `at`, both included."""
+    step_ms = step_s * 1000
+    end_ms = int(at * 1000)
+    start_ms = end_ms - int(range_s * 1000)
+    first = step_ms * (start_ms // step_ms)
+    if first < start_ms:
+        first += step_ms
+    return [t / 1000.0 for t in range(first, end_ms + 1, step_ms)]
 
 
 def quantile_from_buckets(q: float, buckets: Mapping[float, float]) -> float:
@@ -167,6 +197,8 @@ class DirectScrape:
         """instance -> time of its last successful scrape."""
         self._live: set[str] = set()
         """Instances that are targets now and answered their last scrape."""
+        self._factors: dict[str, float] = {}
+        """The profile scale factor last measured per variant (as `PrometheusSource`)."""
         self._http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self.scrapes = 0
@@ -322,12 +354,18 @@ class DirectScrape:
         count = f"{hist}_count"
         age = self._age(count, namespace, labels, at)
         recent = float(recent_range_seconds(spec))
+        peaks = [
+            sum(v for _, v in rows)
+            for ts in _subquery_times(at, window, peak_step_seconds(spec))
+            if (rows := self.rates(count, namespace, labels, peak_range_seconds(spec), ts))
+        ]
         return {
             "latency": latency,
             "rate": self._sum(self.rates(count, namespace, labels, window, at)),
             "recent": self._sum(self.rates(count, namespace, labels, recent, at)),
             "samples": self._sum(self.rates(count, namespace, labels, window, at, is_rate=False)),
             "age": [Sample({}, age)] if math.isfinite(age) else [],
+            "peak": [Sample({}, max(peaks))] if peaks else [],
         }
 
     # ------------------------------------------------------------------ the port
@@ -355,6 +393,7 @@ class DirectScrape:
             samples=results["samples"],
             age=results["age"],
             recent_rate=results["recent"],
+            peak_rate=results["peak"],
             max_age_s=self.max_age_s,
             where=f"for {spec.metrics.histogram} in namespace {namespace} (direct scrape)",
         )
@@ -379,4 +418,7 @@ class DirectScrape:
         mean_size = None
         if size_sum and size_count and size_count[0].value > 0:
             mean_size = size_sum[0].value / size_count[0].value
-        return scale_profiles(self.baseline, measured, mean_size)
+        scaled = scale_profiles(self.baseline, measured, mean_size, remembered=self._factors)
+        if scaled is not None:
+            self._factors.update(scaled.extra.get("measured_alone", {}))
+        return scaled

@@ -116,6 +116,8 @@ async def test_direct_scrape_agrees_with_prometheus(slow_model: Path, tmp_path: 
         assert abs(d_obs.p99_ms - p_obs.p99_ms) <= allowed, (p_obs, d_obs)
         assert d_obs.request_rate == pytest.approx(p_obs.request_rate, rel=0.10)
         assert d_obs.samples == pytest.approx(p_obs.samples, rel=0.10)
+        assert d_obs.recent_request_rate == pytest.approx(p_obs.recent_request_rate, rel=0.10)
+        assert d_obs.peak_request_rate == pytest.approx(p_obs.peak_request_rate, rel=0.10)
         rel_p99.append(abs(d_obs.p99_ms - p_obs.p99_ms) / p_obs.p99_ms)
     print(
         "p99 prometheus vs direct:",

@@ -245,3 +245,45 @@ async def test_profiles_scale_to_measured_batch_times() -> None:
     # measured 20 ms per batch of 4, predicted 10 + 2.5 * 4 = 20 ms: factor 1
     assert scaled.variants["full"].alpha_ms == pytest.approx(10.0)
     assert scaled.variants["distilled"].beta_ms == pytest.approx(1.0)
+
+
+def test_peak_query_parameters_follow_the_operator_promql() -> None:
+    from slo_operator.metrics.direct import peak_range_seconds, peak_step_seconds
+    from slo_operator.metrics.promql import build_queries
+
+    for window in (15, 60, 300):
+        spec = SPEC.model_copy(
+            update={"objective": SPEC.objective.model_copy(update={"window_seconds": window})}
+        )
+        query = build_queries(spec, "ml").peak_request_rate
+        assert f"[{peak_range_seconds(spec)}s]))" in query
+        assert f"[{window}s:{peak_step_seconds(spec)}s])" in query
+
+
+async def test_peak_rate_is_the_busiest_short_range_in_the_window() -> None:
+    from slo_operator.metrics.direct import _subquery_times
+
+    # 10 req/s with a burst at 60 req/s in seconds 10..17 of 30
+    per_second = [60 if 10 <= k < 18 else 10 for k in range(30)]
+    source, _, end = _scrape_run([[0.01] * n for n in per_second])
+    obs = await source.observe(SPEC, "ml", ready_replicas=1, now=end)
+    # expected: a 15 s rate at every multiple of 7 s within the window, from the counter's
+    # samples (one per second, the cumulative count), and their maximum
+    t0 = end - len(per_second)
+    cumulative = [sum(per_second[:k]) for k in range(len(per_second) + 1)]
+    times = _subquery_times(end, 15.0, 7)
+    assert times
+    assert all(round(t * 1000) % 7000 == 0 and end - 15 <= t <= end for t in times)
+    expected = max(
+        extrapolated_rate(
+            [(t0 + k, float(c)) for k, c in enumerate(cumulative) if ts - 15 <= t0 + k <= ts],
+            ts - 15,
+            ts,
+            is_rate=True,
+        )
+        or 0.0
+        for ts in times
+    )
+    assert obs.peak_request_rate == pytest.approx(expected)
+    assert obs.request_rate is not None
+    assert obs.peak_request_rate > obs.request_rate  # the burst left the window's tail

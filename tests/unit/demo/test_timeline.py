@@ -79,6 +79,10 @@ def test_failed_requests_count_against_the_slo() -> None:
 def test_recovery_after_a_step_uses_client_latencies() -> None:
     rec = _recording({t: 0.25 for t in range(31, 43)})
     assert rec.recovery_after(30.0) == pytest.approx(15.0)  # bins 30..44 bad, good from 45
+    assert rec.recovery_after(30.0, good_in_a_row=1) == pytest.approx(15.0)
+    flaky = _recording({**{t: 0.25 for t in range(31, 34)}, **{t: 0.25 for t in range(41, 44)}})
+    assert flaky.recovery_after(30.0, good_in_a_row=1) == pytest.approx(5.0)  # bin 35 good
+    assert flaky.recovery_after(30.0) == pytest.approx(15.0)  # 3 good bins from 45
     assert rec.recovery_after(50.0) == 0.0
     never = _recording({t: 0.25 for t in range(31, 60)})
     assert never.recovery_after(30.0) is None
