@@ -16,9 +16,14 @@ Profiles: the calibrated `ProfileSet` says how long one batch of size b takes pe
 (`alpha + beta * b`). `profiles()` measures the mean batch service time per variant
 (`inference_batch_duration_seconds`) and the mean batch size (`inference_batch_size`) over the
 objective's window, and scales each measured variant's alpha and beta by measured / predicted
-(at the measured mean batch size), clamped to [1/5, 5]. Variants without traffic are scaled by
-the median factor of the measured ones (same hardware, same contention). No measurement at all
-returns None: the caller keeps the calibrated profiles.
+(at the measured mean batch size), clamped to [1/5, 5]. Variants without traffic keep the
+factor last measured for them while they served alone (a fast variant's factor says little
+about a slow one's: a fixed per-batch cost weighs more on a short batch, so borrowing it can
+keep the preferred variant from ever being restored after a bridge; and the batch-size
+histogram has no variant label, so only a window served by one variant gives that variant's
+own mean batch size); variants never measured alone take the median factor of the measured
+ones (same hardware, same contention). No measurement at all returns None: the caller keeps
+the calibrated profiles.
 """
 
 from __future__ import annotations
@@ -165,8 +170,12 @@ def scale_profiles(
     mean_batch_size: float | None,
     *,
     limits: tuple[float, float] = SCALE_LIMITS,
+    remembered: Mapping[str, float] | None = None,
 ) -> ProfileSet | None:
-    """The calibrated profiles scaled to measured batch service times (see module docs)."""
+    """The calibrated profiles scaled to measured batch service times (see module docs).
+
+    `remembered`: factors measured earlier (with the variant serving alone), used for the
+    variants without traffic now."""
     if mean_batch_size is None or not math.isfinite(mean_batch_size) or mean_batch_size <= 0:
         return None
     factors: dict[str, float] = {}
@@ -180,11 +189,14 @@ def scale_profiles(
         factors[variant] = min(max(measured / predicted, limits[0]), limits[1])
     if not factors:
         return None
-    default = statistics.median(factors.values())
+    median = statistics.median(factors.values())
+    scale = {
+        name: factors.get(name, (remembered or {}).get(name, median)) for name in baseline.variants
+    }
     variants = {
         name: VariantProfile(
-            alpha_ms=p.alpha_ms * factors.get(name, default),
-            beta_ms=p.beta_ms * factors.get(name, default),
+            alpha_ms=p.alpha_ms * scale[name],
+            beta_ms=p.beta_ms * scale[name],
             accuracy=p.accuracy,
         )
         for name, p in baseline.variants.items()
@@ -196,7 +208,8 @@ def scale_profiles(
         source=f"{baseline.source} scaled to Prometheus measurements".strip(),
         extra={
             **dict(baseline.extra),
-            "scale": {name: factors.get(name, default) for name in baseline.variants},
+            "scale": scale,
+            "measured_alone": dict(factors) if len(factors) == 1 else {},
             "measured_batch_ms": dict(batch_ms_by_variant),
             "mean_batch_size": mean_batch_size,
         },
@@ -222,6 +235,8 @@ class PrometheusSource:
         self.max_age_s = max_age_s
         self.peak_range_s = peak_range_s
         self.on_error = on_error
+        self._factors: dict[str, float] = {}
+        """The profile scale factor last measured per variant (see `scale_profiles`)."""
         # No hidden retries: one attempt per query, bounded by the timeout.
         self._client = PrometheusConnect(
             url=self.url,
@@ -313,7 +328,12 @@ class PrometheusSource:
         measured = {
             s.labels["variant"]: s.value * 1000.0 for s in by_variant if "variant" in s.labels
         }
-        return scale_profiles(self.baseline, measured, single_value(size))
+        scaled = scale_profiles(
+            self.baseline, measured, single_value(size), remembered=self._factors
+        )
+        if scaled is not None:
+            self._factors.update(scaled.extra.get("measured_alone", {}))
+        return scaled
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:
