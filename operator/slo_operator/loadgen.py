@@ -22,9 +22,10 @@ import contextlib
 import importlib.util
 import itertools
 import logging
+import ssl
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -38,9 +39,8 @@ if importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 MAX_IN_FLIGHT = 64
-"""Requests in flight per replica at most (a client's connection pool); more wait in the
-generator, and the wait counts in their latency. It binds only in overload, where it keeps
-httpx's pool small (its bookkeeping grows with the square of the connections)."""
+"""Requests in flight per replica at most (one keep-alive connection each); more wait in the
+generator, and the wait counts in their latency. It binds only in overload."""
 NO_REPLICA = 0
 """`RequestRecord.status` when no replica was ready (a Service without endpoints)."""
 TRANSPORT_ERROR = -1
@@ -159,17 +159,15 @@ class LoadGenerator:
         texts: Sequence[str],
         *,
         timeout_s: float = 30.0,
-        client: httpx.AsyncClient | None = None,
     ) -> None:
         self.arrivals = np.asarray(arrivals, dtype=float)
         self.router = router
         self.texts = list(texts) or ["good"]
         self.timeout_s = timeout_s
-        self._own_client = client is None
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=MAX_IN_FLIGHT),
-        )
+        self._idle: dict[str, list[httpx.AsyncClient]] = {}
+        """Idle one-connection clients per replica URL (see `_connection`)."""
+        self._clients: list[httpx.AsyncClient] = []
+        self._tls: ssl.SSLContext | None = None
         self.failed = 0
         self.records: list[RequestRecord] = []
         self.started_at: float | None = None
@@ -226,10 +224,8 @@ class LoadGenerator:
         self.in_flight += 1
         status, variant, error = TRANSPORT_ERROR, "", ""
         try:
-            async with endpoint.slots:
-                resp = await self._client.post(
-                    endpoint.url + "/v1/predict", json={"inputs": [text]}
-                )
+            async with endpoint.slots, self._connection(endpoint.url) as client:
+                resp = await client.post(endpoint.url + "/v1/predict", json={"inputs": [text]})
             status = resp.status_code
             if status == 200:
                 variant = str(resp.json().get("variant", ""))
@@ -254,6 +250,35 @@ class LoadGenerator:
             self.failed += 1
         self.records.append(RequestRecord(due, latency, status, replica, variant, lag, error))
 
+    @contextlib.asynccontextmanager
+    async def _connection(self, url: str) -> AsyncIterator[httpx.AsyncClient]:
+        """A client holding one keep-alive connection to `url`, for one request at a time.
+
+        Why not one shared client: httpcore's pool scans every queued request against every
+        connection on each state change, so its cost per request grows with the requests in
+        flight. `python bench/loadgen_clients.py` (an in-process aiohttp server answering
+        after 50 ms): with 64 requests in flight, one shared client cost ~12 ms of CPU per
+        request and one client per connection ~1.2 ms (medians of 3; 2.0 vs 1.3 ms at 8).
+        In overload that turned the generator into the bottleneck and a brief breach into a
+        collapse. Callers hold `Endpoint.slots`, so at most MAX_IN_FLIGHT exist per replica.
+        """
+        idle = self._idle.setdefault(url, [])
+        if idle:
+            client = idle.pop()  # the most recently used: its connection is the warmest
+        else:
+            if self._tls is None:  # plain HTTP, but httpx builds a TLS context per client:
+                self._tls = ssl.create_default_context()  # one, loaded once (~20 ms each)
+            client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout_s),
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                verify=self._tls,
+            )
+            self._clients.append(client)
+        try:
+            yield client
+        finally:
+            idle.append(client)
+
     async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()
+        clients, self._clients, self._idle = self._clients, [], {}
+        await asyncio.gather(*(c.aclose() for c in clients), return_exceptions=True)

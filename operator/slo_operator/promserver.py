@@ -7,12 +7,15 @@ while it runs: call `set_targets` and Prometheus picks the change up within its 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -28,6 +31,25 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+_PR_SET_PDEATHSIG = 1
+try:
+    _LIBC: ctypes.CDLL | None = (
+        ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+    )
+except OSError:  # pragma: no cover - no libc to load
+    _LIBC = None
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for helper processes: in the child, before exec, ask for SIGKILL when
+    the parent dies (Linux), so even a SIGKILLed demo leaves no worker or Prometheus behind.
+    Only a C call here (the child of a threaded parent must not take Python locks). The
+    trigger is the exit of the parent *thread* that spawned the child: spawn from a thread
+    that lives as long as the child should (the demo spawns from its event-loop thread)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def prometheus_binary() -> str | None:
@@ -49,7 +71,10 @@ class PrometheusServer:
         rule_files: Iterable[str | Path] = (),
         extra_scrape_configs: Iterable[Mapping[str, Any]] = (),
         binary: str | None = None,
+        nice: int = 0,
     ) -> None:
+        """`nice` > 0 lowers Prometheus' CPU priority below its parent's (the demo keeps its
+        load generator ahead of it on a small machine)."""
         found = binary or prometheus_binary()
         if not found:
             raise FileNotFoundError(
@@ -61,6 +86,7 @@ class PrometheusServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.scrape_interval_s = scrape_interval_s
+        self.nice = nice
         self.rule_files = [str(Path(p).resolve()) for p in rule_files]
         self.extra_scrape_configs = list(extra_scrape_configs)
         self.targets_file = self.workdir / "targets.json"
@@ -107,6 +133,13 @@ class PrometheusServer:
         tmp.replace(self.targets_file)
 
     def start(self, timeout_s: float = 30.0) -> PrometheusServer:
+        """Launch and wait until ready (`launch` then `wait_ready`)."""
+        self.launch()
+        return self.wait_ready(timeout_s)
+
+    def launch(self) -> None:
+        """Start the process (it dies with the calling thread's process, see
+        `die_with_parent`); `wait_ready` waits for it to answer."""
         self.write_config()
         log = self.log_file.open("ab")
         self._proc = subprocess.Popen(
@@ -119,11 +152,19 @@ class PrometheusServer:
                 "--storage.tsdb.retention.time=1d",
                 "--log.level=warn",
             ],
+            stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            process_group=0,  # a terminal's Ctrl-C reaches only the parent (see `nice`)
+            preexec_fn=die_with_parent,
         )
         log.close()
+        if self.nice:  # a priority is a nicety, never a reason to fail
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self._proc.pid, self.nice)
+
+    def wait_ready(self, timeout_s: float = 30.0) -> PrometheusServer:
+        assert self._proc is not None, "launch() first"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -116,6 +116,27 @@ class ProfileSet:
             **({"extra": dict(self.extra)} if self.extra else {}),
         }
 
+    def scaled(
+        self, scale: Mapping[str, float], *, source: str, extra: Mapping[str, Any]
+    ) -> ProfileSet:
+        """These profiles with each variant's batch time (alpha and beta) multiplied by its
+        factor in `scale` (1 when absent); `extra` is added to this set's own."""
+        variants = {
+            name: VariantProfile(
+                alpha_ms=p.alpha_ms * scale.get(name, 1.0),
+                beta_ms=p.beta_ms * scale.get(name, 1.0),
+                accuracy=p.accuracy,
+            )
+            for name, p in self.variants.items()
+        }
+        return ProfileSet(
+            variants=variants,
+            device=self.device,
+            threads=self.threads,
+            source=f"{self.source} {source}".strip(),
+            extra={**dict(self.extra), **dict(extra)},
+        )
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProfileSet:
         variants = {

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import ctypes
 import itertools
 import json
 import logging
@@ -46,7 +45,7 @@ from typing import Protocol
 
 import httpx
 
-from slo_operator.promserver import free_port
+from slo_operator.promserver import die_with_parent, free_port
 from slo_operator.types import ApplyResult, RuntimeConfig
 
 log = logging.getLogger(__name__)
@@ -126,22 +125,6 @@ class Snapshot:
 
 
 _LIVE: weakref.WeakSet[LocalActuator] = weakref.WeakSet()
-_PR_SET_PDEATHSIG = 1
-try:
-    _LIBC: ctypes.CDLL | None = (
-        ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-    )
-except OSError:  # pragma: no cover - no libc to load
-    _LIBC = None
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGKILL when the parent dies (Linux), so even a
-    SIGKILLed demo leaves no worker behind. Only a C call here (the child of a threaded
-    parent must not take Python locks); the parent spawns from its event-loop thread,
-    whose exit is the signal's trigger."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 @atexit.register
@@ -410,14 +393,18 @@ class LocalActuator:
         for var in ("LATENCYSLO_ADMIN_TOKEN", "LATENCYSLO_RUNTIME_CONFIG"):
             env.pop(var, None)
         with log_path.open("wb") as out:
-            # own session: a Ctrl-C in the terminal reaches the demo, which drains in order
+            # own process group: a Ctrl-C in the terminal reaches only the demo, which drains
+            # in order. Not a new session: with the kernel's autogroup scheduling (on by
+            # default) every session is its own scheduling group, and the workers' nice
+            # value would then not give the load generator and controller precedence.
             proc = subprocess.Popen(
                 cmd,
+                stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
+                process_group=0,
+                preexec_fn=die_with_parent,
             )
         if self.nice:
             try:  # before the interpreter has started any thread, as the pinning below

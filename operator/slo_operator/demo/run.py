@@ -38,7 +38,7 @@ from typing import Any
 
 from slo_operator.actuate.local import LocalActuator
 from slo_operator.demo.scenario import Scenario, default_model_dir, model_accuracy
-from slo_operator.demo.simulate import simulate
+from slo_operator.demo.simulate import run_scale, scaled_profiles, simulate
 from slo_operator.demo.timeline import Recording, Step, Tick, attainment_gap
 from slo_operator.demo.view import LiveState, LogView, View
 from slo_operator.loadgen import LoadGenerator, Router
@@ -162,6 +162,9 @@ class _Run:
         self.loadgen: LoadGenerator | None = None
         self.loop: ControlLoop | None = None
         self.steps: list[Step] = []
+        self.measured_scale: dict[str, list[float]] = {}
+        """Per variant, the factors by which its batches ran slower in this run than the
+        calibrated profile says (measured while it served alone, one per control step)."""
         self.ticks: list[Tick] = []
         self.stop = asyncio.Event()
         self.signals = 0
@@ -204,9 +207,12 @@ class _Run:
             # a fresh folder per run: never share a TSDB with another Prometheus
             prom_dir = Path(tempfile.mkdtemp(prefix="prometheus-", dir=out))
             self.prometheus = PrometheusServer(
-                scrape_interval_s=self.options.scrape_interval_s, workdir=prom_dir
+                scrape_interval_s=self.options.scrape_interval_s, workdir=prom_dir, nice=WORKER_NICE
             )
-            await asyncio.to_thread(self.prometheus.start)
+            # launched from the event-loop thread, which lives as long as the demo: with
+            # `die_with_parent`, a killed demo takes its Prometheus with it
+            self.prometheus.launch()
+            await asyncio.to_thread(self.prometheus.wait_ready)
             self.source_name = "prometheus"
             self.view.note(f"Prometheus {self.prometheus.url} (scrape every "
                            f"{self.options.scrape_interval_s:g}s)")  # fmt: skip
@@ -342,6 +348,10 @@ class _Run:
                 if (self.watched.last_profiles is not None)
                 else None
             )
+            if self.watched.last_profiles is not None:
+                alone = (self.watched.last_profiles.extra or {}).get("measured_alone") or {}
+                for variant, factor in alone.items():
+                    self.measured_scale.setdefault(variant, []).append(float(factor))
             log.info("step at %.1fs: %s; observation %s; profile scale %s", t, step, obs, scale)
             k += 1
 
@@ -488,11 +498,16 @@ async def run_demo(
     new_replicas = startup[scenario.initial.replicas :]
     if options.simulate and not result.interrupted and recording.requests:
         measured = sum(new_replicas) / len(new_replicas) if new_replicas else max(startup or [8])
+        scale = run_scale(run.measured_scale, scenario.profiles.variants)
         simulated, _ = simulate(
-            scenario, startup_s=measured, scrape_s=round(options.scrape_interval_s)
+            scenario,
+            startup_s=measured,
+            scrape_s=round(options.scrape_interval_s),
+            profiles=scaled_profiles(scenario.profiles, scale),
         )
         result.simulated = {
             "startup_s": round(measured, 2),
+            "profile_scale": {k: round(v, 3) for k, v in scale.items()},
             "slo_attainment_requests": round(simulated["slo_attainment_requests"], 5),
             "slo_attainment_windows": round(simulated["slo_attainment_windows"], 5),
             "recovery_seconds": simulated["recovery_seconds"],

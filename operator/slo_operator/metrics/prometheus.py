@@ -41,7 +41,7 @@ from urllib3.util.retry import Retry
 
 from slo_operator.metrics.promql import PEAK_RANGE_S, Queries, build_queries
 from slo_operator.spec import LatencySLOSpec
-from slo_operator.types import Observation, ProfileSet, VariantProfile
+from slo_operator.types import Observation, ProfileSet
 
 SCALE_LIMITS = (0.2, 5.0)
 
@@ -193,21 +193,10 @@ def scale_profiles(
     scale = {
         name: factors.get(name, (remembered or {}).get(name, median)) for name in baseline.variants
     }
-    variants = {
-        name: VariantProfile(
-            alpha_ms=p.alpha_ms * scale[name],
-            beta_ms=p.beta_ms * scale[name],
-            accuracy=p.accuracy,
-        )
-        for name, p in baseline.variants.items()
-    }
-    return ProfileSet(
-        variants=variants,
-        device=baseline.device,
-        threads=baseline.threads,
-        source=f"{baseline.source} scaled to Prometheus measurements".strip(),
+    return baseline.scaled(
+        scale,
+        source="scaled to Prometheus measurements",
         extra={
-            **dict(baseline.extra),
             "scale": scale,
             "measured_alone": dict(factors) if len(factors) == 1 else {},
             "measured_batch_ms": dict(batch_ms_by_variant),

@@ -17,7 +17,7 @@ from slo_operator.demo.scenario import (
     default_model_dir,
     load_slo,
 )
-from slo_operator.demo.simulate import simulate
+from slo_operator.demo.simulate import run_scale, scaled_profiles, simulate
 from slo_operator.model.queueing import predict
 from slo_operator.types import ProfileSet
 
@@ -129,3 +129,22 @@ def test_the_simulator_replays_the_scenario() -> None:
     assert metrics["rejected"] == 0
     assert metrics["slo_attainment_requests"] > 0.97
     assert trace.variant_names[trace.variant[-1]] == "full"
+
+
+def test_the_run_scale_is_the_median_per_variant_with_a_fallback() -> None:
+    variants = {"full": None, "quantized": None, "distilled": None}
+    scale = run_scale({"full": [1.1, 1.3, 1.2], "quantized": [2.0]}, variants)
+    assert scale == {"full": 1.2, "quantized": 2.0, "distilled": pytest.approx(1.25)}
+    assert run_scale({}, variants) == {"full": 1.0, "quantized": 1.0, "distilled": 1.0}
+    assert run_scale({"unknown": [3.0]}, {"full": None}) == {"full": 1.0}
+
+
+def test_scaled_profiles_multiply_the_batch_time_and_keep_the_accuracy() -> None:
+    base = build_scenario().profiles
+    scaled = scaled_profiles(base, {"full": 2.0})
+    for name, p in base.variants.items():
+        factor = 2.0 if name == "full" else 1.0
+        q = scaled.variants[name]
+        assert q.batch_ms(8) == pytest.approx(p.batch_ms(8) * factor)
+        assert q.accuracy == p.accuracy
+    assert scaled.extra["scale"] == {"full": 2.0}
