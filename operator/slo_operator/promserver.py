@@ -82,7 +82,8 @@ class PrometheusServer:
             )
         self.binary = found
         self._own_dir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="latencyslo-prom-"))
+        # absolute: Prometheus resolves relative paths in its config from the config folder
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="latencyslo-prom-")).resolve()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.scrape_interval_s = scrape_interval_s

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-from slo_operator.promserver import PrometheusServer
+from slo_operator.promserver import PrometheusServer, prometheus_binary
 
 pytestmark = pytest.mark.prometheus
 
@@ -34,5 +35,26 @@ def test_scrapes_file_sd_target(prometheus: PrometheusServer) -> None:
         result = prometheus.wait_for('demo_value{namespace="demo"}', timeout_s=20)
         assert float(result[0]["value"][1]) == 42.0
         assert result[0]["metric"]["namespace"] == "demo"
+    finally:
+        server.shutdown()
+
+
+def test_a_relative_workdir_still_finds_its_targets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`latencyslo demo --out out/demo` gives a relative folder; Prometheus resolves relative
+    paths in its config from the config's folder, so the server must write absolute ones."""
+    if not prometheus_binary():
+        pytest.skip("the 'prometheus' binary is not on PATH")
+    monkeypatch.chdir(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with PrometheusServer(scrape_interval_s=1.0, workdir=Path("out/prom")) as prom:
+            assert prom.workdir.is_absolute()
+            prom.set_targets([([f"127.0.0.1:{server.server_port}"], {"namespace": "demo"})])
+            result = prom.wait_for('demo_value{namespace="demo"}', timeout_s=20)
+            assert float(result[0]["value"][1]) == 42.0
     finally:
         server.shutdown()
