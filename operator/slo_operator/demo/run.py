@@ -54,11 +54,11 @@ log = logging.getLogger(__name__)
 
 METRICS_CHOICES = ("auto", "prometheus", "direct")
 WORKER_NICE = 5
-"""Workers run a little below the demo's own processes (load generator, controller,
-Prometheus), which need a small, steady share of the two cores: a replica that starts (a few
-seconds of interpreter, torch import and model load) then takes its CPU from its own core
-instead of pushing the load generator onto the serving replica's core, and the measurements
-stay the clients' view, not the generator's own queueing."""
+"""Workers and the demo's Prometheus run a little below the demo process itself (load
+generator, router, controller), which needs a small, steady share of the two cores: a
+replica that starts (a few seconds of interpreter, torch import and model load) then takes
+its CPU from its own core instead of pushing the load generator onto the serving replica's
+core, and the measurements stay the clients' view, not the generator's own queueing."""
 IN_FLIGHT_GRACE_S = 15.0
 """On a stop, requests already sent get this long to be answered before they are cancelled."""
 LIVE_WINDOW_S = 5.0
@@ -168,7 +168,6 @@ class _Run:
         self.ticks: list[Tick] = []
         self.stop = asyncio.Event()
         self.signals = 0
-        self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 
     # ------------------------------------------------------------------ signals
 
@@ -226,7 +225,6 @@ class _Run:
             router=self.router,
             threads=self.options.threads,
             pin=self.options.pin,
-            cpus=self.cpus,
             nice=WORKER_NICE,
             on_change=self._publish_targets,
         )
@@ -343,15 +341,10 @@ class _Run:
             )
             self.steps.append(step)
             self.view.step(step, self.live())
-            scale = (
-                (self.watched.last_profiles.extra or {}).get("scale")
-                if (self.watched.last_profiles is not None)
-                else None
-            )
-            if self.watched.last_profiles is not None:
-                alone = (self.watched.last_profiles.extra or {}).get("measured_alone") or {}
-                for variant, factor in alone.items():
-                    self.measured_scale.setdefault(variant, []).append(float(factor))
+            extra = self.watched.last_profiles.extra if self.watched.last_profiles else {}
+            for variant, factor in (extra.get("measured_alone") or {}).items():
+                self.measured_scale.setdefault(variant, []).append(float(factor))
+            scale = extra.get("scale")
             log.info("step at %.1fs: %s; observation %s; profile scale %s", t, step, obs, scale)
             k += 1
 

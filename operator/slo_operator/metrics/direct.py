@@ -40,11 +40,17 @@ from itertools import pairwise
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from slo_operator.metrics.prometheus import QueryError, Sample, parse_observation, scale_profiles
+from slo_operator.metrics.prometheus import (
+    ProfileScaling,
+    QueryError,
+    Sample,
+    parse_observation,
+)
 from slo_operator.metrics.promql import (
     BATCH_DURATION,
     BATCH_SIZE,
-    PEAK_RANGE_S,
+    peak_range_seconds,
+    peak_step_seconds,
     recent_range_seconds,
 )
 from slo_operator.model.histogram import histogram_quantile
@@ -107,16 +113,6 @@ def extrapolated_rate(
     if is_rate:
         factor /= end - start
     return result * factor
-
-
-def peak_range_seconds(spec: LatencySLOSpec) -> int:
-    """Range of the short rates of the peak query (`build_queries`' `peak_request_rate`)."""
-    return int(min(PEAK_RANGE_S, spec.objective.window_seconds))
-
-
-def peak_step_seconds(spec: LatencySLOSpec) -> int:
-    """Resolution of the peak query's subquery."""
-    return max(1, peak_range_seconds(spec) // 2)
 
 
 def _subquery_times(at: float, range_s: float, step_s: int) -> list[float]:
@@ -197,8 +193,7 @@ class DirectScrape:
         """instance -> time of its last successful scrape."""
         self._live: set[str] = set()
         """Instances that are targets now and answered their last scrape."""
-        self._factors: dict[str, float] = {}
-        """The profile scale factor last measured per variant (as `PrometheusSource`)."""
+        self._scaling = ProfileScaling()
         self._http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self.scrapes = 0
@@ -418,7 +413,4 @@ class DirectScrape:
         mean_size = None
         if size_sum and size_count and size_count[0].value > 0:
             mean_size = size_sum[0].value / size_count[0].value
-        scaled = scale_profiles(self.baseline, measured, mean_size, remembered=self._factors)
-        if scaled is not None:
-            self._factors.update(scaled.extra.get("measured_alone", {}))
-        return scaled
+        return self._scaling.scale(self.baseline, measured, mean_size)

@@ -205,6 +205,27 @@ def scale_profiles(
     )
 
 
+class ProfileScaling:
+    """`scale_profiles` with a memory: each variant's factor, last measured while it served
+    alone, stands in for it while it has no traffic (see module docs)."""
+
+    def __init__(self) -> None:
+        self.factors: dict[str, float] = {}
+
+    def scale(
+        self,
+        baseline: ProfileSet,
+        batch_ms_by_variant: Mapping[str, float],
+        mean_batch_size: float | None,
+    ) -> ProfileSet | None:
+        scaled = scale_profiles(
+            baseline, batch_ms_by_variant, mean_batch_size, remembered=self.factors
+        )
+        if scaled is not None:
+            self.factors.update(scaled.extra.get("measured_alone", {}))
+        return scaled
+
+
 class PrometheusSource:
     """Observations and measured profiles from Prometheus, for the operator's control loop."""
 
@@ -224,8 +245,7 @@ class PrometheusSource:
         self.max_age_s = max_age_s
         self.peak_range_s = peak_range_s
         self.on_error = on_error
-        self._factors: dict[str, float] = {}
-        """The profile scale factor last measured per variant (see `scale_profiles`)."""
+        self._scaling = ProfileScaling()
         # No hidden retries: one attempt per query, bounded by the timeout.
         self._client = PrometheusConnect(
             url=self.url,
@@ -317,12 +337,7 @@ class PrometheusSource:
         measured = {
             s.labels["variant"]: s.value * 1000.0 for s in by_variant if "variant" in s.labels
         }
-        scaled = scale_profiles(
-            self.baseline, measured, single_value(size), remembered=self._factors
-        )
-        if scaled is not None:
-            self._factors.update(scaled.extra.get("measured_alone", {}))
-        return scaled
+        return self._scaling.scale(self.baseline, measured, single_value(size))
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -86,6 +86,16 @@ def recent_range_seconds(spec: LatencySLOSpec) -> int:
     return int(min(spec.objective.window_seconds, max(30, 2 * spec.policy.interval_seconds)))
 
 
+def peak_range_seconds(spec: LatencySLOSpec, peak_range_s: int = PEAK_RANGE_S) -> int:
+    """Range of the short rates whose maximum is the peak rate (at most the window)."""
+    return int(min(peak_range_s, spec.objective.window_seconds))
+
+
+def peak_step_seconds(spec: LatencySLOSpec, peak_range_s: int = PEAK_RANGE_S) -> int:
+    """Resolution of the peak query's subquery: half its range."""
+    return max(1, peak_range_seconds(spec, peak_range_s) // 2)
+
+
 def build_queries(
     spec: LatencySLOSpec, namespace: str, *, peak_range_s: int = PEAK_RANGE_S
 ) -> Queries:
@@ -93,7 +103,7 @@ def build_queries(
     hist = _metric(spec.metrics.histogram)
     sel = selector(namespace, spec.metrics.labels)
     window = f"[{int(spec.objective.window_seconds)}s]"
-    peak = int(min(peak_range_s, spec.objective.window_seconds))
+    peak = peak_range_seconds(spec, peak_range_s)
     q = _number(spec.quantile)
     batch = _metric(BATCH_DURATION)
     size = _metric(BATCH_SIZE)
@@ -103,7 +113,7 @@ def build_queries(
         recent_request_rate=f"sum(rate({hist}_count{sel}[{recent_range_seconds(spec)}s]))",
         peak_request_rate=(
             f"max_over_time(sum(rate({hist}_count{sel}[{peak}s]))"
-            f"{window[:-1]}:{max(1, peak // 2)}s])"
+            f"{window[:-1]}:{peak_step_seconds(spec, peak_range_s)}s])"
         ),
         samples=f"sum(increase({hist}_count{sel}{window}))",
         data_age=f"time() - max(timestamp({hist}_count{sel}))",

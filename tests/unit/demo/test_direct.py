@@ -248,8 +248,7 @@ async def test_profiles_scale_to_measured_batch_times() -> None:
 
 
 def test_peak_query_parameters_follow_the_operator_promql() -> None:
-    from slo_operator.metrics.direct import peak_range_seconds, peak_step_seconds
-    from slo_operator.metrics.promql import build_queries
+    from slo_operator.metrics.promql import build_queries, peak_range_seconds, peak_step_seconds
 
     for window in (15, 60, 300):
         spec = SPEC.model_copy(
