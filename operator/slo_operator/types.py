@@ -201,7 +201,9 @@ class MetricsSource(Protocol):
 
     async def observe(
         self, spec: LatencySLOSpec, namespace: str, ready_replicas: int, now: float
-    ) -> Observation: ...
+    ) -> Observation:
+        """The objective's figures as of `now` (epoch seconds), all evaluated at that instant."""
+        ...
 
     async def profiles(self, spec: LatencySLOSpec, namespace: str) -> ProfileSet | None: ...
 

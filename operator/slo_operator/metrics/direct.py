@@ -14,8 +14,9 @@ keeps the samples in memory, and answers the very queries `PrometheusSource` sen
   fix of the cumulative counts);
 - the peak rate: `max_over_time` of the short-range rate over the window, evaluated as a
   PromQL subquery (at the step's multiples in epoch time);
-- the age of the data: seconds since the newest sample of the request counter of a target
-  that is still scraped successfully.
+- the age of the data: seconds since the newest sample (at or before the instant, within
+  Prometheus's 5-minute look-back) of the request counter of a target that is still
+  scraped successfully.
 
 Each target carries labels (the demo gives every worker `namespace`, as Prometheus' file_sd
 does), so the objective's namespace and extra label matchers select the same series as the
@@ -63,6 +64,8 @@ Labels = frozenset[tuple[str, str]]
 KEPT_SUFFIXES = ("_bucket", "_count", "_sum", "_total")
 """Only counters and histogram parts are kept (nothing here reads gauges)."""
 SeriesKey = tuple[str, Labels]
+LOOKBACK_S = 300.0
+"""Prometheus's default query look-back: an instant selector sees samples this old at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,10 +331,13 @@ class DirectScrape:
         return out
 
     def _age(self, name: str, namespace: str, matchers: Mapping[str, str], at: float) -> float:
+        """`time() - max(timestamp(name{...}))` at `at`: each series' newest sample at or
+        before `at` and within Prometheus's look-back, of targets still scraped."""
         newest = [
-            series.times[-1]
+            times[-1]
             for _, series in self._select(name, namespace, matchers)
-            if series.target in self._live and series.times and series.times[-1] <= at
+            if series.target in self._live
+            and (times := [t for t, _ in series.between(at - LOOKBACK_S, at)])
         ]
         return at - max(newest) if newest else math.nan
 

@@ -256,11 +256,14 @@ class PrometheusSource:
     def close(self) -> None:
         self._client.close()
 
-    async def query(self, expr: str) -> list[Sample]:
-        """One instant query off the event loop; raises QueryError on any failure."""
+    async def query(self, expr: str, at: float | None = None) -> list[Sample]:
+        """One instant query off the event loop, evaluated at `at` (epoch seconds; Prometheus'
+        own clock when None); raises QueryError on any failure."""
+        params = None if at is None else {"time": f"{at:.3f}"}
         try:
             result = await asyncio.wait_for(
-                asyncio.to_thread(self._client.custom_query, expr), timeout=self.timeout_s + 1.0
+                asyncio.to_thread(self._client.custom_query, expr, params),
+                timeout=self.timeout_s + 1.0,
             )
         except TimeoutError:
             raise QueryError(f"timed out after {self.timeout_s:g}s ({self.url})") from None
@@ -277,9 +280,9 @@ class PrometheusSource:
             raise QueryError(f"unreadable answer from {self.url}: {_short(exc)}") from None
         return parse_vector(result)
 
-    async def _outcome(self, expr: str) -> list[Sample] | QueryError:
+    async def _outcome(self, expr: str, at: float) -> list[Sample] | QueryError:
         try:
-            return await self.query(expr)
+            return await self.query(expr, at)
         except QueryError as exc:
             return exc
 
@@ -298,13 +301,15 @@ class PrometheusSource:
                 ready_replicas=ready_replicas,
                 error=f"cannot build the query: {exc}",
             )
+        # all at the same instant `now`: one observation is one snapshot, whatever the
+        # order in which Prometheus answers the queries
         latency, rate, samples, age, recent, peak = await asyncio.gather(
-            self._outcome(queries.latency),
-            self._outcome(queries.request_rate),
-            self._outcome(queries.samples),
-            self._outcome(queries.data_age),
-            self._outcome(queries.recent_request_rate),
-            self._outcome(queries.peak_request_rate),
+            self._outcome(queries.latency, now),
+            self._outcome(queries.request_rate, now),
+            self._outcome(queries.samples, now),
+            self._outcome(queries.data_age, now),
+            self._outcome(queries.recent_request_rate, now),
+            self._outcome(queries.peak_request_rate, now),
         )
         observation = parse_observation(
             now=now,

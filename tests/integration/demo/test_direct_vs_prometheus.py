@@ -3,26 +3,35 @@
 Two real workers (the slow fixture family, one request per batch: queues form and the
 latencies spread over several buckets) serve Poisson load of a rising rate; Prometheus and
 DirectScrape scrape them every second, and both answer the objective's queries at the same
-instants.
+instants (whole seconds).
 
-Tolerance, and why: both evaluate the same `rate` extrapolation and the same
-`histogram_quantile`, but on samples taken at different instants (each scrapes on its own
-one-second phase). A 15 s window seen through two scrape phases differs by at most one
-second of traffic at each end (< 15 % of its requests, ~5 % on average), which moves the
-rate by about as much and can move the 99th-percentile rank across at most the bucket it
-falls in. So the rates must agree within 10 %, and the quantiles within the width of the
-bucket holding Prometheus' value (interpolation stays inside one bucket) or 10 %,
-whichever is larger; the median difference over all instants must be under 5 %.
+Two checks, on the same run:
+
+- **Same samples, same answers.** The raw samples Prometheus stored are read back from its API
+  and replayed into a fresh DirectScrape, scrape by scrape; evaluated at the same instants it
+  must give every figure Prometheus gave (quantile, rates, peak, count, age) to float
+  precision. This is the check of the evaluation semantics, free of scrape-phase noise.
+- **Its own scrapes.** The DirectScrape that scraped the workers itself sees samples taken at
+  other instants (each scraper has its own one-second phase). A 15 s range seen through two
+  scrape phases differs by at most one second of traffic at each end (< 15 % of its
+  requests, ~5 % on average), so the rates must agree within 10 %. The 99th percentile of a
+  15 s window rests on its ~15 slowest requests: a stall that one scraper has already seen
+  and the other not yet moves it by more than a bucket at that instant, and on a busy
+  machine its share of the window differs for several instants (measured: median
+  differences of 0.1-3.7 % over runs). So the quantile is held to the median over all
+  instants, under 10 % apart; the evaluation itself is held exactly by the first check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 import time
 from itertools import pairwise
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -31,6 +40,7 @@ from slo_operator.buckets import LATENCY_BUCKETS_MS
 from slo_operator.loadgen import LoadGenerator, Router
 from slo_operator.metrics.direct import DirectScrape, ScrapeTarget
 from slo_operator.metrics.prometheus import PrometheusSource
+from slo_operator.metrics.promql import peak_range_seconds
 from slo_operator.promserver import PrometheusServer
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import RuntimeConfig
@@ -46,6 +56,10 @@ SPEC = LatencySLOSpec.model_validate(
     }
 )
 NAMESPACE = "agree"
+SETTLE_S = 2.0
+LOOK_BACK_S = SPEC.objective.window_seconds + peak_range_seconds(SPEC)
+"""The oldest data the peak query reads: its subquery spans the window, each rate its range."""
+PRELUDE_S = LOOK_BACK_S - 20.0 + 3.0
 
 
 def bucket_width_ms(value_ms: float) -> float:
@@ -78,19 +92,27 @@ async def test_direct_scrape_agrees_with_prometheus(slow_model: Path, tmp_path: 
             await act.start()
             await act.wait_warm()
             await direct.start()
-            # Poisson arrivals at a rate rising from 40 to 170 req/s over 45 s on two replicas
-            # of an ~9 ms model (utilisation ~0.2 -> ~0.8): the p99 moves across buckets
+            # Poisson arrivals at 40 req/s for PRELUDE_S, then at a rate rising to 170 req/s
+            # over 45 s, on two replicas of an ~9 ms model (utilisation ~0.2 -> ~0.8): the p99
+            # moves across buckets. The prelude puts the peak query's whole look-back (window
+            # plus peak range) inside the traffic at the first comparison: a rate whose range
+            # holds the onset of traffic is extrapolated from a counter that starts mid-range,
+            # by an amount that depends on the scrape phase, which the two scrapers do not share.
             rng = np.random.default_rng(7)
-            grid = np.linspace(0.0, 45.0, 4501)
-            cumulative = 40.0 * grid + (130.0 / 90.0) * grid**2
+            grid = np.linspace(0.0, PRELUDE_S + 45.0, 5801)
+            ramp = np.clip(grid - PRELUDE_S, 0.0, None)
+            cumulative = 40.0 * grid + (130.0 / 90.0) * ramp**2
             points = np.sort(rng.uniform(0.0, cumulative[-1], rng.poisson(cumulative[-1])))
             arrivals = np.interp(points, cumulative, grid)
             gen = LoadGenerator(arrivals, router, ["good food", "bad service"])
             load = asyncio.create_task(gen.run())
-            await asyncio.sleep(20.0)
+            await asyncio.sleep(PRELUDE_S + 20.0)
             pairs = []
             for _ in range(8):
-                now = time.time()
+                # a whole second (exact in ms), SETTLE_S ago: a scrape is stamped with its
+                # start and stored when its answer is in, so the last instants are still
+                # filling when the query runs
+                now = float(math.floor(time.time())) - SETTLE_S
                 p_obs, d_obs = await asyncio.gather(
                     source.observe(SPEC, NAMESPACE, 2, now), direct.observe(SPEC, NAMESPACE, 2, now)
                 )
@@ -98,30 +120,90 @@ async def test_direct_scrape_agrees_with_prometheus(slow_model: Path, tmp_path: 
                 await asyncio.sleep(2.5)
             records = await load
             await gen.aclose()
+            stored = await stored_samples(prom.url, SPEC.metrics.histogram, pairs[-1][0].at)
         finally:
             await direct.aclose()
             source.close()
             await act.close()
 
     assert all(r.ok for r in records)
+    replay = replayed(stored)
+    for p_obs, _ in pairs:
+        assert p_obs.error is None, p_obs.error
+        r_obs = await replay.observe(SPEC, NAMESPACE, 2, p_obs.at)
+        assert r_obs.error is None, r_obs.error
+        for name in FIGURES:
+            assert getattr(r_obs, name) == pytest.approx(
+                getattr(p_obs, name), rel=1e-6, abs=1e-6
+            ), (name, p_obs, r_obs)
+
     rel_p99: list[float] = []
     for p_obs, d_obs in pairs:
-        assert p_obs.error is None, p_obs.error
         assert d_obs.error is None, d_obs.error
         assert p_obs.p99_ms is not None
         assert d_obs.p99_ms is not None
-        assert p_obs.request_rate is not None
-        assert d_obs.request_rate is not None
-        allowed = max(bucket_width_ms(p_obs.p99_ms), 0.1 * p_obs.p99_ms)
-        assert abs(d_obs.p99_ms - p_obs.p99_ms) <= allowed, (p_obs, d_obs)
-        assert d_obs.request_rate == pytest.approx(p_obs.request_rate, rel=0.10)
-        assert d_obs.samples == pytest.approx(p_obs.samples, rel=0.10)
-        assert d_obs.recent_request_rate == pytest.approx(p_obs.recent_request_rate, rel=0.10)
-        assert d_obs.peak_request_rate == pytest.approx(p_obs.peak_request_rate, rel=0.10)
+        for name in RATES:
+            assert getattr(d_obs, name) == pytest.approx(getattr(p_obs, name), rel=0.10), (
+                name,
+                p_obs,
+                d_obs,
+            )
         rel_p99.append(abs(d_obs.p99_ms - p_obs.p99_ms) / p_obs.p99_ms)
     print(
         "p99 prometheus vs direct:",
         [(round(p.p99_ms or 0, 1), round(d.p99_ms or 0, 1)) for p, d in pairs],
         f"median relative difference {statistics.median(rel_p99):.1%}",
     )
-    assert statistics.median(rel_p99) < 0.05
+    assert statistics.median(rel_p99) < 0.10
+
+
+FIGURES = (
+    "p99_ms",
+    "request_rate",
+    "samples",
+    "age_seconds",
+    "recent_request_rate",
+    "peak_request_rate",
+)
+RATES = ("request_rate", "samples", "recent_request_rate", "peak_request_rate")
+
+Scrapes = dict[str, dict[float, list[tuple[str, dict[str, str], float]]]]
+"""instance -> scrape time -> the (metric name, labels, value) it stored."""
+
+
+async def stored_samples(url: str, histogram: str, until: float) -> Scrapes:
+    """Every raw sample of the histogram's buckets and count that Prometheus stored for the
+    test's namespace up to `until`, grouped back into the scrapes that took them."""
+    selector = f'{{__name__=~"{histogram}_(bucket|count)",namespace="{NAMESPACE}"}}[10m]'
+    async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
+        resp = await http.get("/api/v1/query", params={"query": selector, "time": until})
+    resp.raise_for_status()
+    body = resp.json()
+    assert body["status"] == "success", body
+    scrapes: Scrapes = {}
+    for series in body["data"]["result"]:
+        labels = dict(series["metric"])
+        name = labels.pop("__name__")
+        instance = labels.pop("instance")
+        for key in ("job", "namespace"):  # added by the scrape config, not the worker
+            labels.pop(key, None)
+        for ts, value in series["values"]:
+            scrapes.setdefault(instance, {}).setdefault(float(ts), []).append(
+                (name, labels, float(value))
+            )
+    assert scrapes, "Prometheus stored no samples"
+    return scrapes
+
+
+def replayed(scrapes: Scrapes) -> DirectScrape:
+    """A DirectScrape fed Prometheus's samples, one exposition text per stored scrape."""
+    direct = DirectScrape(lambda: [])
+    for instance, by_time in scrapes.items():
+        target = ScrapeTarget(instance, {"namespace": NAMESPACE})
+        for at in sorted(by_time):
+            lines = []
+            for name, labels, value in by_time[at]:
+                inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+                lines.append(f"{name}{{{inner}}} {value!r}")
+            direct.ingest(target, "\n".join(lines) + "\n", at)
+    return direct

@@ -223,6 +223,17 @@ async def test_stale_data_is_no_data() -> None:
     assert gone.p99_ms is None  # nothing left in the window at all
 
 
+async def test_age_reads_the_newest_sample_at_or_before_the_instant() -> None:
+    # a scrape that lands after the evaluation instant (as when a scrape completes between
+    # taking `now` and evaluating) does not hide the earlier samples, as in Prometheus
+    source, _, end = _scrape_run([[0.01] * 10 for _ in range(20)])
+    obs = await source.observe(SPEC, "ml", ready_replicas=1, now=end - 2.5)
+    assert obs.error is None
+    assert obs.age_seconds == pytest.approx(0.5)
+    old = await source.observe(SPEC, "ml", ready_replicas=1, now=end + 400.0)
+    assert old.age_seconds is None  # beyond Prometheus's 5-minute look-back: no sample
+
+
 async def test_a_target_that_stopped_answering_has_no_age() -> None:
     source, _, end = _scrape_run([[0.01] * 10 for _ in range(20)])
     source.forget("127.0.0.1:1")

@@ -209,6 +209,22 @@ async def test_no_hidden_retries_and_an_explicit_timeout(aiohttp_free_server) ->
     assert len(hits) == 6  # one request per query: the client's retry adapter is disabled
 
 
+async def test_every_query_of_an_observation_is_evaluated_at_its_instant(
+    aiohttp_free_server,
+) -> None:
+    times: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        times.append(request.query.get("time", "<none>"))
+        return web.json_response({"status": "success", "data": {"result": []}})
+
+    url = await aiohttp_free_server(record)
+    source = PrometheusSource(url, timeout_s=1.0)
+    await source.observe(SPEC, "ml", 2, now=1_800_000_000.25)
+    source.close()
+    assert times == ["1800000000.250"] * 6
+
+
 async def test_a_slow_prometheus_costs_one_timeout(aiohttp_free_server) -> None:
     import asyncio
 
