@@ -3,7 +3,9 @@
 prometheus-api-client is synchronous (requests), so every query runs in a worker thread
 (`asyncio.to_thread`) under an explicit timeout, and its retry adapter is replaced by one that
 never retries: a slow or dead Prometheus costs at most one timeout per query, never a hidden
-back-off that overruns the control interval. The queries of one observation run concurrently.
+back-off that overruns the control interval. The queries of one observation run concurrently,
+all evaluated at the observation's instant (the API's `time` parameter), so its figures are
+one snapshot whatever the order in which Prometheus answers them.
 
 Every failure becomes data, never an exception: an unreachable server, an HTTP error, an empty
 result (no series), NaN (no requests in the window) and a stale newest sample all give an

@@ -3,8 +3,8 @@
 Real worker processes (the demo model, one torch thread each), a real Prometheus scraping
 them, the operator's `ControlLoop` and policy acting through the `LocalActuator`, and the
 demo's open-loop Poisson load: a warm-up at the starting rate, x2 a quarter of the way in,
-then back to the starting rate (so the run scales up and restores quality). Judged on what the
-clients measured, not on what the controller saw:
+then back to the starting rate (so the run scales up, and restores quality after bridging
+with a cheaper variant). Judged on what the clients measured, not on what the controller saw:
 
 - the 99th percentile of the recorded request latencies is back under the target within
   30 s of the step (the first 5-second bin after the breach whose requests met the
@@ -58,18 +58,24 @@ async def test_the_slo_is_held_through_a_load_step(tmp_path: Path) -> None:
     assert result.source == "prometheus"
     assert not result.interrupted
 
-    # the step made the controller add a replica, and quality was restored by the end. The
-    # release of the second replica is not asserted: it waits until one replica is predicted
-    # to hold the aim for a whole stabilization window, and after a breach the learned
-    # correction keeps that prediction near the aim here, so it comes late or not at all
-    # within the run (docs/demo.md); when it comes, the no-failure check below covers it.
+    # the step made the controller add a replica, and quality was restored after it bridged
+    # with a cheaper variant. Neither the release of the second replica nor the variant at
+    # the very end is asserted: the release waits until one replica is predicted to hold the
+    # aim for a whole stabilization window, so it comes late in the cool-down or not at all,
+    # and a single replica on a shared core has no slack for a stall: in one of four runs a
+    # 138 ms p99 15 s after the release made the controller bridge again, rightly
+    # (docs/demo.md). When a release comes, the no-failure check below covers it.
     assert any(s.after.replicas > s.before.replicas for s in changes), report
-    assert rec.ticks[-1].config.variant == "full", report
-    print(f"scale-downs: {[round(s.t) for s in changes if s.after.replicas < s.before.replicas]}")
     switches = [s for s in changes if s.after.variant != s.before.variant]
+    print(f"scale-downs: {[round(s.t) for s in changes if s.after.replicas < s.before.replicas]}")
     print(
         f"variant switches: {[(round(s.t), s.before.variant, s.after.variant) for s in switches]}"
     )
+    bridged = [s.t for s in switches if s.t >= step and s.after.variant != "full"]
+    if bridged:
+        assert any(s.t > bridged[0] and s.after.variant == "full" for s in switches), report
+    else:
+        assert rec.ticks[-1].config.variant == "full", report
 
     # p99 of what the clients measured is back under the target within 30 s of the step
     recovery = rec.recovery_after(step, good_in_a_row=1)
