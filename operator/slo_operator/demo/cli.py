@@ -13,6 +13,7 @@ import click
 from slo_operator.demo.scenario import (
     DEFAULT_COOLDOWN_S,
     DEFAULT_DURATION_S,
+    DEFAULT_LOAD_FRACTION,
     DEFAULT_PROFILE,
     DEFAULT_SLO,
     DEFAULT_WARMUP_S,
@@ -31,7 +32,7 @@ DEFAULT_OUT = Path("out") / "demo"
 )  # fmt: skip
 @click.option(
     "--slo", "slo_file", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SLO,
-    help="LatencySLO YAML to hold [default: the demo's own, 150 ms p99].",
+    help="LatencySLO YAML to hold [default: the demo's own, 100 ms p99].",
 )  # fmt: skip
 @click.option(
     "--workload", type=click.Choice(DEMO_WORKLOADS), default="step", show_default=True,
@@ -44,8 +45,8 @@ DEFAULT_OUT = Path("out") / "demo"
 )  # fmt: skip
 @click.option(
     "--rate", type=click.FloatRange(min=0, min_open=True), default=None,
-    help="Starting request rate, req/s [default: 75 % of one replica's capacity at the aim, "
-    "from the profile].",
+    help=f"Starting request rate, req/s [default: {DEFAULT_LOAD_FRACTION:.0%} of one replica's "
+    "capacity at the aim, from the profile].",
 )  # fmt: skip
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
