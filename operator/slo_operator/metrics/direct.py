@@ -164,6 +164,13 @@ class _Series:
             if math.isfinite(v)
         ]
 
+    def newest(self, at: float, lookback_s: float) -> float | None:
+        """Time of the newest sample at or before `at` and at most `lookback_s` older (whatever
+        its value, as PromQL's `timestamp()`: only staleness markers hide a sample, and a
+        scrape stores none here), or None."""
+        i = bisect_right(self.times, at) - 1
+        return self.times[i] if i >= 0 and self.times[i] >= at - lookback_s else None
+
     def drop_before(self, horizon: float) -> None:
         cut = bisect_left(self.times, horizon)
         if cut:
@@ -334,10 +341,9 @@ class DirectScrape:
         """`time() - max(timestamp(name{...}))` at `at`: each series' newest sample at or
         before `at` and within Prometheus's look-back, of targets still scraped."""
         newest = [
-            times[-1]
+            t
             for _, series in self._select(name, namespace, matchers)
-            if series.target in self._live
-            and (times := [t for t, _ in series.between(at - LOOKBACK_S, at)])
+            if series.target in self._live and (t := series.newest(at, LOOKBACK_S)) is not None
         ]
         return at - max(newest) if newest else math.nan
 

@@ -261,7 +261,7 @@ class PrometheusSource:
     async def query(self, expr: str, at: float | None = None) -> list[Sample]:
         """One instant query off the event loop, evaluated at `at` (epoch seconds; Prometheus'
         own clock when None); raises QueryError on any failure."""
-        params = None if at is None else {"time": f"{at:.3f}"}
+        params = {} if at is None else {"time": f"{at:.3f}"}
         try:
             result = await asyncio.wait_for(
                 asyncio.to_thread(self._client.custom_query, expr, params),

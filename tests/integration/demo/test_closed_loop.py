@@ -35,7 +35,7 @@ ATTAINMENT_GAP_PP = 8.0
 """The simulator's share of requests within target may differ from the real run's by this
 much. The aim is 2 points; on a two-core machine the real run loses a few points the
 simulator cannot see (a starting replica, the load generator and Prometheus share the cores
-with the serving replicas), measured at 2.7 to 5.2 points (docs/demo.md). The bound still
+with the serving replicas), measured at 0.6 to 5.2 points (docs/demo.md). The bound still
 fails a model that has lost touch with the workers (a collapsing client showed 33 points)."""
 
 
