@@ -210,15 +210,27 @@ class Recording:
         den = (trace.completed[:d] + trace.rejected[:d]).reshape(-1, RECOVERY_BIN_S).sum(1)
         return [n == 0 or k / n >= self.quantile - 1e-12 for k, n in zip(ok, den, strict=True)]
 
-    def recovery_after(self, t: float, *, good_in_a_row: int = RECOVERY_GOOD_BINS) -> float | None:
+    def recovery_after(
+        self,
+        t: float,
+        *,
+        good_in_a_row: int = RECOVERY_GOOD_BINS,
+        within: float | None = None,
+    ) -> float | None:
         """Seconds from `t` until the client latency is back under the target: from the
         first 5-second bin with a breach at or after `t`'s bin to the end of the first of
         `good_in_a_row` good bins in a row (3: the simulator's episode rule; 1: the p99 is
         back under the target for the first time); 0 without a breach; None if it never
-        comes back."""
+        comes back. With `within`, only a breach that starts in a bin beginning less than
+        `within` seconds after `t` is `t`'s (a later one is another episode, e.g. a stall)."""
         good = self._good_bins()
         first = int(t // RECOVERY_BIN_S)
-        bad = next((i for i in range(first, len(good)) if not good[i]), None)
+        last = (
+            len(good)
+            if within is None
+            else min(len(good), math.ceil((t + within) / RECOVERY_BIN_S))
+        )
+        bad = next((i for i in range(first, last) if not good[i]), None)
         if bad is None:
             return 0.0
         run = 0

@@ -8,7 +8,8 @@ with a cheaper variant). Judged on what the clients measured, not on what the co
 
 - the 99th percentile of the recorded request latencies is back under the target within
   30 s of the step (the first 5-second bin after the breach whose requests met the
-  objective; the simulator's stricter episode rule, three good bins in a row, is reported);
+  objective; the simulator's stricter episode rule, three good bins in a row, is reported;
+  a breach that starts 30 s or more after the step is another episode, not the step's);
 - not one request failed, across scale-up, variant switches and scale-down;
 - the controller never changed anything on missing, stale or untrusted data;
 - the simulator, given the same scenario (spec, the worker's profile as measured in the run,
@@ -77,11 +78,15 @@ async def test_the_slo_is_held_through_a_load_step(tmp_path: Path) -> None:
     else:
         assert rec.ticks[-1].config.variant == "full", report
 
-    # p99 of what the clients measured is back under the target within 30 s of the step
-    recovery = rec.recovery_after(step, good_in_a_row=1)
+    # p99 of what the clients measured is back under the target within 30 s of the step. A
+    # breach that only starts 30 s or more after the step is not the step's (one replica of
+    # `full` can hold x2 on a quiet machine, and a later stall is another episode, judged by
+    # the attainment below): on such a run the step caused no breach
+    recovery = rec.recovery_after(step, good_in_a_row=1, within=RECOVERY_LIMIT_S)
     print(
-        f"recovery after the step: {recovery} s "
-        f"(three good bins in a row: {rec.recovery_after(step)} s)"
+        f"recovery after the step: {recovery} s (three good bins in a row: "
+        f"{rec.recovery_after(step, within=RECOVERY_LIMIT_S)} s; any later breach counted: "
+        f"{rec.recovery_after(step, good_in_a_row=1)} s)"
     )
     assert recovery is not None, report
     assert recovery <= RECOVERY_LIMIT_S, report

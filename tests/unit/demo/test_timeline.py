@@ -88,6 +88,16 @@ def test_recovery_after_a_step_uses_client_latencies() -> None:
     assert never.recovery_after(30.0) is None
 
 
+def test_a_later_breach_is_another_episode_within_a_horizon() -> None:
+    stall = _recording({t: 0.25 for t in range(56, 58)}, seconds=80)  # one bad bin, 55..59
+    assert stall.recovery_after(10.0, good_in_a_row=1) == pytest.approx(50.0)
+    assert stall.recovery_after(10.0, good_in_a_row=1, within=30.0) == 0.0
+    assert stall.recovery_after(30.0, good_in_a_row=1, within=30.0) == pytest.approx(30.0)
+    # the bad bin starts 29 s after 26 (inside the horizon), 30 s after 25 (outside)
+    assert stall.recovery_after(26.0, good_in_a_row=1, within=30.0) == pytest.approx(34.0)
+    assert stall.recovery_after(25.0, good_in_a_row=1, within=30.0) == 0.0
+
+
 def test_quantile_of_client_latencies() -> None:
     rec = _recording({})
     assert rec.quantile_ms(0, 10) == pytest.approx(20.0)
