@@ -187,9 +187,13 @@ class PrometheusServer:
         except OSError:
             return ""
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        """An instant query; returns the `result` list (raises on an API error)."""
-        resp = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5.0)
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        """An instant query (at `at`, epoch seconds, else now); returns the `result` list
+        (raises on an API error)."""
+        params: dict[str, str] = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        resp = httpx.get(f"{self.url}/api/v1/query", params=params, timeout=5.0)
         resp.raise_for_status()
         body = resp.json()
         if body.get("status") != "success":

@@ -34,7 +34,6 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -129,8 +128,8 @@ async def test_direct_scrape_agrees_with_prometheus(slow_model: Path, tmp_path: 
             # them: the exact check does not depend on when a scrape was stored
             until = pairs[-1][0].at
             settled = [await source.observe(SPEC, NAMESPACE, 2, p.at) for p, _ in pairs]
-            stored = await stored_samples(prom.url, SPEC.metrics.histogram, until)
-            up = await scrape_health(prom.url, until)
+            stored = stored_samples(prom, SPEC.metrics.histogram, until)
+            up = scrape_health(prom, until)
         finally:
             await direct.aclose()
             source.close()
@@ -188,17 +187,12 @@ Scrapes = dict[str, dict[float, list[tuple[str, dict[str, str], float]]]]
 """instance -> scrape time -> the (metric name, labels, value) it stored."""
 
 
-async def stored_samples(url: str, histogram: str, until: float) -> Scrapes:
+def stored_samples(prom: PrometheusServer, histogram: str, until: float) -> Scrapes:
     """Every raw sample of the histogram's buckets and count that Prometheus stored for the
     test's namespace up to `until`, grouped back into the scrapes that took them."""
     selector = f'{{__name__=~"{histogram}_(bucket|count)",namespace="{NAMESPACE}"}}[10m]'
-    async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
-        resp = await http.get("/api/v1/query", params={"query": selector, "time": until})
-    resp.raise_for_status()
-    body = resp.json()
-    assert body["status"] == "success", body
     scrapes: Scrapes = {}
-    for series in body["data"]["result"]:
+    for series in prom.query(selector, at=until):
         labels = dict(series["metric"])
         name = labels.pop("__name__")
         instance = labels.pop("instance")
@@ -212,15 +206,11 @@ async def stored_samples(url: str, histogram: str, until: float) -> Scrapes:
     return scrapes
 
 
-async def scrape_health(url: str, until: float) -> dict[str, list[tuple[float, float]]]:
+def scrape_health(prom: PrometheusServer, until: float) -> dict[str, list[tuple[float, float]]]:
     """Prometheus' `up` samples of the test's targets up to `until`: instance -> (time, 0|1)."""
-    selector = f'up{{namespace="{NAMESPACE}"}}[10m]'
-    async with httpx.AsyncClient(base_url=url, timeout=10.0) as http:
-        resp = await http.get("/api/v1/query", params={"query": selector, "time": until})
-    resp.raise_for_status()
     return {
         series["metric"]["instance"]: [(float(t), float(v)) for t, v in series["values"]]
-        for series in resp.json()["data"]["result"]
+        for series in prom.query(f'up{{namespace="{NAMESPACE}"}}[10m]', at=until)
     }
 
 
