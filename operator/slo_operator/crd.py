@@ -8,7 +8,8 @@ The models' JSON Schema (pydantic, draft 2020-12) becomes a structural OpenAPI v
 "omitted": the API server prunes it and applies the default, so spec fields are never
 nullable), `const` becomes a one-value `enum`, numeric exclusive bounds take the OpenAPI 3.0
 boolean form, `additionalProperties: false` is dropped (structural schemas prune instead),
-default factories become defaults (`{}` for a nested object, whose own defaults then apply),
+default factories become defaults (a nested object's default written out in full: the API
+server evaluates CEL rules against the literal default, nested defaults not filled in),
 and the models' `x-kubernetes-*` extensions (CEL rules, list types) are kept as they are.
 Status has no defaults: it holds what the operator wrote, nothing else.
 
@@ -146,13 +147,21 @@ class UnsupportedSchema(ValueError):
 
 
 class _WithFactoryDefaults(GenerateJsonSchema):
-    """Report `default_factory` defaults too: `{}` for a model (its own defaults fill it)."""
+    """Report `default_factory` defaults too, a model's written out in full.
+
+    A nested object's default is the whole default object (`{min: 1, max: 8}`), never `{}`:
+    the API server evaluates every CEL rule against the literal `default` of its field, without
+    the nested defaults filled in, so `self.min <= self.max` on a `{}` default fails with "no
+    such key" and the CRD is refused (`lint_crd` checks this offline).
+    """
 
     def get_default_value(self, schema: core_schema.WithDefaultSchema) -> Any:
         factory = schema.get("default_factory")
         if factory is not None and not schema.get("default_factory_takes_data"):
             value = factory()  # type: ignore[call-arg]
-            return {} if isinstance(value, BaseModel) else value
+            if isinstance(value, BaseModel):
+                return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+            return value
         return super().get_default_value(schema)
 
 

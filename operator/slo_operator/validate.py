@@ -207,11 +207,19 @@ def admit(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def default_problems(node: Schema) -> list[str]:
-    """Why the `default` of a schema node would be refused by the API server ([] if fine)."""
+    """Why the `default` of a schema node would be refused by the API server ([] if fine).
+
+    The server checks the literal default, nested defaults NOT filled in: first against the
+    node's schema, then with every CEL rule of the node and of the fields below it that the
+    default holds (transition rules with `oldSelf` = the default). A rule that reads a field
+    the default leaves out fails there with "no such key" and the whole CRD is refused.
+    """
     default = copy.deepcopy(node["default"])
-    apply_defaults(default, node)
     errors = _Validator(to_json_schema(node), format_checker=_FORMATS).iter_errors(default)
-    return [f"{render_path(list(e.absolute_path), node) or '.'}: {e.message}" for e in errors]
+    found = [f"{render_path(list(e.absolute_path), node) or '.'}: {e.message}" for e in errors]
+    if found:
+        return found
+    return [str(problem) for problem in cel_problems(default, default, node)]
 
 
 # --------------------------------------------------------------------------- 3. schema checks
@@ -375,7 +383,7 @@ def cel_problems(
         where = render_path([*segments, *filter(None, entry.get("fieldPath", "").split("."))], None)
         try:
             result = _program(rule).evaluate(activation)
-        except celpy.CELEvalError as exc:
+        except (celpy.CELEvalError, celpy.CELParseError) as exc:
             problems.append(
                 Problem(where, f"{entry['message']} (rule failed: {exc.args[0]})", rule)
             )

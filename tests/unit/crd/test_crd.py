@@ -240,6 +240,10 @@ def _unknown_field_default(c: dict[str, Any]) -> None:
     _spec_props(c)["replicas"]["default"] = {"desired": 3}
 
 
+def _empty_nested_default(c: dict[str, Any]) -> None:
+    _spec_props(c)["replicas"]["default"] = {}  # what the API server refused: no such key: min
+
+
 def _preserve(c: dict[str, Any]) -> None:
     _spec_props(c)["policy"]["x-kubernetes-preserve-unknown-fields"] = True
 
@@ -303,6 +307,7 @@ BREAKAGES = {
     "no-description": (_no_description, "needs a description"),
     "default-out-of-bounds": (_bad_default, "default"),
     "default-unknown-field": (_unknown_field_default, "default"),
+    "empty-nested-default-under-rule": (_empty_nested_default, "replicas.min must be <="),
     "preserve-unknown-fields": (_preserve, "x-kubernetes-preserve-unknown-fields"),
     "numeric-exclusive-bound": (_numeric_exclusive, "must be a boolean"),
     "rule-does-not-compile": (_rule_does_not_compile, "does not compile"),
@@ -328,6 +333,71 @@ def test_lint_finds_what_the_api_server_would_refuse(
     breaker(broken)
     problems = crd.lint_crd(broken)
     assert any(needle in p for p in problems), problems
+
+
+def _rules_against_literal_defaults(root: dict[str, Any]) -> list[tuple[str, str, Any]]:
+    """(path, rule, result) for every CEL rule the API server evaluates on a literal default.
+
+    Written apart from `lint_crd`: for each node with a `default`, the rules of that node and
+    of every field below it that the default holds, with `self` (and `oldSelf`) bound to that
+    part of the default as written, no nested defaults filled in, as the server does when the
+    CRD is created.
+    """
+    import celpy
+
+    results: list[tuple[str, str, Any]] = []
+
+    def under(node: dict[str, Any], value: Any, path: str) -> None:
+        for entry in node.get("x-kubernetes-validations", []):
+            env = celpy.Environment()
+            bound = celpy.json_to_cel(value)
+            try:
+                result = env.program(env.compile(entry["rule"])).evaluate(
+                    {"self": bound, "oldSelf": bound}
+                )
+            except celpy.CELEvalError as exc:
+                result = exc
+            if isinstance(result, celpy.celtypes.BoolType):
+                result = bool(result)
+            results.append((path, entry["rule"], result))
+        if isinstance(value, dict):
+            for name, sub in value.items():
+                if name in node.get("properties", {}):
+                    under(node["properties"][name], sub, f"{path}.{name}")
+        elif isinstance(value, list) and isinstance(node.get("items"), dict):
+            for index, sub in enumerate(value):
+                under(node["items"], sub, f"{path}[{index}]")
+
+    for path, node in crd.walk(root):
+        if "default" in node:
+            under(node, node["default"], path)
+    return results
+
+
+@pytest.mark.parametrize("where", ["crds", "helm/latencyslo/crds"])
+def test_every_cel_rule_holds_on_its_fields_literal_default(where: str) -> None:
+    """The check the API server makes on create: a rule that fails (or cannot be evaluated,
+    "no such key") on a literal default makes the whole CRD invalid."""
+    committed = yaml.safe_load((REPO / where / crd.CRD_FILE).read_text())
+    results = _rules_against_literal_defaults(crd.served_schema(committed))
+    bad = [(path, rule, result) for path, rule, result in results if result is not True]
+    assert bad == []
+    # the rules that broken install hit are among those evaluated
+    evaluated = {rule for _, rule, _ in results}
+    assert {
+        "self.min <= self.max",
+        "self.minWindowMs <= self.maxWindowMs",
+        "self.allowed.all(v, self.allowed.exists_one(w, w == v))",
+    } <= evaluated
+
+
+def test_literal_default_check_finds_an_empty_nested_default(generated: dict[str, Any]) -> None:
+    broken = copy.deepcopy(generated)
+    _empty_nested_default(broken)
+    results = _rules_against_literal_defaults(crd.served_schema(broken))
+    assert any(path == ".spec.replicas" and result is not True for path, _, result in results), (
+        results
+    )
 
 
 # ------------------------------------------------------------------------------ docs/crd.md
