@@ -1,5 +1,5 @@
 """CPU cost per request of the demo's load generator: one shared httpx client vs one
-client per connection (what `slo_operator.loadgen` uses), side by side.
+client per connection (what `slo_local.loadgen` uses), side by side.
 
 An aiohttp server in the same process answers every `POST /v1/predict` after `--delay-ms`
 (so requests pile up in flight like in an overloaded replica); the client keeps
@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 from aiohttp import web
 
-from slo_operator.promserver import free_port
+from slo_local.promserver import free_port
 
 
 async def _server(delay_s: float) -> tuple[web.AppRunner, str]:

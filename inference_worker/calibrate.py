@@ -23,7 +23,7 @@ import torch
 from inference_worker.manifest import Manifest, ManifestError
 from inference_worker.texts import sample_texts
 from inference_worker.variants import LoadedVariant
-from slo_operator.types import ProfileSet, VariantProfile
+from slo_contracts.profiles import ProfileSet, VariantProfile
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from inference_worker.config import RuntimeSettings
-from slo_operator.buckets import BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S
+from slo_contracts.buckets import BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 disable_created_metrics()  # no `*_created` series: nothing reads them, they double the output

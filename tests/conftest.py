@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from slo_operator.promserver import PrometheusServer, prometheus_binary
+from slo_local.promserver import PrometheusServer, prometheus_binary
 
 REQUIRE_PROMETHEUS = os.environ.get("LATENCYSLO_REQUIRE_PROMETHEUS") == "1"
 

@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "operator": ("slo_operator.run:operator_command", "Run the Kubernetes operator (kopf)."),
     "demo": (
-        "slo_operator.demo.cli:demo",
+        "slo_local.demo.cli:demo",
         "Run the whole loop locally: workers, load, controller.",
     ),
 }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from slo_operator.promserver import free_port
+from slo_local.promserver import free_port
 
 aiohttp_web = pytest.importorskip("aiohttp.web")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from slo_operator.promserver import PrometheusServer, prometheus_binary
+from slo_local.promserver import PrometheusServer, prometheus_binary
 
 pytestmark = pytest.mark.prometheus
 

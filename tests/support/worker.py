@@ -42,7 +42,7 @@ from safetensors.torch import save_file
 from inference_worker.demo_model import BatchEncoder, accuracy_of, load_lexicon, source_paths, split
 from inference_worker.encoder import TextClassifier
 from inference_worker.variants import apply_recipe
-from slo_operator.promserver import free_port
+from slo_local.promserver import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_TOKEN = "fixture-admin-token"

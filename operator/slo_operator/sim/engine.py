@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from slo_operator.buckets import LATENCY_BUCKETS_MS
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.model.histogram import histogram_quantile
 from slo_operator.types import Observation, ProfileSet, RuntimeConfig
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from slo_operator.buckets import LATENCY_BUCKETS_MS
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.model.histogram import histogram_quantile
 from slo_operator.sim.engine import Trace
 from slo_operator.sim.metrics import CONTRACT_KEYS

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from slo_operator.demo.run import DemoOptions, run_demo
-from slo_operator.demo.scenario import build_scenario
-from slo_operator.demo.timeline import attainment_gap, untrusted_actions
+from slo_local.demo.run import DemoOptions, run_demo
+from slo_local.demo.scenario import build_scenario
+from slo_local.demo.timeline import attainment_gap, untrusted_actions
 
 pytestmark = [pytest.mark.slow, pytest.mark.prometheus, pytest.mark.timeout(300)]
 

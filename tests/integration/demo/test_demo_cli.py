@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from slo_operator.demo.timeline import SUMMARY_KEYS
+from slo_local.demo.timeline import SUMMARY_KEYS
 from tests.support.worker import REPO_ROOT
 
 pytestmark = pytest.mark.slow

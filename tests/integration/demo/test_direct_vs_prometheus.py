@@ -37,13 +37,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slo_operator.actuate.local import LocalActuator
-from slo_operator.buckets import LATENCY_BUCKETS_MS
-from slo_operator.loadgen import LoadGenerator, Router
-from slo_operator.metrics.direct import DirectScrape, ScrapeTarget
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
+from slo_local.actuator import LocalActuator
+from slo_local.loadgen import LoadGenerator, Router
+from slo_local.promserver import PrometheusServer
+from slo_local.scrape import DirectScrape, ScrapeTarget
 from slo_operator.metrics.prometheus import PrometheusSource
 from slo_operator.metrics.promql import peak_range_seconds
-from slo_operator.promserver import PrometheusServer
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import RuntimeConfig
 from tests.integration.demo.conftest import WORKER_ENV

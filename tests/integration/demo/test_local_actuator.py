@@ -12,8 +12,8 @@ import httpx
 import numpy as np
 import pytest
 
-from slo_operator.actuate.local import LocalActuator, State
-from slo_operator.loadgen import LoadGenerator, Router
+from slo_local.actuator import LocalActuator, State
+from slo_local.loadgen import LoadGenerator, Router
 from slo_operator.types import RuntimeConfig
 from tests.integration.demo.conftest import WORKER_ENV
 

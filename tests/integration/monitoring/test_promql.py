@@ -28,8 +28,8 @@ import httpx
 import pytest
 import yaml
 
+from slo_local.promserver import PrometheusServer, free_port
 from slo_operator.opmetrics import OperatorMetrics
-from slo_operator.promserver import PrometheusServer, free_port
 from slo_operator.spec import (
     Action,
     Condition,

@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 from kubernetes.aio import client as k8s
 
-from slo_operator.promserver import free_port
+from slo_local.promserver import free_port
 from slo_operator.run import run_operator
 from slo_operator.settings import OperatorSettings
 from slo_operator.types import ProfileSet, VariantProfile

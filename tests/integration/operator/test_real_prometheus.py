@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from slo_local.promserver import PrometheusServer
 from slo_operator.metrics.prometheus import PrometheusSource
 from slo_operator.metrics.promql import build_queries
-from slo_operator.promserver import PrometheusServer
 from slo_operator.spec import LatencySLOSpec
 from tests.integration.operator.conftest import (
     DEPLOYMENT,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from slo_operator.buckets import LATENCY_BUCKETS_S
+from slo_contracts.buckets import LATENCY_BUCKETS_S
 from tests.support.worker import WorkerProcess, run_worker
 
 

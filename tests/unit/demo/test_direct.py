@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from slo_operator.buckets import LATENCY_BUCKETS_MS, LATENCY_BUCKETS_S
-from slo_operator.metrics.direct import (
+from slo_contracts.buckets import LATENCY_BUCKETS_MS, LATENCY_BUCKETS_S
+from slo_local.scrape import (
     DirectScrape,
     ScrapeTarget,
     extrapolated_rate,
@@ -271,7 +271,7 @@ def test_peak_query_parameters_follow_the_operator_promql() -> None:
 
 
 async def test_peak_rate_is_the_busiest_short_range_in_the_window() -> None:
-    from slo_operator.metrics.direct import _subquery_times
+    from slo_local.scrape import _subquery_times
 
     # 10 req/s with a burst at 60 req/s in seconds 10..17 of 30
     per_second = [60 if 10 <= k < 18 else 10 for k in range(30)]

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from slo_operator.loadgen import NO_REPLICA, TRANSPORT_ERROR, LoadGenerator, Router
+from slo_local.loadgen import NO_REPLICA, TRANSPORT_ERROR, LoadGenerator, Router
 
 
 class Server:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slo_operator.demo.scenario import (
+from slo_local.demo.scenario import (
     DEFAULT_LOAD_FRACTION,
     DEFAULT_PROFILE,
     DEFAULT_SLO,
@@ -17,7 +17,7 @@ from slo_operator.demo.scenario import (
     default_model_dir,
     load_slo,
 )
-from slo_operator.demo.simulate import run_scale, scaled_profiles, simulate
+from slo_local.demo.simulate import run_scale, scaled_profiles, simulate
 from slo_operator.model.queueing import predict
 from slo_operator.types import ProfileSet
 

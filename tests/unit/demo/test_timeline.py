@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slo_operator.demo.timeline import SUMMARY_KEYS, Recording, Step, Tick, untrusted_actions
-from slo_operator.loadgen import TRANSPORT_ERROR, RequestRecord
+from slo_local.demo.timeline import SUMMARY_KEYS, Recording, Step, Tick, untrusted_actions
+from slo_local.loadgen import TRANSPORT_ERROR, RequestRecord
 from slo_operator.types import RuntimeConfig
 
 FULL = RuntimeConfig(1, 0, 32, "full")

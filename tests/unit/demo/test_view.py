@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
-from slo_operator.actuate.local import Snapshot
-from slo_operator.demo.timeline import Step
-from slo_operator.demo.view import LiveState, LogView, RichView
+from slo_local.actuator import Snapshot
+from slo_local.demo.timeline import Step
+from slo_local.demo.view import LiveState, LogView, RichView
 from slo_operator.types import RuntimeConfig
 
 BEFORE = RuntimeConfig(1, 0, 32, "full")

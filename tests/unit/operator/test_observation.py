@@ -9,6 +9,7 @@ import time
 import pytest
 from aiohttp import web
 
+from slo_local.promserver import free_port
 from slo_operator.metrics.prometheus import (
     PrometheusSource,
     QueryError,
@@ -17,7 +18,6 @@ from slo_operator.metrics.prometheus import (
     parse_vector,
     scale_profiles,
 )
-from slo_operator.promserver import free_port
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import ProfileSet, VariantProfile
 

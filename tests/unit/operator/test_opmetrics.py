@@ -6,8 +6,8 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from slo_local.promserver import free_port
 from slo_operator.opmetrics import OperatorMetrics
-from slo_operator.promserver import free_port
 from slo_operator.spec import (
     Condition,
     CurrentStatus,

@@ -45,7 +45,7 @@ def test_histogram_quantile_rejects_wrong_lengths() -> None:
 @settings(max_examples=100)
 @given(st.lists(st.floats(0.1, 1900), min_size=200, max_size=400))
 def test_histogram_quantile_brackets_the_exact_quantile(samples: list[float]) -> None:
-    from slo_operator.buckets import LATENCY_BUCKETS_MS
+    from slo_contracts.buckets import LATENCY_BUCKETS_MS
 
     edges = np.asarray(LATENCY_BUCKETS_MS)
     counts = np.bincount(np.searchsorted(edges, samples), minlength=len(edges) + 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from slo_operator.buckets import LATENCY_BUCKETS_MS
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.model import histogram_quantile, max_throughput_rps, predict
 from slo_operator.model.profiles import REFERENCE_PROFILES
 from slo_operator.sim.engine import SimSettings, Simulation

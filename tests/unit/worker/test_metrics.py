@@ -6,7 +6,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from inference_worker.config import RuntimeSettings
 from inference_worker.metrics import WorkerMetrics
-from slo_operator.buckets import BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S
+from slo_contracts.buckets import BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S
 
 
 def families(m: WorkerMetrics) -> dict[str, object]:

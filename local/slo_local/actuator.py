@@ -45,14 +45,14 @@ from typing import Protocol
 
 import httpx
 
-from slo_operator.promserver import die_with_parent, free_port
+from slo_local.promserver import die_with_parent, free_port
 from slo_operator.types import ApplyResult, RuntimeConfig
 
 log = logging.getLogger(__name__)
 
 
 class Routing(Protocol):
-    """Where ready replicas receive traffic (`slo_operator.loadgen.Router`)."""
+    """Where ready replicas receive traffic (`slo_local.loadgen.Router`)."""
 
     def add(self, name: str, url: str) -> None: ...
 

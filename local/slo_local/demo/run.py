@@ -36,17 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slo_operator.actuate.local import LocalActuator
-from slo_operator.demo.scenario import Scenario, default_model_dir, model_accuracy
-from slo_operator.demo.simulate import run_scale, scaled_profiles, simulate
-from slo_operator.demo.timeline import Recording, Step, Tick, attainment_gap
-from slo_operator.demo.view import LiveState, LogView, View
-from slo_operator.loadgen import LoadGenerator, Router
+from slo_local.actuator import LocalActuator
+from slo_local.demo.scenario import Scenario, default_model_dir, model_accuracy
+from slo_local.demo.simulate import run_scale, scaled_profiles, simulate
+from slo_local.demo.timeline import Recording, Step, Tick, attainment_gap
+from slo_local.demo.view import LiveState, LogView, View
+from slo_local.loadgen import LoadGenerator, Router
+from slo_local.promserver import PrometheusServer, prometheus_binary
+from slo_local.scrape import DirectScrape, ScrapeTarget
 from slo_operator.loop import ControlLoop
-from slo_operator.metrics.direct import DirectScrape, ScrapeTarget
 from slo_operator.metrics.prometheus import PrometheusSource
 from slo_operator.policy import stale_after_seconds
-from slo_operator.promserver import PrometheusServer, prometheus_binary
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import MetricsSource, Observation, ProfileSet
 

@@ -1,6 +1,6 @@
 """What a demo run recorded, scored with the simulator's own definitions, and drawn.
 
-The recording has three parts: every request (`slo_operator.loadgen.RequestRecord`), one
+The recording has three parts: every request (`slo_local.loadgen.RequestRecord`), one
 `Tick` per second (the replica set and runtime config in force), and one `Step` per control
 interval (what the controller observed and decided). `to_trace` turns them into the
 simulator's per-second `Trace`, so `slo_operator.sim.metrics.summarize` scores the real run
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from slo_operator.buckets import LATENCY_BUCKETS_MS
-from slo_operator.loadgen import RequestRecord
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
+from slo_local.loadgen import RequestRecord
 from slo_operator.sim.engine import N_BUCKETS, Trace
 from slo_operator.sim.metrics import RECOVERY_BIN_S, RECOVERY_GOOD_BINS, summarize
 from slo_operator.types import RuntimeConfig

@@ -21,7 +21,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from slo_operator.demo.scenario import Scenario
+from slo_local.demo.scenario import Scenario
 from slo_operator.sim.engine import SimSettings, Simulation, Trace, slice_trace
 from slo_operator.sim.metrics import summarize
 from slo_operator.sim.policies import LatencySLOPolicy

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from slo_operator.demo.scenario import (
+from slo_local.demo.scenario import (
     DEFAULT_COOLDOWN_S,
     DEFAULT_DURATION_S,
     DEFAULT_LOAD_FRACTION,
@@ -107,8 +107,8 @@ def demo(
     the model variant and the number of worker processes. Writes timeline.csv,
     timeline.png and a JSON summary; Ctrl-C stops everything cleanly.
     """
-    from slo_operator.demo.run import DemoOptions, run_demo
-    from slo_operator.demo.view import make_view
+    from slo_local.demo.run import DemoOptions, run_demo
+    from slo_local.demo.view import make_view
 
     try:
         scenario = build_scenario(

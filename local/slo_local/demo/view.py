@@ -14,8 +14,8 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from slo_operator.actuate.local import Snapshot
-from slo_operator.demo.timeline import Step
+from slo_local.actuator import Snapshot
+from slo_local.demo.timeline import Step
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -1,0 +1,12 @@
+"""What the inference worker and the operator share, and nothing else.
+
+The worker (`inference_worker`) and the operator (`slo_operator`) never import each other;
+both import this package:
+
+- `slo_contracts.buckets`: the histogram bucket edges of the worker's metrics (the operator's
+  PromQL and the simulator read the same edges);
+- `slo_contracts.profiles`: `VariantProfile` and `ProfileSet`, the performance profile JSON
+  that `latencyslo calibrate` writes and the controller reads.
+
+Pure: standard library only (a test checks the import graph).
+"""
