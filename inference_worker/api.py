@@ -7,7 +7,7 @@ with the status below; nothing a client sends can crash the worker:
 | --- | --- |
 | body over the limit (1 MiB predict, 64 KiB admin) | 413 |
 | Content-Type not application/json | 415 |
-| body not valid JSON (or not UTF-8) | 400 |
+| body not valid JSON (or not UTF-8, NaN/Infinity, nested too deeply, a huge integer) | 400 |
 | wrong shape, empty or too many inputs, invalid config | 422 |
 | missing or wrong admin token | 401 |
 | queue full, not ready yet, shutting down | 503 + Retry-After |
@@ -17,6 +17,7 @@ with the status below; nothing a client sends can crash the worker:
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -71,9 +72,42 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
     if len(raw) > max_bytes:
         raise HttpError(413, f"body of {len(raw)} bytes is over {max_bytes} bytes")
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return loads_strict(raw)
+    except JsonError as exc:
         raise HttpError(400, f"body is not valid JSON: {exc}") from None
+
+
+class JsonError(ValueError):
+    """A document that is not strict JSON, or that no handler should have to walk."""
+
+
+def _no_constant(name: str) -> Any:
+    raise JsonError(f"{name} is not a JSON number")
+
+
+def loads_strict(raw: bytes | str) -> Any:
+    """Parse strict JSON (no NaN/Infinity) or raise JsonError saying why: not UTF-8, syntax,
+    nesting deeper than the parser's recursion limit, an integer of more than
+    `sys.get_int_max_str_digits()` digits."""
+    if isinstance(raw, bytes):  # json.loads would also guess UTF-16/32: JSON is UTF-8
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JsonError(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except JsonError:
+        raise
+    except RecursionError:
+        raise JsonError("nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise JsonError(str(exc)) from None
+    except ValueError as exc:  # int(...) past the digit limit
+        if "digits" in str(exc):
+            raise JsonError(
+                f"a number has more than {sys.get_int_max_str_digits()} digits"
+            ) from None
+        raise JsonError(str(exc)) from None
 
 
 def parse_inputs(data: Any, max_inputs: int) -> list[str]:
@@ -97,7 +131,21 @@ def parse_inputs(data: Any, max_inputs: int) -> list[str]:
             raise HttpError(
                 422, f"must be a string, got {type(text).__name__}", field=f"inputs[{i}]"
             )
+        check_text(text, f"inputs[{i}]")
     return inputs
+
+
+def check_text(text: str, field: str) -> None:
+    """HttpError 422 unless `text` is valid Unicode text (a JSON `\\ud800` escape decodes to
+    a lone surrogate, which no tokenizer or UTF-8 encoder accepts)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise HttpError(
+            422,
+            f"is not valid Unicode text: lone surrogate {text[exc.start]!r} at index {exc.start}",
+            field=field,
+        ) from None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

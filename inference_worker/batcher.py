@@ -1,11 +1,18 @@
 """Asyncio dynamic batcher.
 
 Requests (each one or more texts) wait in a bounded FIFO queue. One loop forms batches: a
-batch is sent as soon as it holds `max_batch_size` texts, or when the oldest queued request
-has waited `window_s` (0 = send at once whatever is queued). One batch runs at a time (the
-worker has one compute thread); requests arriving meanwhile queue up and, if the oldest of
-them has already waited its window, the next batch leaves as soon as the compute is free. A
-request is never split across batches (one larger than `max_batch_size` runs alone).
+batch is sent as soon as it holds `max_batch_size` texts, or when the window is over (0 =
+send at once whatever is queued). The window's clock starts when the batcher starts waiting
+for company: when it became free (its last batch finished) or when the oldest queued request
+arrived, whichever is earlier. So a request that finds the batcher idle for longer than the
+window leaves at once (waiting would only add latency: no company came during a whole
+window), one arriving shortly after a batch waits the rest of the window, and none waits more
+than the window. One batch runs at a time (the worker has one compute thread); requests
+arriving meanwhile queue up and, as the oldest of them has already waited its window, the next
+batch leaves as soon as the compute is free. A
+request is never split across batches (one larger than `max_batch_size` runs alone). A
+batch that raises is run again in halves until the failing requests are alone: only they
+fail.
 
 `window_s` and `max_batch_size` may be changed at any time; the next batch uses the new
 values. `drain()` refuses new requests, serves everything queued and stops the loop.
@@ -41,7 +48,8 @@ class DeadlineExceeded(Exception):
 
 
 class BatchFailed(Exception):
-    """Running the batch raised; the message says why."""
+    """Running this request raised (alone: a failed batch is split until the requests that
+    make it fail are isolated); the message says why."""
 
 
 @dataclass(eq=False, slots=True)
@@ -71,6 +79,7 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._busy = False
+        self._free_since = clock()  # when the batcher last became free to run a batch
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -93,6 +102,7 @@ class Batcher:
 
     def start(self) -> None:
         if self._task is None:
+            self._free_since = self._clock()
             self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
 
     async def submit(self, texts: list[str], timeout_s: float) -> BatchResult:
@@ -148,9 +158,11 @@ class Batcher:
                 log.exception("batcher loop error")
 
     async def _wait_for_batch(self, first: Pending) -> None:
-        """Wait until the batch is full or `first` has waited the window."""
+        """Wait until the batch is full or the window that started when the batcher began
+        waiting for company (free, or `first` queued, whichever came first) is over."""
         while self._items < self.max_batch_size and not self._closing:
-            remaining = first.arrival + self.window_s - self._clock()
+            opened = min(first.arrival, self._free_since)
+            remaining = opened + self.window_s - self._clock()
             if remaining <= 0 or not self._queue or self._queue[0] is not first:
                 return
             self._wakeup.clear()
@@ -176,22 +188,43 @@ class Batcher:
         return batch
 
     async def _execute(self, batch: list[Pending]) -> None:
-        texts = [t for p in batch for t in p.texts]
         self._busy = True
+        try:
+            await self._run_isolating(batch)
+        finally:
+            self._busy = False
+            self._free_since = self._clock()
+
+    async def _run_isolating(self, batch: list[Pending]) -> None:
+        """Run `batch`; if it raises, run each half again (recursively), so that a request
+        that makes the model raise fails alone and the others batched with it are served.
+        One bad request among n costs about 2 log2(n) extra runs, not n."""
+        live = [p for p in batch if not p.future.done()]
+        if not live:
+            return
+        texts = [t for p in live for t in p.texts]
         try:
             variant, outputs = await self._run_batch(texts)
             if len(outputs) != len(texts):
                 raise RuntimeError(f"{len(outputs)} outputs for {len(texts)} inputs")
         except Exception as exc:
-            log.exception("batch of %d failed", len(texts))
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(BatchFailed(f"{type(exc).__name__}: {exc}"))
+            if len(live) > 1:
+                log.warning(
+                    "batch of %d requests failed (%s: %s); retrying it in halves",
+                    len(live),
+                    type(exc).__name__,
+                    exc,
+                )
+                half = len(live) // 2
+                await self._run_isolating(live[:half])
+                await self._run_isolating(live[half:])
+                return
+            log.exception("request of %d texts failed", len(texts))
+            if not live[0].future.done():
+                live[0].future.set_exception(BatchFailed(f"{type(exc).__name__}: {exc}"))
             return
-        finally:
-            self._busy = False
         start = 0
-        for p in batch:
+        for p in live:
             end = start + len(p.texts)
             if not p.future.done():
                 p.future.set_result((variant, outputs[start:end]))

@@ -171,6 +171,7 @@ def worker(
         port=port,
         admin_port=admin_port,
         admin_token=token,
+        admin_token_file=None if no_admin else admin_token_file,
         admin_enabled=not no_admin,
         runtime_config=runtime_config,
         threads=threads,

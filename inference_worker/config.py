@@ -52,6 +52,15 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
+def _show(value: Any) -> str:
+    """A short description of a client's value for an error message (never a huge repr)."""
+    if isinstance(value, str):
+        return repr(value[:64] + ("..." if len(value) > 64 else ""))
+    if isinstance(value, bool | float) or value is None:
+        return repr(value)
+    return type(value).__name__
+
+
 def parse_update(data: Any, current: RuntimeSettings, variants: Collection[str]) -> RuntimeSettings:
     """Validate a (possibly partial) config document; omitted fields keep their value."""
     if not isinstance(data, Mapping):
@@ -65,15 +74,15 @@ def parse_update(data: Any, current: RuntimeSettings, variants: Collection[str])
     if "variant" in data:
         variant = data["variant"]
         if not isinstance(variant, str) or variant not in variants:
-            raise ConfigError("variant", f"{variant!r} is not one of {sorted(variants)}")
+            raise ConfigError("variant", f"{_show(variant)} is not one of {sorted(variants)}")
         changes["variant"] = variant
     if "batchWindowMs" in data:
         window = data["batchWindowMs"]
         if (
             not isinstance(window, int | float)
             or isinstance(window, bool)
+            or not 0 <= window <= MAX_WINDOW_MS  # compares huge ints exactly, False for NaN
             or not math.isfinite(window)
-            or not 0 <= window <= MAX_WINDOW_MS
         ):
             raise ConfigError("batchWindowMs", f"must be a number in 0..{MAX_WINDOW_MS}")
         changes["batch_window_ms"] = float(window)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hmac
 import json
 import logging
 import signal
@@ -35,9 +34,11 @@ from inference_worker.api import (
     PREDICT_MAX_BYTES,
     HttpError,
     json_errors,
+    loads_strict,
     parse_inputs,
     read_json,
 )
+from inference_worker.auth import AdminToken
 from inference_worker.batcher import (
     Batcher,
     BatchFailed,
@@ -61,6 +62,8 @@ class WorkerOptions:
     port: int = 8080
     admin_port: int = 8081
     admin_token: str | None = None
+    admin_token_file: Path | None = None
+    """When set, the token is read from it and re-read when the file changes."""
     admin_enabled: bool = True
     runtime_config: Path | None = None
     threads: int | None = None
@@ -83,7 +86,8 @@ def set_torch_threads(threads: int | None) -> None:
 
 class Worker:
     def __init__(self, opts: WorkerOptions, manifest: Manifest, device: torch.device) -> None:
-        if opts.admin_enabled and not opts.admin_token:
+        self.admin_token = AdminToken(opts.admin_token, opts.admin_token_file)
+        if opts.admin_enabled and not self.admin_token.value:
             raise ValueError(
                 "the admin port needs a bearer token: set --admin-token-file, "
                 "LATENCYSLO_ADMIN_TOKEN_FILE or LATENCYSLO_ADMIN_TOKEN (or pass --no-admin)"
@@ -199,7 +203,7 @@ class Worker:
     async def apply_runtime_file(self, content: bytes) -> None:
         self._last_file_config = content
         try:
-            await self.update(json.loads(content), source=str(self.opts.runtime_config))
+            await self.update(loads_strict(content), source=str(self.opts.runtime_config))
         except (ValueError, ConfigError) as exc:  # JSONDecodeError is a ValueError
             log.error("runtime config %s ignored: %s", self.opts.runtime_config, exc)
         except Exception:
@@ -283,9 +287,7 @@ class Worker:
             response.force_close()  # no keep-alive reuse of a connection to a stopping worker
         code = response.status
         self.answered[code] += 1
-        self.metrics.requests.labels(variant, str(code)).inc()
-        if code in (200, 504):
-            self.metrics.request_duration.labels(variant).observe(time.perf_counter() - started)
+        self.metrics.observe_request(variant, code, time.perf_counter() - started)
         return response
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -307,14 +309,7 @@ class Worker:
 
     @web.middleware
     async def require_token(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        expected = self.opts.admin_token or ""
-        if (
-            scheme.lower() != "bearer"
-            or not expected
-            or not hmac.compare_digest(token.strip().encode(), expected.encode())
-        ):
+        if not self.admin_token.check(request.headers.get("Authorization", "")):
             response = HttpError(401, "a valid 'Authorization: Bearer <token>' is required")
             resp = response.response()
             resp.headers["WWW-Authenticate"] = 'Bearer realm="latencyslo-admin"'

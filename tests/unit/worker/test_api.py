@@ -9,7 +9,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from inference_worker.api import HttpError, json_errors, parse_inputs, read_json
+from inference_worker.api import (
+    HttpError,
+    JsonError,
+    json_errors,
+    loads_strict,
+    parse_inputs,
+    read_json,
+)
 
 
 async def echo(request: web.Request) -> web.Response:
@@ -19,6 +26,10 @@ async def echo(request: web.Request) -> web.Response:
 
 async def crash(request: web.Request) -> web.Response:
     raise ZeroDivisionError
+
+
+def _raw(body: str) -> dict[str, Any]:
+    return {"data": body.encode(), "headers": {"Content-Type": "application/json"}}
 
 
 @pytest.fixture
@@ -44,6 +55,10 @@ async def client() -> AsyncIterator[TestClient[Any, Any]]:
         ({"json": {"inputs": ["a", 1]}}, 422, "must be a string"),
         ({"json": {"inputs": ["a"] * 4}}, 422, "more than the limit of 3"),
         ({"json": {"inputs": ["a"], "top_k": 2}}, 422, "unknown field"),
+        (_raw('{"inputs": ["a", "\\ud800"]}'), 422, "lone surrogate"),
+        (_raw('{"inputs": ["\\udfff tail"]}'), 422, "lone surrogate"),
+        (_raw('{"inputs": [NaN]}'), 400, "NaN is not a JSON number"),
+        (_raw('{"inputs": [-Infinity]}'), 400, "-Infinity is not a JSON number"),
     ],
 )
 async def test_error_mapping(
@@ -61,6 +76,9 @@ async def test_error_mapping(
 async def test_field_is_named(client: TestClient[Any, Any]) -> None:
     resp = await client.post("/echo", json={"inputs": ["a", None]})
     assert (await resp.json())["field"] == "inputs[1]"
+    resp = await client.post("/echo", **_raw('{"inputs": ["ok", "ok", "bad \\ud800"]}'))
+    assert resp.status == 422
+    assert (await resp.json())["field"] == "inputs[2]"
 
 
 async def test_chunked_body_over_the_limit_is_413(client: TestClient[Any, Any]) -> None:
@@ -89,3 +107,28 @@ def test_http_error_headers() -> None:
     resp = HttpError(503, "busy", retry_after=1, close=True).response()
     assert resp.headers["Retry-After"] == "1"
     assert resp.headers["Connection"] == "close"
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),  # RecursionError before
+        ('{"a": ' * 50_000 + "1" + "}" * 50_000, "nested too deeply"),
+        ("[" + "9" * 4301 + "]", "more than 4300 digits"),  # ValueError before
+        ("-" + "1" * 5000, "more than 4300 digits"),
+        ("[Infinity]", "Infinity is not a JSON number"),
+        ('{"batchWindowMs": NaN}', "NaN is not a JSON number"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        ("{", "Expecting property name"),
+    ],
+)
+def test_loads_strict_refuses_with_a_reason(raw: str | bytes, words: str) -> None:
+    with pytest.raises(JsonError, match=words):
+        loads_strict(raw.encode() if isinstance(raw, str) else raw)
+
+
+def test_loads_strict_accepts_json() -> None:
+    assert loads_strict(b'{"inputs": ["a", "\\u00e9"], "n": ' + b"9" * 4300 + b"}") == {
+        "inputs": ["a", "\u00e9"],
+        "n": int("9" * 4300),
+    }

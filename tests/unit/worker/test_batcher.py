@@ -94,6 +94,35 @@ async def test_window_counts_from_the_oldest_request() -> None:
     assert rec.batches == [["a", "b"]]
 
 
+async def test_a_lone_request_after_an_idle_window_leaves_at_once() -> None:
+    """The window's clock started when the batcher became free: a request that finds it idle
+    for longer than the window pays no window at all (it paid all of it before)."""
+    rec = Recorder()
+    b = make(rec, window_ms=200)
+    await asyncio.sleep(0.25)
+    t0 = time.monotonic()
+    assert await b.submit(["alone"], 1) == ("v", ["ALONE"])
+    assert time.monotonic() - t0 < 0.05
+    await b.drain()
+
+
+async def test_a_request_soon_after_a_batch_waits_the_rest_of_the_window() -> None:
+    rec = Recorder()
+    b = make(rec, window_ms=200)
+    await asyncio.sleep(0.25)
+    await b.submit(["first"], 1)  # leaves at once; the batcher is free again from now
+    await asyncio.sleep(0.1)
+    t0 = time.monotonic()
+    second = asyncio.ensure_future(b.submit(["second"], 1))
+    await asyncio.sleep(0.03)
+    third = asyncio.ensure_future(b.submit(["third"], 1))  # company within the window
+    await asyncio.gather(second, third)
+    elapsed = time.monotonic() - t0
+    assert 0.07 <= elapsed < 0.16  # about 100 ms: the rest of the window, not 200 ms
+    assert rec.batches == [["first"], ["second", "third"]]
+    await b.drain()
+
+
 async def test_requests_queued_while_busy_form_the_next_batch_at_once() -> None:
     rec = Recorder(compute_s=0.08)
     b = make(rec, window_ms=20, max_batch=16)
@@ -142,15 +171,43 @@ async def test_deadline_while_queued_removes_the_request() -> None:
     assert ["late"] not in rec.batches  # never computed
 
 
-async def test_a_failing_batch_fails_its_requests_and_the_loop_goes_on() -> None:
+async def test_a_failing_request_fails_alone_and_the_loop_goes_on() -> None:
     rec = Recorder(fail_on="boom")
-    b = make(rec, window_ms=10)
+    b = make(rec, window_ms=30)
     results = await asyncio.gather(
-        b.submit(["ok"], 1), b.submit(["boom"], 1), return_exceptions=True
-    )
-    assert all(isinstance(r, BatchFailed) for r in results)
-    assert "model exploded" in str(results[0])
+        b.submit(["ok"], 1), b.submit(["boom"], 1), b.submit(["fine", "too"], 1),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert rec.batches[0] == ["ok", "boom", "fine", "too"]  # one batch first
+    assert results[0] == ("v", ["OK"])
+    assert isinstance(results[1], BatchFailed)
+    assert "model exploded" in str(results[1])
+    assert results[2] == ("v", ["FINE", "TOO"])
     assert await b.submit(["fine"], 1) == ("v", ["FINE"])
+    await b.drain()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    bad=st.lists(st.booleans(), min_size=1, max_size=12),
+)
+def test_only_the_failing_requests_fail(bad: list[bool]) -> None:
+    async def scenario() -> None:
+        rec = Recorder(fail_on="boom")
+        b = make(rec, window_ms=20, max_batch=64)
+        texts = ["boom" if x else f"ok{i}" for i, x in enumerate(bad)]
+        results = await asyncio.gather(*(b.submit([t], 2) for t in texts), return_exceptions=True)
+        for text, result in zip(texts, results, strict=True):
+            if text == "boom":
+                assert isinstance(result, BatchFailed)
+            else:
+                assert result == ("v", [text.upper()])
+        # bisection: one bad request among n costs O(log n) runs, not n
+        if sum(bad) == 1:
+            assert len(rec.batches) <= 1 + 2 * max(1, len(bad)).bit_length()
+        await b.drain()
+
+    asyncio.run(scenario())
 
 
 async def test_config_changes_apply_to_the_next_batch() -> None:

@@ -45,6 +45,15 @@ def test_valid_updates(body: dict[str, Any], expected: RuntimeSettings) -> None:
         ({"batchWindowMs": "5"}, "batchWindowMs", "number"),
         ({"batchWindowMs": True}, "batchWindowMs", "number"),
         ({"batchWindowMs": float("nan")}, "batchWindowMs", "number"),
+        ({"batchWindowMs": float("inf")}, "batchWindowMs", "number"),
+        ({"batchWindowMs": -float("inf")}, "batchWindowMs", "number"),
+        ({"batchWindowMs": 10**400}, "batchWindowMs", "0..1000"),  # OverflowError before
+        ({"batchWindowMs": -(10**400)}, "batchWindowMs", "0..1000"),
+        ({"maxBatchSize": -3}, "maxBatchSize", "1..1024"),
+        ({"maxBatchSize": 10**400}, "maxBatchSize", "1..1024"),
+        ({"maxBatchSize": float("inf")}, "maxBatchSize", "integer"),
+        ({"variant": [[[["deep"]]]]}, "variant", "list is not one of"),
+        ({"variant": "x" * 10000}, "variant", "..."),
         ({"maxBatchSize": 0}, "maxBatchSize", "1..1024"),
         ({"maxBatchSize": 1025}, "maxBatchSize", "1..1024"),
         ({"maxBatchSize": 8.0}, "maxBatchSize", "integer"),
@@ -79,3 +88,9 @@ def test_every_in_range_document_is_accepted_and_round_trips(
     body = {"variant": variant, "batchWindowMs": window, "maxBatchSize": size}
     new = parse_update(body, CURRENT, VARIANTS)
     assert parse_update(new.to_json(), CURRENT, VARIANTS) == new
+
+
+def test_error_messages_stay_short() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_update({"variant": "x" * 60000}, CURRENT, VARIANTS)
+    assert len(str(info.value)) < 300
