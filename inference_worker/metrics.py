@@ -2,8 +2,14 @@
 
 Each worker owns a registry (so tests can run several in one process) holding:
 
-- `inference_request_duration_seconds{variant}`: arrival at the handler to response (queue
-  wait + batch wait + compute) of requests that were served (200) or ran out of time (504);
+- `inference_request_duration_seconds{variant,outcome}`: every predict request the worker
+  did not serve in time counts, so that a quantile over the histogram sees overload:
+  `outcome="served"` (200) and `"timeout"` (504) are observed at their arrival-to-response
+  time; `"refused"` (503 queue full / not ready / shutting down, 429) and `"failed"` (500 and
+  any other 5xx) are observed at `NOT_SERVED_SECONDS`, above the highest bucket edge, so they
+  land in the `+Inf` bucket only: a breach of every target the buckets can express. Client
+  errors (4xx other than 429) are not observed: a malformed request is not load, and must not
+  make the controller scale;
 - `inference_batch_size`: texts per batch;
 - `inference_batch_duration_seconds{variant}`: service time of one batch (tokenize + forward);
 - `inference_queue_depth`: texts waiting for a batch;
@@ -33,6 +39,26 @@ from inference_worker.config import RuntimeSettings
 from slo_contracts.buckets import BATCH_SIZE_BUCKETS, LATENCY_BUCKETS_S
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+NOT_SERVED_SECONDS = 10.0
+"""Value observed for a refused or failed request: above the highest latency bucket edge
+(`LATENCY_BUCKETS_S[-1]`), so only `le="+Inf"` counts it, and finite, so `_sum` stays usable
+(take mean latencies over `outcome="served"`). 10 s is the default request deadline."""
+assert LATENCY_BUCKETS_S[-1] < NOT_SERVED_SECONDS
+
+
+def outcome(code: int) -> str | None:
+    """The `outcome` label of a predict answer, or None for a client error (not observed)."""
+    if code == 200:
+        return "served"
+    if code == 504:
+        return "timeout"
+    if code in (429, 503):
+        return "refused"
+    if code >= 500:
+        return "failed"
+    return None
+
+
 disable_created_metrics()  # no `*_created` series: nothing reads them, they double the output
 
 
@@ -43,8 +69,9 @@ class WorkerMetrics:
         ProcessCollector(registry=r)
         self.request_duration = Histogram(
             "inference_request_duration_seconds",
-            "Time from arrival at the handler to the response (queue + batch wait + compute).",
-            ["variant"],
+            "Time from arrival at the handler to the response (queue + batch wait + compute); "
+            "refused and failed requests at NOT_SERVED_SECONDS (+Inf bucket).",
+            ["variant", "outcome"],
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )
@@ -81,6 +108,15 @@ class WorkerMetrics:
             registry=r,
         )
         self._config_labels: tuple[str, str, str] | None = None
+
+    def observe_request(self, variant: str, code: int, seconds: float) -> None:
+        """Count one answered predict request (see the module docstring for what is observed)."""
+        self.requests.labels(variant, str(code)).inc()
+        kind = outcome(code)
+        if kind is None:
+            return
+        value = seconds if kind in ("served", "timeout") else NOT_SERVED_SECONDS
+        self.request_duration.labels(variant, kind).observe(value)
 
     def set_accuracy(self, accuracies: Mapping[str, float | None]) -> None:
         for name, acc in accuracies.items():

@@ -152,6 +152,23 @@ def test_queue_full_and_deadline(slow_model: Path, tmp_path: Path) -> None:
         metrics = httpx.get(w.url + "/metrics").text
         assert re.search(r'inference_requests_total\{code="503",variant="full"\} [1-9]', metrics)
         assert re.search(r'inference_requests_total\{code="504",variant="full"\} [1-9]', metrics)
+        # refused and timed-out requests are in the latency histogram: the controller sees them
+        inf = {
+            m["outcome"]: float(m["n"])
+            for m in re.finditer(
+                r'inference_request_duration_seconds_bucket\{le="\+Inf",outcome="(?P<outcome>\w+)",'
+                r'variant="full"\} (?P<n>[0-9.]+)',
+                metrics,
+            )
+        }
+        assert inf.get("refused") == codes[503]
+        assert inf.get("timeout") == codes[504]
+        assert inf.get("served") == codes[200]
+        assert re.search(
+            r'inference_request_duration_seconds_bucket\{le="2.0",outcome="refused",'
+            r'variant="full"\} 0.0',
+            metrics,
+        )
         assert httpx.post(w.url + "/v1/predict", json={"inputs": ["x"]}).status_code == 200
 
 
