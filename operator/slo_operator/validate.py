@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import re
 import sys
 from collections.abc import Iterator
@@ -80,9 +81,32 @@ METADATA_SCHEMA: Schema = {
         "namespace": {"type": "string", "maxLength": 63, "pattern": spec.DNS1123_LABEL_PATTERN},
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
         "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+        # the rest of ObjectMeta: set by the server or by other controllers, not checked here
+        **{
+            name: {}
+            for name in (
+                "uid",
+                "resourceVersion",
+                "generation",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "ownerReferences",
+                "finalizers",
+                "managedFields",
+                "selfLink",
+            )
+        },
     },
+    # strict field validation: an unknown metadata field is an error, as elsewhere
+    "additionalProperties": False,
     "anyOf": [{"required": ["name"]}, {"required": ["generateName"]}],
 }
+ANNOTATIONS_LIMIT = 256 * 1024
+"""Bytes of all annotation keys and values together (the API server's limit)."""
+REQUEST_LIMIT = 3 * 1024 * 1024
+"""Bytes of a request body the API server accepts."""
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def to_json_schema(node: Schema) -> Schema:
@@ -157,7 +181,12 @@ def render_path(segments: list[Any] | tuple[Any, ...], root: Schema | None = Non
 
 
 def prune_nulls(value: Any, schema: Schema | None) -> None:
-    """Drop nulls the schema does not allow and has no default for (in place)."""
+    """Drop nulls the schema does not allow and has no default for (in place).
+
+    Subtrees without a schema (unknown fields, which are errors) are not walked.
+    """
+    if schema is None:
+        return
     if isinstance(value, dict):
         for key in list(value):
             sub = _field_schema(key, schema)
@@ -167,7 +196,7 @@ def prune_nulls(value: Any, schema: Schema | None) -> None:
             else:
                 prune_nulls(value[key], sub)
     elif isinstance(value, list):
-        items = (schema or {}).get("items")
+        items = schema.get("items")
         for item in value:
             prune_nulls(item, items)
 
@@ -246,7 +275,13 @@ def schema_problems(obj: dict[str, Any]) -> list[Problem]:
 
 
 def _show(value: Any) -> str:
-    return json.dumps(value, default=str)
+    """A value for a message: containers by type name (as the server shows them), long text cut."""
+    if isinstance(value, dict):
+        return '"object"'
+    if isinstance(value, list):
+        return '"array"'
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _describe(error: jsonschema.ValidationError) -> list[Problem]:
@@ -349,7 +384,7 @@ def to_cel(value: Any, schema: Schema | None) -> Any:
     kind = (schema or {}).get("type")
     if value is None:
         return None
-    if kind == "integer" and _is_integer(None, value):
+    if kind == "integer" and _is_integer(None, value) and INT64[0] <= value <= INT64[1]:
         return celtypes.IntType(int(value))
     if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
         return celtypes.DoubleType(float(value))
@@ -449,7 +484,120 @@ def _from_pydantic(error: Any) -> Problem:
 
 def check_document(document: dict[str, Any], old: dict[str, Any] | None = None) -> list[Problem]:
     """Everything `latencyslo validate` reports for one LatencySLO document ([] = valid)."""
+    request = request_problems(document)
+    if request:
+        return request
+    document = as_decoded(document)
+    old = as_decoded(old) if old is not None else None
     return server_problems(document, old) or model_problems(document)
+
+
+# ------------------------------------------------------------- 0. the request itself
+
+
+def expanded_size(value: Any, memo: dict[int, int] | None = None) -> int:
+    """About the bytes of `value` as JSON, YAML aliases expanded, in time linear in the YAML.
+
+    An alias is a shared Python object: its size is computed once (memo by id), so a
+    "billion laughs" document is measured, never walked out.
+    """
+    memo = {} if memo is None else memo
+    if isinstance(value, dict | list):
+        key = id(value)
+        if memo.get(key) == -1:
+            raise RecursionError("a YAML alias refers to its own parent")
+        if key not in memo:
+            memo[key] = -1  # in progress: met again below, it is a cycle
+            items = value.items() if isinstance(value, dict) else ((None, v) for v in value)
+            memo[key] = 2 + sum(
+                (len(str(k)) + 4 if k is not None else 0) + expanded_size(v, memo) + 1
+                for k, v in items
+            )
+        return memo[key]
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass")) + 2
+    if isinstance(value, bool) or value is None:
+        return 5
+    if isinstance(value, int):
+        return len(str(value)) if abs(value) < 10**4000 else 4001
+    return 24
+
+
+def _beyond_int64(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return False
+    return not INT64[0] <= value <= INT64[1]
+
+
+def _non_json(value: Any, segments: tuple[Any, ...]) -> Iterator[Problem]:
+    """NaN and infinities (YAML `.nan`, `.inf`): JSON has no such number, kubectl cannot send
+    them; integers beyond what the server can decode."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _non_json(sub, (*segments, key))
+    elif isinstance(value, list):
+        for index, sub in enumerate(value):
+            yield from _non_json(sub, (*segments, index))
+    elif isinstance(value, float) and not math.isfinite(value):
+        shown = "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+        yield Problem(
+            render_path(list(segments)),
+            f"Invalid value: {shown}: not a JSON number; kubectl cannot send it to the API server",
+            "json number",
+        )
+    elif _beyond_int64(value):
+        try:
+            float(value)
+        except OverflowError:
+            yield Problem(
+                render_path(list(segments)),
+                "Invalid value: number out of range: the API server cannot decode it",
+                "json number",
+            )
+
+
+def request_problems(document: dict[str, Any]) -> list[Problem]:
+    """What the API server refuses before looking at the schema: a body over its request
+    limit (YAML aliases expanded, as kubectl sends them), numbers JSON cannot carry, and
+    annotations over 256 KiB in all."""
+    try:
+        size = expanded_size(document)
+    except RecursionError:
+        return [Problem("", "a recursive YAML alias has no JSON form", "request size")]
+    if size > REQUEST_LIMIT:
+        return [
+            Problem(
+                "",
+                f"Request entity too large: about {size} bytes as JSON (YAML aliases expanded); "
+                f"the API server accepts at most {REQUEST_LIMIT} bytes",
+                "request size",
+            )
+        ]
+    problems = list(_non_json(document, ()))
+    meta = document.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if isinstance(annotations, dict):
+        total = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+        if total > ANNOTATIONS_LIMIT:
+            problems.append(
+                Problem(
+                    "metadata.annotations",
+                    f"Too long: must have at most {ANNOTATIONS_LIMIT} bytes",
+                    "annotations size",
+                )
+            )
+    return problems
+
+
+def as_decoded(value: Any) -> Any:
+    """The value as the API server decodes the JSON: integers beyond 64 bits become doubles."""
+    if isinstance(value, dict):
+        return {key: as_decoded(sub) for key, sub in value.items()}
+    if isinstance(value, list):
+        return [as_decoded(sub) for sub in value]
+    if _beyond_int64(value):
+        return float(value)
+    return value
 
 
 # ------------------------------------------------------------------------------------- YAML
@@ -477,6 +625,9 @@ _Loader.add_implicit_resolver(
     list("-+.0123456789"),
 )
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+# kubectl's YAML (YAML 1.1, go-yaml v2) reads y, Y, n, N as booleans too; PyYAML does not
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+_Loader.bool_values = {**yaml.SafeLoader.bool_values, "y": True, "n": False}
 
 
 @dataclass(frozen=True)
@@ -501,6 +652,10 @@ def read_documents(stream: IO[str]) -> Iterator[Document]:
         where = f"line {mark.line + 1}" if mark is not None else "unknown position"
         problem = getattr(exc, "problem", None) or str(exc)
         yield Document(index + 1, error=f"YAML error at {where}: {problem}")
+    except ValueError as exc:  # an integer of more than 4300 digits
+        yield Document(index + 1, error=f"YAML error: a number out of range ({exc})")
+    except RecursionError:
+        yield Document(index + 1, error="YAML error: nested too deeply")
 
 
 # ---------------------------------------------------------------------------------- command
@@ -528,11 +683,49 @@ def describe(content: Any) -> str:
     return f"{content.get('kind', '?')} {qualified or '<unnamed>'}".strip()
 
 
-def problems_of(content: Any) -> list[Problem]:
+def problems_of(content: Any, old: dict[str, Any] | None = None) -> list[Problem]:
     """`check_document`, after making sure the document is an object at all."""
     if not isinstance(content, dict):
         return [Problem("", "a document must be a YAML mapping (an object)", "object")]
-    return check_document(content)
+    return check_document(content, old)
+
+
+def identity(content: Any) -> tuple[str, str] | None:
+    """(namespace, name) of a LatencySLO document, or None."""
+    if not isinstance(content, dict) or not isinstance(content.get("metadata"), dict):
+        return None
+    meta = content["metadata"]
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def stored_for(
+    stored: dict[tuple[str, str], dict[str, Any]], content: Any
+) -> dict[str, Any] | None:
+    """The stored object a document updates: same namespace and name; a document without a
+    namespace matches the one stored object of its name (kubectl fills in the namespace)."""
+    key = identity(content)
+    if key is None:
+        return None
+    if key in stored:
+        return stored[key]
+    same_name = [obj for (ns, name), obj in stored.items() if name == key[1]]
+    return same_name[0] if not key[0] and len(same_name) == 1 else None
+
+
+def stored_objects(streams: tuple[IO[str], ...]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The LatencySLOs of `--old` files (`kubectl get -o yaml` output), by (namespace, name)."""
+    stored: dict[tuple[str, str], dict[str, Any]] = {}
+    for stream in streams:
+        for doc in read_documents(stream):
+            if doc.error is not None:
+                raise click.ClickException(f"{stream.name}: document {doc.index}: {doc.error}")
+            kind = classify(doc.content)
+            items = (doc.content.get("items") or []) if kind == "list" else [doc.content]
+            for content in items:
+                key = identity(content)
+                if classify(content) == "latencyslo" and key is not None:
+                    stored[key] = content
+    return stored
 
 
 @click.command("validate")
@@ -540,12 +733,26 @@ def problems_of(content: Any) -> list[Problem]:
 @click.option(
     "-q", "--quiet", is_flag=True, help="Print only problems, no line per valid document."
 )
-def validate_command(files: tuple[IO[str], ...], quiet: bool) -> None:
+@click.option(
+    "--old",
+    "old_files",
+    multiple=True,
+    type=click.File("r", encoding="utf-8"),
+    help=(
+        "The stored objects (`kubectl get latencyslo -o yaml`): a document with the same "
+        "namespace and name is checked as an update of it, transition rules included "
+        "(targetRef is immutable). Repeatable."
+    ),
+)
+def validate_command(
+    files: tuple[IO[str], ...], quiet: bool, old_files: tuple[IO[str], ...]
+) -> None:
     """Validate LatencySLO manifests offline, as the API server would (`-` reads stdin).
 
     Multi-document YAML is read document by document; documents of other kinds are skipped
     with a note. Exit status: 0 when every LatencySLO document is valid, 1 otherwise.
     """
+    stored = stored_objects(old_files)
     counts = {"valid": 0, "invalid": 0, "skipped": 0}
     for stream in files:
         name = "<stdin>" if stream.name == "<stdin>" else stream.name
@@ -567,8 +774,9 @@ def validate_command(files: tuple[IO[str], ...], quiet: bool) -> None:
                     click.echo(f"{label}: skipped {describe(content)} (not a LatencySLO)", err=True)
                     counts["skipped"] += 1
                     continue
-                label = f"{label} ({describe(content)})"
-                problems = problems_of(content)
+                old = stored_for(stored, content)
+                label = f"{label} ({describe(content)}{', update' if old is not None else ''})"
+                problems = problems_of(content, old)
                 counts["invalid" if problems else "valid"] += 1
                 for problem in problems:
                     click.echo(f"{label}: {problem}")

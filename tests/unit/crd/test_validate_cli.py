@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from slo_operator.cli import main
 from slo_operator.validate import Problem, check_document
-from tests.unit.crd.cases import BAD, EXAMPLES, GOOD, Case, changed, minimal
+from tests.unit.crd.cases import BAD, DELETE, EXAMPLES, GOOD, Case, changed, minimal
 
 DEPLOYMENT = {
     "apiVersion": "apps/v1",
@@ -24,9 +26,16 @@ def run(*args: str, stdin: str | None = None) -> Result:
     return CliRunner().invoke(main, ["validate", *args], input=stdin)
 
 
+class _Dumper(yaml.SafeDumper):
+    """Quotes `y` and `n` too, which kubectl's YAML 1.1 reads as booleans."""
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:y|Y|n|N)$"), list("yYnN"))
+
+
 def write(tmp_path: Path, *docs: object, name: str = "m.yaml") -> Path:
     path = tmp_path / name
-    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    path.write_text(yaml.dump_all(docs, Dumper=_Dumper, sort_keys=False))
     return path
 
 
@@ -201,3 +210,121 @@ def test_problem_text() -> None:
         "spec.replicas.min: too small [rule: minimum: 0]"
     )
     assert str(Problem("", "whole object", "object")) == "whole object [rule: object]"
+
+
+# ------------------------------------------------------------ hostile input, kubectl's YAML
+
+HEAD = (
+    "apiVersion: latencyslo.io/v1alpha1\nkind: LatencySLO\nmetadata: {name: a, namespace: ml}\n"
+    "spec:\n  targetRef: {name: w}\n  objective: {latencyMs: 150}\n"
+)
+LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def _indented(text: str) -> str:
+    return "".join(f"  {line}\n" for line in text.splitlines())
+
+
+HOSTILE = {
+    # ~2.8 GB once expanded, 643 bytes as text: measured, never walked out
+    "alias-bomb-under-unknown-field": (
+        HEAD + "bogus:\n" + _indented(LAUGHS),
+        "Request entity too large",
+    ),
+    "alias-bomb-under-metadata": (
+        HEAD.replace(
+            "metadata: {name: a, namespace: ml}\n",
+            "metadata:\n  name: a\n  x:\n"
+            + "".join(f"    {line}\n" for line in LAUGHS.splitlines()),
+        ),
+        "Request entity too large",
+    ),
+    "alias-bomb-as-a-value": (
+        LAUGHS + HEAD + "  replicas: {max: *i}\n",
+        "Request entity too large",
+    ),
+    "recursive-alias": (HEAD + "bogus: &r [*r]\n", "a recursive YAML alias has no JSON form"),
+    "int-over-64-bits": (
+        HEAD + "  replicas: {max: 9223372036854775808}\n",
+        "spec.replicas.max: Invalid value: 9.223372036854776e+18: should be less than or "
+        "equal to 1000 [rule: maximum: 1000]",
+    ),
+    "int-over-float-range": (
+        HEAD + "  replicas: {max: " + "9" * 400 + "}\n",
+        "spec.replicas.max: Invalid value: number out of range",
+    ),
+    "int-of-5000-digits": (HEAD + "  replicas: {max: " + "9" * 5000 + "}\n", "out of range"),
+    "nan": (
+        HEAD.replace("latencyMs: 150", "latencyMs: 150, percentile: .nan"),
+        "spec.objective.percentile: Invalid value: NaN: not a JSON number",
+    ),
+    "infinity": (
+        HEAD.replace("latencyMs: 150", "latencyMs: .inf"),
+        "spec.objective.latencyMs: Invalid value: +Inf: not a JSON number",
+    ),
+    "annotations-over-256KiB": (
+        HEAD.replace("namespace: ml}", "namespace: ml, annotations: {a: " + "x" * 262_144 + "}}"),
+        "metadata.annotations: Too long: must have at most 262144 bytes",
+    ),
+    "body-over-3MiB": (
+        HEAD.replace("namespace: ml}", "namespace: ml, annotations: {a: " + "x" * 5_000_000 + "}}"),
+        "Request entity too large",
+    ),
+    "deep-nesting": (HEAD + "  bogus: " + "[" * 5000 + "]" * 5000 + "\n", "YAML error"),
+    "unknown-metadata-field": (
+        HEAD.replace("namespace: ml}", "namespace: ml, labelz: {}}"),
+        'metadata.labelz: unknown field "metadata.labelz"',
+    ),
+    # YAML 1.1 as kubectl reads it: y and n are booleans, so the server refuses them as labels
+    "y-is-a-boolean": (
+        HEAD + "  metrics: {labels: {tier: y}}\n",
+        "spec.metrics.labels[tier]: Invalid value: true: must be of type string",
+    ),
+    "N-is-a-boolean": (
+        HEAD + "  metrics: {labels: {tier: N}}\n",
+        "spec.metrics.labels[tier]: Invalid value: false: must be of type string",
+    ),
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_input_gets_a_clear_error_quickly(tmp_path: Path, case: str) -> None:
+    text, needle = HOSTILE[case]
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    started = time.monotonic()
+    result = run(str(path))
+    assert time.monotonic() - started < 10
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    assert needle in result.stdout, result.stdout[:2000]
+    assert len(result.stdout) < 5000  # no value is printed whole
+
+
+def test_quoted_y_is_a_string(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(HEAD + "  metrics: {labels: {tier: 'y', yes_: yep}}\n")
+    result = run(str(path))
+    assert result.exit_code == 0, result.output
+
+
+def test_old_objects_make_an_update_check(tmp_path: Path) -> None:
+    """A targetRef change is refused on update (a transition rule), as by the API server."""
+    stored = changed(minimal(), {"metadata.uid": "1234", "metadata.resourceVersion": "7"})
+    old = write(tmp_path, {"apiVersion": "v1", "kind": "List", "items": [stored]}, name="old.yaml")
+    moved = changed(minimal(), {"spec.targetRef.name": "other-worker"})
+    result = run("--old", str(old), str(write(tmp_path, moved)))
+    assert result.exit_code == 1
+    assert (
+        "(LatencySLO ml/sentiment, update): spec.targetRef: targetRef is immutable; delete "
+        "and recreate the LatencySLO [rule: self == oldSelf]"
+    ) in result.stdout
+    # without a namespace the document still finds its stored object by name
+    unscoped = changed(moved, {"metadata.namespace": DELETE})
+    assert run("--old", str(old), str(write(tmp_path, unscoped, name="u.yaml"))).exit_code == 1
+    # the same change on create, and an unchanged update, are fine
+    assert run(str(write(tmp_path, moved, name="n.yaml"))).exit_code == 0
+    assert run("--old", str(old), str(write(tmp_path, minimal(), name="s.yaml"))).exit_code == 0
