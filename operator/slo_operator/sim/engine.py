@@ -34,6 +34,7 @@ import numpy as np
 
 from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.model.histogram import histogram_quantile
+from slo_operator.sim.plant import Plant
 from slo_operator.types import Observation, ProfileSet, RuntimeConfig
 
 EDGES_S = np.asarray(LATENCY_BUCKETS_MS, dtype=float) / 1000.0
@@ -219,6 +220,19 @@ class SimView:
         seg = self._sim.inflight[max(0, t - span_s) : t]
         return float(seg.mean()) if len(seg) else 0.0
 
+    def concurrency(self, span_s: int) -> float:
+        """Time-averaged requests in flight (queued or in service) over the last span_s
+        seconds: the integral of the in-flight count, as Knative's queue-proxy reports it."""
+        t = self._sim.t
+        if t <= 0:
+            return 0.0
+        sim = self._sim
+        net = np.cumsum(sim.conc_a[:t] - sim.conc_d[:t])
+        before = np.concatenate(([0.0], net[:-1]))  # in flight at the start of each second
+        per_s = before + sim.conc_ap[:t] - sim.conc_dp[:t]
+        seg = per_s[max(0, t - span_s) :]
+        return float(max(seg.mean(), 0.0)) if len(seg) else 0.0
+
     def max_batch_ms(self, span_s: int) -> float:
         """Longest batch service time over the last span_s seconds (ms), 0 without batches."""
         t = self._sim.t
@@ -240,6 +254,7 @@ class Simulation:
         settings: SimSettings | None = None,
         seed: int = 0,
         variant_order: Sequence[str] = (),
+        plant: Plant | None = None,
     ) -> None:
         if len(arrivals) != len(route_u):
             raise ValueError("arrivals and route_u must have the same length")
@@ -272,7 +287,17 @@ class Simulation:
         ]
         rng = np.random.default_rng(seed + 7919)
         cv = self.settings.service_cv
-        if cv > 0:
+        self.plant = plant
+        # per-second integral of the requests in flight, as four running sums: accepted
+        # arrivals and their share of their second left, completions and theirs
+        self.conc_a = np.zeros(n)
+        self.conc_ap = np.zeros(n)
+        self.conc_d = np.zeros(n)
+        self.conc_dp = np.zeros(n)
+        self._ratios: dict[tuple[str, int], list[tuple[float, ...]] | None] = {}
+        if plant is not None:  # uniform draws into the measured spread
+            noise = rng.random(size=1 << 16)
+        elif cv > 0:
             sigma = math.sqrt(math.log(1.0 + cv * cv))
             noise = rng.lognormal(-sigma * sigma / 2.0, sigma, size=1 << 16)
         else:
@@ -300,9 +325,22 @@ class Simulation:
         table = self._svc.get(key)
         if table is None:
             prof = self.profiles.variants[variant]
-            table = [(prof.alpha_ms + prof.beta_ms * b) / 1000.0 for b in range(max_batch + 1)]
+            if self.plant is None:
+                table = [(prof.alpha_ms + prof.beta_ms * b) / 1000.0 for b in range(max_batch + 1)]
+            else:
+                table = [0.0] + [
+                    self.plant.median_ms(variant, b, self.profiles) / 1000.0
+                    for b in range(1, max_batch + 1)
+                ]
             self._svc[key] = table
         return table
+
+    def _ratio_table(self, variant: str, max_batch: int) -> list[tuple[float, ...]] | None:
+        key = (variant, max_batch)
+        if key not in self._ratios:
+            plant = self.plant
+            self._ratios[key] = None if plant is None else plant.ratio_table(variant, max_batch)
+        return self._ratios[key]
 
     def apply(self, target: RuntimeConfig) -> None:
         """Move to `target` at the current tick (what an actuator would do)."""
@@ -351,6 +389,7 @@ class Simulation:
         big_b = cfg.max_batch_size
         window = cfg.batch_window_ms / 1000.0
         svc = self._service_table(pod.variant, big_b)
+        ratios = self._ratio_table(pod.variant, big_b)
         noise, ni = self._noise, self._noise_i
         arr, i, free, c = pod.arr, pod.head, pod.free, pod.last_c
         n = len(arr)
@@ -383,7 +422,11 @@ class Simulation:
                 if d >= t_end and not closed:
                     break  # the batch may still grow with the next tick's arrivals
                 c = bisect_right(arr, d, i, k if k < n else n) - i
-            s = svc[c] * noise[ni]
+            if ratios is None:
+                s = svc[c] * noise[ni]
+            else:  # the median of this size times a measured ratio
+                r = ratios[c]
+                s = svc[c] * r[int(noise[ni] * len(r))]
             ni = (ni + 1) & 0xFFFF
             free = d + s
             busy += s
@@ -426,6 +469,8 @@ class Simulation:
         for pod, part in zip(ready, parts, strict=True):
             if len(part):
                 pod.arr.extend(part.tolist())
+        self.conc_a[t] += hi - lo
+        self.conc_ap[t] += float((t + 1.0 - seg).sum())
 
     def step(self) -> None:
         """Simulate the tick [t, t + 1)."""
@@ -454,6 +499,9 @@ class Simulation:
         ]
         if bcounts:
             done = np.repeat(np.asarray(bdones), bcounts)
+            dsec = np.minimum(done.astype(np.intp), len(self.conc_d) - 1)
+            self.conc_d += np.bincount(dsec, minlength=len(self.conc_d))
+            self.conc_dp += np.bincount(dsec, weights=dsec + 1.0 - done, minlength=len(self.conc_d))
             lat = done - np.asarray(served)
             sec = np.minimum((done - t).astype(np.intp), 1)
             bucket = np.searchsorted(EDGES_S, lat, side="left")
@@ -463,8 +511,11 @@ class Simulation:
             self.completed[t : t + 2] += np.bincount(sec, minlength=2)
             self.ok[t : t + 2] += np.bincount(sec, weights=lat <= self.target_s, minlength=2)
         if rejected:
-            secs = np.asarray(rejected).astype(np.intp)
+            rej = np.asarray(rejected)
+            secs = rej.astype(np.intp)
             np.add.at(self.rejected, secs, 1.0)
+            np.add.at(self.conc_a, secs, -1.0)  # never in flight
+            np.add.at(self.conc_ap, secs, -(secs + 1.0 - rej))
         self.busy[t] = busy_sum / len(ready) if ready else 0.0
         self.max_batch_s[t] = longest
         self.inflight[t] = sum(p.backlog() + (p.last_c if p.free > t_end else 0) for p in self.pods)

@@ -8,16 +8,21 @@ tool's usual utilization margin on top.
 
 - `hpa`:    Kubernetes HPA on CPU utilization, target 80 % (`kubectl autoscale`'s default):
             desired = ceil(current * metric / target), tolerance 0.1, sync every 15 s,
-            not-ready pods counted at 0 % on scale-up, scale-up limit max(+4 pods, +100 %)
-            per 15 s, scale-down stabilization 300 s (max of the recommendations). The
-            "CPU" is the share of time the replica's model is busy.
+            not-ready pods counted at 0 % on scale-up; the rule of an HPA without
+            `behavior` (what `kubectl autoscale` and KEDA create): desired = the largest
+            recommendation of the last 300 s, at most max(2 x current, 4). The "CPU" is the
+            share of time the replica's model is busy.
 - `keda`:   KEDA Prometheus scaler on `sum(rate(requests[1m]))`, AverageValue threshold =
-            80 % of the measured capacity (the HPA's utilization convention), polled every
-            30 s, on top of the same HPA rules.
-- `kpa`:    Knative's KPA on its default metric, in-flight requests: target = the
-            concurrency of one replica at capacity (Little's law), with the KPA's default
-            70 % target utilization, 60 s stable and 6 s panic windows, panic at 200 %, no
-            scale-down in panic, tick 2 s, max scale-down rate 2.
+            80 % of the measured capacity (the HPA's utilization convention). The HPA asks
+            KEDA's metrics server at every sync (15 s) and KEDA queries Prometheus live
+            (`useCachedMetrics: false`; `pollingInterval` only drives activation), on top of
+            the same HPA rules.
+- `kpa`:    Knative's KPA on its default metric, concurrency (requests in flight averaged
+            over time, as the queue-proxy reports it): target = the concurrency of one
+            replica at capacity (Little's law), with the KPA's default 70 % target
+            utilization, 60 s stable and 6 s panic windows, panic at 200 %; in panic it
+            takes max(stable, panic, the most it asked in this panic) (never scales down),
+            tick 2 s, max scale-up rate 1000, max scale-down rate 2.
 - `kpa-rps`: the same KPA on its other documented metric, requests per second, target =
             the measured capacity (70 % utilization on top).
 - `aimd`:   Clipper's AIMD on the max batch size (+2 while the slowest batch of the last
@@ -193,6 +198,10 @@ class HPAPolicy:
         self.target = target
         self.recs: deque[tuple[int, int]] = deque()
 
+    def replica_base(self, view: SimView) -> int:
+        """The replicas the usage ratio multiplies (current pods; ready pods for Value)."""
+        return view.config.replicas
+
     def metric_ratio(self, t: int, view: SimView) -> float | None:
         """usage / target; on a scale-up, not-ready pods count at 0 %, and if that reverses
         the direction or lands within the tolerance, no action (ratio 1)."""
@@ -215,39 +224,52 @@ class HPAPolicy:
         ratio = self.metric_ratio(t, view)
         if ratio is None:
             return None
-        rec = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(ratio * current)
+        base = self.replica_base(view)
+        rec = current if abs(ratio - 1.0) <= self.tolerance else math.ceil(ratio * base)
         rec = min(max(rec, self.spec.replicas.min), self.spec.replicas.max)
         self.recs.append((t, rec))
         while self.recs and self.recs[0][0] <= t - self.down_window_s:
             self.recs.popleft()
-        if rec > current:
-            desired = min(rec, max(2 * current, current + 4))  # scale-up policies, Max
-        else:
-            desired = min(current, max(n for _, n in self.recs))  # stabilization window
+        # an HPA without `behavior`: the largest recommendation of the stabilization window,
+        # at most max(2 x current, 4) (scaleUpLimitFactor, scaleUpLimitMinimum)
+        desired = min(max(n for _, n in self.recs), max(2 * current, 4))
+        desired = min(max(desired, self.spec.replicas.min), self.spec.replicas.max)
         if desired == current:
             return None
         return view.config.with_(replicas=desired)
 
 
 class KEDAPolicy(HPAPolicy):
-    """KEDA Prometheus scaler (request rate, AverageValue) on top of the HPA rules."""
+    """KEDA Prometheus scaler (request rate, AverageValue) on top of the HPA rules.
+
+    The HPA asks KEDA's metrics server at every sync and KEDA runs the query then (its
+    default, `useCachedMetrics: false`), so the metric is as fresh as the last scrape."""
 
     name = "keda"
-    poll_s = 30
     utilization = 0.8
+    query_window_s = 60
 
-    def __init__(self, spec: LatencySLOSpec, base: RuntimeConfig, capacity_rps: float) -> None:
+    def __init__(
+        self,
+        spec: LatencySLOSpec,
+        base: RuntimeConfig,
+        capacity_rps: float,
+        threshold_rps: float | None = None,
+    ) -> None:
         super().__init__(spec, base)
-        self.threshold = capacity_rps
-        self.metric: float | None = None
+        self.threshold = (
+            threshold_rps if threshold_rps is not None else capacity_rps * self.utilization
+        )
+
+    def query(self, view: SimView) -> float | None:
+        """`sum(rate(inference_requests_total[1m]))` at the last scrape."""
+        return view.observe(self.query_window_s, self.spec.quantile).request_rate
 
     def metric_ratio(self, t: int, view: SimView) -> float | None:
-        if self.metric is None or t % self.poll_s == 0:
-            self.metric = view.observe(60, self.spec.quantile).request_rate
-        if self.metric is None:
+        metric = self.query(view)
+        if metric is None:
             return None
-        per_replica = self.threshold * self.utilization
-        return self.metric / (per_replica * max(view.config.replicas, 1))
+        return metric / (max(self.threshold, 1e-9) * max(view.config.replicas, 1))
 
 
 class KPAPolicy:
@@ -271,26 +293,40 @@ class KPAPolicy:
         self.target = max(target, 1e-6)
         self.metric = metric
         self.name = "kpa" if metric == "concurrency" else "kpa-rps"
-        self.panic_until = -math.inf
+        self.panic_time: int | None = None
+        self.max_panic_pods = 0
 
     def _observed(self, view: SimView, span: int) -> float:
         if self.metric == "rps":
             return view.request_rate(span)
-        return view.inflight(span)
+        return view.concurrency(span)
 
     def act(self, t: int, view: SimView) -> RuntimeConfig | None:
+        """Knative's `autoscaler.Scale` (pkg/autoscaler/scaling/autoscaler.go)."""
         if t == 0 or t % self.tick_s:
             return None
         per_pod = self.target * self.utilization
-        stable = math.ceil(self._observed(view, self.stable_s) / per_pod)
-        panic = math.ceil(self._observed(view, self.panic_s) / per_pod)
         ready = max(view.ready_replicas, 1)
+        max_up = math.ceil(self.max_up_rate * ready)
+        max_down = math.floor(ready / self.max_down_rate)
+        dspc = math.ceil(self._observed(view, self.stable_s) / per_pod)
+        dppc = math.ceil(self._observed(view, self.panic_s) / per_pod)
+        stable = min(max(dspc, max_down), max_up)
+        panic = min(max(dppc, max_down), max_up)
+        over = dppc / ready >= self.panic_threshold
+        if over:  # start, or extend, the panic
+            self.panic_time = t
+        elif self.panic_time is not None and self.panic_time + self.stable_s < t:
+            self.panic_time, self.max_panic_pods = None, 0
+        desired = stable
+        if self.panic_time is not None:
+            # provision for the larger of the two, and never scale down in panic
+            desired = max(desired, panic)
+            if desired > self.max_panic_pods:
+                self.max_panic_pods = desired
+            else:
+                desired = self.max_panic_pods
         current = view.config.replicas
-        if panic / ready >= self.panic_threshold:
-            self.panic_until = t + self.stable_s
-        desired = max(panic, current) if t < self.panic_until else stable
-        desired = min(desired, math.ceil(self.max_up_rate * ready))
-        desired = max(desired, math.floor(ready / self.max_down_rate))
         desired = min(max(desired, self.spec.replicas.min), self.spec.replicas.max)
         if desired == current:
             return None

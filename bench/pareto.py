@@ -1,0 +1,298 @@
+"""Cost against violated SLO windows: every baseline's target swept, latencyslo at its defaults.
+
+    python bench/pareto.py --json FILE [--seeds N] [--trace-file CSV ...] [--scenarios LIST]
+
+For every scenario (step, step4, ramp, diurnal, bursty, the shipped trace, and each
+`--trace-file`) on identical arrivals and the measured plant (`slo_operator.sim.plant`:
+batch times drawn from the measured medians and spread, not the controller's line):
+
+- every baseline of `slo_operator.sim.baselines` serving each variant (a fleet of `full`,
+  `quantized`, `distilled`), its target swept loose to tight (`SWEEPS`);
+- latencyslo at its defaults (the default LatencySLO, as `latencyslo simulate` runs it);
+- the oracle: the cheapest plan found that meets the SLO, with variant switching in the
+  quality budget (`slo_operator.sim.oracle`).
+
+Writes FILE: {"scenarios": {NAME: {"latencyslo": POINT, "frontiers": {BASELINE: [POINT]},
+"oracle": POINT}}, "meta": {...}} with POINT = {"target", "replica_seconds",
+"slo_attainment_requests", "slo_attainment_windows", "accuracy"} (means over the seeds); a
+fleet serving a variant other than `full` is the frontier `BASELINE@VARIANT`. "meta" holds the
+seeds, the plant, each fleet's measured capacity, the table of violating windows at
+latencyslo's cost, the oracle's search and the controller's prediction error. One PNG per
+scenario next to FILE (FILE-stem-NAME.png): replica-seconds against violating windows.
+Runs on one core, one seed after the other; FILE is rewritten after every seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
+from slo_operator.model import predict
+from slo_operator.model.histogram import histogram_quantile
+from slo_operator.sim.baselines import BASELINES, SWEEPS
+from slo_operator.sim.engine import SimSettings, Simulation
+from slo_operator.sim.plant import Plant, measured_plant
+from slo_operator.sim.policies import _Hold
+from slo_operator.sim.profiles import MEASURED_PROFILE, default_profiles
+from slo_operator.sim.runner import default_spec
+from slo_operator.sim.sweep import prepare, run_baseline, run_oracle, run_ours
+from slo_operator.types import ProfileSet, RuntimeConfig
+
+SCENARIOS = ("step", "step4", "ramp", "diurnal", "bursty", "trace")
+POINT_KEYS = ("replica_seconds", "slo_attainment_requests", "slo_attainment_windows", "accuracy")
+OURS = "latencyslo"
+
+
+def frontier_name(baseline: str, variant: str, preferred: str) -> str:
+    return baseline if variant == preferred else f"{baseline}@{variant}"
+
+
+def mean_point(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """POINT: the mean over seeds of the figures (and of the target)."""
+    out: dict[str, Any] = {"target": float(np.mean([r["target"] for r in runs]))}
+    for k in POINT_KEYS:
+        vals = [float(r[k]) for r in runs if not math.isnan(float(r[k]))]
+        out[k] = float(np.mean(vals)) if vals else None
+    return out
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (cost, bad) points no cheaper point beats on bad, by cost."""
+    front: list[tuple[float, float]] = []
+    for cost, bad in sorted(points):
+        if not front or bad < front[-1][1]:
+            front.append((cost, bad))
+    return front
+
+
+def at_cost(points: Sequence[tuple[float, float]], cost: float) -> tuple[float | None, str]:
+    """Violating windows on the frontier at `cost` (linear between frontier points).
+
+    ("below": every setting costs more; "above": the most it reaches, at less cost)."""
+    front = pareto_front(points)
+    if not front or cost < front[0][0]:
+        return None, "below"
+    if cost >= front[-1][0]:
+        return front[-1][1], "above" if cost > front[-1][0] else "within"
+    for (c0, b0), (c1, b1) in itertools.pairwise(front):
+        if c0 <= cost <= c1:
+            return b0 + (b1 - b0) * (cost - c0) / (c1 - c0), "within"
+    return front[-1][1], "within"  # pragma: no cover - unreachable
+
+
+def prediction_error(profiles: ProfileSet, plant: Plant, settings: SimSettings) -> list[dict]:
+    """The controller's p99 prediction against the simulated p99, on the model's own plant
+    (the line, 5 % jitter) and on the measured plant: one replica and three, at 30 %, 60 %
+    and 85 % of the model's saturation rate, window 0, max batch 32, 120 s of Poisson load."""
+    from slo_operator.model import max_throughput_rps
+
+    rows = []
+    for variant, prof in profiles.variants.items():
+        for replicas in (1, 3):
+            for load in (0.3, 0.6, 0.85):
+                rate = load * max_throughput_rps(prof, 32) * replicas
+                pred = predict(prof, rate, replicas, 0, 32).p99_ms
+                row: dict[str, Any] = {"variant": variant, "replicas": replicas, "load": load,
+                                       "rate_rps": rate, "predicted_p99_ms": pred}  # fmt: skip
+                for label, pl in (("model_plant", None), ("measured_plant", plant)):
+                    rng = np.random.default_rng(7)
+                    n = int(rate * 130)
+                    arr = np.cumsum(rng.exponential(1.0 / rate, n))
+                    sim = Simulation(
+                        arr, rng.random(n), 120, profiles,
+                        RuntimeConfig(replicas, 0, 32, variant), 100.0,
+                        SimSettings(queue_limit=1 << 20), seed=7, plant=pl,
+                    )  # fmt: skip
+                    tr = sim.run(_Hold())
+                    got = histogram_quantile(0.99, LATENCY_BUCKETS_MS, tr.hist[10:].sum(0).tolist())
+                    row[f"{label}_p99_ms"] = got
+                    row[f"{label}_error"] = pred / got - 1.0 if got > 0 else None
+                rows.append(row)
+    return rows
+
+
+def document(
+    raw: Mapping[str, Mapping[str, Any]], meta: dict[str, Any], preferred: str
+) -> dict[str, Any]:
+    scenarios: dict[str, Any] = {}
+    table: dict[str, Any] = {}
+    for name, per in raw.items():
+        ours = mean_point(per[OURS])
+        windows = float(np.mean([r["windows"] for r in per[OURS]]))
+        frontiers = {
+            f: [mean_point(runs) for runs in settings.values()]
+            for f, settings in per["frontiers"].items()
+        }
+        scenarios[name] = {
+            OURS: ours,
+            "frontiers": frontiers,
+            "oracle": mean_point(per["oracle"]),
+        }
+
+        def bad(p: Mapping[str, Any], w: float = windows) -> float:
+            return (1.0 - float(p["slo_attainment_windows"])) * w
+
+        rows = {}
+        for f, pts in frontiers.items():
+            value, where = at_cost([(p["replica_seconds"], bad(p)) for p in pts],
+                                   ours["replica_seconds"])  # fmt: skip
+            rows[f] = {"violating_windows_at_our_cost": value, "where": where,
+                       "cheapest_replica_seconds": min(p["replica_seconds"] for p in pts),
+                       "fewest_violating_windows": min(bad(p) for p in pts)}  # fmt: skip
+        table[name] = {
+            "windows": windows,
+            "ours": {"replica_seconds": ours["replica_seconds"], "violating_windows": bad(ours)},
+            "oracle": {"replica_seconds": scenarios[name]["oracle"]["replica_seconds"],
+                       "violating_windows": bad(scenarios[name]["oracle"]),
+                       "met_per_seed": [bool(r["met"]) for r in per["oracle"]],
+                       "tried_per_seed": [r["tried"] for r in per["oracle"]]},
+            "baselines": rows,
+        }  # fmt: skip
+    return {"scenarios": scenarios, "meta": {**meta, "table": table}}
+
+
+def plot(path: Path, name: str, scen: Mapping[str, Any], windows: float, preferred: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    markers = {"full": "o", "quantized": "s", "distilled": "^"}
+    colors = dict(zip(BASELINES, plt.get_cmap("tab10").colors, strict=False))
+
+    def bad(p: Mapping[str, Any]) -> float:
+        return (1.0 - float(p["slo_attainment_windows"])) * windows
+
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    for f, pts in scen["frontiers"].items():
+        base, _, variant = f.partition("@")
+        variant = variant or preferred
+        pts = sorted(pts, key=lambda p: p["replica_seconds"])
+        acc = pts[0]["accuracy"]
+        ax.plot([p["replica_seconds"] for p in pts], [bad(p) for p in pts],
+                marker=markers.get(variant, "x"), color=colors.get(base, "grey"),
+                ls="-" if variant == preferred else (":" if variant == "distilled" else "--"),
+                lw=1, ms=5, label=f"{f} (acc {100 * acc:.1f} %)" if acc else f)  # fmt: skip
+    for key, mk, col in ((OURS, "*", "black"), ("oracle", "D", "red")):
+        p = scen[key]
+        acc = p["accuracy"]
+        ax.plot([p["replica_seconds"]], [bad(p)], marker=mk, color=col, ms=14 if mk == "*" else 9,
+                ls="none", label=f"{key} (acc {100 * acc:.1f} %)")  # fmt: skip
+    ax.set_xlabel("replica-seconds (cost)")
+    ax.set_ylabel(f"violating objective windows (of {windows:.0f})")
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_title(f"{name}: cost vs violating windows; marker = variant served (accuracy)")
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--trace-file", type=Path, action="append", default=[])
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--baselines", default=",".join(BASELINES))
+    ap.add_argument("--spread", type=Path, default=None,
+                    help="batch-spread JSON [default: the shipped one]")  # fmt: skip
+    args = ap.parse_args()
+    if args.seeds < 1:
+        ap.error("--seeds must be at least 1")
+    for f in args.trace_file:
+        if not f.is_file():
+            ap.error(f"--trace-file {f}: no such file")
+    names = [s for s in args.scenarios.split(",") if s]
+    unknown = [s for s in names if s not in SCENARIOS]
+    if unknown:
+        ap.error(f"--scenarios: unknown {unknown}; known: {', '.join(SCENARIOS)}")
+    baselines = [b for b in args.baselines.split(",") if b]
+    if any(b not in BASELINES for b in baselines):
+        ap.error(f"--baselines: known: {', '.join(BASELINES)}")
+    profiles, source = default_profiles()
+    plant = (
+        measured_plant(MEASURED_PROFILE if MEASURED_PROFILE.is_file() else None, args.spread)
+        if args.spread
+        else measured_plant(MEASURED_PROFILE if MEASURED_PROFILE.is_file() else None)
+    )
+    spec = default_spec()
+    settings = SimSettings()
+    preferred = spec.variants.effective_preferred
+    variants = [v for v in spec.variants.allowed if v in profiles.variants]
+    jobs: list[tuple[str, Path | None]] = [(n, None) for n in names]
+    jobs += [(f"file:{f.stem}", f) for f in args.trace_file]
+    started = time.perf_counter()
+    raw: dict[str, dict[str, Any]] = {}
+    meta: dict[str, Any] = {
+        "profile": source,
+        "plant": plant.source,
+        "spec": spec.model_dump(mode="json", by_alias=True),
+        "sweeps": {b: list(SWEEPS[b]) for b in baselines},
+        "variants": variants,
+        "prediction_error": prediction_error(profiles, plant, settings),
+    }
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for name, trace_file in jobs:
+            t0 = time.perf_counter()
+            workload = "trace" if trace_file is not None else name
+            prep = prepare(workload, spec=spec, profiles=profiles, settings=settings,
+                           plant=plant, seed=seed, trace_file=trace_file)  # fmt: skip
+            per = raw.setdefault(name, {OURS: [], "frontiers": {}, "oracle": []})
+            ours = run_ours(prep)
+            ours["target"] = spec.target_latency_ms
+            per[OURS].append(ours)
+            for b in baselines:
+                for v in variants:
+                    f = frontier_name(b, v, preferred)
+                    settings_runs = per["frontiers"].setdefault(f, {})
+                    for s in SWEEPS[b]:
+                        settings_runs.setdefault(s, []).append(run_baseline(prep, b, v, s))
+            oracle, _ = run_oracle(prep)
+            per["oracle"].append(oracle)
+            print(f"seed {seed} {name}: {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        meta["capacity_rps"] = {v: prep.calibration(v).capacity_rps for v in variants}
+        meta["inflight_at_capacity"] = {v: prep.calibration(v).inflight_at_capacity
+                                        for v in variants}  # fmt: skip
+        meta["seeds"] = list(range(args.first_seed, seed + 1))
+        meta["elapsed_s"] = time.perf_counter() - started
+        doc = document(raw, meta, preferred)
+        args.json.write_text(json.dumps(doc, indent=1, default=float) + "\n")
+        print(f"wrote {args.json} ({len(meta['seeds'])} seeds)", file=sys.stderr)
+    for name, scen in doc["scenarios"].items():
+        windows = doc["meta"]["table"][name]["windows"]
+        png = args.json.with_name(f"{args.json.stem}-{name.replace(':', '-')}.png")
+        plot(png, name, scen, windows, preferred)
+    print_table(doc)
+
+
+def print_table(doc: Mapping[str, Any]) -> None:
+    for name, t in doc["meta"]["table"].items():
+        o = t["ours"]
+        print(f"\n### {name}: latencyslo {o['replica_seconds']:.0f} replica-s, "
+              f"{o['violating_windows']:.1f} violating windows of {t['windows']:.0f}; oracle "
+              f"{t['oracle']['replica_seconds']:.0f} replica-s\n")  # fmt: skip
+        print("| baseline | violating windows at our cost | cheapest setting (replica-s) |")
+        print("|---|---|---|")
+        for f, r in t["baselines"].items():
+            v = r["violating_windows_at_our_cost"]
+            cell = ("costs more than ours at every setting" if v is None
+                    else f"{v:.1f}" + (" (its most costly setting)" if r["where"] == "above"
+                                       else ""))  # fmt: skip
+            print(f"| {f} | {cell} | {r['cheapest_replica_seconds']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
