@@ -145,7 +145,9 @@ def test_bad_latencyslo_is_rejected_with_the_cel_message(
 
 
 def test_the_charts_sample_latencyslo_is_accepted(kube: Kube) -> None:
-    objects = render_objects({"demo": {"enabled": True}}, namespace=NAMESPACE)
+    objects = render_objects(
+        {"demo": {"enabled": True, "adminToken": {"value": "offline-render"}}}, namespace=NAMESPACE
+    )
     (sample,) = [o for o in objects if o["kind"] == "LatencySLO"]
     proc = kube.apply(sample, "--dry-run=server")
     assert proc.returncode == 0, proc.stderr

@@ -41,19 +41,23 @@ MONITORING_ON: dict[str, Any] = {
     }
 }
 
+OFFLINE_TOKEN: dict[str, Any] = {"demo": {"adminToken": {"value": "offline-render-token"}}}
+"""An offline render has no cluster to keep a generated admin token in: the demo value sets
+give one (as `helm template` users must; `helm install` generates and keeps it)."""
+
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "demo": {"demo": {"enabled": True}},
+    "demo": merge({"demo": {"enabled": True}}, OFFLINE_TOKEN),
     "namespaced": {"operator": {"watchNamespaces": ["team-a", "team-b"]}},
-    "namespaced-demo": {
-        "operator": {"watchNamespaces": [NAMESPACE, "team-a"]},
-        "demo": {"enabled": True},
-    },
+    "namespaced-demo": merge(
+        {"operator": {"watchNamespaces": [NAMESPACE, "team-a"]}, "demo": {"enabled": True}},
+        OFFLINE_TOKEN,
+    ),
     "monitoring": MONITORING_ON,
     # what hack/kind-up.sh installs (tests/e2e/values-e2e.yaml, namespace-scoped)
     "kind-e2e": merge(
         yaml.safe_load((REPO / "tests" / "e2e" / "values-e2e.yaml").read_text()),
-        {"operator": {"watchNamespaces": [NAMESPACE]}},
+        merge({"operator": {"watchNamespaces": [NAMESPACE]}}, OFFLINE_TOKEN),
     ),
     "everything": {
         **MONITORING_ON,

@@ -38,20 +38,27 @@ from tests.unit.helm.render import (
 K8S_VERSIONS = ("1.29", kubernetes_validate.latest_version())
 OPERATOR = f"{RELEASE}-operator"
 WORKER = f"{RELEASE}-demo-worker"
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
+SINCE = {"ValidatingAdmissionPolicy": "1.30", "ValidatingAdmissionPolicyBinding": "1.30"}
+"""Kinds the chart renders only on clusters that serve them (Capabilities.KubeVersion)."""
 ALL_SETS = sorted(VALUE_SETS)
 
 EXPECTED_RULES: list[dict[str, Any]] = [
     {
         "apiGroups": ["latencyslo.io"],
         "resources": ["latencyslos"],
-        "verbs": ["get", "list", "watch", "patch"],
+        "verbs": ["list", "watch", "patch"],
     },
     {"apiGroups": ["latencyslo.io"], "resources": ["latencyslos/status"], "verbs": ["patch"]},
     {"apiGroups": ["latencyslo.io"], "resources": ["latencyslos/finalizers"], "verbs": ["update"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
     {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "update"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "update"]},
     {
         "apiGroups": [""],
@@ -66,7 +73,9 @@ EXPECTED_RULES: list[dict[str, Any]] = [
         "verbs": ["list", "watch"],
     },
 ]
-"""The operator's permissions, exactly: what it reads, what it changes, nothing more."""
+"""The operator's permissions, exactly: what it reads, what it changes, nothing more (a real
+API server's audit log of the operator under these rules showed `get` latencyslos, list/watch
+deployments and get/watch pods unused, and latencyslos/finalizers needed)."""
 
 
 def _pod_specs(objects: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -111,6 +120,8 @@ def test_every_rendered_object_is_valid(value_set: str) -> None:
             LatencySLO.model_validate(obj)
         else:
             for version in K8S_VERSIONS:
+                if version < SINCE.get(obj["kind"], version):
+                    continue
                 try:
                     kubernetes_validate.validate(obj, version, strict=True)
                 except kubernetes_validate.ValidationError as exc:
@@ -147,8 +158,14 @@ def test_objects_per_value_set() -> None:
         "Deployment",
         "Service",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
-    assert sorted(set(kinds["demo"]) - set(kinds["defaults"])) == ["LatencySLO", "Secret"]
+    assert sorted(set(kinds["demo"]) - set(kinds["defaults"])) == [
+        "LatencySLO",
+        "NetworkPolicy",
+        "Secret",
+    ]
     assert kinds["demo"].count("Deployment") == 2
     assert kinds["demo"].count("Service") == 2
     assert {"PodMonitor", "ServiceMonitor", "PrometheusRule", "ConfigMap"} <= set(
@@ -553,18 +570,20 @@ def test_demo_sample_latencyslo_targets_the_worker() -> None:
     assert (slo.spec.replicas.min, slo.spec.replicas.max) == (1, 4)
     assert slo.spec.policy.mode == "Enforce"
     custom = render_objects(
-        {
-            "demo": {
-                "enabled": True,
-                "latencySLO": {
-                    "latencyMs": 80,
-                    "percentile": 95,
-                    "maxReplicas": 6,
-                    "allowedVariants": ["full", "quantized"],
-                    "mode": "Recommend",
-                },
-            }
-        }
+        merge(
+            VALUE_SETS["demo"],
+            {
+                "demo": {
+                    "latencySLO": {
+                        "latencyMs": 80,
+                        "percentile": 95,
+                        "maxReplicas": 6,
+                        "allowedVariants": ["full", "quantized"],
+                        "mode": "Recommend",
+                    },
+                }
+            },
+        )
     )
     slo = LatencySLO.model_validate(one(custom, "LatencySLO"))
     assert slo.spec.objective.percentile == 95
@@ -572,24 +591,70 @@ def test_demo_sample_latencyslo_targets_the_worker() -> None:
     assert slo.spec.variants.allowed == ["full", "quantized"]
     assert slo.spec.policy.mode == "Recommend"
     assert not find(
-        render_objects({"demo": {"enabled": True, "latencySLO": {"enabled": False}}}), "LatencySLO"
+        render_objects(merge(VALUE_SETS["demo"], {"demo": {"latencySLO": {"enabled": False}}})),
+        "LatencySLO",
     )
 
 
 def test_demo_admin_token() -> None:
     given = one(render_value_set("everything"), "Secret", "latencyslo-admin-token")
     assert base64.b64decode(given["data"]["token"]).decode() == "s3cret-token"
-    generated = [
-        base64.b64decode(
-            one(render_objects({"demo": {"enabled": True}}), "Secret")["data"]["token"]
-        )
-        for _ in range(2)
-    ]
-    assert all(len(token) == 48 for token in generated)
-    assert generated[0] != generated[1]
-    assert not find(
-        render_objects({"demo": {"enabled": True, "adminToken": {"create": False}}}), "Secret"
+    # kept by Helm even when a later render drops it: the workers hold it
+    assert given["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    # a given token renders the same every time (GitOps renders often)
+    assert render_objects(VALUE_SETS["everything"]) == render_objects(VALUE_SETS["everything"])
+
+
+def test_demo_admin_token_is_never_random_without_a_cluster() -> None:
+    """`helm template` (no cluster: lookup finds nothing) cannot keep a generated token, so a
+    render that would make a new one every time fails with what to do instead."""
+    with pytest.raises(helm.HelmError) as caught:
+        render_objects({"demo": {"enabled": True}})
+    assert "demo.adminToken" in str(caught.value)
+    assert "demo.adminToken.create=false" in str(caught.value)
+
+
+def test_bring_your_own_admin_token_secret() -> None:
+    objects = render_objects(
+        {
+            "demo": {"enabled": True, "adminToken": {"create": False}},
+            "operator": {"adminTokenSecret": "my-token"},
+        }
     )
+    assert not find(objects, "Secret")
+    worker = one(objects, "Deployment", WORKER)["spec"]["template"]["spec"]
+    secrets = [v["secret"]["secretName"] for v in worker["volumes"] if "secret" in v]
+    assert secrets == ["my-token"]
+    role = one(objects, "ClusterRole", OPERATOR)
+    assert next(r for r in role["rules"] if "secrets" in r["resources"])["resourceNames"] == [
+        "my-token"
+    ]
+
+
+# ------------------------------------------------------------------ demo worker NetworkPolicy
+
+
+def test_demo_network_policy_guards_the_admin_port() -> None:
+    objects = render_value_set("demo")
+    policy = one(objects, "NetworkPolicy", WORKER)
+    worker = one(objects, "Deployment", WORKER)
+    operator = one(objects, "Deployment", OPERATOR)
+    pod_labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    by_port = {r["ports"][0]["port"]: r for r in policy["spec"]["ingress"]}
+    assert set(by_port) == {"http", "admin"}
+    assert "from" not in by_port["http"]  # requests and scrapes from anywhere
+    (peer,) = by_port["admin"]["from"]
+    operator_labels = operator["spec"]["template"]["metadata"]["labels"]
+    assert peer["podSelector"]["matchLabels"].items() <= operator_labels.items()
+    assert not peer["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": NAMESPACE}
+    # the named ports exist on the worker container
+    ports = {p["name"] for p in worker["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert {"http", "admin"} <= ports
+    off = merge(VALUE_SETS["demo"], {"demo": {"networkPolicy": {"enabled": False}}})
+    assert not find(render_objects(off), "NetworkPolicy")
 
 
 # -------------------------------------------------------------------------------- monitoring
@@ -742,3 +807,187 @@ def test_demo_worker_env_parses_with_the_worker_command(monkeypatch: pytest.Monk
     assert params["host"] == "0.0.0.0"
     assert params["threads"] == 1
     assert params["device"] == "cpu"
+
+
+# ------------------------------------------------------------- admission policy (cluster mode)
+
+SA_USER = f"system:serviceaccount:{NAMESPACE}:{OPERATOR}"
+OWNED = {
+    "ownerReferences": [
+        {"apiVersion": "latencyslo.io/v1alpha1", "kind": "LatencySLO", "name": "s", "uid": "u"}
+    ]
+}
+
+
+def _configmap(name: str, owned: bool = True) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": "ml", **(OWNED if owned else {})}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "data": {}}
+
+
+def _scale(replicas: int, namespace: str = "ml") -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {"name": "w", "namespace": namespace},
+        "spec": {"replicas": replicas},
+    }
+
+
+def _request(
+    resource: str,
+    operation: str,
+    obj: dict[str, Any] | None,
+    old: dict[str, Any] | None = None,
+    *,
+    sub: str = "",
+    namespace: str = "ml",
+    user: str = SA_USER,
+) -> dict[str, Any]:
+    return {
+        "request": {
+            "operation": operation,
+            "namespace": namespace,
+            "subResource": sub,
+            "resource": {"group": "" if resource == "configmaps" else "apps", "resource": resource},
+            "userInfo": {"username": user},
+        },
+        "object": obj,
+        "oldObject": old,
+        "namespaceObject": {"metadata": {"name": namespace, "labels": {}}},
+    }
+
+
+def admission(policy: dict[str, Any], bindings: dict[str, Any]) -> list[str] | None:
+    """The policy's verdict on one request, evaluated with cel-python: None when the request is
+    not matched, else the messages of the validations that fail ([] = admitted)."""
+    import celpy
+
+    env = celpy.Environment()
+
+    def run(expression: str, activation: dict[str, Any]) -> Any:
+        return env.program(env.compile(expression)).evaluate(activation)
+
+    activation = {k: celpy.json_to_cel(v) for k, v in bindings.items()}
+    spec = policy["spec"]
+    if not all(bool(run(c["expression"], activation)) for c in spec["matchConditions"]):
+        return None
+    variables = {v["name"]: run(v["expression"], activation) for v in spec["variables"]}
+    activation["variables"] = celpy.celtypes.MapType(
+        {celpy.celtypes.StringType(k): v for k, v in variables.items()}
+    )
+    failed = []
+    for validation in spec["validations"]:
+        try:
+            ok = bool(run(validation["expression"], activation))
+        except celpy.CELEvalError:
+            ok = False  # an evaluation error denies (failurePolicy: Fail)
+        if not ok:
+            failed.append(validation["message"])
+    return failed
+
+
+def _policy(values: dict[str, Any] | None = None) -> dict[str, Any]:
+    return one(render_objects(values or {}), "ValidatingAdmissionPolicy")
+
+
+ADMISSION_CASES = [
+    ("own-configmap-create", _request("configmaps", "CREATE", _configmap("w-latencyslo")), ""),
+    (
+        "own-configmap-update",
+        _request("configmaps", "UPDATE", _configmap("w-latencyslo"), _configmap("w-latencyslo")),
+        "",
+    ),
+    (
+        "other-configmap",
+        _request("configmaps", "CREATE", _configmap("kube-proxy")),
+        "writes only ConfigMaps named <deployment>-latencyslo",
+    ),
+    (
+        "unowned-configmap",
+        _request("configmaps", "CREATE", _configmap("w-latencyslo", owned=False)),
+        "must be owned by a LatencySLO",
+    ),
+    (
+        "takeover",
+        _request(
+            "configmaps",
+            "UPDATE",
+            _configmap("w-latencyslo"),
+            _configmap("w-latencyslo", owned=False),
+        ),
+        "may not take over a ConfigMap",
+    ),
+    (
+        "configmap-delete",
+        _request("configmaps", "DELETE", None, _configmap("w-latencyslo")),
+        "never deletes",
+    ),
+    ("scale-within-cap", _request("deployments", "UPDATE", _scale(32), sub="scale"), ""),
+    (
+        "scale-over-cap",
+        _request("deployments", "UPDATE", _scale(33), sub="scale"),
+        "may not scale beyond operator.maxReplicas (32)",
+    ),
+    (
+        "scale-in-kube-system",
+        _request(
+            "deployments", "UPDATE", _scale(1, "kube-system"), sub="scale", namespace="kube-system"
+        ),
+        "may not write in kube-system",
+    ),
+    (
+        "deployment-itself",
+        _request("deployments", "UPDATE", {"metadata": {"name": "w"}, "spec": {"replicas": 1}}),
+        "only through the scale subresource",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "bindings", "needle"), ADMISSION_CASES, ids=lambda c: c)
+def test_admission_policy_narrows_the_operators_writes(
+    case: str, bindings: dict[str, Any], needle: str
+) -> None:
+    verdict = admission(_policy(), bindings)
+    assert verdict is not None, case
+    if needle:
+        assert any(needle in message for message in verdict), verdict
+    else:
+        assert verdict == [], verdict
+
+
+def test_admission_policy_matches_only_the_operator() -> None:
+    policy = _policy()
+    objects = render_value_set("defaults")
+    account = one(objects, "Deployment", OPERATOR)["spec"]["template"]["spec"]
+    assert f"system:serviceaccount:{NAMESPACE}:{account['serviceAccountName']}" == SA_USER
+    someone = _request("configmaps", "CREATE", _configmap("kube-proxy"), user="alice")
+    assert admission(policy, someone) is None
+    binding = one(objects, "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {
+        "policyName": policy["metadata"]["name"],
+        "validationActions": ["Deny"],
+    }
+    assert policy["spec"]["failurePolicy"] == "Fail"
+
+
+def test_admission_policy_values() -> None:
+    labelled = _policy(
+        {
+            "operator": {"maxReplicas": 4},
+            "rbac": {"admissionPolicy": {"namespaceLabel": "latencyslo.io/managed"}},
+        }
+    )
+    request = _request("deployments", "UPDATE", _scale(4), sub="scale")
+    assert admission(labelled, request) == [
+        "the namespace has not opted in (label latencyslo.io/managed=true)"
+    ]
+    request["namespaceObject"]["metadata"]["labels"] = {"latencyslo.io/managed": "true"}
+    assert admission(labelled, request) == []
+    request["object"]["spec"]["replicas"] = 5
+    assert admission(labelled, request) == [
+        "the latencyslo operator may not scale beyond operator.maxReplicas (4)"
+    ]
+    assert not find(
+        render_objects({"rbac": {"admissionPolicy": {"enabled": False}}}),
+        "ValidatingAdmissionPolicy",
+    )
