@@ -53,6 +53,14 @@ POINT_KEYS = ("replica_seconds", "slo_attainment_requests", "slo_attainment_wind
 OURS = "latencyslo"
 
 
+def _created(path: str) -> str | None:
+    """When the profile was measured (its `extra.created`), if it says."""
+    try:
+        return json.loads(Path(path).read_text()).get("extra", {}).get("created")
+    except (OSError, ValueError):
+        return None
+
+
 def frontier_name(baseline: str, variant: str, preferred: str) -> str:
     return baseline if variant == preferred else f"{baseline}@{variant}"
 
@@ -238,6 +246,7 @@ def main() -> None:
     raw: dict[str, dict[str, Any]] = {}
     meta: dict[str, Any] = {
         "profile": source,
+        "profile_created": _created(source),
         "plant": plant.source,
         "spec": spec.model_dump(mode="json", by_alias=True),
         "sweeps": {b: list(SWEEPS[b]) for b in baselines},

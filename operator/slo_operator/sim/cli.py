@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from slo_operator.sim.engine import SimSettings
+from slo_operator.sim.plant import DEFAULT_SPREAD, measured_plant
 from slo_operator.sim.policies import POLICIES
 from slo_operator.sim.profiles import load_profiles
 from slo_operator.sim.report import TABLE_HEADER, document, plot, plot_path, table_rows
@@ -97,6 +98,15 @@ def _policies(value: str) -> list[str]:
               help="Variant switch delay.")  # fmt: skip
 @click.option("--scrape-s", default=5, show_default=True, type=click.IntRange(1, 300),
               help="Prometheus scrape interval.")  # fmt: skip
+@click.option("--plant", "plant_kind", type=click.Choice(["measured", "model"]),
+              default="measured", show_default=True,
+              help="Batch times: 'measured' = the profile's per-size medians times the measured "
+              "spread; 'model' = the controller's own line with a 5 % jitter.")  # fmt: skip
+@click.option("--spread", "spread_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Batch-spread JSON for the measured plant [default: the shipped "
+              "sim/data/batch_spread_cpu.json: the demo model on a shared 2-core CPU].",
+              )  # fmt: skip
 def simulate(
     scenario: str,
     trace_file: Path | None,
@@ -113,6 +123,8 @@ def simulate(
     startup_s: int,
     switch_s: int,
     scrape_s: int,
+    plant_kind: str,
+    spread_file: Path | None,
 ) -> None:
     """Compare policies on identical arrivals in the discrete-event simulator."""
     from rich.console import Console
@@ -133,6 +145,13 @@ def simulate(
             param_hint="--profile",
         )
     settings = SimSettings(startup_s=startup_s, switch_s=switch_s, scrape_s=scrape_s)
+    plant = None
+    if plant_kind == "measured":
+        medians_from = profile_source if Path(profile_source).is_file() else None
+        try:
+            plant = measured_plant(medians_from, spread_file or DEFAULT_SPREAD)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--spread") from exc
     names = [*BUILTIN, "trace"] if scenario == "all" else [scenario]
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     traces: dict[str, dict[str, Any]] = {}
@@ -162,6 +181,7 @@ def simulate(
                     target_mean_rps=target_mean_rps if name == "trace" else None,
                     on_tick=None,
                     progress=lambda _p, task=task: progress.advance(task),
+                    plant=plant,
                 )
                 capacity = result.calibration.capacity_rps
                 used_base = result.base_rps
@@ -180,6 +200,7 @@ def simulate(
             "scrape_s": scrape_s,
             "queue_limit": settings.queue_limit,
             "service_cv": settings.service_cv,
+            "plant": plant.source if plant is not None else "the profile's line, 5 % jitter",
             "warmup_s": DEFAULT_WARMUP_S,
             "base_rps": used_base,
             "replica_capacity_rps": capacity,

@@ -12,6 +12,7 @@ import numpy as np
 
 from slo_operator.sim.engine import Controller, SimSettings, Simulation, Trace, slice_trace
 from slo_operator.sim.metrics import summarize
+from slo_operator.sim.plant import Plant
 from slo_operator.sim.policies import (
     ORACLE_PASSES,
     POLICIES,
@@ -148,6 +149,7 @@ def _refine_oracle(
     arrivals: np.ndarray,
     route: np.ndarray,
     seed: int,
+    plant: Plant | None = None,
 ) -> tuple[OraclePolicy, Trace]:
     """Give one more replica to every oracle window that missed the target; rerun."""
     w = OraclePolicy.window_s
@@ -166,8 +168,9 @@ def _refine_oracle(
             spec.variants.effective_preferred,
         )  # fmt: skip
         trace = Simulation(
-            arrivals, route, len(per_s), profiles, start, spec.target_latency_ms, settings, seed
-        ).run(oracle)
+            arrivals, route, len(per_s), profiles, start, spec.target_latency_ms, settings, seed,
+            plant=plant,
+        ).run(oracle)  # fmt: skip
     return oracle, trace
 
 
@@ -186,13 +189,23 @@ def run_scenario(
     warmup_s: int = DEFAULT_WARMUP_S,
     on_tick: Callable[[str, int], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    plant: Plant | None = None,
 ) -> ScenarioResult:
-    """Simulate every policy on the same arrivals of one workload (after a warm-up)."""
+    """Simulate every policy on the same arrivals of one workload (after a warm-up), on
+    `plant` (None: batch times from the profile's line with `settings.service_cv` jitter)."""
     import time
+
+    from slo_operator.sim.baselines import calibrate_fleet
 
     spec = spec or default_spec()
     settings = settings or SimSettings()
-    cal = calibrate(spec, profiles, settings)
+    if plant is None:
+        cal = calibrate(spec, profiles, settings)
+    else:  # the user's load test of one replica runs on the same plant
+        fleet = calibrate_fleet(spec, profiles, spec.variants.effective_preferred, settings, plant)
+        cal = Calibration(
+            max(0, spec.batching.min_window_ms), fleet.capacity_rps, fleet.inflight_at_capacity
+        )
     if base_rps is None:
         base_rps = BASE_LOAD * cal.capacity_rps
     if name == "trace" and target_mean_rps is None and trace_file is None:
@@ -219,12 +232,13 @@ def run_scenario(
         t0 = time.perf_counter()
         full = Simulation(
             arrivals, route, duration, profiles, initial, spec.target_latency_ms, settings, seed,
-            variant_order=spec.variants.allowed,
+            variant_order=spec.variants.allowed, plant=plant,
         ).run(controller, tick)  # fmt: skip
         if isinstance(controller, OraclePolicy):
             controller, full = _refine_oracle(
-                controller, full, spec, profiles, settings, cal, per_s, arrivals, route, seed
-            )
+                controller, full, spec, profiles, settings, cal, per_s, arrivals, route, seed,
+                plant,
+            )  # fmt: skip
         trace = slice_trace(full, warmup_s)
         wall = time.perf_counter() - t0
         metrics = summarize(

@@ -45,3 +45,20 @@ def test_simulate_refuses_bad_input(tmp_path: Path) -> None:
     r = runner.invoke(main, ["simulate", "--scenario", "step", "--slo", str(slo)])
     assert r.exit_code != 0
     assert "latency" in r.output.lower()
+
+
+def test_simulate_runs_the_measured_plant_unless_told_otherwise(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["simulate", "--scenario", "step", "--duration", "120", "--policy", "static"]
+    out = tmp_path / "m.json"
+    r = runner.invoke(main, [*args, "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "spread of" in json.loads(out.read_text())["settings"]["plant"]
+    r = runner.invoke(main, [*args, "--plant", "model", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["settings"]["plant"].startswith("the profile's line")
+    bad = tmp_path / "spread.json"
+    bad.write_text('{"ratios": {"full": {"1": [0]}}}')
+    r = runner.invoke(main, [*args, "--spread", str(bad)])
+    assert r.exit_code != 0
+    assert "ratios must be positive" in r.output
