@@ -3,10 +3,11 @@
     python bench/simulate_all.py [--seeds 5] [--json bench-sim.json]
 
 Runs every built-in scenario and the shipped trace for every policy on identical arrivals
-(`slo_operator.sim`), prints the mean table per scenario, checks the six goals of the
-decision-core issue against the figures (printed, never asserted: benchmarks are not tests),
-and measures the simulator's speed (one simulated hour of one policy on one core). Writes the
-`latencyslo simulate` JSON document plus "goals" and "speed".
+(`slo_operator.sim`, on the measured plant like `latencyslo simulate`), prints the mean
+table per scenario, checks the six goals of the decision-core issue against the figures
+(printed, never asserted: benchmarks are not tests), and measures the simulator's speed
+(one simulated hour of one policy on one core). Writes the `latencyslo simulate` JSON
+document plus "goals" and "speed".
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from slo_operator.sim.plant import measured_plant
 from slo_operator.sim.policies import POLICIES
 from slo_operator.sim.profiles import default_profiles
 from slo_operator.sim.report import document, markdown_table
@@ -31,12 +33,12 @@ SCENARIOS = (*BUILTIN, "trace")
 OURS = "latencyslo"
 
 
-def speed(profiles: Any) -> dict[str, float]:
+def speed(profiles: Any, plant: Any = None) -> dict[str, float]:
     """Wall seconds for one simulated hour of `steady`, each policy, one seed, one core."""
     out: dict[str, float] = {}
     for policy in (OURS, "hpa", "oracle"):
         t0 = time.perf_counter()
-        result = run_scenario("steady", policies=[policy], profiles=profiles, seed=0)
+        result = run_scenario("steady", policies=[policy], profiles=profiles, seed=0, plant=plant)
         out[policy] = time.perf_counter() - t0
         out[f"{policy}_requests"] = result.runs[policy].metrics["requests"]
     return out
@@ -117,6 +119,7 @@ def main() -> None:
     ap.add_argument("--policies", default=",".join(POLICIES))
     args = ap.parse_args()
     profiles, source = default_profiles()
+    plant = measured_plant(source if Path(source).is_file() else None)
     spec = default_spec()
     policies = args.policies.split(",")
     started = time.perf_counter()
@@ -126,7 +129,9 @@ def main() -> None:
     for name in SCENARIOS:
         for seed in range(args.seeds):
             t0 = time.perf_counter()
-            r = run_scenario(name, policies=policies, profiles=profiles, spec=spec, seed=seed)
+            r = run_scenario(
+                name, policies=policies, profiles=profiles, spec=spec, seed=seed, plant=plant
+            )
             capacity = r.calibration.capacity_rps
             for policy, run in r.runs.items():
                 results.setdefault(name, {}).setdefault(policy, []).append(run.metrics)
@@ -141,7 +146,7 @@ def main() -> None:
                              "replica_capacity_rps": capacity, "elapsed_s": elapsed})  # fmt: skip
     full_acc = profiles.variants[spec.variants.effective_preferred].accuracy or math.nan
     doc["goals"] = goals(doc, bridged, full_acc) if OURS in policies else {}
-    doc["speed"] = speed(profiles)
+    doc["speed"] = speed(profiles, plant)
     for name in SCENARIOS:
         print(f"\n### {name} ({args.seeds} seeds, means)\n")
         print(markdown_table(doc["scenarios"][name]))
