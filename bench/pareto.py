@@ -217,7 +217,14 @@ def main() -> None:
     ap.add_argument("--baselines", default=",".join(BASELINES))
     ap.add_argument("--spread", type=Path, default=None,
                     help="batch-spread JSON [default: the shipped one]")  # fmt: skip
+    ap.add_argument("--render", action="store_true",
+                    help="print the tables and draw the PNGs of a written --json FILE")  # fmt: skip
     args = ap.parse_args()
+    if args.render:
+        if not args.json.is_file():
+            ap.error(f"--json {args.json}: no such file to render")
+        render(args.json)
+        return
     if args.seeds < 1:
         ap.error("--seeds must be at least 1")
     for f in args.trace_file:
@@ -280,27 +287,56 @@ def main() -> None:
         doc = document(raw, meta, preferred)
         args.json.write_text(json.dumps(doc, indent=1, default=float) + "\n")
         print(f"wrote {args.json} ({len(meta['seeds'])} seeds)", file=sys.stderr)
-    for name, scen in doc["scenarios"].items():
-        windows = doc["meta"]["table"][name]["windows"]
-        png = args.json.with_name(f"{args.json.stem}-{name.replace(':', '-')}.png")
-        plot(png, name, scen, windows, preferred)
-    print_table(doc)
+    render(args.json)
 
 
 def print_table(doc: Mapping[str, Any]) -> None:
-    for name, t in doc["meta"]["table"].items():
-        o = t["ours"]
-        print(f"\n### {name}: latencyslo {o['replica_seconds']:.0f} replica-s, "
-              f"{o['violating_windows']:.1f} violating windows of {t['windows']:.0f}; oracle "
-              f"{t['oracle']['replica_seconds']:.0f} replica-s\n")  # fmt: skip
-        print("| baseline | violating windows at our cost | cheapest setting (replica-s) |")
-        print("|---|---|---|")
-        for f, r in t["baselines"].items():
-            v = r["violating_windows_at_our_cost"]
-            cell = ("costs more than ours at every setting" if v is None
-                    else f"{v:.1f}" + (" (its most costly setting)" if r["where"] == "above"
-                                       else ""))  # fmt: skip
-            print(f"| {f} | {cell} | {r['cheapest_replica_seconds']:.0f} |")
+    """Markdown: per scenario, ours and the oracle; per baseline and fleet, its violating
+    windows at ours' cost (interpolated on its frontier)."""
+    table = doc["meta"]["table"]
+    variants = doc["meta"].get("variants", ["full"])
+    preferred = variants[0]
+    print("| scenario | latencyslo: replica-s, bad windows, req % within, acc % "
+          "| oracle: replica-s, bad windows, acc % |")  # fmt: skip
+    print("|---|---|---|")
+    for name, t in table.items():
+        o, sc = t["ours"], doc["scenarios"][name]
+        print(f"| {name} | {o['replica_seconds']:.0f}, {o['violating_windows']:.1f} of "
+              f"{t['windows']:.0f}, {100 * sc[OURS]['slo_attainment_requests']:.2f}, "
+              f"{100 * sc[OURS]['accuracy']:.2f} | {t['oracle']['replica_seconds']:.0f}, "
+              f"{t['oracle']['violating_windows']:.1f}, "
+              f"{100 * sc['oracle']['accuracy']:.2f} |")  # fmt: skip
+    print()
+    head = " | ".join(f"{v} fleet" for v in variants)
+    print(f"| scenario (ours: bad windows) | baseline | {head} |")
+    print("|---|---|" + "---|" * len(variants))
+    for name, t in table.items():
+        ours = f"{name} ({t['ours']['violating_windows']:.1f})"
+        for base in BASELINES:
+            cells = []
+            for v in variants:
+                r = t["baselines"].get(frontier_name(base, v, preferred))
+                if r is None:
+                    cells.append("-")
+                    continue
+                val = r["violating_windows_at_our_cost"]
+                if val is None:
+                    cells.append(f"n/a (cheapest {r['cheapest_replica_seconds']:.0f} replica-s)")
+                else:
+                    cells.append(f"{val:.1f}" + ("*" if r["where"] == "above" else ""))
+            print(f"| {ours} | {base} | " + " | ".join(cells) + " |")
+            ours = ""
+
+
+def render(path: Path) -> None:
+    """Tables and PNGs again from a written FILE."""
+    doc = json.loads(path.read_text())
+    preferred = doc["meta"].get("variants", ["full"])[0]
+    for name, scen in doc["scenarios"].items():
+        windows = doc["meta"]["table"][name]["windows"]
+        png = path.with_name(f"{path.stem}-{name.replace(':', '-')}.png")
+        plot(png, name, scen, windows, preferred)
+    print_table(doc)
 
 
 if __name__ == "__main__":
