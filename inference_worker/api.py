@@ -17,11 +17,13 @@ with the status below; nothing a client sends can crash the worker:
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 PREDICT_MAX_BYTES = 1 << 20
 ADMIN_MAX_BYTES = 64 << 10
@@ -165,3 +167,21 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception as exc:
         request.app.logger.exception("unhandled error on %s %s", request.method, request.path)
         return HttpError(500, f"internal error: {type(exc).__name__}").response()
+
+
+class QuietBadRequests(logging.Filter):
+    """aiohttp logs a request its HTTP parser refuses (control characters in a header, a
+    malformed request line...) as an ERROR with a traceback: any client could flood the log.
+    Such a record becomes one WARNING line; the client already got its 400."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and exc.code < 500:
+            first = str(exc.message).strip().splitlines()[0] if exc.message else ""
+            record.msg = "refused a malformed HTTP request (%d %s)"
+            record.args = (exc.code, first[:200])
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno = logging.WARNING
+            record.levelname = "WARNING"
+        return True

@@ -33,6 +33,7 @@ from inference_worker.api import (
     ADMIN_MAX_BYTES,
     PREDICT_MAX_BYTES,
     HttpError,
+    QuietBadRequests,
     json_errors,
     loads_strict,
     parse_inputs,
@@ -50,6 +51,7 @@ from inference_worker.batcher import (
 from inference_worker.config import ConfigError, RuntimeSettings, parse_update
 from inference_worker.manifest import Manifest
 from inference_worker.metrics import CONTENT_TYPE, WorkerMetrics
+from inference_worker.openapi import admin_document, public_document
 from inference_worker.variants import LoadedVariant, Prediction
 
 log = logging.getLogger("inference_worker")
@@ -305,6 +307,9 @@ class Worker:
         response.headers["Content-Type"] = CONTENT_TYPE
         return response
 
+    async def public_openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(public_document(self.opts.max_inputs))
+
     # ----- admin
 
     @web.middleware
@@ -332,6 +337,9 @@ class Worker:
             ) from None
         return web.json_response(new.to_json())
 
+    async def admin_openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(admin_document(list(self.manifest.variants)))
+
     async def get_variants(self, request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -357,6 +365,7 @@ class Worker:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         app.router.add_get("/metrics", self.metrics_handler)
+        app.router.add_get("/openapi.json", self.public_openapi)
         return app
 
     def admin_app(self) -> web.Application:
@@ -366,6 +375,7 @@ class Worker:
         app.router.add_get("/admin/config", self.get_config)
         app.router.add_put("/admin/config", self.put_config)
         app.router.add_get("/admin/variants", self.get_variants)
+        app.router.add_get("/admin/openapi.json", self.admin_openapi)
         return app
 
     def request_stop(self) -> None:
@@ -373,6 +383,7 @@ class Worker:
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
+        logging.getLogger("aiohttp.server").addFilter(QuietBadRequests())
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         runners: list[web.AppRunner] = []

@@ -174,3 +174,22 @@ def test_admin_variants(worker: WorkerProcess) -> None:
     assert set(body["variants"]) == {"full", "quantized", "distilled"}
     assert body["variants"]["quantized"]["recipe"] == "dynamic_int8"
     assert body["variants"]["full"]["loaded"] is True
+
+
+def test_openapi_documents(worker: WorkerProcess) -> None:
+    public = httpx.get(worker.url + "/openapi.json").json()
+    assert public["openapi"].startswith("3.")
+    assert set(public["paths"]) == {
+        "/v1/predict",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    }
+    body = public["paths"]["/v1/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["inputs"]["maxItems"] == 8  # --max-inputs
+    assert httpx.get(worker.admin_url + "/admin/openapi.json").status_code == 401
+    admin = httpx.get(worker.admin_url + "/admin/openapi.json", headers=worker.admin_headers).json()
+    assert set(admin["paths"]) == {"/admin/config", "/admin/variants", "/admin/openapi.json"}
+    put = admin["paths"]["/admin/config"]["put"]["requestBody"]["content"]["application/json"]
+    assert put["schema"]["properties"]["variant"]["enum"] == ["full", "quantized", "distilled"]

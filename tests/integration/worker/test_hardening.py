@@ -121,6 +121,20 @@ def test_non_utf8_authorization_header_is_a_401(worker: WorkerProcess) -> None:
     assert b"Traceback" not in worker.log().encode()
 
 
+def test_control_characters_in_a_header_are_one_log_line(worker: WorkerProcess) -> None:
+    for port in (worker.port, worker.admin_port):
+        answer = raw_request(
+            port,
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Junk: a\x01\x1fb\r\n\r\n",
+        )
+        assert answer.split(b" ", 2)[1] == b"400", answer[:200]
+    time.sleep(0.2)
+    log = worker.log()
+    assert "refused a malformed HTTP request (400" in log
+    assert "Traceback" not in log
+    assert httpx.get(worker.url + "/healthz").status_code == 200
+
+
 def test_the_admin_token_rotates_without_a_restart(worker: WorkerProcess) -> None:
     token_file = worker.log_path.parent / "admin-token"
     url = worker.admin_url + "/admin/config"
