@@ -2,8 +2,8 @@
 # Bring up the latencyslo end-to-end environment on kind, step by step (docs/install.md):
 #   1. a kind cluster from kind-config.yaml,
 #   2. both images built and loaded into the nodes (no registry),
-#   3. a minimal Prometheus (tests/e2e/manifests/prometheus.yaml),
-#   4. the chart with the demo worker, in a namespace enforcing Pod Security "restricted".
+#   3. hack/e2e-install.sh: a minimal Prometheus (tests/e2e/manifests/prometheus.yaml) and
+#      the chart with the demo worker, in a namespace enforcing Pod Security "restricted".
 # Idempotent: an existing cluster is reused, images are rebuilt (Docker's cache makes that
 # quick) and the release is upgraded.
 #
@@ -49,24 +49,6 @@ if [ "${SKIP_BUILD:-0}" != "1" ]; then
   kind load docker-image --name "${CLUSTER}" "${OPERATOR_IMAGE}" "${WORKER_IMAGE}"
 fi
 
-log "3. Prometheus"
-kubectl apply -f tests/e2e/manifests/prometheus.yaml
-kubectl -n monitoring rollout status deployment/prometheus --timeout=180s
-
-log "4. the chart, with the demo worker, in namespace '${NAMESPACE}'"
-kubectl create namespace "${NAMESPACE}" --dry-run=client -o yaml | kubectl apply -f -
-kubectl label --overwrite namespace "${NAMESPACE}" \
-  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted
-# Helm installs crds/ only on first install; apply it every time so that a changed CRD lands.
-kubectl apply --server-side --force-conflicts -f helm/latencyslo/crds/
-helm upgrade --install "${RELEASE}" helm/latencyslo \
-  --namespace "${NAMESPACE}" \
-  --values tests/e2e/values-e2e.yaml \
-  ${HELM_VALUES:+--values "${HELM_VALUES}"} \
-  --set operator.image.tag="${TAG}" \
-  --set demo.image.tag="${TAG}" \
-  --set "operator.watchNamespaces={${NAMESPACE}}" \
-  --wait --timeout 10m
-kubectl -n "${NAMESPACE}" rollout status deployment/${RELEASE}-operator --timeout=180s
-kubectl -n "${NAMESPACE}" rollout status deployment/${RELEASE}-demo-worker --timeout=600s
-log "ready: kubectl -n ${NAMESPACE} get pods,lslo"
+log "3. Prometheus and the chart (hack/e2e-install.sh)"
+E2E_NAMESPACE="${NAMESPACE}" OPERATOR_IMAGE="${OPERATOR_IMAGE}" WORKER_IMAGE="${WORKER_IMAGE}" \
+  PULL_POLICY=Never hack/e2e-install.sh

@@ -28,19 +28,50 @@ PROMETHEUS_PROXY = "/api/v1/namespaces/monitoring/services/prometheus:web/proxy"
 T = TypeVar("T")
 
 
-def missing_prerequisite() -> str | None:
-    """Why the kind suite cannot run here, or None when it can."""
-    for tool in ("docker", "kind", "kubectl", "helm"):
-        if shutil.which(tool) is None:
-            return f"'{tool}' is not on PATH"
+def current_context() -> str:
+    """E2E_CONTEXT, else the kubeconfig's current context (KUBECONFIG is honoured), else the
+    kind cluster's."""
+    if os.environ.get("E2E_CONTEXT"):
+        return os.environ["E2E_CONTEXT"]
+    if shutil.which("kubectl"):
+        proc = subprocess.run(
+            ["kubectl", "config", "current-context"], capture_output=True, text=True, check=False
+        )
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    return f"kind-{CLUSTER}"
+
+
+def missing_prerequisite(context: str | None = None) -> str | None:
+    """Why the suite cannot run, or None: it needs kubectl and a cluster that answers, with
+    the chart installed in E2E_NAMESPACE (`make kind-up`, or hack/e2e-install.sh on any
+    cluster). The suite never creates the cluster itself."""
+    if shutil.which("kubectl") is None:
+        return "'kubectl' is not on PATH"
+    context = context or current_context()
+    base = ["kubectl", "--context", context, "--request-timeout=20s"]
     try:
-        info = subprocess.run(
-            ["docker", "info"], capture_output=True, timeout=30, check=False, text=True
+        ready = subprocess.run(
+            [*base, "get", "--raw", "/readyz"], capture_output=True, text=True, timeout=30
+        )
+        if ready.returncode != 0:
+            return (
+                f"no cluster answers on context {context!r} (make kind-up, or make e2e "
+                "KUBECONFIG=...)"
+            )
+        installed = subprocess.run(
+            [*base, "-n", NAMESPACE, "get", "deployment", OPERATOR, WORKER],
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except subprocess.TimeoutExpired:
-        return "'docker info' did not answer within 30 s"
-    if info.returncode != 0:
-        return "no Docker daemon answers 'docker info'"
+        return f"the cluster on context {context!r} did not answer within 30 s"
+    if installed.returncode != 0:
+        return (
+            f"the chart with the demo worker is not installed in namespace {NAMESPACE!r} "
+            "(make kind-up, or hack/e2e-install.sh)"
+        )
     return None
 
 
@@ -54,7 +85,7 @@ class KubectlError(RuntimeError):
 
 @dataclass(frozen=True)
 class Kube:
-    context: str = f"kind-{CLUSTER}"
+    context: str
     namespace: str = NAMESPACE
 
     def run(

@@ -12,7 +12,7 @@ scale-down or variant switch that drops requests shows up there. Standard librar
 aiohttp only (both in the worker image).
 
 Environment: TARGET_URL (the predict URL), PHASES (JSON list of {"name", "rps", "seconds"}),
-MAX_IN_FLIGHT (2000), TIMEOUT_S (15).
+MAX_IN_FLIGHT (2000), TIMEOUT_S (15), KEEPALIVE (0: a new connection per request).
 """
 
 from __future__ import annotations
@@ -107,7 +107,12 @@ async def main() -> int:
     phases = json.loads(os.environ["PHASES"])
     max_in_flight = int(os.environ.get("MAX_IN_FLIGHT", "2000"))
     timeout = aiohttp.ClientTimeout(total=float(os.environ.get("TIMEOUT_S", "15")))
-    connector = aiohttp.TCPConnector(limit=max_in_flight, force_close=False)
+    # One connection per request unless KEEPALIVE=1: a kept-alive connection stays pinned to
+    # the pod it was opened to, past its removal from the Service, and a request written on it
+    # as that pod exits gets no answer. The worker's drain delay (the chart's
+    # demo.drainDelaySeconds) keeps such connections answered for a while, not forever.
+    keepalive = os.environ.get("KEEPALIVE") == "1"
+    connector = aiohttp.TCPConnector(limit=max_in_flight, force_close=not keepalive)
     reports = []
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         for phase in phases:

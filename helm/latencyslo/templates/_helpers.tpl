@@ -118,6 +118,9 @@ seccompProfile:
 {{- fail (printf "demo.latencySLO.maxReplicas (%v) must be <= operator.maxReplicas (%v), the operator's hard cap" $slo.maxReplicas .Values.operator.maxReplicas) -}}
 {{- end -}}
 {{- end -}}
+{{- if and .Values.demo.enabled (le (int .Values.demo.terminationGracePeriodSeconds) (add .Values.demo.preStopDelaySeconds .Values.demo.drainDelaySeconds)) -}}
+{{- fail (printf "demo.terminationGracePeriodSeconds (%v) must exceed demo.preStopDelaySeconds + demo.drainDelaySeconds (%v): the worker needs time left to drain" .Values.demo.terminationGracePeriodSeconds (add .Values.demo.preStopDelaySeconds .Values.demo.drainDelaySeconds)) -}}
+{{- end -}}
 {{- if and .Values.demo.enabled (not (include "latencyslo.clusterMode" .)) (not (has .Release.Namespace .Values.operator.watchNamespaces)) -}}
 {{- fail (printf "demo.enabled installs the demo into the release namespace %q, which operator.watchNamespaces %v does not list" .Release.Namespace .Values.operator.watchNamespaces) -}}
 {{- end -}}

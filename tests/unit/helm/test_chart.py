@@ -291,6 +291,18 @@ def test_schema_error_names_the_key() -> None:
             {"serviceAccount": {"create": False, "name": ""}},
             "serviceAccount.name is required when serviceAccount.create is false",
         ),
+        (
+            {
+                "demo": {
+                    "enabled": True,
+                    "adminToken": {"value": "t"},
+                    "preStopDelaySeconds": 20,
+                    "drainDelaySeconds": 10,
+                    "terminationGracePeriodSeconds": 30,
+                }
+            },
+            "demo.terminationGracePeriodSeconds (30) must exceed",
+        ),
     ],
 )
 def test_templates_reject_inconsistent_values(values: dict[str, Any], message: str) -> None:
@@ -554,6 +566,8 @@ def test_demo_worker_follows_the_worker_contract() -> None:
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
     assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    # after SIGTERM the worker keeps answering what was already routed to it, then drains
+    assert env["LATENCYSLO_DRAIN_DELAY_S"] == "5"
     assert pod["terminationGracePeriodSeconds"] > 5
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
@@ -807,6 +821,7 @@ def test_demo_worker_env_parses_with_the_worker_command(monkeypatch: pytest.Monk
     assert params["host"] == "0.0.0.0"
     assert params["threads"] == 1
     assert params["device"] == "cpu"
+    assert params["drain_delay"] == 5.0
 
 
 # ------------------------------------------------------------- admission policy (cluster mode)
