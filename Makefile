@@ -67,6 +67,10 @@ kind-up:
 kind-down:
 	kind delete cluster --name $(KIND_CLUSTER)
 
-# The kind end-to-end suite (brings the cluster up first; skips without Docker and kind).
+# The end-to-end suite. Without KUBECONFIG: brings the kind cluster up first (make kind-up:
+# Docker and kind), outside the tests. With KUBECONFIG=...: runs on that cluster's current
+# context, where hack/e2e-install.sh has installed Prometheus and the chart (any cluster, GPU
+# clusters included). Skips with the reason when no such cluster answers.
 e2e: venv
-	KIND_CLUSTER=$(KIND_CLUSTER) $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+	@if [ -z "$(KUBECONFIG)" ]; then KIND_CLUSTER=$(KIND_CLUSTER) hack/kind-up.sh; fi
+	KUBECONFIG=$(KUBECONFIG) KIND_CLUSTER=$(KIND_CLUSTER) $(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
