@@ -54,6 +54,33 @@ _ENDPOINT_COMMON: dict[str, Any] = {
     "scrapeTimeout": _DURATION,
     "honorLabels": {"type": "boolean"},
     "honorTimestamps": {"type": "boolean"},
+    "relabelings": {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "sourceLabels": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"},
+                },
+                "separator": {"type": "string"},
+                "targetLabel": {"type": "string"},
+                "regex": {"type": "string"},
+                "modulus": {"type": "integer"},
+                "replacement": {"type": "string"},
+                "action": {
+                    "enum": [
+                        *("replace", "Replace", "keep", "Keep", "drop", "Drop"),
+                        *("hashmod", "HashMod", "labelmap", "LabelMap"),
+                        *("labeldrop", "LabelDrop", "labelkeep", "LabelKeep"),
+                        *("lowercase", "Lowercase", "uppercase", "Uppercase"),
+                        *("keepequal", "KeepEqual", "dropequal", "DropEqual"),
+                    ]
+                },
+            },
+        },
+    },
 }
 _METADATA = {
     "type": "object",

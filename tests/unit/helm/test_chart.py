@@ -1006,3 +1006,65 @@ def test_admission_policy_values() -> None:
         render_objects({"rbac": {"admissionPolicy": {"enabled": False}}}),
         "ValidatingAdmissionPolicy",
     )
+
+
+# ------------------------------------------------------------- per-Deployment metrics label
+
+
+def relabel(rule: dict[str, Any], meta: dict[str, str]) -> dict[str, str]:
+    """One `replace` relabeling as Prometheus applies it: the source labels joined by the
+    separator, the regex anchored at both ends, `$1` from the first group."""
+    import re
+
+    assert rule.get("action", "replace") == "replace"
+    value = rule.get("separator", ";").join(meta.get(n, "") for n in rule["sourceLabels"])
+    match = re.fullmatch(rule["regex"], value)
+    if not match:
+        return dict(meta)
+    replacement = re.sub(
+        r"\$(\d+)|\$\{(\d+)\}", lambda m: match.group(int(m[1] or m[2])), rule["replacement"]
+    )
+    return {**meta, rule["targetLabel"]: replacement}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "deployment"),
+    [
+        ("ReplicaSet", "sentiment-worker-7d9f8c6b5", "sentiment-worker"),
+        ("ReplicaSet", "latencyslo-demo-worker-5b7c9d8f4x", "latencyslo-demo-worker"),
+        ("StatefulSet", "sentiment-worker", None),
+        ("", "", None),
+    ],
+)
+def test_pod_monitor_labels_the_owning_deployment(
+    kind: str, name: str, deployment: str | None
+) -> None:
+    monitor = one(render_value_set("monitoring"), "PodMonitor")
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (rule,) = endpoint["relabelings"]
+    meta = {
+        "__meta_kubernetes_pod_controller_kind": kind,
+        "__meta_kubernetes_pod_controller_name": name,
+    }
+    assert relabel(rule, meta).get("deployment") == deployment
+
+
+def test_e2e_prometheus_labels_the_deployment_as_the_pod_monitor_does() -> None:
+    monitor = one(render_value_set("monitoring"), "PodMonitor")
+    (rule,) = monitor["spec"]["podMetricsEndpoints"][0]["relabelings"]
+    docs = list(
+        yaml.safe_load_all((REPO / "tests" / "e2e" / "manifests" / "prometheus.yaml").read_text())
+    )
+    config = next(
+        yaml.safe_load(d["data"]["prometheus.yml"])
+        for d in docs
+        if d and d["kind"] == "ConfigMap" and "prometheus.yml" in d.get("data", {})
+    )
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "inference-workers"]
+    (plain,) = [r for r in job["relabel_configs"] if r.get("target_label") == "deployment"]
+    assert plain["source_labels"] == rule["sourceLabels"]
+    assert (plain["regex"], plain["replacement"], plain["separator"]) == (
+        rule["regex"],
+        rule["replacement"],
+        rule["separator"],
+    )
