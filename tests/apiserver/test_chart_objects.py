@@ -53,7 +53,7 @@ def _loose_crd(kind: str, plural: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(crd: ControlPlane) -> ControlPlane:
-    for name in (NAMESPACE, "team-a", "team-b"):
+    for name in (NAMESPACE, "team-a", "team-b", "ml"):
         namespace(crd, name)
     proc = crd.apply([_loose_crd(kind, plural) for kind, plural in MONITORING_KINDS.items()])
     assert proc.returncode == 0, proc.stderr

@@ -45,6 +45,25 @@ OFFLINE_TOKEN: dict[str, Any] = {"demo": {"adminToken": {"value": "offline-rende
 """An offline render has no cluster to keep a generated admin token in: the demo value sets
 give one (as `helm template` users must; `helm install` generates and keeps it)."""
 
+GPU_WORKER: dict[str, Any] = {
+    "name": "sentiment-gpu",
+    "namespace": "ml",
+    "image": {"repository": "registry.example.com/ml/sentiment-worker", "tag": "1.4.0"},
+    "device": "cuda",
+    "modelDir": "/models/sentiment",
+    "resources": {
+        "requests": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": 1},
+        "limits": {"memory": "16Gi", "nvidia.com/gpu": 1},
+    },
+    "runtimeClassName": "nvidia",
+    "nodeSelector": {"nvidia.com/gpu.present": "true"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "sentiment-models"}}],
+    "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
+    "drainDelaySeconds": 0,
+}
+"""A user's own worker on a GPU node: the example of docs/install.md."""
+
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "demo": merge({"demo": {"enabled": True}}, OFFLINE_TOKEN),
@@ -59,6 +78,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         yaml.safe_load((REPO / "tests" / "e2e" / "values-e2e.yaml").read_text()),
         merge({"operator": {"watchNamespaces": [NAMESPACE]}}, OFFLINE_TOKEN),
     ),
+    # a user's own GPU worker next to the operator (docs/install.md)
+    "gpu-workers": {"workers": [GPU_WORKER]},
     "everything": {
         **MONITORING_ON,
         "operator": {"watchNamespaces": [NAMESPACE]},

@@ -23,6 +23,7 @@ from slo_operator.validate import check_document
 from tests.unit.helm.monitoring_schemas import SCHEMAS as MONITORING_SCHEMAS
 from tests.unit.helm.render import (
     CHART_DIR,
+    MONITORING_ON,
     NAMESPACE,
     RELEASE,
     REPO,
@@ -1068,3 +1069,92 @@ def test_e2e_prometheus_labels_the_deployment_as_the_pod_monitor_does() -> None:
         rule["replacement"],
         rule["separator"],
     )
+
+
+# ------------------------------------------------------------------ your own (GPU) workers
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_own_worker_follows_the_same_contract_as_the_demo_worker() -> None:
+    demo = one(render_value_set("demo"), "Deployment", WORKER)
+    own = one(render_value_set("gpu-workers"), "Deployment", "sentiment-gpu")
+    assert own["metadata"]["namespace"] == "ml"
+    assert "replicas" not in own["spec"]  # the operator owns them
+    mine, theirs = _container(own), _container(demo)
+    for key in ("args", "ports", "livenessProbe", "readinessProbe", "securityContext"):
+        assert mine[key] == theirs[key], key
+    wired = {"LATENCYSLO_ADMIN_TOKEN_FILE", "LATENCYSLO_RUNTIME_CONFIG", "LATENCYSLO_PORT"}
+    for name in wired | {"LATENCYSLO_ADMIN_PORT", "LATENCYSLO_HOST"}:
+        assert _env(mine)[name] == _env(theirs)[name], name
+    pod = own["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["runtime-config"]["configMap"] == {
+        "name": "sentiment-gpu-latencyslo",
+        "optional": True,
+    }
+    assert volumes["admin-token"]["secret"]["secretName"] == "latencyslo-admin-token"
+    assert pod["automountServiceAccountToken"] is False
+    # what the PodMonitor selects
+    labels = own["spec"]["template"]["metadata"]["labels"]
+    selector = one(render_objects(merge(VALUE_SETS["gpu-workers"], MONITORING_ON)), "PodMonitor")
+    assert selector["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_own_worker_gpu_knobs_reach_the_pod() -> None:
+    from tests.unit.helm.render import GPU_WORKER
+
+    own = one(render_value_set("gpu-workers"), "Deployment", "sentiment-gpu")
+    pod = own["spec"]["template"]["spec"]
+    container = _container(own)
+    assert container["resources"] == GPU_WORKER["resources"]
+    assert container["image"] == "registry.example.com/ml/sentiment-worker:1.4.0"
+    assert pod["runtimeClassName"] == "nvidia"
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["tolerations"] == GPU_WORKER["tolerations"]
+    env = _env(container)
+    assert env["LATENCYSLO_DEVICE"] == "cuda"
+    assert env["LATENCYSLO_MODEL_DIR"] == "/models/sentiment"
+    assert env["LATENCYSLO_DRAIN_DELAY_S"] == "0"  # an explicit 0 is kept, not defaulted
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in container["volumeMounts"]
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    objects = render_value_set("gpu-workers")
+    assert one(objects, "Service", "sentiment-gpu")["metadata"]["namespace"] == "ml"
+    policy = one(objects, "NetworkPolicy", "sentiment-gpu")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= (
+        own["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+def test_own_worker_env_parses_with_the_worker_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    cli = pytest.importorskip("inference_worker.cli")
+    container = _container(one(render_value_set("gpu-workers"), "Deployment", "sentiment-gpu"))
+    for name in [n for n in os.environ if n.startswith("LATENCYSLO_")]:
+        monkeypatch.delenv(name)
+    for name, value in _env(container).items():
+        monkeypatch.setenv(name, value)
+    params = cli.worker.make_context("worker", container["args"][1:]).params
+    assert params["device"] == "cuda"
+    assert str(params["model_dir"]) == "/models/sentiment"
+    assert params["drain_delay"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("worker", "message"),
+    [
+        ({"namespace": "elsewhere"}, 'namespace "elsewhere", which operator.watchNamespaces'),
+        ({"terminationGracePeriodSeconds": 8}, "must exceed preStopDelaySeconds"),
+    ],
+)
+def test_own_worker_inconsistent_values_fail(worker: dict[str, Any], message: str) -> None:
+    from tests.unit.helm.render import GPU_WORKER
+
+    values = {
+        "operator": {"watchNamespaces": ["ml"]},
+        "workers": [{**GPU_WORKER, "drainDelaySeconds": 5, **worker}],
+    }
+    with pytest.raises(helm.HelmError) as caught:
+        render_objects(values)
+    assert message in str(caught.value)
