@@ -330,7 +330,16 @@ class ReplicaBounds(_Model):
         }
     )
 
-    min: ApiInt = Field(1, ge=0, le=1000, description="Fewest replicas, 0 <= min <= max.")
+    min: ApiInt = Field(
+        1,
+        ge=0,
+        le=1000,
+        description=(
+            "Fewest replicas, 0 <= min <= max. At 0 the Deployment can be scaled to zero, and "
+            "with no pods there is no latency histogram and no request rate: nothing brings it "
+            "back but a change of spec or traffic seen by other means. Keep it >= 1 to serve."
+        ),
+    )
     max: ApiInt = Field(
         8,
         ge=1,

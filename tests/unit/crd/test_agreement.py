@@ -164,7 +164,8 @@ def test_every_bound_is_the_same_in_crd_and_model(
 
 
 def test_bounds_cover_the_api_contract() -> None:
-    """The bounds API.md lists are present (a removed bound would silently widen the API)."""
+    """The bounds of the API contract (docs/crd.md) are present (a removed bound would
+    silently widen the API)."""
     found = {(p, side): (b, e) for p, _, b, e, side in BOUNDS}
     assert found[("spec.objective.percentile", "minimum")] == (50, False)
     assert found[("spec.objective.percentile", "maximum")] == (100, True)
