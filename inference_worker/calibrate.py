@@ -1,9 +1,13 @@
-"""Measure each variant's batch service time and fit `alpha + beta * b`.
+"""Measure each variant's batch service time, fit `alpha + beta * b`, keep every run.
 
 Service time is what the worker's `inference_batch_duration_seconds` measures: tokenize +
 forward of one batch, on the compute thread. For every batch size 1..max the median of
 `repeats` timed runs is taken (after a warm-up), then a least-squares line is fitted; R² and
 the largest relative residual say how well the linear model holds.
+
+The spread sizes (1, 2, 4, ... up to max) are timed at least `spread_repeats` times and every
+run is kept, in measurement order, in the profile's `batch_times` field
+(`slo_contracts.batch_times.BatchTimes`): the spread and the stalls a simulator draws from.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import platform
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +27,7 @@ import torch
 from inference_worker.manifest import Manifest, ManifestError
 from inference_worker.texts import sample_texts
 from inference_worker.variants import LoadedVariant
+from slo_contracts.batch_times import STALL_FACTOR, BatchTimes
 from slo_contracts.profiles import ProfileSet, VariantProfile
 
 log = logging.getLogger(__name__)
@@ -56,10 +61,21 @@ def fit_linear(sizes: Sequence[float], times_ms: Sequence[float]) -> dict[str, f
     }
 
 
+def spread_sizes(max_batch_size: int) -> list[int]:
+    """1, 2, 4, ... up to `max_batch_size`, and `max_batch_size` itself."""
+    sizes = [1 << k for k in range(max_batch_size.bit_length()) if 1 << k <= max_batch_size]
+    return sizes if sizes[-1] == max_batch_size else [*sizes, max_batch_size]
+
+
 def measure(
-    variant: LoadedVariant, sizes: Sequence[int], texts: Sequence[str], repeats: int
-) -> list[float]:
-    """Median service time (ms) per batch size.
+    variant: LoadedVariant,
+    sizes: Sequence[int],
+    texts: Sequence[str],
+    repeats: int,
+    extra: Mapping[int, int] | None = None,
+) -> dict[int, list[float]]:
+    """Every timed run (ms) per batch size, in measurement order: `repeats` at every size,
+    plus `extra[b]` more at size b.
 
     Sizes are visited round-robin in a shuffled order each round, so a slow spell of a shared
     machine spreads over all sizes instead of bending the fitted line.
@@ -69,8 +85,10 @@ def measure(
     for b in sizes:
         variant.predict(list(texts[:b]))  # warm every shape once
     rng = random.Random(0)
-    for _ in range(repeats):
-        order = list(sizes)
+    extra = extra or {}
+    rounds = repeats + max(extra.values(), default=0)
+    for r in range(rounds):
+        order = [b for b in sizes if r < repeats + extra.get(b, 0)]
         rng.shuffle(order)
         for b in order:
             batch = list(texts[:b])
@@ -81,7 +99,7 @@ def measure(
             if sync:
                 torch.cuda.synchronize(variant.device)
             runs[b].append((time.perf_counter() - started) * 1000.0)
-    return [statistics.median(runs[b]) for b in sizes]
+    return runs
 
 
 def run_calibration(
@@ -93,6 +111,7 @@ def run_calibration(
     tokens: int = 16,
     repeats: int = 7,
     variants: Sequence[str] | None = None,
+    spread_repeats: int = 30,
 ) -> ProfileSet:
     if threads:
         torch.set_num_threads(threads)
@@ -101,14 +120,20 @@ def run_calibration(
     if unknown:
         raise ManifestError(f"unknown variant(s) {unknown}; known: {sorted(manifest.variants)}")
     sizes = list(range(1, max_batch_size + 1))
+    spread = spread_sizes(max_batch_size)
     texts = sample_texts(max_batch_size, tokens=tokens)
     profiles: dict[str, VariantProfile] = {}
     fits: dict[str, Any] = {}
     medians: dict[str, list[float]] = {}
+    kept: dict[str, tuple[tuple[float, ...], ...]] = {}
     for name in names:
         variant = LoadedVariant(manifest, name, device)
         variant.warm((1, max_batch_size))
-        medians[name] = measure(variant, sizes, texts, repeats)
+        runs = measure(
+            variant, sizes, texts, repeats, {b: max(0, spread_repeats - repeats) for b in spread}
+        )
+        medians[name] = [statistics.median(runs[b]) for b in sizes]
+        kept[name] = tuple(tuple(round(x, 3) for x in runs[b]) for b in spread)
         fit = fit_linear(sizes, medians[name])
         log.info("%s: %s", name, fit)
         profiles[name] = VariantProfile(
@@ -118,6 +143,18 @@ def run_calibration(
         )
         fits[name] = {"r2": round(fit["r2"], 5), "max_rel_err": round(fit["max_rel_err"], 4)}
         del variant
+    batch_times = BatchTimes(batch_sizes=tuple(spread), ms=kept, tokens=tokens)
+    for name in names:
+        log.info(
+            "%s: batch %d p50 %.2f ms, max %.2f ms; stalls (> %gx median) %.1f %% of %d runs",
+            name,
+            spread[-1],
+            batch_times.median(name, spread[-1]),
+            max(batch_times.samples(name, spread[-1])),
+            STALL_FACTOR,
+            100 * batch_times.stall_fraction(name),
+            sum(len(r) for r in kept[name]),
+        )
     return ProfileSet(
         variants=profiles,
         device=device.type,
@@ -130,8 +167,10 @@ def run_calibration(
             "median_ms": {n: [round(x, 3) for x in m] for n, m in medians.items()},
             "tokens": tokens,
             "repeats": repeats,
+            "spread_repeats": max(repeats, spread_repeats),
             "measured": "median tokenize + forward time of one batch of `tokens`-token texts "
             "(what inference_batch_duration_seconds measures)",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
+        batch_times=batch_times,
     )

@@ -6,7 +6,9 @@ both import this package:
 - `slo_contracts.buckets`: the histogram bucket edges of the worker's metrics (the operator's
   PromQL and the simulator read the same edges);
 - `slo_contracts.profiles`: `VariantProfile` and `ProfileSet`, the performance profile JSON
-  that `latencyslo calibrate` writes and the controller reads.
+  that `latencyslo calibrate` writes and the controller reads;
+- `slo_contracts.batch_times`: `BatchTimes`, every measured batch time behind a profile (its
+  optional `batch_times` field), for a simulator to draw service times from.
 
 Pure: standard library only (a test checks the import graph).
 """

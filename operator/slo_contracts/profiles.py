@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slo_contracts.batch_times import BatchTimes
+
 
 @dataclass(frozen=True, slots=True)
 class VariantProfile:
@@ -38,6 +40,8 @@ class ProfileSet:
     threads: int | None = None
     source: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    batch_times: BatchTimes | None = None
+    """Every timed run behind the fit, with its spread (optional; see batch_times.py)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,13 +50,15 @@ class ProfileSet:
             "source": self.source,
             "variants": {name: asdict(p) for name, p in self.variants.items()},
             **({"extra": dict(self.extra)} if self.extra else {}),
+            **({"batch_times": self.batch_times.to_json()} if self.batch_times else {}),
         }
 
     def scaled(
         self, scale: Mapping[str, float], *, source: str, extra: Mapping[str, Any]
     ) -> ProfileSet:
-        """These profiles with each variant's batch time (alpha and beta) multiplied by its
-        factor in `scale` (1 when absent); `extra` is added to this set's own."""
+        """These profiles with each variant's batch time (alpha and beta, and the measured
+        runs) multiplied by its factor in `scale` (1 when absent); `extra` is added to this
+        set's own."""
         variants = {
             name: VariantProfile(
                 alpha_ms=p.alpha_ms * scale.get(name, 1.0),
@@ -67,6 +73,7 @@ class ProfileSet:
             threads=self.threads,
             source=f"{self.source} {source}".strip(),
             extra={**dict(self.extra), **dict(extra)},
+            batch_times=self.batch_times.scaled(scale) if self.batch_times else None,
         )
 
     @classmethod
@@ -85,6 +92,9 @@ class ProfileSet:
             threads=data.get("threads"),
             source=str(data.get("source", "")),
             extra=dict(data.get("extra", {})),
+            batch_times=None
+            if data.get("batch_times") is None
+            else BatchTimes.from_json(data["batch_times"]),
         )
 
     @classmethod
