@@ -8,6 +8,18 @@ Run after `bench/gpu_check.py` (which builds the demo family). Starts one real w
 closed-loop clients for `--seconds`: first with batching off (window 0, max batch 1), then
 with a 2 ms window and max batch 32, all in this one run. Then it switches variants under load
 and counts failed requests (must be 0). Prints one JSON document. Exits 2 without CUDA.
+
+It also measures the serving-path goals of the worker on a GPU (`goals` in the JSON):
+
+- `in_process_batched_texts_per_s`: the `full` variant's tokenize + forward on batches of 32,
+  in this process, back to back (what the model can do without HTTP);
+- `cuda_graph_batch1_forward_ms`: the median replay of a CUDA graph of the `full` forward on
+  one 16-token text (static inputs), the floor of a batch-1 request;
+- `http_best_rps_p99_under_50ms`: through HTTP, the best closed-loop throughput (window 2 ms,
+  max batch 32) over concurrencies 8..256 whose p99 is at most 50 ms;
+- `http_batch1_p50_ms`: one client, one request at a time;
+- `throughput_goal_met`: HTTP at least 80 % of the in-process batched throughput at p99 <= 50 ms;
+  `batch1_goal_met`: `http_batch1_p50_ms` within 1 ms of the CUDA-graph forward.
 """
 
 from __future__ import annotations
@@ -105,6 +117,78 @@ async def check(url: str, admin_url: str, args: argparse.Namespace) -> dict[str,
     return out
 
 
+def in_process(model_dir: Path, device: str, seconds: float) -> dict[str, Any]:
+    """The `full` variant without HTTP: batched throughput and the CUDA-graph batch-1 floor."""
+    from inference_worker.manifest import Manifest
+    from inference_worker.variants import LoadedVariant
+
+    variant = LoadedVariant(Manifest.load(model_dir), "full", torch.device(device))
+    variant.warm((1, 32))
+    texts = sample_texts(32, tokens=16, seed=5)
+    done = 0
+    deadline = time.perf_counter() + seconds
+    t0 = time.perf_counter()
+    while time.perf_counter() < deadline:
+        variant.predict(texts)
+        done += len(texts)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    out: dict[str, Any] = {
+        "in_process_batched_texts_per_s": round(done / (time.perf_counter() - t0), 1)
+    }
+    ids, mask = variant.encode(texts[:1])
+    times: list[float] = []
+    with torch.inference_mode():
+        if device == "cuda":
+            static_ids, static_mask = ids.clone(), mask.clone()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(3):
+                    variant.model(static_ids, static_mask)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                variant.model(static_ids, static_mask)
+            for _ in range(200):
+                started = time.perf_counter()
+                graph.replay()
+                torch.cuda.synchronize()
+                times.append((time.perf_counter() - started) * 1000.0)
+            eager: list[float] = []
+            for _ in range(200):
+                started = time.perf_counter()
+                variant.model(ids, mask)
+                torch.cuda.synchronize()
+                eager.append((time.perf_counter() - started) * 1000.0)
+            out["eager_batch1_forward_ms"] = round(statistics.median(eager), 3)
+            out["cuda_graph_batch1_forward_ms"] = round(statistics.median(times), 3)
+        else:  # dry run: the eager forward stands in for the graph
+            for _ in range(50):
+                started = time.perf_counter()
+                variant.model(ids, mask)
+                times.append((time.perf_counter() - started) * 1000.0)
+            out["eager_batch1_forward_ms"] = round(statistics.median(times), 3)
+            out["cuda_graph_batch1_forward_ms"] = None
+    return out
+
+
+async def http_goals(url: str, admin_url: str, seconds: float) -> dict[str, Any]:
+    texts = sample_texts(256, tokens=16, seed=3)
+    await configure(admin_url, variant="full", batchWindowMs=0, maxBatchSize=32)
+    single = await drive(url, seconds, 1, texts)
+    await configure(admin_url, variant="full", batchWindowMs=2, maxBatchSize=32)
+    sweep = {}
+    for concurrency in (8, 16, 32, 64, 128, 256):
+        sweep[concurrency] = await drive(url, seconds, concurrency, texts)
+    passing = [r["rps"] for r in sweep.values() if r["p99_ms"] is not None and r["p99_ms"] <= 50]
+    return {
+        "http_batch1_p50_ms": single["p50_ms"],
+        "http_sweep_window_2ms": sweep,
+        "http_best_rps_p99_under_50ms": max(passing) if passing else 0.0,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--json", type=Path)
@@ -134,7 +218,17 @@ def main() -> None:
     ) as worker:
         ready_s = time.perf_counter() - started
         result = asyncio.run(check(worker.url, worker.admin_url, args))
+        goals = asyncio.run(http_goals(worker.url, worker.admin_url, args.seconds))
         metrics = httpx.get(worker.url + "/metrics", timeout=5.0).text
+    goals.update(in_process(model_dir, args.device, args.seconds))
+    floor = goals["cuda_graph_batch1_forward_ms"] or goals["eager_batch1_forward_ms"]
+    goals["throughput_goal_met"] = (
+        goals["http_best_rps_p99_under_50ms"] >= 0.8 * goals["in_process_batched_texts_per_s"]
+    )
+    goals["batch1_goal_met"] = (
+        goals["http_batch1_p50_ms"] is not None and goals["http_batch1_p50_ms"] <= floor + 1.0
+    )
+    result["goals"] = goals
     result["device"] = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     result["ready_seconds"] = round(ready_s, 1)
     result["batch_duration_series"] = [
