@@ -281,13 +281,15 @@ class ControlPlane:
         )
 
     def audit_events(self, user: str) -> list[AuditEvent]:
-        """The completed requests of `user` so far (the log is written synchronously)."""
+        """The answered resource requests of `user` so far (the log is written synchronously)."""
         events = []
         if not self.audit_log.exists():
             return events
         for line in self.audit_log.read_text().splitlines():
             raw = json.loads(line)
-            if (raw.get("user") or {}).get("username") == user and is_answered(raw):
+            if (raw.get("user") or {}).get("username") != user or not is_answered(raw):
+                continue
+            if raw.get("objectRef"):  # not discovery (/api, /apis, /version): no RBAC rule
                 events.append(AuditEvent.parse(raw))
         return events
 

@@ -97,18 +97,30 @@ def test_good_objects_are_accepted(server: ControlPlane, case: Case) -> None:
     assert check_document(case.document(), old) == []
 
 
+CLIENT_SIDE = (
+    "resource mapping not found",
+    "no matches for kind",
+    "resource name may not be empty",
+    "error validating data",
+)
+"""kubectl's own refusals, before any request: the verdict is compared, the text is not."""
+
+
 @pytest.mark.parametrize("case", BAD, ids=lambda c: c.id)
 def test_bad_objects_are_refused_and_validate_agrees(server: ControlPlane, case: Case) -> None:
     """The server refuses, naming the case's field; `latencyslo validate` refuses too, and
-    every problem it reports with a field path is one the server reports."""
+    every problem it reports under `spec` is one the server reports (same field, same kind
+    of problem; for a CEL rule, the same message)."""
     doc, old = case.document(), case.old_document()
     code, err = update(server, old, doc) if old else create(server, doc)
     assert code != 0, f"the server accepted {case.id}"
-    assert case.path in err or case.path.replace("[", ".").rstrip("]") in err, err
     problems = check_document(doc, old) if isinstance(doc, dict) else [Problem("", "", "object")]
     assert problems, f"validate accepted {case.id}, the server said: {err}"
+    if any(text in err for text in CLIENT_SIDE):
+        return  # refused by kubectl itself: both refuse, there is no server text to compare
+    assert case.path in err or case.path.replace("[", ".").rstrip("]") in err, err
     for problem in problems:
-        if problem.path and problem.rule != "x-kubernetes-validations":
+        if problem.path.startswith("spec") and problem.rule != "x-kubernetes-validations":
             assert server_says(problem, err), (str(problem), err)
 
 
