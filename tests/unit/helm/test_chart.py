@@ -1158,3 +1158,49 @@ def test_own_worker_inconsistent_values_fail(worker: dict[str, Any], message: st
     with pytest.raises(helm.HelmError) as caught:
         render_objects(values)
     assert message in str(caught.value)
+
+
+@pytest.mark.prometheus
+def test_pod_monitor_relabeling_in_a_real_prometheus() -> None:
+    """The PodMonitor's relabeling, as the Prometheus operator writes it into the scrape
+    config, run by a real Prometheus on targets carrying the pod's controller meta labels."""
+    from slo_local.promserver import PrometheusServer, free_port
+
+    monitor = one(render_value_set("monitoring"), "PodMonitor")
+    (rule,) = monitor["spec"]["podMetricsEndpoints"][0]["relabelings"]
+    snake = {
+        "sourceLabels": "source_labels",
+        "targetLabel": "target_label",
+        "separator": "separator",
+        "regex": "regex",
+        "replacement": "replacement",
+        "action": "action",
+    }
+    relabel_config = {snake[k]: v for k, v in rule.items()}
+    port = free_port()
+    owners = {
+        "rs": ("ReplicaSet", "sentiment-worker-7d9f8c6b5"),
+        "sts": ("StatefulSet", "sentiment-worker"),
+    }
+    jobs = [
+        {
+            "job_name": job,
+            "scrape_interval": "1s",
+            "static_configs": [
+                {
+                    "targets": [f"127.0.0.1:{port}"],
+                    "labels": {
+                        "__meta_kubernetes_pod_controller_kind": kind,
+                        "__meta_kubernetes_pod_controller_name": name,
+                    },
+                }
+            ],
+            "relabel_configs": [relabel_config],
+        }
+        for job, (kind, name) in owners.items()
+    ]
+    with PrometheusServer(port=port, extra_scrape_configs=jobs) as prom:
+        (rs,) = prom.wait_for('up{job="rs"}', timeout_s=30)
+        (sts,) = prom.wait_for('up{job="sts"}', timeout_s=30)
+    assert rs["metric"].get("deployment") == "sentiment-worker"
+    assert "deployment" not in sts["metric"]
