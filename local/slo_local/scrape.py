@@ -21,9 +21,9 @@ keeps the samples in memory, and answers the very queries `PrometheusSource` sen
 Each target carries labels (the demo gives every worker `namespace`, as Prometheus' file_sd
 does), so the objective's namespace and extra label matchers select the same series as the
 PromQL. Missing, stale or NaN data and scrape failures become "no data" observations, never
-exceptions (the same messages as `PrometheusSource`, via `parse_observation`). Profiles are
-scaled to measured batch times exactly as `PrometheusSource.profiles` does (`scale_profiles`,
-remembering each variant's last factor).
+exceptions (the same messages as `PrometheusSource`, via `parse_observation`). Each
+observation carries the measured batch times (`BatchMeasurement`) as `PrometheusSource`'s do;
+the controller turns them into its profile factors.
 """
 
 from __future__ import annotations
@@ -41,22 +41,13 @@ from itertools import pairwise
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from slo_operator.metrics.prometheus import (
-    ProfileScaling,
-    QueryError,
-    Sample,
-    parse_observation,
-)
-from slo_operator.metrics.promql import (
-    BATCH_DURATION,
-    BATCH_SIZE,
-    peak_range_seconds,
-    peak_step_seconds,
-    recent_range_seconds,
-)
+from slo_operator.errors import QueryError
+from slo_operator.metrics.prometheus import Sample, parse_observation
+from slo_operator.metrics.promql import BATCH_DURATION, BATCH_SIZE
 from slo_operator.model.histogram import histogram_quantile
+from slo_operator.policy.params import default_ranges
 from slo_operator.spec import LatencySLOSpec
-from slo_operator.types import Observation, ProfileSet
+from slo_operator.types import BatchMeasurement, Fault, Observation, Ranges
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +175,6 @@ class DirectScrape:
         self,
         targets: Callable[[], Iterable[ScrapeTarget]],
         *,
-        baseline: ProfileSet | None = None,
         interval_s: float = 1.0,
         timeout_s: float = 1.0,
         max_age_s: float = 60.0,
@@ -192,7 +182,6 @@ class DirectScrape:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.targets = targets
-        self.baseline = baseline
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.max_age_s = max_age_s
@@ -203,7 +192,6 @@ class DirectScrape:
         """instance -> time of its last successful scrape."""
         self._live: set[str] = set()
         """Instances that are targets now and answered their last scrape."""
-        self._scaling = ProfileScaling()
         self._http: httpx.AsyncClient | None = None
         self._task: asyncio.Task[None] | None = None
         self.scrapes = 0
@@ -347,8 +335,11 @@ class DirectScrape:
         ]
         return at - max(newest) if newest else math.nan
 
-    def evaluate(self, spec: LatencySLOSpec, namespace: str, at: float) -> dict[str, list[Sample]]:
+    def evaluate(
+        self, spec: LatencySLOSpec, namespace: str, at: float, ranges: Ranges | None = None
+    ) -> dict[str, list[Sample]]:
         """The instant-query results PrometheusSource reads, evaluated on scraped samples."""
+        r = ranges or default_ranges(spec)
         hist = spec.metrics.histogram
         labels = dict(spec.metrics.labels or {})
         if "namespace" in labels:
@@ -360,11 +351,11 @@ class DirectScrape:
         latency = [Sample({}, quantile_from_buckets(spec.quantile, by_le))] if by_le else []
         count = f"{hist}_count"
         age = self._age(count, namespace, labels, at)
-        recent = float(recent_range_seconds(spec))
+        recent = float(r.recent_s)
         peaks = [
             sum(v for _, v in rows)
-            for ts in _subquery_times(at, window, peak_step_seconds(spec))
-            if (rows := self.rates(count, namespace, labels, peak_range_seconds(spec), ts))
+            for ts in _subquery_times(at, window, r.peak_step_s)
+            if (rows := self.rates(count, namespace, labels, float(r.peak_s), ts))
         ]
         return {
             "latency": latency,
@@ -378,10 +369,15 @@ class DirectScrape:
     # ------------------------------------------------------------------ the port
 
     async def observe(
-        self, spec: LatencySLOSpec, namespace: str, ready_replicas: int, now: float
+        self,
+        spec: LatencySLOSpec,
+        namespace: str,
+        ready_replicas: int,
+        now: float,
+        ranges: Ranges | None = None,
     ) -> Observation:
         try:
-            results = self.evaluate(spec, namespace, now)
+            results = self.evaluate(spec, namespace, now, ranges)
         except QueryError as exc:
             return Observation(
                 at=now,
@@ -391,6 +387,8 @@ class DirectScrape:
                 age_seconds=None,
                 ready_replicas=ready_replicas,
                 error=f"cannot evaluate the query: {exc}",
+                ranges=ranges,
+                fault=Fault.QUERY_FAILED,
             )
         return parse_observation(
             now=now,
@@ -401,14 +399,16 @@ class DirectScrape:
             age=results["age"],
             recent_rate=results["recent"],
             peak_rate=results["peak"],
+            batch=self.batch_measurement(spec, namespace, now),
+            ranges=ranges,
             max_age_s=self.max_age_s,
             where=f"for {spec.metrics.histogram} in namespace {namespace} (direct scrape)",
         )
 
-    async def profiles(self, spec: LatencySLOSpec, namespace: str) -> ProfileSet | None:
-        if self.baseline is None:
-            return None
-        at = self.clock()
+    def batch_measurement(
+        self, spec: LatencySLOSpec, namespace: str, at: float
+    ) -> BatchMeasurement:
+        """Mean batch time per variant and mean batch size over the window, at `at`."""
         window = float(spec.objective.window_seconds)
         labels = dict(spec.metrics.labels or {})
         seconds = self._sum_by(
@@ -425,4 +425,4 @@ class DirectScrape:
         mean_size = None
         if size_sum and size_count and size_count[0].value > 0:
             mean_size = size_sum[0].value / size_count[0].value
-        return self._scaling.scale(self.baseline, measured, mean_size)
+        return BatchMeasurement(measured, mean_size)

@@ -29,9 +29,13 @@ from pydantic import ValidationError
 
 from slo_operator.actuate.kubernetes import KubernetesActuator
 from slo_operator.actuate.store import KubernetesStateStore, load_memory
-from slo_operator.loop import Claim, ControlLoop, Policy, find_conflict, invalid_spec_status
+from slo_operator.conflicts import Claim, find_conflict
+from slo_operator.errors import StoreError
+from slo_operator.loop import ControlLoop
 from slo_operator.metrics.prometheus import PrometheusSource
 from slo_operator.opmetrics import OperatorMetrics
+from slo_operator.policy import OperatorLimits
+from slo_operator.report import invalid_spec_status
 from slo_operator.settings import ANNOTATION_PREFIX, OperatorSettings
 from slo_operator.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION, LatencySLOSpec
 from slo_operator.types import ProfileSet, RuntimeConfig
@@ -60,8 +64,6 @@ class Runtime:
     clock: Callable[[], float] = time.time
     invalid_spec_retry_s: float = 5.0
     """How often a LatencySLO whose spec does not validate is looked at again."""
-    policy: Policy | None = None
-    """None = the decision core (`slo_operator.policy`)."""
     http: httpx.AsyncClient | None = None
     """Shared client for the pods' admin APIs; None = one per LatencySLO."""
 
@@ -79,6 +81,14 @@ def fallback_config(spec: LatencySLOSpec) -> RuntimeConfig:
         batch_window_ms=spec.batching.min_window_ms,
         max_batch_size=spec.batching.max_batch_size,
         variant=spec.variants.effective_preferred,
+    )
+
+
+def operator_limits(settings: OperatorSettings) -> OperatorLimits:
+    """The operator-wide part of every controller's parameters (one staleness limit: the
+    metrics source and the controller both use `--max-data-age`)."""
+    return OperatorLimits(
+        max_replicas=settings.max_replicas, max_data_age_s=settings.max_data_age_s
     )
 
 
@@ -110,7 +120,6 @@ async def control_loop_for(
     settings = runtime.settings
     source = PrometheusSource(
         settings.prometheus_url,
-        baseline=runtime.baseline,
         timeout_s=settings.query_timeout_s,
         max_age_s=settings.max_data_age_s,
         on_error=lambda _message: runtime.metrics.prometheus_error(namespace, name),
@@ -135,8 +144,7 @@ async def control_loop_for(
         profiles=runtime.baseline,
         store=store,
         recorder=runtime.metrics,
-        policy=runtime.policy,
-        max_replicas=settings.max_replicas,
+        limits=operator_limits(settings),
         clock=runtime.clock,
     )
     loop.restore(dict(body.get("status") or {}), memory)
@@ -265,8 +273,8 @@ async def _report_invalid_spec(
     )
     store = KubernetesStateStore(runtime.api, namespace=namespace, name=name, memory=memory)
     try:
-        await store.save(status.model_dump(by_alias=True, mode="json"), memory)
-    except Exception as exc:
+        await store.save(status.model_dump(by_alias=True, mode="json"), None)
+    except StoreError as exc:
         logger.warning(f"status not saved: {exc}")
 
 
@@ -305,7 +313,8 @@ async def _run_steps(
                     logger.warning(f"status not saved: {result.save_error}")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # keep the daemon alive; the next step starts afresh
+            except Exception as exc:
+                # it is logged with its traceback and the next step starts afresh
                 logger.exception(f"control step failed: {exc}")
             with contextlib.suppress(ValidationError):  # a bad spec is reported by the step
                 spec = LatencySLOSpec.model_validate(raw)

@@ -124,16 +124,6 @@ def became(
     return condition_status(after, type_) == status and condition_status(before, type_) != status
 
 
-def metrics_reason(error: str) -> str:
-    """A CamelCase condition reason for an observation error."""
-    lowered = error.lower()
-    if lowered.startswith("stale"):
-        return "StaleData"
-    if "query failed" in lowered or "cannot connect" in lowered or "timed out" in lowered:
-        return "QueryFailed"
-    return "NoData"
-
-
 # ------------------------------------------------------------------------------- decisions
 
 

@@ -1,28 +1,32 @@
 """Value types shared by the decision core, the simulator, the adapters and the CLI.
 
-These are the contracts between the parts of the controller (see docs/architecture in the
-README): the policy consumes an `Observation`, the `RuntimeConfig` in force and the
-`VariantProfile`s, and returns a `Decision`. Metrics sources produce observations and
-profiles; actuators read and apply `RuntimeConfig`s. All times are seconds on the clock the
-caller passes in (wall clock in the operator, simulated time in the simulator).
+These are the values passed between the parts of the controller (docs/architecture.md): the
+controller consumes an `Observation` and the `RuntimeConfig` in force and returns a
+`Decision`; metrics sources produce observations; actuators read and apply `RuntimeConfig`s
+and report an `ApplyResult`. The ports themselves are in `slo_operator.ports`. All times are
+seconds on the clock the caller passes in (wall clock in the operator, simulated time in the
+simulator).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from enum import StrEnum
+from typing import Any
 
 from slo_contracts.profiles import ProfileSet, VariantProfile
-from slo_operator.spec import Action, LatencySLOSpec
+from slo_operator.spec import Action
 
 __all__ = [
-    "Actuator",
     "ApplyResult",
+    "BatchMeasurement",
     "Decision",
-    "MetricsSource",
+    "Fault",
     "Observation",
     "ProfileSet",
+    "Ranges",
     "RuntimeConfig",
     "VariantProfile",
 ]
@@ -50,11 +54,53 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Ranges:
+    """The ranges (seconds) over which an observation's figures are measured.
+
+    One set per LatencySLO, from `slo_operator.policy.ControllerParams`: the PromQL builder,
+    the direct scrape and the simulator's view measure over these, and the controller reads
+    the noise of a rate from the range it was measured over.
+    """
+
+    window_s: int
+    """The objective's window: the quantile, the request rate, the sample count."""
+    recent_s: int
+    """The recent request rate (a step the window still hides)."""
+    peak_s: int
+    """The short rates whose maximum over the window is the peak rate."""
+    peak_step_s: int
+    """Resolution of the peak's subquery (one short rate every this many seconds)."""
+
+
+class Fault(StrEnum):
+    """Why an observation has no usable latency (also the MetricsAvailable reason)."""
+
+    QUERY_FAILED = "QueryFailed"
+    """The source could not be asked (unreachable, timeout, HTTP error, bad answer)."""
+    NO_DATA = "NoData"
+    """The source answered, without a usable quantile (no series, no requests, NaN)."""
+    STALE = "StaleData"
+    """The newest sample is older than the staleness limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMeasurement:
+    """The workers' measured batch service time over the window (for the profile factors)."""
+
+    batch_ms_by_variant: Mapping[str, float]
+    """Mean model time of one batch, ms, per variant that served in the window."""
+    mean_batch_size: float | None
+    """Mean batch size over the window (all variants together: the histogram has no variant
+    label); None when unknown."""
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """What the metrics source saw over the objective's window.
 
     `p99_ms` is the latency at the objective's percentile (named p99 for brevity). None, NaN or
-    infinity mean "no data"; `error` says why when the source failed. `age_seconds` is how old
+    infinity mean "no data"; `error` says why when the source failed, `fault` what kind of
+    failure it was. `age_seconds` is how old
     the newest sample is. `ready_replicas` comes from the actuator (Deployment status or local
     processes), not from Prometheus.
     """
@@ -67,15 +113,21 @@ class Observation:
     ready_replicas: int
     error: str | None = None
     recent_request_rate: float | None = None
-    """Requests per second over a short recent range (about one `intervalSeconds`), when the
+    """Requests per second over a short recent range (`ranges.recent_s`), when the
     source can tell; the policy sizes for it when it clearly exceeds `request_rate` (beyond
     Poisson noise), so that a load step is not hidden by the long objective window.
     None = unknown (optional)."""
     peak_request_rate: float | None = None
-    """The highest request rate over any short range (about 10 s) within the objective's
-    window, e.g. `max_over_time(sum(rate(<histogram>_count[10s]))[<window>s:5s])`. A
+    """The highest request rate over any short range (`ranges.peak_s`) within the objective's
+    window, e.g. `max_over_time(sum(rate(<histogram>_count[30s]))[<window>s:15s])`. A
     quantile over the window is set by its busiest seconds, so the policy sizes replicas for
     it when known. None = unknown (optional)."""
+    ranges: Ranges | None = None
+    """The ranges these figures were measured over (None: the controller's own)."""
+    batch: BatchMeasurement | None = None
+    """Measured batch service times, for the per-variant profile factors (optional)."""
+    fault: Fault | None = None
+    """The kind of failure behind `error` (None with an error: `Fault.NO_DATA`)."""
 
     @property
     def has_latency(self) -> bool:
@@ -120,27 +172,3 @@ class ApplyResult:
     pods_total: int = 0
     pods_acknowledged: int = 0
     errors: tuple[str, ...] = ()
-
-
-@runtime_checkable
-class MetricsSource(Protocol):
-    """Port: where observations and measured profiles come from (Prometheus, direct scrape)."""
-
-    async def observe(
-        self, spec: LatencySLOSpec, namespace: str, ready_replicas: int, now: float
-    ) -> Observation:
-        """The objective's figures as of `now` (epoch seconds), all evaluated at that instant."""
-        ...
-
-    async def profiles(self, spec: LatencySLOSpec, namespace: str) -> ProfileSet | None: ...
-
-
-@runtime_checkable
-class Actuator(Protocol):
-    """Port: reads and applies the runtime configuration (Kubernetes, local processes)."""
-
-    async def read(self) -> tuple[RuntimeConfig, int]:
-        """The configuration in force and the number of ready replicas."""
-        ...
-
-    async def apply(self, target: RuntimeConfig) -> ApplyResult: ...

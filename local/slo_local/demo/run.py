@@ -46,9 +46,8 @@ from slo_local.promserver import PrometheusServer, prometheus_binary
 from slo_local.scrape import DirectScrape, ScrapeTarget
 from slo_operator.loop import ControlLoop
 from slo_operator.metrics.prometheus import PrometheusSource
-from slo_operator.policy import stale_after_seconds
-from slo_operator.spec import LatencySLOSpec
-from slo_operator.types import MetricsSource, Observation, ProfileSet
+from slo_operator.policy import Controller, OperatorLimits
+from slo_operator.ports import MetricsSource
 
 log = logging.getLogger(__name__)
 
@@ -108,39 +107,6 @@ def ensure_model(model_dir: Path, view: View) -> None:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-
-
-def trusted(spec: LatencySLOSpec, obs: Observation | None) -> bool:
-    """Could the policy act on this observation? (no error, fresh, latency, enough rate)"""
-    return (
-        obs is not None
-        and obs.error is None
-        and obs.has_latency
-        and obs.has_rate
-        and obs.request_rate is not None
-        and obs.request_rate >= spec.objective.min_request_rate
-        and obs.age_seconds is not None
-        and math.isfinite(obs.age_seconds)
-        and obs.age_seconds <= stale_after_seconds(spec)
-    )
-
-
-class _Watched:
-    """The metrics source as the loop uses it, remembering the last profiles it gave (the
-    measured scale of each variant, for the log)."""
-
-    def __init__(self, source: MetricsSource) -> None:
-        self.source = source
-        self.last_profiles: ProfileSet | None = None
-
-    async def observe(
-        self, spec: LatencySLOSpec, namespace: str, ready_replicas: int, now: float
-    ) -> Observation:
-        return await self.source.observe(spec, namespace, ready_replicas, now)
-
-    async def profiles(self, spec: LatencySLOSpec, namespace: str) -> ProfileSet | None:
-        self.last_profiles = await self.source.profiles(spec, namespace)
-        return self.last_profiles
 
 
 class _Run:
@@ -247,25 +213,19 @@ class _Run:
         ready.result()
         await self.actuator.wait_warm()
         if self.prometheus is not None:
-            self.prom_source = PrometheusSource(
-                self.prometheus.url, baseline=self.scenario.profiles, timeout_s=2.0
-            )
+            self.prom_source = PrometheusSource(self.prometheus.url, timeout_s=2.0)
             self.source = self.prom_source
         else:
-            self.direct = DirectScrape(
-                self._targets,
-                baseline=self.scenario.profiles,
-                interval_s=self.options.scrape_interval_s,
-            )
+            self.direct = DirectScrape(self._targets, interval_s=self.options.scrape_interval_s)
             await self.direct.start()
             self.source = self.direct
-        self.watched = _Watched(self.source)
         self.loop = ControlLoop(
             name=self.scenario.slo.name,
             namespace=self.scenario.slo.namespace,
-            metrics=self.watched,
+            metrics=self.source,
             actuator=self.actuator,
             profiles=self.scenario.profiles,
+            limits=OperatorLimits(scrape_interval_s=self.options.scrape_interval_s),
         )
         from inference_worker.texts import sample_texts
 
@@ -336,17 +296,23 @@ class _Run:
                 acted=result.acted,
                 before=before,
                 after=after,
-                trusted=trusted(self.spec, obs),
+                trusted=obs is not None and self._controller().trust(obs).latency,
                 predicted_p99_ms=decision.predicted_p99_ms if decision is not None else None,
             )
             self.steps.append(step)
             self.view.step(step, self.live())
-            extra = self.watched.last_profiles.extra if self.watched.last_profiles else {}
-            for variant, factor in (extra.get("measured_alone") or {}).items():
+            fit = self._controller().last_fit
+            for variant, factor in (fit.measured_alone if fit is not None else {}).items():
                 self.measured_scale.setdefault(variant, []).append(float(factor))
-            scale = extra.get("scale")
+            scale = dict(fit.scale) if fit is not None else None
             log.info("step at %.1fs: %s; observation %s; profile scale %s", t, step, obs, scale)
             k += 1
+
+    def _controller(self) -> Controller:
+        """The controller the loop holds (built by its first step)."""
+        assert self.loop is not None
+        assert self.loop.controller is not None
+        return self.loop.controller
 
     async def _sample(self, t0: float) -> None:
         assert self.actuator is not None

@@ -34,6 +34,7 @@ import aiohttp
 import httpx
 from kubernetes.aio import client as k8s
 
+from slo_operator.errors import ActuationError, TargetNotFoundError
 from slo_operator.spec import VARIANTS
 from slo_operator.types import ApplyResult, RuntimeConfig
 
@@ -46,14 +47,6 @@ MANAGED_BY = "latencyslo-operator"
 def configmap_name(deployment: str) -> str:
     """The runtime-config ConfigMap of a Deployment (docs/contracts.md)."""
     return f"{deployment}-latencyslo"
-
-
-class TargetNotFoundError(Exception):
-    """The target Deployment does not exist."""
-
-
-class ActuationError(Exception):
-    """Reading or writing the target failed (API error, network)."""
 
 
 def label_selector(selector: Mapping[str, Any] | None) -> str:
@@ -299,7 +292,7 @@ class KubernetesActuator:
         replicas_ok = False
         try:
             replicas_ok = await self._write_replicas(target.replicas, seen.replicas)
-        except (ActuationError, TargetNotFoundError) as exc:
+        except ActuationError as exc:  # TargetNotFoundError included
             errors.append(str(exc))
 
         self._seen = None  # the next apply starts from a fresh read

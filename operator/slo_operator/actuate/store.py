@@ -6,7 +6,9 @@
   fields that became null are removed).
 
 The memory is written first, then the status, so a status carrying `pending` always has the
-matching memory behind it (see `slo_operator.loop`). An unchanged memory is not rewritten.
+matching memory behind it (see `slo_operator.loop`). The loop decides what is due
+(`slo_operator.memory.Persister`: None skips a part); an unchanged memory is not rewritten
+here either. Every API failure is raised as `StoreError`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from kubernetes.aio import client as k8s
+from kubernetes.client.exceptions import ApiException
 
+from slo_operator.errors import StoreError
 from slo_operator.spec import GROUP, PLURAL, VERSION
 
 STATE_ANNOTATION = "latencyslo.io/controller-state"
@@ -51,11 +56,23 @@ class KubernetesStateStore:
         self.name = name
         self.request_timeout_s = request_timeout_s
         self._api = k8s.CustomObjectsApi(api)
-        self._last_memory = json.dumps(memory, sort_keys=True) if memory else None
+        self._last_memory = (
+            json.dumps(memory, sort_keys=True, separators=(",", ":")) if memory else None
+        )
 
-    async def save(self, status: Mapping[str, Any], memory: Mapping[str, Any]) -> None:
-        encoded = json.dumps(memory, sort_keys=True, separators=(",", ":"))
-        if encoded != self._last_memory:
+    async def save(
+        self, status: Mapping[str, Any] | None, memory: Mapping[str, Any] | None
+    ) -> None:
+        try:
+            await self._save(status, memory)
+        except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise StoreError(f"saving {self.namespace}/{self.name}: {exc}") from exc
+
+    async def _save(
+        self, status: Mapping[str, Any] | None, memory: Mapping[str, Any] | None
+    ) -> None:
+        encoded = json.dumps(memory, sort_keys=True, separators=(",", ":")) if memory else None
+        if encoded is not None and encoded != self._last_memory:
             await self._api.patch_namespaced_custom_object(
                 GROUP,
                 VERSION,
@@ -67,6 +84,8 @@ class KubernetesStateStore:
                 _request_timeout=self.request_timeout_s,
             )
             self._last_memory = encoded
+        if status is None:
+            return
         await self._api.patch_namespaced_custom_object_status(
             GROUP,
             VERSION,

@@ -14,25 +14,17 @@ result (no series), NaN (no requests in the window) and a stale newest sample al
 The recent rate (about two intervals) and the peak rate (the highest 30 s rate within the
 window) are optional refinements: when their queries fail they are None, nothing more.
 
-Profiles: the calibrated `ProfileSet` says how long one batch of size b takes per variant
-(`alpha + beta * b`). `profiles()` measures the mean batch service time per variant
+Batch times: each observation also carries the workers' mean batch service time per variant
 (`inference_batch_duration_seconds`) and the mean batch size (`inference_batch_size`) over the
-objective's window, and scales each measured variant's alpha and beta by measured / predicted
-(at the measured mean batch size), clamped to [1/5, 5]. Variants without traffic keep the
-factor last measured for them while they served alone (a fast variant's factor says little
-about a slow one's: a fixed per-batch cost weighs more on a short batch, so borrowing it can
-keep the preferred variant from ever being restored after a bridge; and the batch-size
-histogram has no variant label, so only a window served by one variant gives that variant's
-own mean batch size); variants never measured alone take the median factor of the measured
-ones (same hardware, same contention). No measurement at all returns None: the caller keeps
-the calibrated profiles.
+window (`BatchMeasurement`); the controller turns them into its per-variant profile factors
+(`slo_operator.policy.profiles`). When those two queries fail the observation has no batch
+measurement, nothing more.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,15 +33,12 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from slo_operator.metrics.promql import PEAK_RANGE_S, Queries, build_queries
+from slo_operator.errors import QueryError
+from slo_operator.metrics.promql import build_queries
 from slo_operator.spec import LatencySLOSpec
-from slo_operator.types import Observation, ProfileSet
+from slo_operator.types import BatchMeasurement, Fault, Observation, Ranges
 
-SCALE_LIMITS = (0.2, 5.0)
-
-
-class QueryError(Exception):
-    """A Prometheus query failed (unreachable, timeout, HTTP error, bad answer)."""
+__all__ = ["PrometheusSource", "QueryError", "Sample", "parse_observation", "parse_vector"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +86,8 @@ def parse_observation(
     max_age_s: float,
     recent_rate: list[Sample] | QueryError | None = None,
     peak_rate: list[Sample] | QueryError | None = None,
+    batch: BatchMeasurement | None = None,
+    ranges: Ranges | None = None,
     where: str = "",
 ) -> Observation:
     """Turn the four query outcomes into an Observation (pure; the unit tests' subject)."""
@@ -110,6 +101,8 @@ def parse_observation(
             age_seconds=None,
             ready_replicas=ready_replicas,
             error=f"Prometheus query failed: {errors[0]}",
+            ranges=ranges,
+            fault=Fault.QUERY_FAILED,
         )
     assert not isinstance(latency, QueryError)
     assert not isinstance(rate, QueryError)
@@ -137,95 +130,60 @@ def parse_observation(
         "peak_request_rate": (
             finite(single_value(peak_rate)) if isinstance(peak_rate, list) else None
         ),
+        "ranges": ranges,
+        "batch": batch,
     }
     suffix = f" {where}" if where else ""
     if p_seconds is None:
         return Observation(
-            p99_ms=None, error=f"no data: no latency series{suffix} in Prometheus", **base
+            p99_ms=None,
+            error=f"no data: no latency series{suffix} in Prometheus",
+            fault=Fault.NO_DATA,
+            **base,
         )
     if math.isnan(p_seconds):
         return Observation(
             p99_ms=None,
             error=f"no data: no requests in the window{suffix} (the quantile is NaN)",
+            fault=Fault.NO_DATA,
             **base,
         )
     if not math.isfinite(p_seconds) or p_seconds < 0:
         return Observation(
-            p99_ms=None, error=f"no data: the quantile is {p_seconds}{suffix}", **base
+            p99_ms=None,
+            error=f"no data: the quantile is {p_seconds}{suffix}",
+            fault=Fault.NO_DATA,
+            **base,
         )
     if age_v is None:
         return Observation(
-            p99_ms=None, error=f"no data: cannot tell the age of the samples{suffix}", **base
+            p99_ms=None,
+            error=f"no data: cannot tell the age of the samples{suffix}",
+            fault=Fault.NO_DATA,
+            **base,
         )
     if age_v > max_age_s:
         return Observation(
             p99_ms=None,
             error=f"stale: the newest sample{suffix} is {_fmt(age_v)}s old (> {_fmt(max_age_s)}s)",
+            fault=Fault.STALE,
             **base,
         )
     return Observation(p99_ms=p_seconds * 1000.0, **base)
 
 
-def scale_profiles(
-    baseline: ProfileSet,
-    batch_ms_by_variant: Mapping[str, float],
-    mean_batch_size: float | None,
-    *,
-    limits: tuple[float, float] = SCALE_LIMITS,
-    remembered: Mapping[str, float] | None = None,
-) -> ProfileSet | None:
-    """The calibrated profiles scaled to measured batch service times (see module docs).
-
-    `remembered`: factors measured earlier (with the variant serving alone), used for the
-    variants without traffic now."""
-    if mean_batch_size is None or not math.isfinite(mean_batch_size) or mean_batch_size <= 0:
+def batch_measurement(
+    by_variant: list[Sample] | QueryError, size: list[Sample] | QueryError
+) -> BatchMeasurement | None:
+    """The batch-time query results as a measurement (None when either query failed)."""
+    if isinstance(by_variant, QueryError) or isinstance(size, QueryError):
         return None
-    factors: dict[str, float] = {}
-    for variant, measured in batch_ms_by_variant.items():
-        profile = baseline.variants.get(variant)
-        if profile is None or not math.isfinite(measured) or measured <= 0:
-            continue
-        predicted = profile.batch_ms(mean_batch_size)
-        if predicted <= 0:
-            continue
-        factors[variant] = min(max(measured / predicted, limits[0]), limits[1])
-    if not factors:
-        return None
-    median = statistics.median(factors.values())
-    scale = {
-        name: factors.get(name, (remembered or {}).get(name, median)) for name in baseline.variants
+    measured = {
+        s.labels["variant"]: s.value * 1000.0
+        for s in by_variant
+        if "variant" in s.labels and math.isfinite(s.value)
     }
-    return baseline.scaled(
-        scale,
-        source="scaled to Prometheus measurements",
-        extra={
-            "scale": scale,
-            "measured_alone": dict(factors) if len(factors) == 1 else {},
-            "measured_batch_ms": dict(batch_ms_by_variant),
-            "mean_batch_size": mean_batch_size,
-        },
-    )
-
-
-class ProfileScaling:
-    """`scale_profiles` with a memory: each variant's factor, last measured while it served
-    alone, stands in for it while it has no traffic (see module docs)."""
-
-    def __init__(self) -> None:
-        self.factors: dict[str, float] = {}
-
-    def scale(
-        self,
-        baseline: ProfileSet,
-        batch_ms_by_variant: Mapping[str, float],
-        mean_batch_size: float | None,
-    ) -> ProfileSet | None:
-        scaled = scale_profiles(
-            baseline, batch_ms_by_variant, mean_batch_size, remembered=self.factors
-        )
-        if scaled is not None:
-            self.factors.update(scaled.extra.get("measured_alone", {}))
-        return scaled
+    return BatchMeasurement(measured, single_value(size))
 
 
 class PrometheusSource:
@@ -235,19 +193,16 @@ class PrometheusSource:
         self,
         url: str,
         *,
-        baseline: ProfileSet | None = None,
         timeout_s: float = 5.0,
         max_age_s: float = 60.0,
-        peak_range_s: int = PEAK_RANGE_S,
         on_error: Callable[[str], None] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        self.baseline = baseline
         self.timeout_s = timeout_s
         self.max_age_s = max_age_s
-        self.peak_range_s = peak_range_s
+        """Newest sample older than this -> stale (the operator passes `--max-data-age`, the
+        same value its controller's `stale_after_s` holds)."""
         self.on_error = on_error
-        self._scaling = ProfileScaling()
         # No hidden retries: one attempt per query, bounded by the timeout.
         self._client = PrometheusConnect(
             url=self.url,
@@ -289,10 +244,15 @@ class PrometheusSource:
             return exc
 
     async def observe(
-        self, spec: LatencySLOSpec, namespace: str, ready_replicas: int, now: float
+        self,
+        spec: LatencySLOSpec,
+        namespace: str,
+        ready_replicas: int,
+        now: float,
+        ranges: Ranges | None = None,
     ) -> Observation:
         try:
-            queries = build_queries(spec, namespace, peak_range_s=self.peak_range_s)
+            queries = build_queries(spec, namespace, ranges=ranges)
         except ValueError as exc:
             return Observation(
                 at=now,
@@ -302,16 +262,20 @@ class PrometheusSource:
                 age_seconds=None,
                 ready_replicas=ready_replicas,
                 error=f"cannot build the query: {exc}",
+                ranges=ranges,
+                fault=Fault.NO_DATA,
             )
         # all at the same instant `now`: one observation is one snapshot, whatever the
         # order in which Prometheus answers the queries
-        latency, rate, samples, age, recent, peak = await asyncio.gather(
+        latency, rate, samples, age, recent, peak, by_variant, size = await asyncio.gather(
             self._outcome(queries.latency, now),
             self._outcome(queries.request_rate, now),
             self._outcome(queries.samples, now),
             self._outcome(queries.data_age, now),
             self._outcome(queries.recent_request_rate, now),
             self._outcome(queries.peak_request_rate, now),
+            self._outcome(queries.batch_seconds_by_variant, now),
+            self._outcome(queries.mean_batch_size, now),
         )
         observation = parse_observation(
             now=now,
@@ -322,6 +286,8 @@ class PrometheusSource:
             age=age,
             recent_rate=recent,
             peak_rate=peak,
+            batch=batch_measurement(by_variant, size),
+            ranges=ranges,
             max_age_s=self.max_age_s,
             where=f"for {spec.metrics.histogram} in namespace {namespace}",
         )
@@ -330,21 +296,6 @@ class PrometheusSource:
         ):
             self.on_error(observation.error or "query failed")
         return observation
-
-    async def profiles(self, spec: LatencySLOSpec, namespace: str) -> ProfileSet | None:
-        if self.baseline is None:
-            return None
-        try:
-            queries: Queries = build_queries(spec, namespace)
-            by_variant, size = await asyncio.gather(
-                self.query(queries.batch_seconds_by_variant), self.query(queries.mean_batch_size)
-            )
-        except (ValueError, QueryError):
-            return None
-        measured = {
-            s.labels["variant"]: s.value * 1000.0 for s in by_variant if "variant" in s.labels
-        }
-        return self._scaling.scale(self.baseline, measured, single_value(size))
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

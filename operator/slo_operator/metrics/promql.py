@@ -13,15 +13,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from slo_operator.policy.params import default_ranges
 from slo_operator.spec import LABEL_NAME_PATTERN, METRIC_NAME_PATTERN, LatencySLOSpec
+from slo_operator.types import Ranges
 
 BATCH_DURATION = "inference_batch_duration_seconds"
 """Worker histogram of model service time per batch, label `variant` (docs/contracts.md)."""
 BATCH_SIZE = "inference_batch_size"
 """Worker histogram of batch sizes (docs/contracts.md)."""
-PEAK_RANGE_S = 30
-"""Range of the short rates whose maximum over the window is the peak rate: at least two
-scrapes must fall in it, so 30 s suits scrape intervals up to 15 s (use 10 s with 1-5 s)."""
 
 _METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 _LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
@@ -68,7 +67,7 @@ class Queries:
     request_rate: str
     """Requests per second over the window."""
     recent_request_rate: str
-    """Requests per second over a short recent range (see `recent_range_seconds`)."""
+    """Requests per second over a short recent range (`Ranges.recent_s`)."""
     peak_request_rate: str
     """The highest short-range request rate within the window (a subquery)."""
     samples: str
@@ -81,39 +80,23 @@ class Queries:
     """Mean batch size over the window."""
 
 
-def recent_range_seconds(spec: LatencySLOSpec) -> int:
-    """Range of the recent rate: two intervals, at least 30s (two scrapes), at most the window."""
-    return int(min(spec.objective.window_seconds, max(30, 2 * spec.policy.interval_seconds)))
-
-
-def peak_range_seconds(spec: LatencySLOSpec, peak_range_s: int = PEAK_RANGE_S) -> int:
-    """Range of the short rates whose maximum is the peak rate (at most the window)."""
-    return int(min(peak_range_s, spec.objective.window_seconds))
-
-
-def peak_step_seconds(spec: LatencySLOSpec, peak_range_s: int = PEAK_RANGE_S) -> int:
-    """Resolution of the peak query's subquery: half its range."""
-    return max(1, peak_range_seconds(spec, peak_range_s) // 2)
-
-
-def build_queries(
-    spec: LatencySLOSpec, namespace: str, *, peak_range_s: int = PEAK_RANGE_S
-) -> Queries:
-    """All queries for `spec` in `namespace` (the namespace of the LatencySLO itself)."""
+def build_queries(spec: LatencySLOSpec, namespace: str, *, ranges: Ranges | None = None) -> Queries:
+    """All queries for `spec` in `namespace` (the namespace of the LatencySLO itself), over
+    `ranges` (the controller's, `ControllerParams.ranges`; None: `default_ranges(spec)`)."""
+    r = ranges or default_ranges(spec)
     hist = _metric(spec.metrics.histogram)
     sel = selector(namespace, spec.metrics.labels)
-    window = f"[{int(spec.objective.window_seconds)}s]"
-    peak = peak_range_seconds(spec, peak_range_s)
+    window = f"[{r.window_s}s]"
     q = _number(spec.quantile)
     batch = _metric(BATCH_DURATION)
     size = _metric(BATCH_SIZE)
     return Queries(
         latency=f"histogram_quantile({q}, sum by (le) (rate({hist}_bucket{sel}{window})))",
         request_rate=f"sum(rate({hist}_count{sel}{window}))",
-        recent_request_rate=f"sum(rate({hist}_count{sel}[{recent_range_seconds(spec)}s]))",
+        recent_request_rate=f"sum(rate({hist}_count{sel}[{r.recent_s}s]))",
         peak_request_rate=(
-            f"max_over_time(sum(rate({hist}_count{sel}[{peak}s]))"
-            f"{window[:-1]}:{peak_step_seconds(spec, peak_range_s)}s])"
+            f"max_over_time(sum(rate({hist}_count{sel}[{r.peak_s}s]))"
+            f"{window[:-1]}:{r.peak_step_s}s])"
         ),
         samples=f"sum(increase({hist}_count{sel}{window}))",
         data_age=f"time() - max(timestamp({hist}_count{sel}))",

@@ -27,16 +27,23 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import pairwise
 
 from slo_operator.model.queueing import predict
+from slo_operator.policy.explain import actions, explain
+from slo_operator.policy.params import ControllerParams
+from slo_operator.policy.sizing import (
+    Sizing,
+    bridge_variant,
+    restore_variant,
+    sizing_rate,
+    windows,
+)
 from slo_operator.policy.state import ControllerState
+from slo_operator.policy.trust import assess
 from slo_operator.spec import Action, LatencySLOSpec, Mode
 from slo_operator.types import Decision, Observation, ProfileSet, RuntimeConfig
-
-WINDOW_GRID_MS: tuple[int, ...] = (0, 1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100, 150, 200)
-"""Batch windows the controller considers (clipped to the spec's bounds, plus the bounds)."""
 
 CORRECTION_MIN, CORRECTION_MAX = 0.5, 2.5
 CORRECTION_GAIN = 0.15
@@ -53,11 +60,6 @@ removed only when one fewer would still have 10 % of margin, so noise cannot fli
 CLEAR_BREACH = 2.0
 """An observed quantile above twice the target is a breach at once; above the target only,
 the model not explaining it, it must be seen twice in a row (noise is not a breach)."""
-PEAK_RANGE_S = 10.0
-"""The range of the short rates behind `Observation.peak_request_rate` (see its docstring)."""
-RECENT_Z, PEAK_Z = 2.0, 3.0
-"""A recent (peak) rate counts when it exceeds the window's rate by more than 2 (3) standard
-deviations of a Poisson count over its range; the peak is the max of about ten such rates."""
 BRIDGE_SURGE = 1.25
 """Rate margin for choosing a bridge variant during an observed breach."""
 LEARN_FROM = 0.4
@@ -65,167 +67,17 @@ LEARN_FROM = 0.4
 coarse and the model's error there says little about the error near the aim."""
 STEADY_RATE_TOLERANCE = 0.2
 """The load counts as steady when the recent rate is within 20 % of the window's rate."""
-WINDOW_TIE = 0.02
-"""Windows predicted within 2 % of the best count as equally good (the smallest one wins,
-the current one is kept)."""
-
-# Which action names a decision when several knobs move (most urgent first).
-_ACTION_ORDER = (
-    Action.DEGRADE_VARIANT,
-    Action.SCALE_UP,
-    Action.WIDEN_WINDOW,
-    Action.RESTORE_VARIANT,
-    Action.SCALE_DOWN,
-    Action.NARROW_WINDOW,
-)
-
-
-def stale_after_seconds(spec: LatencySLOSpec) -> float:
-    """Data older than this is stale: two intervals, and never less than 30 s."""
-    return max(30.0, 2.0 * spec.policy.interval_seconds)
-
-
-def gap_seconds(spec: LatencySLOSpec) -> float:
-    """A pause between two decisions longer than this (e.g. a restart) resets trust."""
-    return max(60.0, 3.0 * spec.policy.interval_seconds)
-
-
-@dataclass(frozen=True, slots=True)
-class _Ctx:
-    spec: LatencySLOSpec
-    profiles: ProfileSet
-    rate: float
-    max_batch: int
-    windows: tuple[int, ...]
-
-    def at_rate(self, rate: float) -> _Ctx:
-        return replace(self, rate=rate)
-
-    def p99(self, variant: str, replicas: int, window: int, correction: float) -> float:
-        prof = self.profiles.variants.get(variant)
-        if prof is None:
-            return math.inf
-        raw = predict(prof, self.rate, replicas, window, self.max_batch, self.spec.quantile).p99_ms
-        return raw * correction
-
-    def best_window(
-        self, variant: str, replicas: int, correction: float, keep: int | None = None
-    ) -> tuple[int, float]:
-        """The smallest window whose predicted quantile is within 2 % of the lowest (waiting
-        only adds latency unless it clearly pays), keeping `keep` when it is as good."""
-        preds = [(w, self.p99(variant, replicas, w, correction)) for w in self.windows]
-        best_p = min(p for _, p in preds)
-        limit = best_p * (1.0 + WINDOW_TIE)
-        chosen = next((w, p) for w, p in preds if p <= limit)
-        if keep is not None and keep != chosen[0]:
-            p_keep = dict(preds).get(keep, math.inf)
-            if p_keep <= limit and p_keep <= self.spec.aim_latency_ms:
-                return keep, p_keep
-        return chosen
-
-    def replicas_needed(self, variant: str, correction: float) -> tuple[int, bool]:
-        """Fewest replicas in bounds meeting the aim (binary search); (max, False) if none."""
-        lo, hi = self.spec.replicas.min, self.spec.replicas.max
-        aim = self.spec.aim_latency_ms
-        if self.best_window(variant, hi, correction)[1] > aim:
-            return hi, False
-        lo = max(lo, 1) if self.rate > 0 else lo
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.best_window(variant, mid, correction)[1] <= aim:
-                hi = mid
-            else:
-                lo = mid + 1
-        return lo, True
-
-
-def _windows(spec: LatencySLOSpec, current: int) -> tuple[int, ...]:
-    lo, hi = spec.batching.min_window_ms, spec.batching.max_window_ms
-    grid = {w for w in WINDOW_GRID_MS if lo <= w <= hi} | {lo, hi}
-    if lo <= current <= hi:
-        grid.add(current)
-    return tuple(sorted(grid))
-
-
-def _fresh(spec: LatencySLOSpec, obs: Observation) -> bool:
-    """Recent data without an error (traffic may be low)."""
-    return (
-        not obs.error
-        and obs.age_seconds is not None
-        and math.isfinite(obs.age_seconds)
-        and obs.age_seconds <= stale_after_seconds(spec)
-    )
-
-
-def _assess(spec: LatencySLOSpec, obs: Observation) -> tuple[bool, bool, str]:
-    """(latency trusted, rate trusted, why not) for an observation."""
-    if obs.error:
-        return False, False, f"metrics unavailable ({obs.error})"
-    if obs.age_seconds is None or not math.isfinite(obs.age_seconds):
-        return False, False, "metrics age unknown"
-    if obs.age_seconds > stale_after_seconds(spec):
-        return False, False, f"metrics stale ({obs.age_seconds:.0f}s old)"
-    if not obs.has_rate:
-        return False, False, "no request rate"
-    assert obs.request_rate is not None
-    floor = spec.objective.min_request_rate
-    if obs.request_rate < floor or obs.request_rate <= 0:
-        return (
-            False,
-            False,
-            f"low traffic ({obs.request_rate:.2f} req/s < minRequestRate {floor:g})",
-        )
-    if not obs.has_latency:
-        return False, True, "no latency quantile (NaN or missing)"
-    if obs.samples is not None and (not math.isfinite(obs.samples) or obs.samples < 1):
-        return False, True, "no samples in the window"
-    return True, True, ""
-
-
-def _conform(spec: LatencySLOSpec, cfg: RuntimeConfig) -> RuntimeConfig:
-    """The nearest configuration inside the spec's bounds (user intent beats every rule)."""
-    allowed = spec.variants.allowed
-    return RuntimeConfig(
-        replicas=min(max(cfg.replicas, spec.replicas.min), spec.replicas.max),
-        batch_window_ms=min(
-            max(cfg.batch_window_ms, spec.batching.min_window_ms), spec.batching.max_window_ms
-        ),
-        max_batch_size=spec.batching.max_batch_size,
-        variant=cfg.variant if cfg.variant in allowed else spec.variants.effective_preferred,
-    )
-
-
-def _actions(current: RuntimeConfig, target: RuntimeConfig, order: list[str]) -> list[Action]:
-    acts: list[Action] = []
-    if target.replicas > current.replicas:
-        acts.append(Action.SCALE_UP)
-    elif target.replicas < current.replicas:
-        acts.append(Action.SCALE_DOWN)
-    if target.batch_window_ms > current.batch_window_ms:
-        acts.append(Action.WIDEN_WINDOW)
-    elif target.batch_window_ms < current.batch_window_ms:
-        acts.append(Action.NARROW_WINDOW)
-    if target.variant != current.variant:
-        rank = {v: i for i, v in enumerate(order)}
-        worse = rank.get(target.variant, 99) > rank.get(current.variant, 99)
-        acts.append(Action.DEGRADE_VARIANT if worse else Action.RESTORE_VARIANT)
-    return sorted(acts, key=_ACTION_ORDER.index)
 
 
 def _since(now: float, t: float | None) -> float:
     return math.inf if t is None else now - t
 
 
-def _fmt_ms(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "unbounded"
-    return f"{x:.0f}ms"
-
-
 def _account(
-    spec: LatencySLOSpec, state: ControllerState, current: RuntimeConfig, now: float
+    params: ControllerParams, state: ControllerState, current: RuntimeConfig, now: float
 ) -> ControllerState:
     """Book the time since the last decision into the quality budget; detect gaps."""
+    spec = params.spec
     budget_s = spec.variants.quality_budget.window_minutes * 60.0
     pref = spec.variants.effective_preferred
     st = state
@@ -235,7 +87,7 @@ def _account(
             st = st.with_degraded_span(st.last_decision_at, now, budget_s)
         else:
             st = st.with_degraded_span(now, now, budget_s)  # prune only
-        if now - st.last_decision_at > gap_seconds(spec):
+        if now - st.last_decision_at > params.gap_s:
             st = replace(st, fresh_since=None)
     return st
 
@@ -250,20 +102,10 @@ def _finish(
     now: float,
 ) -> tuple[Decision, ControllerState]:
     order = list(spec.variants.allowed)
-    acts = _actions(current, target, order)
+    acts = actions(current, target, order)
     enforce = spec.policy.mode is Mode.ENFORCE
     apply = enforce and bool(acts)
-    if apply:
-        if Action.SCALE_UP in acts:
-            st = replace(st, last_scale_up_at=now, pending_up=(now, target.replicas))
-        if Action.SCALE_DOWN in acts:
-            st = replace(st, last_scale_down_at=now)
-        if target.variant != current.variant:
-            st = replace(st, last_variant_change_at=now)
-        if target != current:
-            st = replace(st, last_change_at=now)
-    in_force = target.variant if apply else current.variant
-    st = replace(st, last_decision_at=now, variant_in_force=in_force)
+    st = replace(st, last_decision_at=now, variant_in_force=current.variant)
     if acts and not enforce:
         reason = f"{reason} (Recommend mode: not applied)"
     decision = Decision(
@@ -277,6 +119,36 @@ def _finish(
     return decision, st
 
 
+def record_applied(
+    state: ControllerState,
+    current: RuntimeConfig,
+    target: RuntimeConfig,
+    now: float,
+    *,
+    replicas: bool,
+    config: bool,
+) -> ControllerState:
+    """`state` after the knobs that were written (`replicas`: the scale; `config`: window,
+    batch size and variant) moved from `current` to `target` at `now`. A knob whose write
+    failed is not counted: no cooldown starts, no dwell, no learning pause."""
+    st = state
+    scaled = replicas and target.replicas != current.replicas
+    configured = config and (
+        target.batch_window_ms != current.batch_window_ms
+        or target.max_batch_size != current.max_batch_size
+        or target.variant != current.variant
+    )
+    if scaled and target.replicas > current.replicas:
+        st = replace(st, last_scale_up_at=now, pending_up=(now, target.replicas))
+    if scaled and target.replicas < current.replicas:
+        st = replace(st, last_scale_down_at=now)
+    if configured and target.variant != current.variant:
+        st = replace(st, last_variant_change_at=now, variant_in_force=target.variant)
+    if scaled or configured:
+        st = replace(st, last_change_at=now)
+    return st
+
+
 def decide(
     spec: LatencySLOSpec,
     observation: Observation,
@@ -285,30 +157,50 @@ def decide(
     state: ControllerState,
     now: float,
 ) -> tuple[Decision, ControllerState]:
-    """One decision of the controller (see the module docstring)."""
-    st = _account(spec, state, current, now)
+    """One decision with the spec's default parameters, every change counted as done (the
+    form the policy's own tests use; the operator, the simulator and the demo hold a
+    `slo_operator.policy.Controller`)."""
+    decision, st = propose(ControllerParams.build(spec), observation, current, profiles, state, now)
+    if decision.apply:
+        st = record_applied(st, current, decision.target, now, replicas=True, config=True)
+    return decision, st
+
+
+def propose(
+    params: ControllerParams,
+    observation: Observation,
+    current: RuntimeConfig,
+    profiles: ProfileSet,
+    state: ControllerState,
+    now: float,
+) -> tuple[Decision, ControllerState]:
+    """One decision of the controller (see the module docstring), and the state it leaves
+    before anything is applied (`record_applied` books what was)."""
+    spec = params.spec
+    st = _account(params, state, current, now)
     if spec.policy.mode is Mode.PAUSED:
         st = replace(st, last_decision_at=now, variant_in_force=current.variant)
         reason = "paused: policy.mode is Paused, nothing is changed"
         return Decision(Action.HOLD, current, reason, actions=(), apply=False), st
 
     pref = spec.variants.effective_preferred
-    conformed = _conform(spec, current)
-    lat_ok, rate_ok, why = _assess(spec, observation)
+    conformed = params.bounded(current)
+    trust = assess(params, observation)
+    lat_ok, rate_ok, why = trust.latency, trust.rate, trust.why
     if pref not in profiles.variants:
         # without a profile of the preferred variant nothing can be predicted: never guess
         lat_ok, rate_ok = False, False
         why = f"no performance profile for the preferred variant {pref!r}"
-    rate = _sizing_rate(observation, spec.policy.interval_seconds) if rate_ok else 0.0
-    ctx = _Ctx(
+    rate = sizing_rate(observation, observation.ranges or params.ranges) if rate_ok else 0.0
+    ctx = Sizing(
         spec=spec,
         profiles=profiles,
         rate=rate,
         max_batch=spec.batching.max_batch_size,
-        windows=_windows(spec, conformed.batch_window_ms),
+        windows=windows(spec, conformed.batch_window_ms),
     )
     # 1. the restart guard counts fresh data (recent, no error; low traffic included)
-    if not _fresh(spec, observation):
+    if not trust.fresh:
         st = replace(st, fresh_since=None)
     elif st.fresh_since is None:
         st = replace(st, fresh_since=now)
@@ -338,35 +230,16 @@ def decide(
     window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
     target = RuntimeConfig(new_replicas, window, spec.batching.max_batch_size, variant)
     predicted = ctx.p99(variant, new_replicas, window, st.correction)
-    reason = _explain(
+    reason = explain(
         spec, current, target, p_obs, rate, need, feasible, serving, predicted, st.correction,
         [*notes, *more],
     )  # fmt: skip
     return _finish(spec, st, current, target, reason, predicted, now)
 
 
-def _sizing_rate(obs: Observation, interval_s: float) -> float:
-    """The window's rate, or the recent or peak rate when clearly higher: size for the busiest
-    part of the window, and for a step the window still hides. "Clearly": beyond what Poisson
-    noise gives a rate measured over that range (the model already accounts for Poisson
-    fluctuations; counting them again would buy replicas for noise)."""
-    base = obs.request_rate or 0.0
-    rate = base
-    for extra, span_s, z in (
-        (obs.recent_request_rate, interval_s, RECENT_Z),
-        (obs.peak_request_rate, PEAK_RANGE_S, PEAK_Z),
-    ):
-        if extra is None or not math.isfinite(extra):
-            continue
-        noise = z * math.sqrt(base / span_s) if base > 0 else 0.0
-        if extra > base + noise and extra > rate:
-            rate = extra
-    return rate
-
-
 def _hold_untrusted(
     spec: LatencySLOSpec,
-    ctx: _Ctx,
+    ctx: Sizing,
     st: ControllerState,
     current: RuntimeConfig,
     conformed: RuntimeConfig,
@@ -440,8 +313,8 @@ def _learn(
 
 
 def _anticipate(
-    spec: LatencySLOSpec, ctx: _Ctx, st: ControllerState, ready: int, now: float
-) -> tuple[ControllerState, _Ctx]:
+    spec: LatencySLOSpec, ctx: Sizing, st: ControllerState, ready: int, now: float
+) -> tuple[ControllerState, Sizing]:
     """On a sustained rise, size for the rate one start-up (learned) and one interval ahead:
     replicas ordered now serve only then."""
     st = _learn_startup(st, ready, now)
@@ -500,7 +373,7 @@ def _replicas(
 
 def _variant(
     spec: LatencySLOSpec,
-    ctx: _Ctx,
+    ctx: Sizing,
     st: ControllerState,
     variant: str,
     serving: int,
@@ -525,7 +398,7 @@ def _variant(
         # size the bridge with a surge margin when the breach is already visible: a backlog
         # has to drain and the rate seen so far trails a step's true height
         surge = ctx.at_rate(ctx.rate * BRIDGE_SURGE) if confirmed else ctx
-        candidate = _bridge_variant(surge, order, serving, cf_fast, aim)
+        candidate = bridge_variant(surge, order, serving, cf_fast, aim)
         if candidate == pref:
             return variant, []
         if not settled:
@@ -538,7 +411,7 @@ def _variant(
     if remaining <= pol.interval_seconds and settled:
         return pref, ["quality budget spent"]  # the budget is a limit, not a target
     if settled and dwell_ok and p_obs <= target_ms:
-        return _restore_variant(ctx, order, variant, serving, st.correction, aim), []
+        return restore_variant(ctx, order, variant, serving, st.correction, aim), []
     return variant, []
 
 
@@ -569,81 +442,3 @@ def _prune(
     recs: tuple[tuple[float, int], ...], now: float, window_s: float
 ) -> tuple[tuple[float, int], ...]:
     return tuple((t, n) for t, n in recs if t > now - window_s)
-
-
-def _bridge_variant(
-    ctx: _Ctx, order: list[str], replicas: int, correction: float, aim: float
-) -> str:
-    """The best-quality allowed variant that meets the aim on `replicas`, else the fastest."""
-    if replicas <= 0:
-        return order[0]
-    fastest, fastest_p = order[0], math.inf
-    for v in order:
-        p = ctx.best_window(v, replicas, correction)[1]
-        if p <= aim:
-            return v
-        if p < fastest_p:
-            fastest, fastest_p = v, p
-    return fastest
-
-
-def _restore_variant(
-    ctx: _Ctx, order: list[str], current: str, replicas: int, correction: float, aim: float
-) -> str:
-    """The best-quality variant better than `current` that meets the aim, else `current`."""
-    if replicas <= 0 or current not in order:
-        return current
-    for v in order[: order.index(current)]:
-        if ctx.best_window(v, replicas, correction)[1] <= aim:
-            return v
-    return current
-
-
-def _explain(
-    spec: LatencySLOSpec,
-    current: RuntimeConfig,
-    target: RuntimeConfig,
-    p_obs: float,
-    rate: float,
-    need: int,
-    feasible: bool,
-    serving: int,
-    predicted: float,
-    correction: float,
-    notes: list[str],
-) -> str:
-    target_ms = spec.target_latency_ms
-    rel = ">" if p_obs > target_ms else "<="
-    parts = [f"p99 {p_obs:.0f}ms {rel} {target_ms:g}ms target at {rate:.0f} req/s"]
-    pref = spec.variants.effective_preferred
-    if target.replicas > current.replicas:
-        parts.append(
-            f"{target.replicas - current.replicas} more replica(s) for the sustained rate "
-            f"({current.replicas} -> {target.replicas})"
-        )
-    elif target.replicas < current.replicas:
-        parts.append(
-            f"{need} replica(s) suffice for the whole stabilization window: "
-            f"{current.replicas} -> {target.replicas}"
-        )
-    if target.variant != current.variant:
-        if target.variant == pref:
-            parts.append(f"{pref} restored: {serving} ready replica(s) hold the aim with it")
-        elif target.variant != pref and current.variant == pref:
-            waiting = max(0, target.replicas - serving)
-            until = f"until {waiting} more replica(s) are ready" if waiting else "for now"
-            parts.append(f"{target.variant} bridges {until}")
-        else:
-            parts.append(f"variant {current.variant} -> {target.variant}")
-    if target.batch_window_ms != current.batch_window_ms:
-        parts.append(f"window {current.batch_window_ms} -> {target.batch_window_ms}ms")
-    if not feasible:
-        parts.append(f"even {spec.replicas.max} replicas (replicas.max) cannot meet the aim")
-    if target == current:
-        parts.append(
-            f"holding {current.replicas} replica(s), {current.variant}, "
-            f"window {current.batch_window_ms}ms"
-        )
-    parts.extend(notes)
-    parts.append(f"predicted p99 {_fmt_ms(predicted)} (model x{correction:.2f})")
-    return "; ".join(parts)

@@ -45,6 +45,9 @@ class ControllerState:
     """Learned seconds from a scale-up until its replicas are ready (None: not seen yet)."""
     last_p99: float | None = None
     """The previous trusted quantile (a modest breach must be seen twice)."""
+    profile_factors: tuple[tuple[str, float], ...] = ()
+    """(variant, factor) last measured while that variant served alone: its batch time over
+    the calibrated profile's (`slo_operator.policy.profiles`), sorted by variant."""
 
     # ------------------------------------------------------------------------- helpers
     def degraded_seconds(self, now: float, window_s: float) -> float:
@@ -61,6 +64,13 @@ class ControllerState:
             else:
                 spans.append((start, end))
         return replace(self, degraded=tuple(spans))
+
+    def with_profile_factors(self, measured: Mapping[str, float]) -> ControllerState:
+        """These factors remembered (each replaces the variant's earlier one)."""
+        if not measured:
+            return self
+        merged = {**dict(self.profile_factors), **dict(measured)}
+        return replace(self, profile_factors=tuple(sorted(merged.items())))
 
     # ---------------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -82,6 +92,7 @@ class ControllerState:
             "pendingUp": None if self.pending_up is None else list(self.pending_up),
             "startupSeconds": self.startup_s,
             "lastP99": self.last_p99,
+            "profileFactors": {v: f for v, f in self.profile_factors},
         }
 
     @classmethod
@@ -114,6 +125,16 @@ class ControllerState:
         variant = data.get("variantInForce")
         if variant is not None and not isinstance(variant, str):
             raise ValueError("controller state: variantInForce must be a string or null")
+        raw_factors = data.get("profileFactors") or {}
+        if not isinstance(raw_factors, Mapping):
+            raise ValueError("controller state: profileFactors must be an object")
+        factors: list[tuple[str, float]] = []
+        for variant, factor in sorted(raw_factors.items()):
+            if isinstance(factor, bool) or not isinstance(factor, int | float):
+                raise ValueError(f"controller state: profileFactors.{variant} must be a number")
+            if not (math.isfinite(factor) and factor > 0):
+                raise ValueError(f"controller state: profileFactors.{variant} must be > 0")
+            factors.append((str(variant), float(factor)))
         correction = num("correction") or 1.0
         if correction <= 0:
             raise ValueError("controller state: correction must be > 0")
@@ -134,6 +155,7 @@ class ControllerState:
             pending_up=pending,
             startup_s=num("startupSeconds"),
             last_p99=num("lastP99"),
+            profile_factors=tuple(factors),
         )
 
 

@@ -35,12 +35,13 @@ import numpy as np
 from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.model.histogram import histogram_quantile
 from slo_operator.sim.plant import Plant
-from slo_operator.types import Observation, ProfileSet, RuntimeConfig
+from slo_operator.types import Observation, ProfileSet, Ranges, RuntimeConfig
 
 EDGES_S = np.asarray(LATENCY_BUCKETS_MS, dtype=float) / 1000.0
 N_BUCKETS = len(LATENCY_BUCKETS_MS) + 1  # + the +Inf bucket
 PEAK_RANGE_S = 10
-"""Range of the short rates whose maximum over the window is the observation's peak rate."""
+"""Default range of the short rates whose maximum over the window is the peak rate (a
+controller passes its own, `slo_operator.policy.ControllerParams.ranges`)."""
 
 
 @dataclass(frozen=True)
@@ -167,12 +168,26 @@ class SimView:
     def starting_replicas(self) -> int:
         return self._sim.starting_count()
 
+    @property
+    def scrape_interval_s(self) -> int:
+        return self._sim.settings.scrape_s
+
     def last_scrape(self) -> int:
         s = self._sim.settings.scrape_s
         return (self._sim.t // s) * s
 
-    def observe(self, window_s: int, quantile: float, recent_s: int | None = None) -> Observation:
-        """The objective's quantile and request rate over the window, as Prometheus shows it."""
+    def observe(
+        self,
+        window_s: int,
+        quantile: float,
+        recent_s: int | None = None,
+        *,
+        peak_s: int = PEAK_RANGE_S,
+        peak_step_s: int | None = None,
+    ) -> Observation:
+        """The objective's quantile and request rate over the window, as Prometheus shows it;
+        the recent rate over `recent_s`, the peak over `peak_s` rates every `peak_step_s`
+        (default: every scrape)."""
         sim, end = self._sim, self.last_scrape()
         start = max(0, end - window_s)
         counts = sim.hist[start:end].sum(axis=0)
@@ -185,12 +200,12 @@ class SimView:
             rs = max(0, end - recent_s)
             recent = float(sim.arrivals_per_s[rs:end].sum()) / (end - rs)
         peak = None
-        if span >= PEAK_RANGE_S:
-            # max_over_time(rate(count[10s])[window:scrape]): 10-second rates at each scrape
-            step = self._sim.settings.scrape_s
+        if span >= peak_s:
+            # max_over_time(rate(count[peak_s])[window:step]): short rates at each step
+            step = peak_step_s or self._sim.settings.scrape_s
             cum = np.concatenate(([0.0], np.cumsum(sim.arrivals_per_s[start:end])))
-            ends = np.arange(span, PEAK_RANGE_S - 1, -step)
-            peak = float(((cum[ends] - cum[ends - PEAK_RANGE_S]) / PEAK_RANGE_S).max())
+            ends = np.arange(span, peak_s - 1, -step)
+            peak = float(((cum[ends] - cum[ends - peak_s]) / peak_s).max())
         return Observation(
             at=float(sim.t),
             p99_ms=None if math.isnan(p) else p,
@@ -200,6 +215,12 @@ class SimView:
             ready_replicas=sim.ready_count(),
             recent_request_rate=recent,
             peak_request_rate=peak,
+            ranges=Ranges(
+                window_s=window_s,
+                recent_s=recent_s or window_s,
+                peak_s=peak_s,
+                peak_step_s=peak_step_s or self._sim.settings.scrape_s,
+            ),
         )
 
     def request_rate(self, span_s: int, lag_s: int = 0) -> float:

@@ -49,10 +49,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from slo_operator.policy import ControllerState, decide, initial_state
+from slo_operator.policy import Controller, ControllerParams, ControllerState, OperatorLimits
 from slo_operator.sim.engine import SimSettings, Simulation, SimView
 from slo_operator.spec import LatencySLOSpec
-from slo_operator.types import ProfileSet, RuntimeConfig, VariantProfile
+from slo_operator.types import ApplyResult, ProfileSet, RuntimeConfig, VariantProfile
 
 POLICIES = ("latencyslo", "hpa", "keda", "kpa", "kpa-rps", "aimd", "static", "oracle")
 ORACLE_PASSES = 3
@@ -154,7 +154,10 @@ def calibrate(spec: LatencySLOSpec, profiles: ProfileSet, settings: SimSettings)
 
 # ------------------------------------------------------------------------------- ours
 class LatencySLOPolicy:
-    """The product's decision core, driven exactly as the operator drives it."""
+    """The product's controller: the very `slo_operator.policy.Controller` the operator's
+    control loop holds, observed through the simulated Prometheus over the controller's own
+    ranges (`ControllerParams.ranges`, for this simulation's scrape interval), every change
+    applied in full."""
 
     name = "latencyslo"
 
@@ -163,24 +166,36 @@ class LatencySLOPolicy:
         spec: LatencySLOSpec,
         profiles: ProfileSet,
         state: ControllerState | None = None,
+        limits: OperatorLimits | None = None,
     ) -> None:
         self.spec = spec
         self.profiles = profiles
-        self.state = state or initial_state(0.0)
+        self.limits = limits
+        self.controller: Controller | None = None
+        self._initial = state
         self.decisions: list[tuple[int, object]] = []
 
+    def controller_for(self, view: SimView) -> Controller:
+        if self.controller is None:
+            limits = self.limits or OperatorLimits(scrape_interval_s=view.scrape_interval_s)
+            params = ControllerParams.build(self.spec, limits)
+            self.controller = Controller(params, self.profiles, self._initial)
+        return self.controller
+
     def act(self, t: int, view: SimView) -> RuntimeConfig | None:
-        pol = self.spec.policy
-        if t == 0 or t % pol.interval_seconds:
+        if t == 0 or t % self.spec.policy.interval_seconds:
             return None
+        controller = self.controller_for(view)
+        r = controller.params.ranges
         obs = view.observe(
-            self.spec.objective.window_seconds, self.spec.quantile, pol.interval_seconds
+            r.window_s, self.spec.quantile, r.recent_s, peak_s=r.peak_s, peak_step_s=r.peak_step_s
         )
-        decision, self.state = decide(
-            self.spec, obs, view.config, self.profiles, self.state, float(t)
-        )
+        decision = controller.step(obs, view.config, float(t))
         self.decisions.append((t, decision))
-        return decision.target if decision.apply else None
+        if not decision.apply:
+            return None
+        controller.applied(ApplyResult(replicas_set=True, config_written=True))
+        return decision.target
 
 
 # -------------------------------------------------------------------------- baselines

@@ -292,3 +292,15 @@ def actuation_writes(kube: kb.KubeEmulator) -> list[str]:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=str)
+
+
+def target_reads(kube: kb.KubeEmulator) -> int:
+    """Reads of the target Deployment by the operator: every control step makes one (the
+    status is written only when it changes, so status writes do not count steps)."""
+    return sum(
+        1
+        for r in kube
+        if r.method.value == "GET"
+        and r.url.path.endswith(f"/deployments/{DEPLOYMENT}")
+        and not r.headers.get("User-Agent", "").startswith("kmock/")
+    )

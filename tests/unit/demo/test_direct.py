@@ -243,31 +243,35 @@ async def test_a_target_that_stopped_answering_has_no_age() -> None:
 
 
 async def test_profiles_scale_to_measured_batch_times() -> None:
+    from slo_operator.policy.profiles import fit_profiles
     from slo_operator.types import ProfileSet, VariantProfile
 
     baseline = ProfileSet(
         variants={"full": VariantProfile(10.0, 2.5), "distilled": VariantProfile(2.0, 1.0)}
     )
     source, _, end = _scrape_run([[0.01] * 10 for _ in range(20)])
-    source.baseline = baseline
-    source.clock = lambda: end
-    scaled = await source.profiles(SPEC, "ml")
-    assert scaled is not None
+    obs = await source.observe(SPEC, "ml", ready_replicas=1, now=end)
+    assert obs.batch is not None
+    assert obs.batch.batch_ms_by_variant["full"] == pytest.approx(20.0)
+    assert obs.batch.mean_batch_size == pytest.approx(4.0)
+    scaled = fit_profiles(baseline, obs.batch, {}).profiles
     # measured 20 ms per batch of 4, predicted 10 + 2.5 * 4 = 20 ms: factor 1
     assert scaled.variants["full"].alpha_ms == pytest.approx(10.0)
     assert scaled.variants["distilled"].beta_ms == pytest.approx(1.0)
 
 
 def test_peak_query_parameters_follow_the_operator_promql() -> None:
-    from slo_operator.metrics.promql import build_queries, peak_range_seconds, peak_step_seconds
+    from slo_operator.metrics.promql import build_queries
+    from slo_operator.policy import default_ranges
 
     for window in (15, 60, 300):
         spec = SPEC.model_copy(
             update={"objective": SPEC.objective.model_copy(update={"window_seconds": window})}
         )
+        ranges = default_ranges(spec)
         query = build_queries(spec, "ml").peak_request_rate
-        assert f"[{peak_range_seconds(spec)}s]))" in query
-        assert f"[{window}s:{peak_step_seconds(spec)}s])" in query
+        assert f"[{ranges.peak_s}s]))" in query
+        assert f"[{window}s:{ranges.peak_step_s}s])" in query
 
 
 async def test_peak_rate_is_the_busiest_short_range_in_the_window() -> None:

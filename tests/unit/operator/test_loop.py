@@ -7,9 +7,18 @@ from typing import Any
 
 import pytest
 
-from slo_operator.loop import Conflict, ControlLoop, CorePolicy
+from slo_operator.errors import StoreError, TargetNotFoundError
+from slo_operator.loop import Conflict, ControlLoop
 from slo_operator.opmetrics import OperatorMetrics
-from slo_operator.types import ApplyResult, Observation, ProfileSet, RuntimeConfig, VariantProfile
+from slo_operator.policy import OperatorLimits
+from slo_operator.types import (
+    ApplyResult,
+    Fault,
+    Observation,
+    ProfileSet,
+    RuntimeConfig,
+    VariantProfile,
+)
 
 T0 = 1_800_000_000.0
 PROFILES = ProfileSet(
@@ -30,22 +39,21 @@ def spec(**policy: Any) -> dict[str, Any]:
 
 
 class FakeMetrics:
-    """Answers each observe() with the next scripted (p99_ms, rate) or an error string."""
+    """Answers each observe() with the next scripted (p99_ms, rate) or an error string (a
+    failed query when it says so, else no data)."""
 
     def __init__(self, *script: tuple[float, float] | str) -> None:
         self.script = list(script)
         self.calls = 0
 
-    async def observe(self, spec, namespace, ready_replicas, now) -> Observation:
+    async def observe(self, spec, namespace, ready_replicas, now, ranges=None) -> Observation:
         item = self.script[min(self.calls, len(self.script) - 1)]
         self.calls += 1
         if isinstance(item, str):
-            return Observation(now, None, None, None, None, ready_replicas, error=item)
+            fault = Fault.QUERY_FAILED if "query failed" in item else Fault.NO_DATA
+            return Observation(now, None, None, None, None, ready_replicas, error=item, fault=fault)
         p99, rate = item
         return Observation(now, p99, rate, rate * 15, 1.0, ready_replicas)
-
-    async def profiles(self, spec, namespace) -> ProfileSet | None:
-        return None
 
 
 class FakeActuator:
@@ -58,7 +66,7 @@ class FakeActuator:
 
     async def read(self) -> tuple[RuntimeConfig, int]:
         if self.missing:
-            raise LookupError("Deployment ml/sentiment-worker not found")
+            raise TargetNotFoundError("Deployment ml/sentiment-worker not found")
         return self.config, self.config.replicas
 
     async def apply(self, target: RuntimeConfig) -> ApplyResult:
@@ -79,19 +87,16 @@ class MemoryStore:
         self.fail: Exception | None = None
 
     async def save(self, status, memory) -> None:
+        """Keeps the whole object: a part not written (None) stays as it was."""
         if self.fail is not None:
             raise self.fail
-        self.saves.append((copy.deepcopy(dict(status)), copy.deepcopy(dict(memory))))
-
-
-class CountingPolicy(CorePolicy):
-    def __init__(self) -> None:
-        super().__init__()
-        self.decisions = 0
-
-    def decide(self, *args):
-        self.decisions += 1
-        return super().decide(*args)
+        last_status, last_memory = self.saves[-1] if self.saves else ({}, {})
+        self.saves.append(
+            (
+                copy.deepcopy(dict(status)) if status is not None else last_status,
+                copy.deepcopy(dict(memory)) if memory is not None else last_memory,
+            )
+        )
 
 
 def make_loop(metrics, actuator, store=None, **kw) -> ControlLoop:
@@ -180,11 +185,10 @@ async def test_a_restarted_loop_finishes_the_pending_change_without_deciding() -
 
     # The restarted operator reads status and memory back from the object.
     actuator.on_apply = None
-    policy = CountingPolicy()
-    loop = make_loop(FakeMetrics((400.0, 300.0)), actuator, store, policy=policy)
+    loop = make_loop(FakeMetrics((400.0, 300.0)), actuator, store)
     loop.restore(status, memory)
     result = await loop.step(spec(), now=T0 + 5)
-    assert policy.decisions == 0
+    assert result.decision is None  # nothing decided
     assert actuator.applied == [RuntimeConfig(5, 0, 32, "full")]
     assert result.status.pending is None
     assert result.status.history[0].action == "ScaleUp"
@@ -193,7 +197,7 @@ async def test_a_restarted_loop_finishes_the_pending_change_without_deciding() -
 
     # Next step: decided afresh; the scale-up is not repeated.
     result = await loop.step(spec(), now=T0 + 10)
-    assert policy.decisions == 1
+    assert result.decision is not None
     assert [t.replicas for t in actuator.applied] == [5] + [5] * (len(actuator.applied) - 1)
     assert "ScaledUp" not in reasons(result)
 
@@ -218,7 +222,7 @@ async def test_a_pending_change_is_dropped_in_paused_mode() -> None:
 async def test_no_action_when_the_intent_cannot_be_recorded() -> None:
     actuator = FakeActuator(START)
     store = MemoryStore()
-    store.fail = RuntimeError("API server unavailable")
+    store.fail = StoreError("API server unavailable")
     loop = make_loop(FakeMetrics((400.0, 300.0)), actuator, store)
     result = await loop.step(spec(), now=T0)
     assert actuator.applied == []
@@ -274,13 +278,13 @@ async def test_paused_holds() -> None:
 
 async def test_conflict_means_no_decision_and_no_write() -> None:
     actuator = FakeActuator(START)
-    policy = CountingPolicy()
-    loop = make_loop(FakeMetrics((400.0, 300.0)), actuator, policy=policy)
+    loop = make_loop(FakeMetrics((400.0, 300.0)), actuator)
     conflict = Conflict("HorizontalPodAutoscaler", "HorizontalPodAutoscaler h also scales it")
     first = await loop.step(spec(), now=T0, conflict=conflict)
     second = await loop.step(spec(), now=T0 + 5, conflict=conflict)
     assert actuator.applied == []
-    assert policy.decisions == 0
+    assert first.decision is None
+    assert second.decision is None
     assert "ConflictDetected" in reasons(first)
     assert "ConflictDetected" not in reasons(second)
     assert cond(second.status, "Conflict") == ("True", "HorizontalPodAutoscaler")
@@ -358,7 +362,7 @@ async def test_an_invalid_spec_is_reported() -> None:
 
 async def test_the_hard_replica_cap() -> None:
     actuator = FakeActuator(START)
-    loop = make_loop(FakeMetrics((400.0, 300.0)), actuator, max_replicas=3)
+    loop = make_loop(FakeMetrics((400.0, 300.0)), actuator, limits=OperatorLimits(max_replicas=3))
     await loop.step(spec(), now=T0)
     assert actuator.applied[0].replicas == 3
 

@@ -16,8 +16,8 @@ from slo_operator.metrics.prometheus import (
     Sample,
     parse_observation,
     parse_vector,
-    scale_profiles,
 )
+from slo_operator.policy.profiles import scale_profiles
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import ProfileSet, VariantProfile
 
@@ -149,7 +149,7 @@ def test_profiles_scale_to_measurements() -> None:
     assert scaled.variants["distilled"].alpha_ms == pytest.approx(3.0)
     assert scaled.variants["quantized"].accuracy == 0.88
     assert scaled.extra["scale"]["full"] == pytest.approx(1.5)
-    assert "scaled to Prometheus" in scaled.source
+    assert "scaled to measured batch times" in scaled.source
 
 
 def test_profile_scaling_is_clamped() -> None:
@@ -206,7 +206,7 @@ async def test_no_hidden_retries_and_an_explicit_timeout(aiohttp_free_server) ->
     source.close()
     assert obs.error is not None
     assert "503" in obs.error
-    assert len(hits) == 6  # one request per query: the client's retry adapter is disabled
+    assert len(hits) == 8  # one request per query: the client's retry adapter is disabled
 
 
 async def test_every_query_of_an_observation_is_evaluated_at_its_instant(
@@ -222,7 +222,7 @@ async def test_every_query_of_an_observation_is_evaluated_at_its_instant(
     source = PrometheusSource(url, timeout_s=1.0)
     await source.observe(SPEC, "ml", 2, now=1_800_000_000.25)
     source.close()
-    assert times == ["1800000000.250"] * 6
+    assert times == ["1800000000.250"] * 8
 
 
 async def test_a_slow_prometheus_costs_one_timeout(aiohttp_free_server) -> None:

@@ -8,13 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from slo_operator.metrics.promql import (
-    build_queries,
-    escape_label_value,
-    recent_range_seconds,
-    selector,
-)
+from slo_operator.metrics.promql import build_queries, escape_label_value, selector
+from slo_operator.policy import default_ranges
 from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import Ranges
 
 # A PromQL double-quoted string literal, with its escapes.
 _MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -152,14 +149,23 @@ def test_every_query_is_scoped_to_the_namespace() -> None:
 
 
 def test_peak_range_is_bounded_by_the_window() -> None:
-    q = build_queries(spec(objective__windowSeconds=15), "ml", peak_range_s=10)
+    short = spec(objective__windowSeconds=15)
+    q = build_queries(short, "ml", ranges=Ranges(15, 15, 10, 5))
     assert "[10s]))[15s:5s])" in q.peak_request_rate
-    q = build_queries(spec(objective__windowSeconds=15), "ml")
+    q = build_queries(short, "ml")
     assert "[15s]))[15s:7s])" in q.peak_request_rate
 
 
-def test_recent_range_is_two_intervals_bounded_by_the_window() -> None:
-    assert recent_range_seconds(spec(policy__intervalSeconds=5)) == 30
-    assert recent_range_seconds(spec(policy__intervalSeconds=60)) == 60  # window 60
+def test_the_queries_measure_over_the_ranges_they_are_given() -> None:
+    q = build_queries(spec(objective__windowSeconds=60), "ml", ranges=Ranges(60, 20, 12, 4))
+    assert q.recent_request_rate.endswith("[20s]))")
+    assert "[12s]))[60s:4s])" in q.peak_request_rate
+
+
+def test_recent_range_is_an_interval_and_two_scrapes_bounded_by_the_window() -> None:
+    # at the default 15 s scrape interval a rate needs 30 s to hold two scrapes
+    assert default_ranges(spec(policy__intervalSeconds=5)).recent_s == 30
+    assert default_ranges(spec(policy__intervalSeconds=60)).recent_s == 60  # window 60
     long_window = spec(policy__intervalSeconds=60, objective__windowSeconds=300)
-    assert recent_range_seconds(long_window) == 120
+    assert default_ranges(long_window).recent_s == 60
+    assert default_ranges(spec(policy__intervalSeconds=15), scrape_interval_s=5).recent_s == 15

@@ -4,12 +4,15 @@ and the sliding-window ledger."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from slo_operator import status as s
+from slo_operator.errors import QueryError
+from slo_operator.metrics.prometheus import Sample, parse_observation
 from slo_operator.spec import HISTORY_LIMIT, Action, ConditionType, LatencySLOStatus
 from slo_operator.types import Decision, RuntimeConfig
 
@@ -70,17 +73,27 @@ def test_became() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "reason"),
+    ("outcome", "reason"),
     [
-        ("Prometheus query failed: cannot connect to http://p", "QueryFailed"),
-        ("Prometheus query failed: timed out after 5s", "QueryFailed"),
-        ("stale: the newest sample is 75s old", "StaleData"),
-        ("no data: no latency series", "NoData"),
-        ("metrics source failed: RuntimeError", "NoData"),
+        ({"latency": QueryError("cannot connect to http://p")}, "QueryFailed"),
+        ({"rate": QueryError("timed out after 5s")}, "QueryFailed"),
+        ({"age": [Sample({}, 75.0)]}, "StaleData"),
+        ({"latency": []}, "NoData"),
+        ({"latency": [Sample({}, math.nan)]}, "NoData"),
     ],
 )
-def test_metrics_reason(error: str, reason: str) -> None:
-    assert s.metrics_reason(error) == reason
+def test_metrics_reason(outcome: dict, reason: str) -> None:
+    """The MetricsAvailable reason is the observation's typed fault, never parsed text."""
+    results = {
+        "latency": [Sample({}, 0.05)],
+        "rate": [Sample({}, 10.0)],
+        "samples": [Sample({}, 100.0)],
+        "age": [Sample({}, 2.0)],
+        **outcome,
+    }
+    obs = parse_observation(now=T0, ready_replicas=1, max_age_s=60.0, **results)
+    assert obs.fault is not None
+    assert obs.fault.value == reason
 
 
 def test_decision_record() -> None:

@@ -1,0 +1,91 @@
+"""The words of a decision: which actions it takes and why (pure)."""
+
+from __future__ import annotations
+
+import math
+
+from slo_operator.spec import Action, LatencySLOSpec
+from slo_operator.types import RuntimeConfig
+
+# Which action names a decision when several knobs move (most urgent first).
+ACTION_ORDER = (
+    Action.DEGRADE_VARIANT,
+    Action.SCALE_UP,
+    Action.WIDEN_WINDOW,
+    Action.RESTORE_VARIANT,
+    Action.SCALE_DOWN,
+    Action.NARROW_WINDOW,
+)
+
+
+def actions(current: RuntimeConfig, target: RuntimeConfig, order: list[str]) -> list[Action]:
+    acts: list[Action] = []
+    if target.replicas > current.replicas:
+        acts.append(Action.SCALE_UP)
+    elif target.replicas < current.replicas:
+        acts.append(Action.SCALE_DOWN)
+    if target.batch_window_ms > current.batch_window_ms:
+        acts.append(Action.WIDEN_WINDOW)
+    elif target.batch_window_ms < current.batch_window_ms:
+        acts.append(Action.NARROW_WINDOW)
+    if target.variant != current.variant:
+        rank = {v: i for i, v in enumerate(order)}
+        worse = rank.get(target.variant, 99) > rank.get(current.variant, 99)
+        acts.append(Action.DEGRADE_VARIANT if worse else Action.RESTORE_VARIANT)
+    return sorted(acts, key=ACTION_ORDER.index)
+
+
+def fmt_ms(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "unbounded"
+    return f"{x:.0f}ms"
+
+
+def explain(
+    spec: LatencySLOSpec,
+    current: RuntimeConfig,
+    target: RuntimeConfig,
+    p_obs: float,
+    rate: float,
+    need: int,
+    feasible: bool,
+    serving: int,
+    predicted: float,
+    correction: float,
+    notes: list[str],
+) -> str:
+    target_ms = spec.target_latency_ms
+    rel = ">" if p_obs > target_ms else "<="
+    parts = [f"p99 {p_obs:.0f}ms {rel} {target_ms:g}ms target at {rate:.0f} req/s"]
+    pref = spec.variants.effective_preferred
+    if target.replicas > current.replicas:
+        parts.append(
+            f"{target.replicas - current.replicas} more replica(s) for the sustained rate "
+            f"({current.replicas} -> {target.replicas})"
+        )
+    elif target.replicas < current.replicas:
+        parts.append(
+            f"{need} replica(s) suffice for the whole stabilization window: "
+            f"{current.replicas} -> {target.replicas}"
+        )
+    if target.variant != current.variant:
+        if target.variant == pref:
+            parts.append(f"{pref} restored: {serving} ready replica(s) hold the aim with it")
+        elif target.variant != pref and current.variant == pref:
+            waiting = max(0, target.replicas - serving)
+            until = f"until {waiting} more replica(s) are ready" if waiting else "for now"
+            parts.append(f"{target.variant} bridges {until}")
+        else:
+            parts.append(f"variant {current.variant} -> {target.variant}")
+    if target.batch_window_ms != current.batch_window_ms:
+        parts.append(f"window {current.batch_window_ms} -> {target.batch_window_ms}ms")
+    if not feasible:
+        parts.append(f"even {spec.replicas.max} replicas (replicas.max) cannot meet the aim")
+    if target == current:
+        parts.append(
+            f"holding {current.replicas} replica(s), {current.variant}, "
+            f"window {current.batch_window_ms}ms"
+        )
+    parts.extend(notes)
+    parts.append(f"predicted p99 {fmt_ms(predicted)} (model x{correction:.2f})")
+    return "; ".join(parts)

@@ -1,0 +1,126 @@
+"""Sizing: what the profiles predict for a configuration, the window and replicas that meet the
+aim, the bridge and restore variants, and the rate to size for (pure)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from slo_operator.model.queueing import predict
+from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import Observation, ProfileSet, Ranges
+
+WINDOW_GRID_MS: tuple[int, ...] = (0, 1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100, 150, 200)
+"""Batch windows the controller considers (clipped to the spec's bounds, plus the bounds)."""
+RECENT_Z, PEAK_Z = 2.0, 3.0
+"""A recent (peak) rate counts when it exceeds the window's rate by more than 2 (3) standard
+deviations of a Poisson count over its range; the peak is the max of about ten such rates."""
+WINDOW_TIE = 0.02
+"""Windows predicted within 2 % of the best count as equally good (the smallest one wins,
+the current one is kept)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """What the profiles predict at one request rate, within the spec's bounds."""
+
+    spec: LatencySLOSpec
+    profiles: ProfileSet
+    rate: float
+    max_batch: int
+    windows: tuple[int, ...]
+
+    def at_rate(self, rate: float) -> Sizing:
+        return replace(self, rate=rate)
+
+    def p99(self, variant: str, replicas: int, window: int, correction: float) -> float:
+        prof = self.profiles.variants.get(variant)
+        if prof is None:
+            return math.inf
+        raw = predict(prof, self.rate, replicas, window, self.max_batch, self.spec.quantile).p99_ms
+        return raw * correction
+
+    def best_window(
+        self, variant: str, replicas: int, correction: float, keep: int | None = None
+    ) -> tuple[int, float]:
+        """The smallest window whose predicted quantile is within 2 % of the lowest (waiting
+        only adds latency unless it clearly pays), keeping `keep` when it is as good."""
+        preds = [(w, self.p99(variant, replicas, w, correction)) for w in self.windows]
+        best_p = min(p for _, p in preds)
+        limit = best_p * (1.0 + WINDOW_TIE)
+        chosen = next((w, p) for w, p in preds if p <= limit)
+        if keep is not None and keep != chosen[0]:
+            p_keep = dict(preds).get(keep, math.inf)
+            if p_keep <= limit and p_keep <= self.spec.aim_latency_ms:
+                return keep, p_keep
+        return chosen
+
+    def replicas_needed(self, variant: str, correction: float) -> tuple[int, bool]:
+        """Fewest replicas in bounds meeting the aim (binary search); (max, False) if none."""
+        lo, hi = self.spec.replicas.min, self.spec.replicas.max
+        aim = self.spec.aim_latency_ms
+        if self.best_window(variant, hi, correction)[1] > aim:
+            return hi, False
+        lo = max(lo, 1) if self.rate > 0 else lo
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.best_window(variant, mid, correction)[1] <= aim:
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo, True
+
+
+def windows(spec: LatencySLOSpec, current: int) -> tuple[int, ...]:
+    lo, hi = spec.batching.min_window_ms, spec.batching.max_window_ms
+    grid = {w for w in WINDOW_GRID_MS if lo <= w <= hi} | {lo, hi}
+    if lo <= current <= hi:
+        grid.add(current)
+    return tuple(sorted(grid))
+
+
+def sizing_rate(obs: Observation, ranges: Ranges) -> float:
+    """The window's rate, or the recent or peak rate when clearly higher: size for the busiest
+    part of the window, and for a step the window still hides. "Clearly": beyond what Poisson
+    noise gives a rate measured over that range (the model already accounts for Poisson
+    fluctuations; counting them again would buy replicas for noise)."""
+    base = obs.request_rate or 0.0
+    rate = base
+    for extra, span_s, z in (
+        (obs.recent_request_rate, float(ranges.recent_s), RECENT_Z),
+        (obs.peak_request_rate, float(ranges.peak_s), PEAK_Z),
+    ):
+        if extra is None or not math.isfinite(extra):
+            continue
+        noise = z * math.sqrt(base / span_s) if base > 0 else 0.0
+        if extra > base + noise and extra > rate:
+            rate = extra
+    return rate
+
+
+def bridge_variant(
+    ctx: Sizing, order: list[str], replicas: int, correction: float, aim: float
+) -> str:
+    """The best-quality allowed variant that meets the aim on `replicas`, else the fastest."""
+    if replicas <= 0:
+        return order[0]
+    fastest, fastest_p = order[0], math.inf
+    for v in order:
+        p = ctx.best_window(v, replicas, correction)[1]
+        if p <= aim:
+            return v
+        if p < fastest_p:
+            fastest, fastest_p = v, p
+    return fastest
+
+
+def restore_variant(
+    ctx: Sizing, order: list[str], current: str, replicas: int, correction: float, aim: float
+) -> str:
+    """The best-quality variant better than `current` that meets the aim, else `current`."""
+    if replicas <= 0 or current not in order:
+        return current
+    for v in order[: order.index(current)]:
+        if ctx.best_window(v, replicas, correction)[1] <= aim:
+            return v
+    return current
