@@ -53,6 +53,12 @@ def granted(plane_objects: Any) -> set[tuple[str, str, str]]:
     }
 
 
+FIRST_WINDOW_MS, SECOND_WINDOW_MS = 7, 11
+"""Batch-window bounds pinned to one value that the workers do not run (they start at 0): the
+operator must write the runtime ConfigMap (create), and after the change of bounds write it
+again (replace)."""
+
+
 def latencyslo(latency_ms: float) -> dict[str, Any]:
     return {
         "apiVersion": "latencyslo.io/v1alpha1",
@@ -62,6 +68,7 @@ def latencyslo(latency_ms: float) -> dict[str, Any]:
             "targetRef": {"name": TARGET},
             "objective": {"latencyMs": latency_ms, "windowSeconds": 15, "minRequestRate": 1},
             "replicas": {"min": 1, "max": 3},
+            "batching": {"minWindowMs": FIRST_WINDOW_MS, "maxWindowMs": FIRST_WINDOW_MS},
             "policy": {
                 "intervalSeconds": 5,
                 "scaleUpCooldownSeconds": 0,
@@ -171,6 +178,7 @@ def test_operator_under_the_charts_rbac(
     model = build_fixture_family(tmp_path / "model", delay_ms=40.0)
 
     def start(name: str) -> Worker:
+        (tmp_path / name).mkdir(exist_ok=True)
         process = start_worker(model, workdir=tmp_path / name)
         process.wait_ready(60.0)
         return Worker(name, process.port, process.admin_port, process.terminate)
@@ -207,8 +215,10 @@ def test_operator_under_the_charts_rbac(
                 lambda: get(plane, "configmap", f"{TARGET}-latencyslo", "-n", NS),
                 180, "the runtime ConfigMap", log,
             )  # fmt: skip
-            # relax the target: replicas come down, the configuration goes back (replace)
-            patch = json.dumps({"spec": {"objective": {"latencyMs": 60000}}})
+            # relax the target and move the window bounds: replicas come down, the runtime
+            # ConfigMap is replaced with the new window
+            window = {"minWindowMs": SECOND_WINDOW_MS, "maxWindowMs": SECOND_WINDOW_MS}
+            patch = json.dumps({"spec": {"objective": {"latencyMs": 60000}, "batching": window}})
             assert (
                 plane.kubectl(
                     "patch", "latencyslo", TARGET, "-n", NS, "--type=merge", "-p", patch
@@ -234,6 +244,13 @@ def test_operator_under_the_charts_rbac(
             )
             assert events is not None
             assert events["items"], "no Event on the LatencySLO"
+            # the loop closes the other way too: with the target relaxed, back to one replica
+            # (checked after the RBAC verdict below, which must not wait on it)
+            deadline = time.monotonic() + 240
+            while harness.replicas_seen[-1] > 1 and time.monotonic() < deadline:
+                targets()
+                time.sleep(2.0)
+            released = harness.replicas_seen[-1] == 1
     finally:
         harness.close()
     audit = plane.audit_events(OPERATOR_USER)
@@ -245,3 +262,6 @@ def test_operator_under_the_charts_rbac(
     # nothing the rules do not grant was even tried (a 403 would show it; this names it)
     beyond = {(e.api_group, e.resource, e.verb) for e in audit} - granted(chart)
     assert beyond == set(), beyond
+    assert released, f"replicas over time {harness.replicas_seen}: not back to 1"
+    assert harness.replicas_seen[0] == 1
+    assert max(harness.replicas_seen) > 1
