@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from slo_operator.sim.engine import SimSettings
-from slo_operator.sim.plant import DEFAULT_SPREAD, measured_plant
+from slo_operator.sim.plant import measured_plant
 from slo_operator.sim.policies import POLICIES
 from slo_operator.sim.profiles import load_profiles
 from slo_operator.sim.report import TABLE_HEADER, document, plot, plot_path, table_rows
@@ -104,8 +104,8 @@ def _policies(value: str) -> list[str]:
               "spread; 'model' = the controller's own line with a 5 % jitter.")  # fmt: skip
 @click.option("--spread", "spread_file",
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Batch-spread JSON for the measured plant [default: the shipped "
-              "sim/data/batch_spread_cpu.json: the demo model on a shared 2-core CPU].",
+              help="Batch-spread JSON for the measured plant [default: the profile's "
+              "batch_times, else the shipped sim/data/batch_spread_cpu.json].",
               )  # fmt: skip
 def simulate(
     scenario: str,
@@ -149,7 +149,7 @@ def simulate(
     if plant_kind == "measured":
         medians_from = profile_source if Path(profile_source).is_file() else None
         try:
-            plant = measured_plant(medians_from, spread_file or DEFAULT_SPREAD)
+            plant = measured_plant(medians_from, spread_file)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--spread") from exc
     names = [*BUILTIN, "trace"] if scenario == "all" else [scenario]

@@ -12,8 +12,10 @@ simulator runs instead draws every batch's time from measurements:
 the nearest measured sizes until there are at least `MIN_POOL` (the spread does not depend
 on the size measurably, and a tail read from 60 samples is one sample wide).
 
-`BatchSpread` is read from a JSON document `{"ratios": {VARIANT: {SIZE: [ratio, ...]}}}`
-(what `bench/batch_spread.py` writes; the shipped `sim/data/batch_spread_cpu.json`). A batch
+`BatchSpread` comes from the profile's own `batch_times` (every run `latencyslo calibrate`
+timed, docs/contracts.md) when it has them, else from a JSON document `{"ratios": {VARIANT:
+{SIZE: [ratio, ...]}}}` (what `bench/batch_spread.py` writes; the shipped
+`sim/data/batch_spread_cpu.json`). A batch
 size without its own samples takes the nearest measured size's; a variant without samples
 takes the pooled samples of the others.
 """
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slo_contracts.batch_times import BatchTimes
 from slo_operator.types import ProfileSet
 
 DEFAULT_SPREAD = Path(__file__).resolve().parent / "data" / "batch_spread_cpu.json"
@@ -80,6 +83,19 @@ class BatchSpread:
         return cls(ratios, source)
 
     @classmethod
+    def from_batch_times(cls, times: BatchTimes, source: str = "") -> BatchSpread:
+        """Every run over the median of its variant and size."""
+        ratios: dict[str, dict[int, tuple[float, ...]]] = {}
+        for variant in times.ms:
+            per: dict[int, tuple[float, ...]] = {}
+            for size in times.batch_sizes:
+                runs = times.samples(variant, size)
+                med = times.median(variant, size)
+                per[size] = tuple(r / med for r in runs)
+            ratios[variant] = per
+        return cls(ratios, source)
+
+    @classmethod
     def load(cls, path: str | Path) -> BatchSpread:
         try:
             doc = json.loads(Path(path).read_text())
@@ -130,12 +146,20 @@ def profile_medians(path: str | Path) -> dict[str, tuple[float, ...]]:
     return out
 
 
-def measured_plant(
-    profile_path: str | Path | None, spread_path: str | Path | None = DEFAULT_SPREAD
-) -> Plant:
-    """The plant from a profile file's medians and a measured spread."""
+def measured_plant(profile_path: str | Path | None, spread_path: str | Path | None = None) -> Plant:
+    """The plant from a profile file's medians and a measured spread: `spread_path` when
+    given, else the profile's own `batch_times`, else the shipped spread."""
     medians = profile_medians(profile_path) if profile_path else {}
-    spread = BatchSpread.load(spread_path) if spread_path else None
+    times = ProfileSet.load(profile_path).batch_times if profile_path else None
+    if spread_path is not None:
+        spread = BatchSpread.load(spread_path)
+    elif times is not None:
+        spread = BatchSpread.from_batch_times(times, f"{profile_path} (batch_times)")
+    else:
+        spread = BatchSpread.load(DEFAULT_SPREAD)
+    if times is not None and not medians:  # the medians of the measured sizes, interpolated
+        top = max(times.batch_sizes)
+        medians = {v: tuple(times.typical_ms(v, b) for b in range(1, top + 1)) for v in times.ms}
     parts = []
     if medians:
         parts.append(f"per-size medians of {profile_path}")

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from slo_operator.sim.engine import SimSettings, Simulation, _Pod
-from slo_operator.sim.plant import DEFAULT_SPREAD, MIN_POOL, BatchSpread, Plant, profile_medians
+from slo_operator.sim.plant import (
+    DEFAULT_SPREAD,
+    MIN_POOL,
+    BatchSpread,
+    Plant,
+    measured_plant,
+    profile_medians,
+)
 from slo_operator.types import ProfileSet, RuntimeConfig, VariantProfile
 from tests.unit.sim.helpers import FLAT, Hold
 
@@ -144,3 +151,23 @@ def test_routing_is_identical_for_policies_with_the_same_ready_count() -> None:
     sim = Simulation(arrivals, u, 2, FLAT, RuntimeConfig(3, 0, 32, "full"), 100.0)
     sim.run(Hold())  # and a whole run routes every request somewhere
     assert sim.completed.sum() + sim.rejected.sum() == 500
+
+
+def test_the_profiles_batch_times_give_the_spread_and_medians(tmp_path: Path) -> None:
+    """A profile that carries `batch_times` (docs/contracts.md) is its own spread."""
+    profile = tmp_path / "p.json"
+    profile.write_text(json.dumps({
+        "variants": {"full": {"alpha_ms": 10.0, "beta_ms": 1.0, "accuracy": 0.9}},
+        "batch_times": {"tokens": 16, "batch_sizes": [1, 4],
+                        "ms": {"full": [[20.0, 20.0, 60.0], [40.0, 40.0, 40.0]]}},
+    }))  # fmt: skip
+    plant = measured_plant(profile)
+    assert "batch_times" in plant.source
+    assert plant.spread is not None
+    assert set(plant.spread.samples("full", 1)) == {1.0, 3.0}  # run / median, pooled with 4
+    assert plant.median_ms("full", 1, LINE) == 20.0
+    assert plant.median_ms("full", 4, LINE) == 40.0
+    assert plant.median_ms("full", 2, LINE) == pytest.approx(20.0 + 20.0 / 3)  # interpolated
+    other = tmp_path / "s.json"
+    other.write_text(json.dumps({"ratios": {"full": {"1": [1.5]}}}))
+    assert set(measured_plant(profile, other).spread.samples("full", 1)) == {1.5}  # type: ignore[union-attr]
