@@ -80,6 +80,8 @@ class AuditEvent:
     namespace: str
     name: str
     code: int
+    message: str = ""
+    """The answer's status message on a failure (an admission denial names its policy)."""
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> AuditEvent:
@@ -95,6 +97,7 @@ class AuditEvent:
             namespace=str(ref.get("namespace") or ""),
             name=str(ref.get("name") or ""),
             code=int((raw.get("responseStatus") or {}).get("code") or 0),
+            message=str((raw.get("responseStatus") or {}).get("message") or ""),
         )
 
 

@@ -87,6 +87,15 @@ def test_audit_events_parse() -> None:
         "update",
         200,
     )
+    denied = json.loads(json.dumps(AUDIT_LINES[0]))
+    denied["responseStatus"] = {
+        "code": 422,
+        "status": "Failure",
+        "reason": "Invalid",
+        "message": 'deployments.apps "w" is forbidden: ValidatingAdmissionPolicy '
+        "'latencyslo-operator-writes' with binding 'latencyslo-operator-writes' denied request",
+    }
+    assert "ValidatingAdmissionPolicy" in AuditEvent.parse(denied).message
     core = AuditEvent.parse(AUDIT_LINES[1])
     assert (core.api_group, core.resource) == ("", "configmaps")
     assert [is_answered(line) for line in AUDIT_LINES] == [True, True, False]

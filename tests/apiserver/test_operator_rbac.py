@@ -256,6 +256,9 @@ def test_operator_under_the_charts_rbac(
     audit = plane.audit_events(OPERATOR_USER)
     refused = [e for e in audit if e.code in (401, 403)]
     assert refused == [], refused
+    # nor did the chart's ValidatingAdmissionPolicy deny any of the operator's writes
+    denied = [e for e in audit if "ValidatingAdmissionPolicy" in e.message]
+    assert denied == [], denied
     assert harness.errors == []
     unused = granted(chart) - NOT_A_REQUEST - {(e.api_group, e.resource, e.verb) for e in audit}
     assert unused == set()
