@@ -18,7 +18,6 @@ NAMESPACE=${E2E_NAMESPACE:-latencyslo-e2e}
 TAG=${IMAGE_TAG:-e2e}
 OPERATOR_IMAGE=latencyslo/operator:${TAG}
 WORKER_IMAGE=latencyslo/worker:${TAG}
-RELEASE=latencyslo
 
 log() { printf '\n==> %s\n' "$*"; }
 need() {
