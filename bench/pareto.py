@@ -232,7 +232,18 @@ def main() -> None:
                     help="batch-spread JSON [default: the shipped one]")  # fmt: skip
     ap.add_argument("--render", action="store_true",
                     help="print the tables and draw the PNGs of a written --json FILE")  # fmt: skip
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="combine these results (different seeds) into --json FILE")  # fmt: skip
+    ap.add_argument("--rerun-ours", action="store_true",
+                    help="with --merge: run latencyslo again (today's code)")  # fmt: skip
     args = ap.parse_args()
+    if args.merge:
+        doc = merge(args.merge)
+        if args.rerun_ours:
+            rerun_ours(doc)
+        args.json.write_text(json.dumps(doc, indent=1, default=float) + "\n")
+        render(args.json)
+        return
     if args.render:
         if not args.json.is_file():
             ap.error(f"--json {args.json}: no such file to render")
@@ -271,6 +282,7 @@ def main() -> None:
         "spec": spec.model_dump(mode="json", by_alias=True),
         "sweeps": {b: list(SWEEPS[b]) for b in baselines},
         "variants": variants,
+        "commit": _git_head(),
         "prediction_error": prediction_error(profiles, plant, settings),
     }
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -341,6 +353,83 @@ def print_table(doc: Mapping[str, Any]) -> None:
                 cells.append(f"{left} / {right}")
             print(f"| {ours} | {base} | " + " | ".join(cells) + " |")
             ours = ""
+
+
+def _weighted(points: Sequence[Mapping[str, Any]], weights: Sequence[int]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in ("target", *POINT_KEYS):
+        pairs = [(p[k], w) for p, w in zip(points, weights, strict=True) if p[k] is not None]
+        out[k] = sum(v * w for v, w in pairs) / sum(w for _, w in pairs) if pairs else None
+    return out
+
+
+def merge(paths: Sequence[Path]) -> dict[str, Any]:
+    """One result from several runs over different seeds: means weighted by seed counts."""
+    docs = [json.loads(p.read_text()) for p in paths]
+    seeds = [s for d in docs for s in d["meta"]["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the files share seeds: {sorted(seeds)}")
+    w = [len(d["meta"]["seeds"]) for d in docs]
+    scenarios: dict[str, Any] = {}
+    for name, first in docs[0]["scenarios"].items():
+        if any(name not in d["scenarios"] for d in docs):
+            raise ValueError(f"scenario {name} is not in every file")
+        scen = [d["scenarios"][name] for d in docs]
+        scenarios[name] = {
+            OURS: _weighted([x[OURS] for x in scen], w),
+            "frontiers": {
+                f: [_weighted([x["frontiers"][f][i] for x in scen], w) for i in range(len(pts))]
+                for f, pts in first["frontiers"].items()
+            },
+            "oracle": _weighted([x["oracle"] for x in scen], w),
+        }
+    meta = {**docs[0]["meta"], "seeds": seeds, "merged_from": [str(p) for p in paths]}
+    meta["table"] = {
+        name: {
+            "windows": docs[0]["meta"]["table"][name]["windows"],
+            "oracle_search": {
+                k: [x for d in docs for x in _search(d["meta"]["table"][name])[k]]
+                for k in ("met_per_seed", "tried_per_seed")
+            },
+        }
+        for name in scenarios
+    }
+    return {"scenarios": scenarios, "meta": meta}
+
+
+def _search(t: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The oracle's search of one scenario's table (also as the first results kept it)."""
+    return t.get("oracle_search") or t["oracle"]
+
+
+def rerun_ours(doc: dict[str, Any]) -> None:
+    """latencyslo's points again, on every seed, with the controller as it is now."""
+    profiles, _ = default_profiles()
+    plant = measured_plant(MEASURED_PROFILE if MEASURED_PROFILE.is_file() else None)
+    spec, settings = default_spec(), SimSettings()
+    for name, scen in doc["scenarios"].items():
+        if name not in SCENARIOS:
+            continue
+        runs = []
+        for seed in doc["meta"]["seeds"]:
+            prep = prepare(name, spec=spec, profiles=profiles, settings=settings, plant=plant,
+                           seed=seed)  # fmt: skip
+            m = run_ours(prep)
+            m["target"] = spec.target_latency_ms
+            runs.append(m)
+        scen[OURS] = mean_point(runs)
+        print(f"latencyslo rerun on {name}", file=sys.stderr)
+    doc["meta"]["latencyslo_rerun"] = _git_head()
+
+
+def _git_head() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
 
 
 def render(path: Path) -> None:
