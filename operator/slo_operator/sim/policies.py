@@ -49,7 +49,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from slo_operator.policy import Controller, ControllerParams, ControllerState, OperatorLimits
+from slo_operator.policy import (
+    Controller,
+    ControllerParams,
+    ControllerState,
+    OperatorLimits,
+    initial_state,
+)
 from slo_operator.sim.engine import SimSettings, Simulation, SimView
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import ApplyResult, ProfileSet, RuntimeConfig, VariantProfile
@@ -175,17 +181,19 @@ class LatencySLOPolicy:
         self._initial = state
         self.decisions: list[tuple[int, object]] = []
 
-    def controller_for(self, view: SimView) -> Controller:
+    def controller_for(self, t: int, view: SimView) -> Controller:
+        """Built at the first step, as the operator builds it (a fresh state starts then)."""
         if self.controller is None:
             limits = self.limits or OperatorLimits(scrape_interval_s=view.scrape_interval_s)
             params = ControllerParams.build(self.spec, limits)
-            self.controller = Controller(params, self.profiles, self._initial)
+            state = self._initial or initial_state(float(t))
+            self.controller = Controller(params, self.profiles, state)
         return self.controller
 
     def act(self, t: int, view: SimView) -> RuntimeConfig | None:
         if t == 0 or t % self.spec.policy.interval_seconds:
             return None
-        controller = self.controller_for(view)
+        controller = self.controller_for(t, view)
         r = controller.params.ranges
         obs = view.observe(
             r.window_s, self.spec.quantile, r.recent_s, peak_s=r.peak_s, peak_step_s=r.peak_step_s

@@ -1,0 +1,200 @@
+"""The contract between the simulator and the operator: one scenario, driven through the
+simulator's `LatencySLOPolicy` and through the operator's `ControlLoop` (metrics source and
+actuator adapters fed from the same simulated plant, the status and memory through a store),
+yields the very same decisions, step by step.
+
+Every performance figure of the project comes from the simulator; this test is what makes
+them figures of the operator's controller."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from slo_operator.loop import ControlLoop
+from slo_operator.policy import OperatorLimits
+from slo_operator.sim.engine import SimSettings, Simulation, SimView
+from slo_operator.sim.policies import LatencySLOPolicy
+from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import (
+    ApplyResult,
+    Decision,
+    Observation,
+    ProfileSet,
+    Ranges,
+    RuntimeConfig,
+    VariantProfile,
+)
+
+PROFILES = ProfileSet(
+    variants={
+        "full": VariantProfile(alpha_ms=6.0, beta_ms=1.5, accuracy=0.90),
+        "quantized": VariantProfile(alpha_ms=3.5, beta_ms=0.9, accuracy=0.88),
+        "distilled": VariantProfile(alpha_ms=2.0, beta_ms=0.6, accuracy=0.87),
+    }
+)
+SPEC = LatencySLOSpec.model_validate(
+    {
+        "targetRef": {"name": "sentiment-worker"},
+        "objective": {"latencyMs": 100, "windowSeconds": 30},
+        "replicas": {"min": 1, "max": 8},
+        "variants": {"allowed": ["full", "quantized", "distilled"]},
+        "policy": {"intervalSeconds": 10, "scaleDownStabilizationSeconds": 60},
+    }
+)
+START = RuntimeConfig(2, 0, 32, "full")
+DURATION_S = 600
+
+
+def arrivals(seed: int) -> np.ndarray:
+    """A step (150 -> 600 req/s at 120 s) and a fall (to 100 req/s at 360 s), Poisson."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for start, end, rate in ((0, 120, 150.0), (120, 360, 600.0), (360, DURATION_S, 100.0)):
+        n = rng.poisson(rate * (end - start))
+        parts.append(rng.uniform(start, end, n))
+    return np.sort(np.concatenate(parts))
+
+
+def simulation(seed: int) -> Simulation:
+    arr = arrivals(seed)
+    route = np.random.default_rng(seed + 1).random(len(arr))
+    return Simulation(
+        arr, route, DURATION_S, PROFILES, START, SPEC.target_latency_ms,
+        SimSettings(), seed, variant_order=SPEC.variants.allowed,
+    )  # fmt: skip
+
+
+@dataclass
+class PlantMetrics:
+    """The `MetricsSource` port read from the simulated plant (what Prometheus would see)."""
+
+    view: SimView | None = None
+    ranges_asked: list[Ranges | None] = field(default_factory=list)
+
+    async def observe(
+        self,
+        spec: LatencySLOSpec,
+        namespace: str,
+        ready_replicas: int,
+        now: float,
+        ranges: Ranges | None = None,
+    ) -> Observation:
+        assert self.view is not None
+        assert ranges is not None  # the loop always passes the controller's ranges
+        self.ranges_asked.append(ranges)
+        return self.view.observe(
+            ranges.window_s,
+            spec.quantile,
+            ranges.recent_s,
+            peak_s=ranges.peak_s,
+            peak_step_s=ranges.peak_step_s,
+        )
+
+
+@dataclass
+class PlantActuator:
+    """The `Actuator` port on the simulated plant: reads its configuration, hands a target
+    back to the simulator to apply (as the Deployment and the workers would)."""
+
+    view: SimView | None = None
+    target: RuntimeConfig | None = None
+
+    async def read(self) -> tuple[RuntimeConfig, int]:
+        assert self.view is not None
+        return self.view.config, self.view.ready_replicas
+
+    async def apply(self, target: RuntimeConfig) -> ApplyResult:
+        self.target = target
+        return ApplyResult(replicas_set=True, config_written=True)
+
+
+@dataclass
+class ObjectStore:
+    """The LatencySLO object: status and memory as last written."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)
+
+    async def save(self, status: Mapping[str, Any] | None, memory: Mapping[str, Any] | None):
+        if memory is not None:
+            self.memory = copy.deepcopy(dict(memory))
+        if status is not None:
+            self.status = copy.deepcopy(dict(status))
+
+
+class OperatorDriven:
+    """A simulator controller that runs the operator's control loop every interval."""
+
+    name = "operator-loop"
+
+    def __init__(self) -> None:
+        self.metrics = PlantMetrics()
+        self.actuator = PlantActuator()
+        self.store = ObjectStore()
+        self.loop: ControlLoop | None = None
+        self.events = asyncio.new_event_loop()
+        self.decisions: list[tuple[int, Decision]] = []
+
+    def _new_loop(self, view: SimView) -> ControlLoop:
+        loop = ControlLoop(
+            name="sentiment",
+            namespace="ml",
+            metrics=self.metrics,
+            actuator=self.actuator,
+            profiles=PROFILES,
+            store=self.store,
+            limits=OperatorLimits(scrape_interval_s=view.scrape_interval_s),
+        )
+        loop.restore(self.store.status, self.store.memory)
+        return loop
+
+    def act(self, t: int, view: SimView) -> RuntimeConfig | None:
+        if t == 0 or t % SPEC.policy.interval_seconds:
+            return None
+        self.metrics.view = self.actuator.view = view
+        if self.loop is None:
+            self.loop = self._new_loop(view)
+        self.actuator.target = None
+        result = self.events.run_until_complete(self.loop.step(SPEC, now=float(t)))
+        if result.decision is not None:
+            self.decisions.append((t, result.decision))
+        return self.actuator.target
+
+
+def sequence(decisions: list[tuple[int, Decision]]) -> list[tuple[Any, ...]]:
+    return [
+        (t, d.action.value, d.actions, d.target, d.apply, d.reason, d.predicted_p99_ms)
+        for t, d in decisions
+    ]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_simulator_and_the_operator_loop_decide_alike(seed: int) -> None:
+    simulated = LatencySLOPolicy(SPEC, PROFILES)
+    sim_trace = simulation(seed).run(simulated)
+    operated = OperatorDriven()
+    try:
+        loop_trace = simulation(seed).run(operated)
+    finally:
+        operated.events.close()
+
+    ours, theirs = sequence(simulated.decisions), sequence(operated.decisions)  # type: ignore[arg-type]
+    assert len(ours) == DURATION_S // SPEC.policy.interval_seconds - 1
+    for step, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        assert a == b, f"step {step} differs"
+    # the scenario moves every knob the loop books: up, down, a bridge and its restore
+    moved = {str(a) for step in ours if step[4] for a in step[2]}
+    assert {"ScaleUp", "ScaleDown", "DegradeVariant", "RestoreVariant"} <= moved
+    # ... and so the plant lived the same run: same replicas, variants and latencies
+    assert np.array_equal(sim_trace.desired, loop_trace.desired)
+    assert np.array_equal(sim_trace.variant, loop_trace.variant)
+    assert np.array_equal(sim_trace.hist, loop_trace.hist)
+    # the loop measured over the controller's own ranges, the simulator's scrape interval
+    assert operated.metrics.ranges_asked[0] == Ranges(30, 10, 10, 5)
