@@ -244,11 +244,21 @@ def test_operator_under_the_charts_rbac(
             )
             assert events is not None
             assert events["items"], "no Event on the LatencySLO"
+
             # the loop closes the other way too: with the target relaxed, back to one replica
             # (checked after the RBAC verdict below, which must not wait on it)
+            # and the preferred variant back in the runtime ConfigMap
+            def variant() -> str | None:
+                cm = get(plane, "configmap", f"{TARGET}-latencyslo", "-n", NS) or {}
+                raw = (cm.get("data") or {}).get("config.json")
+                return json.loads(raw).get("variant") if raw else None
+
             deadline = time.monotonic() + 240
-            while harness.replicas_seen[-1] > 1 and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
                 targets()
+                final_variant = variant()
+                if harness.replicas_seen[-1] == 1 and final_variant == "full":
+                    break
                 time.sleep(2.0)
             released = harness.replicas_seen[-1] == 1
     finally:
@@ -266,5 +276,6 @@ def test_operator_under_the_charts_rbac(
     beyond = {(e.api_group, e.resource, e.verb) for e in audit} - granted(chart)
     assert beyond == set(), beyond
     assert released, f"replicas over time {harness.replicas_seen}: not back to 1"
+    assert final_variant == "full", f"runtime ConfigMap variant {final_variant!r} at the end"
     assert harness.replicas_seen[0] == 1
     assert max(harness.replicas_seen) > 1
