@@ -379,17 +379,8 @@ class DirectScrape:
         try:
             results = self.evaluate(spec, namespace, now, ranges)
         except QueryError as exc:
-            return Observation(
-                at=now,
-                p99_ms=None,
-                request_rate=None,
-                samples=None,
-                age_seconds=None,
-                ready_replicas=ready_replicas,
-                error=f"cannot evaluate the query: {exc}",
-                ranges=ranges,
-                fault=Fault.QUERY_FAILED,
-            )
+            why = f"cannot evaluate the query: {exc}"
+            return Observation.failed(now, ready_replicas, why, Fault.QUERY_FAILED, ranges)
         return parse_observation(
             now=now,
             ready_replicas=ready_replicas,

@@ -269,17 +269,8 @@ class ControlLoop:
         try:
             return await self.metrics.observe(spec, self.namespace, ready, now, ranges)
         except MetricsError as exc:  # sources report failures as data; a typed one is too
-            return Observation(
-                at=now,
-                p99_ms=None,
-                request_rate=None,
-                samples=None,
-                age_seconds=None,
-                ready_replicas=ready,
-                error=f"metrics source failed: {exc}",
-                ranges=ranges,
-                fault=Fault.QUERY_FAILED,
-            )
+            why = f"metrics source failed: {exc}"
+            return Observation.failed(now, ready, why, Fault.QUERY_FAILED, ranges)
 
     async def _save(
         self, status: LatencySLOStatus, memory: Mapping[str, Any] | None, now: float

@@ -129,6 +129,28 @@ class Observation:
     fault: Fault | None = None
     """The kind of failure behind `error` (None with an error: `Fault.NO_DATA`)."""
 
+    @classmethod
+    def failed(
+        cls,
+        now: float,
+        ready_replicas: int,
+        error: str,
+        fault: Fault,
+        ranges: Ranges | None = None,
+    ) -> Observation:
+        """An observation without any figure: the source failed (`error` says why)."""
+        return cls(
+            at=now,
+            p99_ms=None,
+            request_rate=None,
+            samples=None,
+            age_seconds=None,
+            ready_replicas=ready_replicas,
+            error=error,
+            ranges=ranges,
+            fault=fault,
+        )
+
     @property
     def has_latency(self) -> bool:
         return self.p99_ms is not None and math.isfinite(self.p99_ms) and self.p99_ms >= 0

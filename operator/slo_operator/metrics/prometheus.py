@@ -93,16 +93,8 @@ def parse_observation(
     """Turn the four query outcomes into an Observation (pure; the unit tests' subject)."""
     errors = [r for r in (latency, rate, samples, age) if isinstance(r, QueryError)]
     if errors:
-        return Observation(
-            at=now,
-            p99_ms=None,
-            request_rate=None,
-            samples=None,
-            age_seconds=None,
-            ready_replicas=ready_replicas,
-            error=f"Prometheus query failed: {errors[0]}",
-            ranges=ranges,
-            fault=Fault.QUERY_FAILED,
+        return Observation.failed(
+            now, ready_replicas, f"Prometheus query failed: {errors[0]}", Fault.QUERY_FAILED, ranges
         )
     assert not isinstance(latency, QueryError)
     assert not isinstance(rate, QueryError)
@@ -254,17 +246,8 @@ class PrometheusSource:
         try:
             queries = build_queries(spec, namespace, ranges=ranges)
         except ValueError as exc:
-            return Observation(
-                at=now,
-                p99_ms=None,
-                request_rate=None,
-                samples=None,
-                age_seconds=None,
-                ready_replicas=ready_replicas,
-                error=f"cannot build the query: {exc}",
-                ranges=ranges,
-                fault=Fault.NO_DATA,
-            )
+            why = f"cannot build the query: {exc}"
+            return Observation.failed(now, ready_replicas, why, Fault.NO_DATA, ranges)
         # all at the same instant `now`: one observation is one snapshot, whatever the
         # order in which Prometheus answers the queries
         latency, rate, samples, age, recent, peak, by_variant, size = await asyncio.gather(

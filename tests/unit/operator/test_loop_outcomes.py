@@ -72,17 +72,23 @@ async def test_a_partly_applied_change_books_the_knob_that_took() -> None:
     assert loop.controller.state.last_scale_up_at == T0
 
 
-async def test_a_pending_change_older_than_the_gap_expires() -> None:
-    actuator = FakeActuator(START)
-    store = MemoryStore()
+async def interrupted(actuator: FakeActuator, store: MemoryStore) -> tuple[dict, dict]:
+    """A scale-up 2 -> 5 recorded as pending, the operator killed inside apply(): the status
+    and memory it left."""
     actuator.on_apply = die
     with pytest.raises(KeyboardInterrupt):
         await make_loop(FakeMetrics((400.0, 300.0)), actuator, store).step(spec(), now=T0)
+    actuator.on_apply = None
     status, memory = store.saves[-1]
     assert status["pending"]["to"]["replicas"] == 5
+    return status, memory
 
+
+async def test_a_pending_change_older_than_the_gap_expires() -> None:
+    actuator = FakeActuator(START)
+    store = MemoryStore()
+    status, memory = await interrupted(actuator, store)
     # An hour later the load is gone: the old scale-up is not replayed, the loop decides.
-    actuator.on_apply = None
     loop = make_loop(FakeMetrics((60.0, 100.0)), actuator, store)
     loop.restore(status, memory)
     result = await loop.step(spec(), now=T0 + 3600)
@@ -95,11 +101,7 @@ async def test_a_pending_change_older_than_the_gap_expires() -> None:
 async def test_a_recent_pending_change_is_still_finished() -> None:
     actuator = FakeActuator(START)
     store = MemoryStore()
-    actuator.on_apply = die
-    with pytest.raises(KeyboardInterrupt):
-        await make_loop(FakeMetrics((400.0, 300.0)), actuator, store).step(spec(), now=T0)
-    status, memory = store.saves[-1]
-    actuator.on_apply = None
+    status, memory = await interrupted(actuator, store)
     loop = make_loop(FakeMetrics((60.0, 100.0)), actuator, store)
     loop.restore(status, memory)
     result = await loop.step(spec(), now=T0 + 30)
