@@ -347,7 +347,7 @@ class LocalActuator:
         if self.on_change is not None:
             try:
                 self.on_change(self)
-            except Exception:
+            except Exception:  # a failing observer must not stop the actuator
                 log.exception("on_change callback failed")
 
     def _pick_cpus(self) -> frozenset[int] | None:

@@ -313,7 +313,7 @@ async def _run_steps(
                     logger.warning(f"status not saved: {result.save_error}")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # a bug in one step must not end the daemon:
                 # it is logged with its traceback and the next step starts afresh
                 logger.exception(f"control step failed: {exc}")
             with contextlib.suppress(ValidationError):  # a bad spec is reported by the step

@@ -377,7 +377,7 @@ class _Run:
         for what, stop in steps:
             try:
                 await stop()
-            except Exception:
+            except Exception:  # every stage of the shutdown runs, whatever one raised
                 log.exception("stopping the %s failed", what)
                 if self.actuator is not None:
                     self.actuator.kill_all()
