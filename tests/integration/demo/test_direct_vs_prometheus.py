@@ -43,7 +43,7 @@ from slo_local.loadgen import LoadGenerator, Router
 from slo_local.promserver import PrometheusServer
 from slo_local.scrape import DirectScrape, ScrapeTarget
 from slo_operator.metrics.prometheus import PrometheusSource
-from slo_operator.metrics.promql import peak_range_seconds
+from slo_operator.policy import default_ranges
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import RuntimeConfig
 from tests.integration.demo.conftest import WORKER_ENV
@@ -59,7 +59,7 @@ SPEC = LatencySLOSpec.model_validate(
 )
 NAMESPACE = "agree"
 SETTLE_S = 2.0
-LOOK_BACK_S = SPEC.objective.window_seconds + peak_range_seconds(SPEC)
+LOOK_BACK_S = SPEC.objective.window_seconds + default_ranges(SPEC).peak_s
 """The oldest data the peak query reads: its subquery spans the window, each rate its range."""
 PRELUDE_S = LOOK_BACK_S - 20.0 + SETTLE_S + 1.0 + 2.0
 """Base-rate seconds before the ramp: the first comparison (20 s into the ramp, SETTLE_S
