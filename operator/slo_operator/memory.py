@@ -134,8 +134,6 @@ class Persister:
         self._status_at = -math.inf
         self._memory = ""
         self._memory_at = -math.inf
-        self.writes = 0
-        """Calls to the store so far (what the steady-state test counts)."""
 
     async def save(
         self,
@@ -155,7 +153,6 @@ class Persister:
         )
         if self.store is None or not (write_status or write_memory):
             return
-        self.writes += 1
         await self.store.save(
             status_json if write_status else None, memory if write_memory else None
         )
