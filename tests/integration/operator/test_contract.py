@@ -1,7 +1,9 @@
 """The contract between the simulator and the operator: one scenario, driven through the
-simulator's `LatencySLOPolicy` and through the operator's `ControlLoop` (metrics source and
-actuator adapters fed from the same simulated plant, the status and memory through a store),
-yields the very same decisions, step by step.
+simulator's `LatencySLOPolicy` and through the operator's `ControlLoop` (actuator and metrics
+adapters fed from the same simulated plant, the status and memory through a store), yields the
+very same decisions, step by step. The metrics come either straight from the plant through the
+`MetricsSource` port, or through the operator's real `PrometheusSource` and PromQL against a
+Prometheus API that evaluates each query, over the ranges written in it, on the plant.
 
 Every performance figure of the project comes from the simulator; this test is what makes
 them figures of the operator's controller."""
@@ -10,15 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pytest
+from aiohttp import web
 
+from slo_local.promserver import free_port
 from slo_operator.loop import ControlLoop
+from slo_operator.metrics.prometheus import PrometheusSource
 from slo_operator.policy import OperatorLimits
+from slo_operator.ports import MetricsSource
 from slo_operator.sim.engine import SimSettings, Simulation, SimView
 from slo_operator.sim.policies import LatencySLOPolicy
 from slo_operator.spec import LatencySLOSpec
@@ -98,6 +106,77 @@ class PlantMetrics:
         )
 
 
+class PlantPrometheus:
+    """The Prometheus HTTP API answering the operator's PromQL from the simulated plant: each
+    query's ranges are read from the query itself, so the operator's real `PrometheusSource`
+    (and its PromQL builder) is what is checked."""
+
+    LATENCY = re.compile(r"^histogram_quantile\(([\d.]+), .*_bucket\{[^}]*\}\[(\d+)s\]\)\)\)$")
+    RATE = re.compile(r"^sum\(rate\(\w+_count\{[^}]*\}\[(\d+)s\]\)\)$")
+    PEAK = re.compile(
+        r"^max_over_time\(sum\(rate\(\w+_count\{[^}]*\}\[(\d+)s\]\)\)\[(\d+)s:(\d+)s\]\)$"
+    )
+    SAMPLES = re.compile(r"^sum\(increase\(\w+_count\{[^}]*\}\[(\d+)s\]\)\)$")
+    AGE = re.compile(r"^time\(\) - max\(timestamp\(")
+
+    def __init__(self) -> None:
+        self.view: SimView | None = None
+        self.port = free_port()
+        self.unknown: list[str] = []
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def value(self, expr: str, at: float) -> float | None:
+        view = self.view
+        assert view is not None
+        assert at == view.now  # every query is evaluated at the step's instant
+        window = SPEC.objective.window_seconds
+        if m := self.LATENCY.match(expr):
+            obs = view.observe(int(m[2]), float(m[1]))
+            return None if obs.p99_ms is None else obs.p99_ms / 1000.0
+        if m := self.RATE.match(expr):
+            span = int(m[1])
+            obs = view.observe(window, SPEC.quantile, span)
+            return obs.request_rate if span == window else obs.recent_request_rate
+        if m := self.PEAK.match(expr):
+            peak, inner, step = int(m[1]), int(m[2]), int(m[3])
+            return view.observe(
+                inner, SPEC.quantile, peak_s=peak, peak_step_s=step
+            ).peak_request_rate
+        if m := self.SAMPLES.match(expr):
+            return view.observe(int(m[1]), SPEC.quantile).samples
+        if self.AGE.match(expr):
+            return view.observe(window, SPEC.quantile).age_seconds
+        if "inference_batch" not in expr:
+            self.unknown.append(expr)
+        return None  # batch-time queries: the plant exports none
+
+    async def _query(self, request: web.Request) -> web.Response:
+        params = dict(request.query)
+        if request.method == "POST":
+            params.update(await request.post())
+        value = self.value(str(params["query"]), float(params["time"]))
+        result = []
+        if value is not None:
+            text = "NaN" if math.isnan(value) else repr(float(value))
+            result = [{"metric": {}, "value": [float(params["time"]), text]}]
+        return web.json_response({"status": "success", "data": {"result": result}})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/api/v1/query", self._query)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
 @dataclass
 class PlantActuator:
     """The `Actuator` port on the simulated plant: reads its configuration, hands a target
@@ -134,13 +213,25 @@ class OperatorDriven:
 
     name = "operator-loop"
 
-    def __init__(self) -> None:
-        self.metrics = PlantMetrics()
+    def __init__(self, through_promql: bool = False) -> None:
+        self.plant_metrics = PlantMetrics()
+        self.prometheus = PlantPrometheus() if through_promql else None
+        self.metrics: MetricsSource = self.plant_metrics
         self.actuator = PlantActuator()
         self.store = ObjectStore()
         self.loop: ControlLoop | None = None
         self.events = asyncio.new_event_loop()
         self.decisions: list[tuple[int, Decision]] = []
+        if self.prometheus is not None:
+            self.events.run_until_complete(self.prometheus.start())
+            self.source = PrometheusSource(self.prometheus.url, timeout_s=5.0, max_age_s=60.0)
+            self.metrics = self.source
+
+    def close(self) -> None:
+        if self.prometheus is not None:
+            self.source.close()
+            self.events.run_until_complete(self.prometheus.stop())
+        self.events.close()
 
     def _new_loop(self, view: SimView) -> ControlLoop:
         loop = ControlLoop(
@@ -158,7 +249,9 @@ class OperatorDriven:
     def act(self, t: int, view: SimView) -> RuntimeConfig | None:
         if t == 0 or t % SPEC.policy.interval_seconds:
             return None
-        self.metrics.view = self.actuator.view = view
+        self.plant_metrics.view = self.actuator.view = view
+        if self.prometheus is not None:
+            self.prometheus.view = view
         if self.loop is None:
             self.loop = self._new_loop(view)
         self.actuator.target = None
@@ -169,21 +262,27 @@ class OperatorDriven:
 
 
 def sequence(decisions: list[tuple[int, Decision]]) -> list[tuple[Any, ...]]:
+    """The decisions as compared: everything, the prediction to 1 ns (the PromQL path turns
+    the quantile into seconds and back)."""
     return [
-        (t, d.action.value, d.actions, d.target, d.apply, d.reason, d.predicted_p99_ms)
+        (t, d.action.value, d.actions, d.target, d.apply, d.reason,
+         None if d.predicted_p99_ms is None else round(d.predicted_p99_ms, 6))
         for t, d in decisions
-    ]
+    ]  # fmt: skip
 
 
+@pytest.mark.parametrize("through_promql", [False, True], ids=["ports", "promql"])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_the_simulator_and_the_operator_loop_decide_alike(seed: int) -> None:
+def test_the_simulator_and_the_operator_loop_decide_alike(seed: int, through_promql: bool) -> None:
     simulated = LatencySLOPolicy(SPEC, PROFILES)
     sim_trace = simulation(seed).run(simulated)
-    operated = OperatorDriven()
+    operated = OperatorDriven(through_promql)
     try:
         loop_trace = simulation(seed).run(operated)
     finally:
-        operated.events.close()
+        operated.close()
+    if operated.prometheus is not None:
+        assert operated.prometheus.unknown == []  # every query the operator sent was answered
 
     ours, theirs = sequence(simulated.decisions), sequence(operated.decisions)  # type: ignore[arg-type]
     assert len(ours) == DURATION_S // SPEC.policy.interval_seconds - 1
@@ -197,4 +296,5 @@ def test_the_simulator_and_the_operator_loop_decide_alike(seed: int) -> None:
     assert np.array_equal(sim_trace.variant, loop_trace.variant)
     assert np.array_equal(sim_trace.hist, loop_trace.hist)
     # the loop measured over the controller's own ranges, the simulator's scrape interval
-    assert operated.metrics.ranges_asked[0] == Ranges(30, 10, 10, 5)
+    if not through_promql:
+        assert operated.plant_metrics.ranges_asked[0] == Ranges(30, 10, 10, 5)
