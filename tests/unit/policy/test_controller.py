@@ -1,0 +1,92 @@
+"""The `Controller`: parameters, per-knob booking, memory, restore, profile factors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from slo_operator.policy import Controller, ControllerParams, OperatorLimits, decide
+from slo_operator.types import ApplyResult, BatchMeasurement, Ranges
+from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, make_spec, obs, settled
+
+BREACH = obs(rate=1500.0, p99=400.0, ready=2)  # scale up 2 -> 3 and bridge with quantized
+
+
+def controller(**limits) -> Controller:
+    return Controller(ControllerParams.build(SPEC, OperatorLimits(**limits)), PROFILES, settled())
+
+
+def test_parameters_clamp_replicas_to_the_operator_cap_and_hold_the_ranges() -> None:
+    params = ControllerParams.build(make_spec(replicas={"min": 2, "max": 50}), OperatorLimits(8))
+    assert (params.spec.replicas.min, params.spec.replicas.max) == (2, 8)
+    assert params.ranges == Ranges(window_s=60, recent_s=30, peak_s=30, peak_step_s=15)
+    fast = ControllerParams.build(SPEC, OperatorLimits(scrape_interval_s=5))
+    assert fast.ranges == Ranges(window_s=60, recent_s=15, peak_s=10, peak_step_s=5)
+    assert ControllerParams.build(SPEC, OperatorLimits(max_data_age_s=45)).stale_after_s == 45
+    assert ControllerParams.build(SPEC).stale_after_s == 30  # max(30 s, 2 intervals)
+
+
+def test_a_step_decides_as_the_rule_does() -> None:
+    c = controller()
+    decision = c.step(BREACH, cfg(2), NOW)
+    expected, _ = decide(SPEC, BREACH, cfg(2), PROFILES, settled(), NOW)
+    assert decision == expected
+    assert decision.apply
+
+
+def test_each_knob_is_booked_on_its_own_outcome() -> None:
+    c = controller()
+    decision = c.step(BREACH, cfg(2), NOW)
+    assert decision.target.replicas > 2
+    c.applied(ApplyResult(replicas_set=False, config_written=True))
+    assert c.state.last_scale_up_at is None  # the scale was not written: no cooldown
+    assert c.state.pending_up is None
+
+    assert c.state.last_variant_change_at == NOW  # the bridge was written
+    assert c.state.variant_in_force == "quantized"
+
+    c = controller()
+    c.step(BREACH, cfg(2), NOW)
+    c.applied(ApplyResult(replicas_set=True, config_written=False))
+    assert c.state.last_scale_up_at == NOW
+    assert c.state.last_change_at == NOW
+    assert c.state.last_variant_change_at is None  # the bridge was not
+    assert c.state.variant_in_force == "full"
+
+
+def test_a_decision_never_reported_as_applied_counts_as_nothing_done() -> None:
+    c = controller()
+    c.step(BREACH, cfg(2), NOW)
+    assert c.memory_if_applied()["lastScaleUpAt"] == NOW  # what the intent records
+    assert c.memory()["lastScaleUpAt"] is None
+    c.step(BREACH, cfg(2), NOW + 15)  # the intent could not be recorded; decided again
+    assert c.state.last_scale_up_at is None
+
+
+def test_restore_keeps_what_was_learned_and_resets_trust() -> None:
+    c = controller()
+    c.step(BREACH, cfg(2), NOW)
+    c.applied(ApplyResult(True, True))
+    memory = c.memory()
+    memory["correction"] = 1.7
+    memory["profileFactors"] = {"full": 1.4}
+    restored = Controller.restore(c.params, PROFILES, memory, NOW + 30)
+    assert restored.state.correction == pytest.approx(1.7)
+    assert dict(restored.state.profile_factors) == {"full": pytest.approx(1.4)}
+    assert restored.state.last_scale_up_at == NOW
+    assert restored.state.fresh_since is None
+    fresh = Controller.restore(c.params, PROFILES, {"version": 99}, NOW + 30)
+    assert fresh.state.started_at == NOW + 30
+
+
+def test_profile_factors_are_learned_from_batch_times_and_remembered() -> None:
+    c = controller()
+    full = PROFILES.variants["full"].batch_ms(8.0)
+    measured = BatchMeasurement({"full": 2.0 * full}, 8.0)
+    c.step(replace(obs(rate=600.0, p99=50.0, ready=2), batch=measured), cfg(2), NOW)
+    assert dict(c.state.profile_factors) == {"full": pytest.approx(2.0)}
+    assert c.last_fit is not None
+    assert c.last_fit.profiles.variants["full"].alpha_ms == pytest.approx(
+        2.0 * PROFILES.variants["full"].alpha_ms
+    )
