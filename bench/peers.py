@@ -489,6 +489,7 @@ def main() -> int:
         results[cfg.name].setdefault(key, []).append(value)
 
     started = time.time()
+    load_start = round(os.getloadavg()[0], 2)  # the neighbours' load: read the figures with it
     for r in range(rounds):
         order = configs if r % 2 == 0 else configs[::-1]
         print(f"round {r + 1}/{rounds}: {[c.name for c in order]}", flush=True)
@@ -580,6 +581,7 @@ def main() -> int:
             "peer_packages": PEER_PACKAGES,
             "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
+            "loadavg_1min_start_end": [load_start, round(os.getloadavg()[0], 2)],
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
             "minutes": round((time.time() - started) / 60, 1),
         },
