@@ -19,6 +19,9 @@ fleet serving a variant other than `full` is the frontier `BASELINE@VARIANT`. "m
 seeds, the plant, each fleet's measured capacity, the table of violating windows at
 latencyslo's cost, the oracle's search and the controller's prediction error. One PNG per
 scenario next to FILE (FILE-stem-NAME.png): replica-seconds against violating windows.
+latencyslo also runs on the `steady` workload (its changes per hour, "meta.stationary"), and
+"verdict" holds the goals G1-G6 per scenario (`verdict`), printed after the tables;
+`--render` recomputes the tables and the verdict from the means and writes them back.
 Runs on one core, one seed after the other; FILE is rewritten after every seed.
 """
 
@@ -50,6 +53,11 @@ from slo_operator.types import ProfileSet, RuntimeConfig
 
 SCENARIOS = ("step", "step4", "ramp", "diurnal", "bursty", "trace")
 POINT_KEYS = ("replica_seconds", "slo_attainment_requests", "slo_attainment_windows", "accuracy")
+DETAIL_KEYS = ("recovery_seconds", "replica_changes", "variant_switches", "violating_windows",
+               "degraded_fraction")  # fmt: skip
+"""latencyslo's further figures kept per scenario (means over the seeds), for the goals."""
+STATIONARY = "steady"
+"""The stationary workload latencyslo also runs on (G6: changes per hour)."""
 OURS = "latencyslo"
 
 
@@ -143,6 +151,7 @@ def document(
         }
         scenarios[name] = {
             OURS: ours,
+            "latencyslo_detail": mean_detail(per[OURS]),
             "frontiers": frontiers,
             "oracle": mean_point(per["oracle"]),
         }
@@ -152,7 +161,30 @@ def document(
             "oracle_search": {"met_per_seed": [bool(r["met"]) for r in per["oracle"]],
                               "tried_per_seed": [r["tried"] for r in per["oracle"]]},
         }  # fmt: skip
-    return {"scenarios": scenarios, "meta": {**meta, "table": table}}
+    doc = {"scenarios": scenarios, "meta": {**meta, "table": table}}
+    doc["verdict"] = verdict(doc)
+    return doc
+
+
+def mean_detail(runs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    return {k: float(np.mean([float(r[k]) for r in runs])) for k in DETAIL_KEYS if k in runs[0]}
+
+
+def run_stationary(
+    spec: Any, profiles: ProfileSet, settings: SimSettings, plant: Plant | None, seed: int
+) -> dict[str, Any]:
+    """latencyslo on the stationary workload: its changes (G6) and the scored duration."""
+    prep = prepare(STATIONARY, spec=spec, profiles=profiles, settings=settings, plant=plant,
+                   seed=seed)  # fmt: skip
+    m = run_ours(prep)
+    m["duration_s"] = float(prep.duration - prep.warmup_s)
+    return m
+
+
+def mean_stationary(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    keys = ("duration_s", "replica_changes", "variant_switches", "slo_attainment_requests",
+            "replica_seconds")  # fmt: skip
+    return {"seeds": len(runs), **{k: float(np.mean([r[k] for r in runs])) for k in keys}}
 
 
 def scenario_table(scen: Mapping[str, Any], windows: float) -> dict[str, Any]:
@@ -275,6 +307,7 @@ def main() -> None:
     jobs += [(f"file:{f.stem}", f) for f in args.trace_file]
     started = time.perf_counter()
     raw: dict[str, dict[str, Any]] = {}
+    stationary: list[dict[str, Any]] = []
     meta: dict[str, Any] = {
         "profile": source,
         "profile_created": _created(source),
@@ -304,6 +337,8 @@ def main() -> None:
             oracle, _ = run_oracle(prep)
             per["oracle"].append(oracle)
             print(f"seed {seed} {name}: {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        stationary.append(run_stationary(spec, profiles, settings, plant, seed))
+        meta["stationary"] = mean_stationary(stationary)
         meta["capacity_rps"] = {v: prep.calibration(v).capacity_rps for v in variants}
         meta["inflight_at_capacity"] = {v: prep.calibration(v).inflight_at_capacity
                                         for v in variants}  # fmt: skip
@@ -383,7 +418,21 @@ def merge(paths: Sequence[Path]) -> dict[str, Any]:
             },
             "oracle": _weighted([x["oracle"] for x in scen], w),
         }
+    for name in scenarios:
+        details = [d["scenarios"][name].get("latencyslo_detail") for d in docs]
+        if all(details):
+            scenarios[name]["latencyslo_detail"] = {
+                k: sum(x[k] * n for x, n in zip(details, w, strict=True)) / sum(w)
+                for k in details[0]
+                if all(k in x for x in details)
+            }
     meta = {**docs[0]["meta"], "seeds": seeds, "merged_from": [str(p) for p in paths]}
+    st = [d["meta"].get("stationary") for d in docs]
+    if all(st):
+        meta["stationary"] = {k: sum(x[k] * n for x, n in zip(st, w, strict=True)) / sum(w)
+                              for k in st[0]}  # fmt: skip
+    else:
+        meta.pop("stationary", None)
     meta["table"] = {
         name: {
             "windows": docs[0]["meta"]["table"][name]["windows"],
@@ -418,7 +467,11 @@ def rerun_ours(doc: dict[str, Any]) -> None:
             m["target"] = spec.target_latency_ms
             runs.append(m)
         scen[OURS] = mean_point(runs)
+        scen["latencyslo_detail"] = mean_detail(runs)
         print(f"latencyslo rerun on {name}", file=sys.stderr)
+    doc["meta"]["stationary"] = mean_stationary(
+        [run_stationary(spec, profiles, settings, plant, s) for s in doc["meta"]["seeds"]]
+    )
     doc["meta"]["latencyslo_rerun"] = _git_head()
 
 
@@ -444,6 +497,143 @@ def render(path: Path) -> None:
         png = path.with_name(f"{path.stem}-{name.replace(':', '-')}.png")
         plot(png, name, scen, windows, preferred)
     print_table(doc)
+    doc["verdict"] = verdict(doc)
+    print_verdict(doc["verdict"])
+    path.write_text(json.dumps(doc, indent=1, default=float) + "\n")
+
+
+# ---------------------------------------------------------------------------- the goals
+
+G1_MIN = {"step": 0.99, "step4": 0.99, "ramp": 0.99, "diurnal": 0.99}
+"""G1: requests within target; 0.98 on bursty and every trace (the default below)."""
+G1_BURSTY = 0.98
+G2_MAX = {"ramp": 1.15, "diurnal": 1.15}
+"""G2: replica-seconds over the oracle's; 1.3 on bursty and every trace; none on the steps."""
+G2_BURSTY = 1.3
+G3_ACCURACY_SLACK, G3_COST, G3_WINDOWS = 0.005, 0.95, 0.8
+G3_FACTOR, G3_SHARE = 2.0, 2.0 / 3.0
+G4_SLACK = 0.01
+G5_SCENARIO, G5_MAX_S = "step", 30.0
+G6_REPLICA_CHANGES, G6_VARIANT_SWITCHES = 4.0, 2.0
+"""G6: per hour of stationary load (the `steady` workload, latencyslo only)."""
+
+
+def _g1_min(name: str) -> float:
+    return G1_MIN.get(name, G1_BURSTY)
+
+
+def _g2_max(name: str) -> float | None:
+    if name in ("step", "step4"):
+        return None
+    return G2_MAX.get(name, G2_BURSTY)
+
+
+def verdict(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The issue's goals G1-G6, per scenario, from a result document's means.
+
+    G3's pair rule: a (scenario, baseline fleet) pair counts for latencyslo when the fleet
+    cannot run as cheaply as ours, or when its interpolated frontier at ours' cost has at
+    least twice our violating windows and more than ours (0 against 0 is a tie, not a win)."""
+    table = doc["meta"]["table"]
+    out: dict[str, Any] = {}
+    pairs_won = pairs = 0
+    for name, scen in doc["scenarios"].items():
+        t = table[name]
+        ours = scen[OURS]
+        windows = float(t["windows"])
+        bad_ours = float(t["ours"]["violating_windows"])
+        cost = float(ours["replica_seconds"])
+        g: dict[str, Any] = {}
+        req = float(ours["slo_attainment_requests"])
+        g["G1"] = {"value": req, "goal": _g1_min(name), "met": req >= _g1_min(name)}
+        limit = _g2_max(name)
+        ratio = cost / float(scen["oracle"]["replica_seconds"])
+        g["G2"] = {"value": ratio, "goal": limit,
+                   "met": None if limit is None else ratio <= limit}  # fmt: skip
+        dominated = []
+        for f, pts in scen["frontiers"].items():
+            for p in pts:
+                bad = (1.0 - float(p["slo_attainment_windows"])) * windows
+                acc_ok = (
+                    p["accuracy"] is None
+                    or ours["accuracy"] is None
+                    or (float(p["accuracy"]) >= float(ours["accuracy"]) - G3_ACCURACY_SLACK)
+                )
+                clearly = p["replica_seconds"] <= G3_COST * cost or bad <= G3_WINDOWS * bad_ours
+                if p["replica_seconds"] <= cost and bad <= bad_ours and acc_ok and clearly:
+                    dominated.append({"frontier": f, "target": p["target"],
+                                      "replica_seconds": p["replica_seconds"],
+                                      "violating_windows": bad})  # fmt: skip
+        won = []
+        for f, row in t["baselines"].items():
+            value = row["violating_windows_at_our_cost"]
+            ok = value is None or (value >= G3_FACTOR * bad_ours and value > bad_ours)
+            if ok:
+                won.append(f)
+            pairs_won += ok
+            pairs += 1
+        g["G3"] = {"dominated_by": dominated, "pairs_won": won,
+                   "pairs": len(t["baselines"]), "met": not dominated}  # fmt: skip
+        pref_acc = [pts[0]["accuracy"] for f, pts in scen["frontiers"].items() if "@" not in f]
+        pref = pref_acc[0] if pref_acc and pref_acc[0] is not None else None
+        acc = ours["accuracy"]
+        met4 = None if pref is None or acc is None else acc >= pref - G4_SLACK
+        g["G4"] = {"value": acc, "preferred": pref, "met": met4}
+        detail = scen.get("latencyslo_detail") or {}
+        if name == G5_SCENARIO:
+            rec = detail.get("recovery_seconds")
+            g["G5"] = {"value": rec, "goal": G5_MAX_S,
+                       "met": None if rec is None else rec <= G5_MAX_S}  # fmt: skip
+        out[name] = g
+    stationary = doc["meta"].get("stationary")
+    g6: dict[str, Any] = {"met": None}
+    if stationary:
+        hours = stationary["duration_s"] / 3600.0
+        rep = stationary["replica_changes"] / hours
+        var = stationary["variant_switches"] / hours
+        g6 = {"replica_changes_per_hour": rep, "variant_switches_per_hour": var,
+              "met": rep <= G6_REPLICA_CHANGES and var <= G6_VARIANT_SWITCHES}  # fmt: skip
+    share = pairs_won / pairs if pairs else 0.0
+    g3_pairs = {"won": pairs_won, "pairs": pairs, "share": share, "goal": G3_SHARE,
+                "met": share >= G3_SHARE}  # fmt: skip
+    return {"scenarios": out, "G3_pairs": g3_pairs, "G6": g6}
+
+
+def _mark(met: bool | None) -> str:
+    return "n/a" if met is None else ("met" if met else "MISSED")
+
+
+def print_verdict(v: Mapping[str, Any]) -> None:
+    """One row per scenario: each goal's figure and whether it is met."""
+    print("\nGoals (issue G1-G6) per scenario: figure, verdict\n")
+    print("| scenario | G1 req within | G2 cost / oracle | G3 not dominated | G4 accuracy | G5 |")
+    print("|---|---|---|---|---|---|")
+    for name, g in v["scenarios"].items():
+        g1, g2, g3, g4 = g["G1"], g["G2"], g["G3"], g["G4"]
+        dom = ", ".join(sorted({d["frontier"] for d in g3["dominated_by"]})) or "none"
+        g2s = f"{g2['value']:.2f}x" + ("" if g2["goal"] is None else f" (<= {g2['goal']})")
+        acc = "-" if g4["value"] is None else f"{100 * g4['value']:.2f}"
+        pref = "-" if g4["preferred"] is None else f"{100 * g4['preferred']:.2f}"
+        g5 = g.get("G5")
+        g5s = (
+            "-"
+            if g5 is None
+            else (f"{g5['value']:.0f} s {_mark(g5['met'])}" if g5["value"] is not None else "n/a")
+        )
+        g1s = f"{100 * g1['value']:.2f} % (>= {100 * g1['goal']:.0f}) {_mark(g1['met'])}"
+        print(f"| {name} | {g1s} | {g2s} {_mark(g2['met'])} | {_mark(g3['met'])} (by: {dom}); "
+              f"pairs won {len(g3['pairs_won'])}/{g3['pairs']} | {acc} vs {pref} "
+              f"{_mark(g4['met'])} | {g5s} |")  # fmt: skip
+    p = v["G3_pairs"]
+    print(f"\nG3 pairs: {p['won']}/{p['pairs']} ({100 * p['share']:.0f} %, goal >= 67 %) "
+          f"{_mark(p['met'])}")  # fmt: skip
+    g6 = v["G6"]
+    if g6.get("met") is None:
+        print("G6: not measured (no stationary run in this result)")
+    else:
+        print(f"G6 (steady, latencyslo): {g6['replica_changes_per_hour']:.1f} replica changes "
+              f"and {g6['variant_switches_per_hour']:.1f} variant switches per hour "
+              f"(<= 4, <= 2) {_mark(g6['met'])}")  # fmt: skip
 
 
 if __name__ == "__main__":
