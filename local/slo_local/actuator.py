@@ -162,6 +162,13 @@ class LocalActuator:
     python: str = sys.executable
     nice: int = 0
     """Niceness of the worker processes (0: the same priority as this process)."""
+    own_session: bool = True
+    """Each worker in its own session. With the kernel's autogroup scheduling (on by
+    default) every session is one scheduling group with a fair share of the CPUs: in its own
+    session each replica gets its own share, as a pod gets its own CPU, so on a machine busy
+    with other work a second replica really adds capacity (in the demo's session all of them
+    would share the demo's one share). `nice` then only orders a worker against the other
+    processes of its own session."""
     cpus: Sequence[int] | None = None
     """CPUs the replicas may be pinned to [the ones this process may use when created]."""
     replicas: list[Replica] = field(default_factory=list, init=False)
@@ -393,17 +400,17 @@ class LocalActuator:
         for var in ("LATENCYSLO_ADMIN_TOKEN", "LATENCYSLO_RUNTIME_CONFIG"):
             env.pop(var, None)
         with log_path.open("wb") as out:
-            # own process group: a Ctrl-C in the terminal reaches only the demo, which drains
-            # in order. Not a new session: with the kernel's autogroup scheduling (on by
-            # default) every session is its own scheduling group, and the workers' nice
-            # value would then not give the load generator and controller precedence.
+            # a Ctrl-C in the terminal reaches only the demo, which drains in order: each
+            # worker runs in its own process group, and by default in its own session (see
+            # `own_session`)
             proc = subprocess.Popen(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
-                process_group=0,
+                start_new_session=self.own_session,
+                process_group=None if self.own_session else 0,
                 preexec_fn=die_with_parent,
             )
         if self.nice:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -81,6 +83,16 @@ DEFAULT_OUT = Path("out") / "demo"
     help="Seconds back at the starting rate after the workload (on the timeline).",
 )  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Arrival-time seed.")
+@click.option(
+    "--policy", "policy_name", default=None, metavar="NAME[:VARIANT]",
+    help="Drive the workers with a simulator baseline instead of latencyslo: hpa, hpa-p99, "
+    "keda, keda-peak, kpa, kpa-rps; NAME:VARIANT for a fleet of a fixed variant.",
+)  # fmt: skip
+@click.option(
+    "--compare", "compare_name", default=None, metavar="NAME[:VARIANT]",
+    help="Run latencyslo, then the baseline NAME on the same arrivals; writes both, a "
+    "side-by-side compare.png and compare.json.",
+)  # fmt: skip
 @click.option("--plain", is_flag=True, help="Log lines instead of the live view.")
 def demo(
     duration: float,
@@ -98,6 +110,8 @@ def demo(
     warmup: int,
     cooldown: int,
     seed: int,
+    policy_name: str | None,
+    compare_name: str | None,
     plain: bool,
 ) -> None:
     """Run the whole loop locally: real workers, real load, the operator's controller.
@@ -107,8 +121,8 @@ def demo(
     the model variant and the number of worker processes. Writes timeline.csv,
     timeline.png and a JSON summary; Ctrl-C stops everything cleanly.
     """
-    from slo_local.demo.run import DemoOptions, run_demo
-    from slo_local.demo.view import make_view
+    from slo_local.demo.baseline import PolicyError, parse_policy
+    from slo_local.demo.run import DemoOptions
 
     try:
         scenario = build_scenario(
@@ -122,7 +136,12 @@ def demo(
             warmup_s=warmup,
             cooldown_s=cooldown,
         )
-    except ScenarioError as exc:
+        if policy_name and compare_name:
+            raise ScenarioError("--policy and --compare: give one of them")
+        choice = None
+        if policy_name or compare_name:
+            choice = parse_policy(policy_name or compare_name or "", scenario.spec)
+    except (ScenarioError, PolicyError) as exc:
         raise click.UsageError(str(exc)) from None
     out_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -135,26 +154,56 @@ def demo(
         logging.getLogger(noisy).setLevel(logging.WARNING)  # one line per request otherwise
     options = DemoOptions(
         out_dir=out_dir,
-        json_path=json_path,
+        json_path=None if compare_name else json_path,
         metrics=metrics,
         model_dir=model_dir,
         threads=threads,
         pin=pin,
+        policy=choice if policy_name else None,
     )
+    result = _run(scenario, options, plain, out_dir)
+    _report(result)
+    if compare_name and choice is not None and not result.interrupted:
+        click.echo(f"\nnow the baseline {choice.label} on the same arrivals and workers")
+        base_options = dataclasses.replace(
+            options, out_dir=out_dir / choice.label.replace(":", "-"), policy=choice, resize=False
+        )
+        base = _run(result.scenario, base_options, plain, base_options.out_dir)
+        _report(base)
+        _write_compare(result, base, out_dir, json_path)
+        if base.interrupted:
+            result = base
+    if result.interrupted:
+        click.echo("interrupted: everything stopped", err=True)
+        sys.exit(130)
+
+
+def _run(scenario: Any, options: Any, plain: bool, out_dir: Path) -> Any:
+    from slo_local.demo.run import run_demo
+    from slo_local.demo.view import make_view
+
     view = make_view(force_plain=plain)
     try:
-        result = asyncio.run(run_demo(scenario, options, view))
+        return asyncio.run(run_demo(scenario, options, view))
     except (RuntimeError, TimeoutError, OSError) as exc:
         view.close()
         raise click.ClickException(f"{exc} (logs in {out_dir})") from None
     finally:
         view.close()
+
+
+def _report(result: Any) -> None:
+    """The summary, the story's verdict, the simulator's prediction and the files."""
     summary = result.summary() if result.recording.requests else {}
     click.echo(json.dumps(summary, indent=2))
-    if result.simulated:
+    if result.story is not None and result.recording.requests:
+        click.echo(f"{result.policy}: {result.story.verdict()}")
+    if result.simulated and summary:
+        gap = result.details.get("attainment_gap_pp")
         click.echo(
             f"simulator, same scenario: {result.simulated['slo_attainment_requests']:.2%} of "
-            f"requests within target (measured {summary['slo_attainment_requests']:.2%})"
+            f"requests within target (measured {summary['slo_attainment_requests']:.2%}; "
+            f"gap {gap:.2f} points)"
         )
     if result.startup_seconds:
         click.echo(
@@ -163,6 +212,20 @@ def demo(
         )
     for name, path in result.files.items():
         click.echo(f"{name}: {path}")
-    if result.interrupted:
-        click.echo("interrupted: everything stopped", err=True)
-        sys.exit(130)
+
+
+def _write_compare(ours: Any, base: Any, out_dir: Path, json_path: Path | None) -> None:
+    from slo_local.demo.compare import table, write_compare_png
+
+    if not (ours.recording.requests and base.recording.requests):
+        return
+    summaries = {ours.policy: ours.summary(), base.policy: base.summary()}
+    both = json.dumps(summaries, indent=2) + "\n"
+    (out_dir / "compare.json").write_text(both)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(both)
+    png = out_dir / "compare.png"
+    write_compare_png({ours.policy: ours.recording, base.policy: base.recording}, summaries, png)
+    click.echo("\n" + table(summaries))
+    click.echo(f"compare_png: {png}\ncompare_json: {json_path or out_dir / 'compare.json'}")

@@ -37,8 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from slo_local.actuator import LocalActuator
-from slo_local.demo.scenario import Scenario, default_model_dir, model_accuracy
-from slo_local.demo.simulate import run_scale, scaled_profiles, simulate
+from slo_local.demo.baseline import Baseline, BaselineChoice, RealView, configure
+from slo_local.demo.probe import Measurement, WorkerCounters, measure, read_all
+from slo_local.demo.scenario import Scenario, capacity_rps, default_model_dir, model_accuracy
+from slo_local.demo.simulate import run_scale, scaled_profiles, simulate, with_overhead
+from slo_local.demo.story import Story, read_story
 from slo_local.demo.timeline import Recording, Step, Tick, attainment_gap
 from slo_local.demo.view import LiveState, LogView, View
 from slo_local.loadgen import LoadGenerator, Router
@@ -48,6 +51,7 @@ from slo_operator.loop import ControlLoop
 from slo_operator.metrics.prometheus import PrometheusSource
 from slo_operator.policy import Controller, OperatorLimits
 from slo_operator.ports import MetricsSource
+from slo_operator.sim.engine import SimSettings
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,11 @@ IN_FLIGHT_GRACE_S = 15.0
 """On a stop, requests already sent get this long to be answered before they are cancelled."""
 LIVE_WINDOW_S = 5.0
 """The view's "measured p99" is over the client latencies of the last 5 seconds."""
+PROBE_S = 8.0
+"""Seconds of the probe that measures the warm replica before the warm-up."""
+PROBE_LOAD = 0.15
+"""The probe's rate over one replica's capacity according to the shipped profile: inside one
+replica even on a spell three times slower, busy enough to time a hundred batches or more."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,11 @@ class DemoOptions:
     scrape_interval_s: float = 1.0
     write_files: bool = True
     simulate: bool = True
+    policy: BaselineChoice | None = None
+    """A simulator baseline drives the replicas instead of latencyslo's controller."""
+    resize: bool = True
+    """Size the load from the probe's measurement (off: the scenario's load as given)."""
+    probe_s: float = PROBE_S
 
 
 @dataclass
@@ -92,8 +106,13 @@ class DemoResult:
     details: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
+    story: Story | None = None
+    policy: str = "latencyslo"
+
     def summary(self) -> dict[str, Any]:
-        return self.recording.summary()
+        """The recording's summary plus the story's acts (`DEMO_SUMMARY_KEYS`)."""
+        story = self.story or Story(None, None, None, None, None)
+        return {**self.recording.summary(), "story": story.to_json()}
 
 
 def ensure_model(model_dir: Path, view: View) -> None:
@@ -132,6 +151,12 @@ class _Run:
         """Per variant, the factors by which its batches ran slower in this run than the
         calibrated profile says (measured while it served alone, one per control step)."""
         self.ticks: list[Tick] = []
+        self.probe: Measurement | None = None
+        self.baseline: Baseline | None = None
+        self.counters_at_start: dict[str, WorkerCounters] = {}
+        self.counters_at_end: dict[str, WorkerCounters] = {}
+        self.cpu_at_start = 0.0
+        self.cpu_at_end = 0.0
         self.stop = asyncio.Event()
         self.signals = 0
 
@@ -212,6 +237,9 @@ class _Run:
             return
         ready.result()
         await self.actuator.wait_warm()
+        await self._probe()
+        if self.stop.is_set():
+            return
         if self.prometheus is not None:
             self.prom_source = PrometheusSource(self.prometheus.url, timeout_s=2.0)
             self.source = self.prom_source
@@ -229,10 +257,73 @@ class _Run:
         )
         from inference_worker.texts import sample_texts
 
-        self.loadgen = LoadGenerator(
-            self.scenario.arrivals(),
-            self.router,
-            sample_texts(1024, tokens=self.scenario.tokens),
+        self.texts = sample_texts(1024, tokens=self.scenario.tokens)
+        self.loadgen = LoadGenerator(self.scenario.arrivals(), self.router, self.texts)
+
+    async def _probe(self) -> None:
+        """Measure the warm replica (`slo_local.demo.probe`), size the load from it and, for
+        a baseline, configure it on the profile as measured."""
+        assert self.actuator is not None
+        from inference_worker.texts import sample_texts
+
+        rate = max(2.0, PROBE_LOAD * capacity_rps(self.spec, self.scenario.profiles))
+        seconds = self.options.probe_s
+        rng = __import__("numpy").random.default_rng(self.scenario.workload.seed + 7)
+        arrivals = sorted(rng.uniform(0.0, seconds, size=rng.poisson(rate * seconds)).tolist())
+        texts = sample_texts(256, tokens=self.scenario.tokens)
+        urls = [r.url for r in self.actuator.running()]
+        self.view.note(f"measuring the warm replica: {rate:.0f} req/s for {seconds:g}s")
+        before = await read_all(urls)
+        probe = LoadGenerator(arrivals, self.router, texts)
+        try:
+            await probe.run()
+        finally:
+            await probe.aclose()
+        after = await read_all(urls)
+        for url in urls:
+            if url in before and url in after:
+                self.probe = measure(before[url], after[url], self.scenario.profiles)
+        m = self.probe
+        if m is None or m.factor is None:
+            self.view.note("the probe measured no batch: the load stays sized from the profile")
+        else:
+            old = self.scenario.base_rps
+            if self.options.resize:
+                self.scenario = self.scenario.resized(m.factor)
+                self.spec = self.scenario.spec
+            self.view.note(
+                f"warm replica: {m.batch_ms:.1f} ms per batch of {m.mean_batch_size:.1f} "
+                f"({m.factor:.2f}x the profile), {m.overhead_ms:.2f} ms of CPU per request "
+                f"outside the model; one replica holds ~{self.scenario.capacity_rps:.0f} "
+                f"req/s at the aim; starting rate {self.scenario.base_rps:.1f} req/s"
+                + (f" (was {old:.1f})" if self.scenario.base_rps != old else "")
+            )
+            stretched = self.scenario.describe()["target_stretched_from_ms"]
+            if stretched is not None:
+                self.view.note(
+                    f"the model runs {m.factor:.2f}x slower than profiled here: the demo's "
+                    f"target is stretched alike, {stretched:g} -> "
+                    f"{self.spec.target_latency_ms:g} ms"
+                )
+        if self.options.policy is not None:
+            self.baseline = configure(
+                self.options.policy,
+                self.spec,
+                self.measured_profiles(),
+                self.scenario.initial,
+                SimSettings(scrape_s=max(1, round(self.options.scrape_interval_s))),
+            )
+            if self.baseline.start != self.actuator.desired:
+                await self.actuator.apply(self.baseline.start)
+            self.view.note(f"baseline {self.baseline.describe()}")
+
+    def measured_profiles(self) -> Any:
+        """The profile scaled by the probe's factor (every variant alike)."""
+        factor = self.probe.factor if self.probe is not None else None
+        if factor is None:
+            return self.scenario.profiles
+        return scaled_profiles(
+            self.scenario.profiles, dict.fromkeys(self.scenario.profiles.variants, factor)
         )
 
     # ------------------------------------------------------------------ running
@@ -308,6 +399,62 @@ class _Run:
             log.info("step at %.1fs: %s; observation %s; profile scale %s", t, step, obs, scale)
             k += 1
 
+    async def _baseline(self, t0: float) -> None:
+        """The baseline's own loop: a tick every second, as in the simulator."""
+        assert self.baseline is not None
+        assert self.actuator is not None
+        assert self.loadgen is not None
+        policy = self.baseline.fresh(self.spec)
+        view = RealView(self.actuator, self.loadgen, t0)
+        warmup = self.scenario.warmup_s
+        reads_cpu = self.baseline.choice.name == "hpa"
+        k = 1
+        sampler = asyncio.create_task(self._sample_inflight(view, t0))
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, t0 + k - time.monotonic()))
+                if reads_cpu:
+                    await view.sample_cpu()
+                before = self.actuator.desired
+                target = policy.act(view.now, view)
+                acted = False
+                if target is not None and target != before:
+                    await self.actuator.apply(target)
+                    acted = True
+                after = self.actuator.desired
+                interval = self.spec.policy.interval_seconds
+                if acted or k % interval == 0:
+                    obs = view.observe(self.spec.objective.window_seconds, self.spec.quantile)
+                    action = "Hold"
+                    if after.replicas > before.replicas:
+                        action = "ScaleUp"
+                    elif after.replicas < before.replicas:
+                        action = "ScaleDown"
+                    step = Step(
+                        t=time.monotonic() - t0 - warmup,
+                        p99_ms=obs.p99_ms,
+                        request_rate=obs.request_rate,
+                        error=None,
+                        age_seconds=obs.age_seconds,
+                        action=action,
+                        reason=f"{self.baseline.choice.label}: "
+                        f"{'replicas ' + str(after.replicas) if acted else 'no change'}",
+                        acted=acted,
+                        before=before,
+                        after=after,
+                        trusted=True,
+                    )
+                    self.steps.append(step)
+                    self.view.step(step, self.live())
+                k += 1
+        finally:
+            sampler.cancel()
+
+    async def _sample_inflight(self, view: RealView, t0: float) -> None:
+        while True:
+            view.sample_inflight()
+            await asyncio.sleep(view.SAMPLE_S)
+
     def _controller(self) -> Controller:
         """The controller the loop holds (built by its first step)."""
         assert self.loop is not None
@@ -331,6 +478,10 @@ class _Run:
 
     async def run(self) -> None:
         assert self.loadgen is not None
+        self.cpu_at_start = self._shared_cpu_s()
+        self.counters_at_start = await read_all(
+            [r.url for r in self.actuator.running()] if self.actuator else []
+        )
         t0 = time.monotonic() + 0.2
         self.view.note(
             f"load: {self.scenario.workload.name}, {self.scenario.base_rps:.1f} req/s at first, "
@@ -338,8 +489,9 @@ class _Run:
             f"{self.scenario.cooldown_s:.0f}s of cool-down; "
             f"target p{self.spec.objective.percentile:g} {self.spec.target_latency_ms:g}ms"
         )
+        control = self._baseline(t0) if self.baseline is not None else self._control(t0)
         helpers = [
-            asyncio.create_task(self._control(t0), name="control"),
+            asyncio.create_task(control, name="control"),
             asyncio.create_task(self._sample(t0), name="sample"),
             asyncio.create_task(self._refresh(), name="refresh"),
         ]
@@ -356,6 +508,9 @@ class _Run:
                 # stopped early: send nothing more, let the requests in flight finish
                 self.loadgen.stop()
                 await asyncio.wait({load}, timeout=IN_FLIGHT_GRACE_S)
+            self.cpu_at_end = self._shared_cpu_s()
+            if self.actuator is not None:
+                self.counters_at_end = await read_all(list(self.counters_at_start))
         finally:
             for task in (load, stopped, *helpers):
                 task.cancel()
@@ -382,12 +537,30 @@ class _Run:
                 if self.actuator is not None:
                     self.actuator.kill_all()
 
+    def _shared_cpu_s(self) -> float:
+        """CPU seconds of what shares the cores with the replicas: this process (load
+        generator, router, controller) and the demo's Prometheus."""
+        cpu = time.process_time()
+        proc = getattr(self.prometheus, "_proc", None) if self.prometheus else None
+        if proc is not None:
+            cpu += _process_cpu_s(proc.pid)
+        return cpu
+
     def _stop_prometheus(self) -> None:
         assert self.prometheus is not None
         self.prometheus.stop()
         with contextlib.suppress(OSError):
             shutil.copy(self.prometheus.log_file, self.options.out_dir / "prometheus.log")
         shutil.rmtree(self.prometheus.workdir, ignore_errors=True)
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _async(fn: Any) -> Any:
@@ -422,6 +595,7 @@ async def run_demo(
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+    scenario = run.scenario  # sized from the warm replica
     spec = scenario.spec
     model_dir = run.model_dir
     names = tuple(spec.variants.allowed)
@@ -453,20 +627,38 @@ async def run_demo(
         startup_seconds=startup,
         interrupted=run.stop.is_set(),
         warmup_steps=[s for s in run.steps if s.t < 0],
+        story=read_story(recording, scenario.step_at(), scenario.fall_at()),
+        policy=run.baseline.choice.label if run.baseline is not None else "latencyslo",
     )
     new_replicas = startup[scenario.initial.replicas :]
+    in_run = _in_run_measurement(run)
     if options.simulate and not result.interrupted and recording.requests:
         measured = sum(new_replicas) / len(new_replicas) if new_replicas else max(startup or [8])
-        scale = run_scale(run.measured_scale, scenario.profiles.variants)
+        if run.measured_scale:
+            scale = run_scale(run.measured_scale, scenario.profiles.variants)
+        else:  # a baseline: no controller measured; the whole run's factor, else the probe's
+            m = in_run or run.probe
+            f = m.factor if m is not None and m.factor is not None else 1.0
+            scale = dict.fromkeys(scenario.profiles.variants, f)
+        # what the replicas pay per request beyond their batches: their own CPU outside
+        # the model, and their share of the load generator's and Prometheus' CPU (spread
+        # over the cores all of them run on)
+        shared = _shared_ms_per_request(run, len(recording.requests))
+        overhead = (in_run.overhead_ms if in_run is not None else 0.0) + shared
+        learned = scaled_profiles(scenario.profiles, scale)
         simulated, _ = simulate(
             scenario,
             startup_s=measured,
             scrape_s=round(options.scrape_interval_s),
-            profiles=scaled_profiles(scenario.profiles, scale),
+            profiles=with_overhead(learned, overhead),
+            controller_profiles=learned,
+            policy=run.baseline.fresh(spec) if run.baseline is not None else None,
         )
         result.simulated = {
             "startup_s": round(measured, 2),
             "profile_scale": {k: round(v, 3) for k, v in scale.items()},
+            "overhead_ms_per_request": round(overhead, 4),
+            "shared_cpu_ms_per_request": round(shared, 4),
             "slo_attainment_requests": round(simulated["slo_attainment_requests"], 5),
             "slo_attainment_windows": round(simulated["slo_attainment_windows"], 5),
             "recovery_seconds": simulated["recovery_seconds"],
@@ -476,6 +668,16 @@ async def run_demo(
     lags = sorted(r.lag for r in recording.requests)
     result.details = {
         "scenario": scenario.describe(),
+        "policy": run.baseline.describe() if run.baseline is not None else "latencyslo",
+        "story": result.story.to_json() if result.story else None,
+        "story_verdict": result.story.verdict() if result.story else None,
+        "probe": run.probe.describe() if run.probe is not None else None,
+        "first_replica_in_run": in_run.describe() if in_run is not None else None,
+        "generator_and_prometheus_cpu_ms_per_request": round(
+            (run.cpu_at_end - run.cpu_at_start) * 1000.0 / max(1, len(recording.requests)), 3
+        )
+        if run.cpu_at_end
+        else None,
         "metrics_source": run.source_name,
         "interrupted": result.interrupted,
         "replica_startup_seconds": [round(s, 2) for s in startup],
@@ -513,6 +715,23 @@ async def run_demo(
     return result
 
 
+def _shared_ms_per_request(run: _Run, requests: int) -> float:
+    """The load generator's and Prometheus' CPU per request, over the CPUs (ms)."""
+    if not run.cpu_at_end or requests <= 0:
+        return 0.0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (run.cpu_at_end - run.cpu_at_start) * 1000.0 / requests / max(1, cpus or 1)
+
+
+def _in_run_measurement(run: _Run) -> Measurement | None:
+    """The first replica's batch times and per-request overhead over the whole load."""
+    for url, before in run.counters_at_start.items():
+        after = run.counters_at_end.get(url)
+        if after is not None:
+            return measure(before, after, run.scenario.profiles)
+    return None
+
+
 def write_outputs(result: DemoResult, options: DemoOptions) -> None:
     out = options.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -522,11 +741,12 @@ def write_outputs(result: DemoResult, options: DemoOptions) -> None:
     rec.write_requests_csv(out / "requests.csv")
     spec = result.scenario.spec
     title = (
-        f"latencyslo demo: {result.scenario.workload.name} load, p{spec.objective.percentile:g} "
+        f"latencyslo demo ({result.policy}): {result.scenario.workload.name} load, "
+        f"p{spec.objective.percentile:g} "
         f"target {spec.target_latency_ms:g} ms, metrics from {result.source}"
     )
     rec.write_png(png_path, title)
-    summary = rec.summary()
+    summary = result.summary()
     json_path = options.json_path or out / "summary.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(summary, indent=2) + "\n")

@@ -3,16 +3,16 @@
 Everything here is pure and cheap (no processes, no torch), so the closed-loop test and the
 simulator agreement build the very same `Scenario` as `latencyslo demo`.
 
-The default story, sized from the measured profile rather than hard-coded rates: the base
-load is `load_fraction` (0.43) of what ONE replica of the preferred variant sustains at the
-aim (headroom * target) according to the performance model, and the `step` workload doubles
-it a quarter of the way in; after the workload, a cool-down at the starting rate. On the
-two-core machine this was tuned on, one replica of `full` serving in the demo (HTTP, a busy
-neighbour core, sparse batches) is slower than the back-to-back batches `latencyslo
-calibrate` times, and cannot hold x2: the p99 breaches, the controller adds a replica and
-bridges with `quantized`, restores `full` on two replicas, and releases the second replica
-in the cool-down. The model alone (calibrated times) would hold x2 on one replica: that gap
-is what the controller's measured profile scale and correction factor learn at run time.
+The default story is sized from the machine as it is now, not from a constant: the demo
+first measures the warm replica (`slo_local.demo.probe`: its batch times over the profile's,
+the machine's `factor` right now), and `Scenario.resized` sets the starting load to
+`load_fraction` (0.6) of what ONE replica of the preferred variant sustains at the aim
+(headroom * target) with the profile scaled by that factor. The `step` workload doubles it
+a quarter of the way in (1.2 x one replica's capacity at the aim: the step breaches one
+replica of `full` on a fast spell and a slow one alike, and two replicas hold it); after the
+workload, a cool-down at `cooldown_fraction` (0.5) of the starting rate, where one replica
+clearly holds the load again and the extra one is released within the run. Before the
+measurement (or with `--rate`) the load is sized from the profile as shipped.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,16 @@ state: warm workers, a full objective window, and the controller past its start-
 DEFAULT_COOLDOWN_S = 45.0
 """Scored seconds back at the starting rate after the workload, so that the run shows the
 way back too: the preferred variant restored and the extra replica released."""
-DEFAULT_LOAD_FRACTION = 0.43
+DEFAULT_LOAD_FRACTION = 0.4
+"""The starting rate over one replica's capacity at the aim, as measured on this machine."""
+DEFAULT_COOLDOWN_FRACTION = 0.5
+"""The cool-down's rate over the starting rate."""
+DEFAULT_STEP_FACTOR = 3.0
+"""The `step` workload's rise: x3, from 0.4 to 1.2 x one replica's capacity at the aim.
+The model's capacity is an upper bound of the real one (HTTP, the load generator and a busy
+machine share the cores): one replica of `full` held 0.55 x that capacity but not 0.65 on a
+busy spell and breached at 1.0 x on others; x3 keeps both ends clear of that band, and two
+replicas (0.6 each) still hold the step."""
 DEFAULT_NAMESPACE = "demo"
 DEFAULT_TOKENS = 16
 """Tokens per request text when the profile does not say (`latencyslo calibrate`'s default)."""
@@ -104,6 +113,12 @@ def load_slo(path: str | Path) -> SLOFile:
     raise ScenarioError(f"--slo {path}: no LatencySLO document in the file")
 
 
+def with_target(slo: SLOFile, target_ms: float) -> SLOFile:
+    """`slo` with another latency target (everything else as written)."""
+    objective = slo.spec.objective.model_copy(update={"latency_ms": float(target_ms)})
+    return replace(slo, spec=slo.spec.model_copy(update={"objective": objective}))
+
+
 def load_profiles(path: str | Path) -> ProfileSet:
     try:
         return ProfileSet.load(path)
@@ -149,6 +164,44 @@ class Scenario:
     """One replica of the preferred variant at the aim, per the model."""
     warmup_s: float = DEFAULT_WARMUP_S
     cooldown_s: float = 0.0
+    cooldown_rps: float | None = None
+    """The cool-down's rate (None: the starting rate)."""
+    load: LoadSpec | None = None
+    """How the load was asked for, so that `resized` can rebuild it (None: fixed)."""
+    machine_factor: float | None = None
+    """The measured factor the load was sized with (None: sized from the profile alone)."""
+
+    def resized(self, factor: float) -> Scenario:
+        """This scenario with the load sized for a machine whose batches take `factor` times
+        the profile's (every variant alike); a fixed rate (`--rate`) stays, only the factor
+        is recorded."""
+        if not (factor > 0 and math.isfinite(factor)):
+            raise ScenarioError(f"the measured factor must be > 0, got {factor}")
+        scaled = self.profiles.scaled(
+            dict.fromkeys(self.profiles.variants, factor),
+            source="scaled to the warm replica",
+            extra={"scale": factor},
+        )
+        capacity = capacity_rps(self.spec, scaled)
+        slo = self.slo
+        if self.load is not None and self.load.stretch_target and factor > 1.0:
+            # a slower machine: the demo's own target stretched by the same factor, so that
+            # the story keeps its shape (every time x factor, every rate / factor)
+            slo = with_target(slo, round(self.load.target_ms * factor))
+            capacity = capacity_rps(slo.spec, scaled)
+        if self.load is None or self.load.fixed_rate:
+            return replace(self, slo=slo, capacity_rps=capacity, machine_factor=factor)
+        base = self.load.load_fraction * capacity
+        workload = self.load.workload_at(base)
+        return replace(
+            self,
+            slo=slo,
+            workload=workload,
+            base_rps=base,
+            capacity_rps=capacity,
+            cooldown_rps=base * self.load.cooldown_fraction,
+            machine_factor=factor,
+        )
 
     @property
     def scored_s(self) -> float:
@@ -162,12 +215,13 @@ class Scenario:
         rng = np.random.default_rng(self.workload.seed + 424_242)
         rate = float(self.workload.rate(0.0))
 
-        def poisson(start: float, seconds: float) -> np.ndarray:
+        def poisson(start: float, seconds: float, rate: float) -> np.ndarray:
             n = rng.poisson(rate * seconds) if seconds > 0 else 0
             return start + np.sort(rng.uniform(0.0, seconds, size=n))
 
-        warm = poisson(0.0, self.warmup_s)
-        cool = poisson(self.warmup_s + self.workload.duration_s, self.cooldown_s)
+        warm = poisson(0.0, self.warmup_s, rate)
+        cool_rate = rate if self.cooldown_rps is None else self.cooldown_rps
+        cool = poisson(self.warmup_s + self.workload.duration_s, self.cooldown_s, cool_rate)
         return np.concatenate((warm, self.workload.arrivals() + self.warmup_s, cool))
 
     @property
@@ -183,6 +237,22 @@ class Scenario:
     def duration_s(self) -> float:
         return self.workload.duration_s
 
+    def fall_at(self) -> float | None:
+        """When the load falls below its highest rate for the last time (the cool-down's
+        start for a step); None if it never falls within the timeline."""
+        rates = [float(r) for r in self.workload.knots_rps.tolist()]
+        times = [float(t) for t in self.workload.knots_t.tolist()]
+        peak = max(rates)
+        end = self.workload.duration_s
+        cool = self.cooldown_rps if self.cooldown_rps is not None else rates[0]
+        last_peak = max(t for t, r in zip(times, rates, strict=True) if r >= peak * 0.999)
+        later = [t for t, r in zip(times, rates, strict=True) if t > last_peak and r < peak * 0.95]
+        if later:
+            return later[0]
+        if self.cooldown_s > 0 and cool < peak * 0.95:
+            return end
+        return None
+
     def step_at(self) -> float | None:
         """When the load first rises above its starting rate (None if it never does)."""
         rates = self.workload.knots_rps
@@ -195,6 +265,9 @@ class Scenario:
     def describe(self) -> dict[str, Any]:
         return {
             "slo": self.slo.name,
+            "target_stretched_from_ms": self.load.target_ms
+            if self.load is not None and self.load.target_ms != self.spec.target_latency_ms
+            else None,
             "namespace": self.slo.namespace,
             "target_ms": self.spec.target_latency_ms,
             "percentile": self.spec.objective.percentile,
@@ -206,6 +279,10 @@ class Scenario:
             "step_at_s": self.step_at(),
             "warmup_s": self.warmup_s,
             "cooldown_s": self.cooldown_s,
+            "cooldown_rps": None if self.cooldown_rps is None else round(self.cooldown_rps, 2),
+            "machine_factor": None
+            if self.machine_factor is None
+            else round(self.machine_factor, 4),
             "profile": self.profiles.source,
             "tokens_per_request": self.tokens,
         }
@@ -223,6 +300,8 @@ def build_scenario(
     seed: int = 0,
     warmup_s: float = DEFAULT_WARMUP_S,
     cooldown_s: float = DEFAULT_COOLDOWN_S,
+    cooldown_fraction: float = DEFAULT_COOLDOWN_FRACTION,
+    step_factor: float = DEFAULT_STEP_FACTOR,
 ) -> Scenario:
     """The scenario of one demo run (see the module docs for the defaults)."""
     if workload not in WORKLOADS:
@@ -236,24 +315,30 @@ def build_scenario(
     if missing:
         raise ScenarioError(f"--profile {profile_file}: no profile for variant(s) {missing}")
     capacity = capacity_rps(spec, profiles)
+    if not 1 < step_factor <= 10:
+        raise ScenarioError(f"the step factor must be in (1, 10], got {step_factor}")
+    if not 0 < cooldown_fraction <= 10 or not math.isfinite(cooldown_fraction):
+        raise ScenarioError(f"the cool-down fraction must be in (0, 10], got {cooldown_fraction}")
+    fixed_rate = base_rps is not None
     if base_rps is None:
         if load_fraction <= 0:
             raise ScenarioError(f"the load fraction must be > 0, got {load_fraction}")
         base_rps = load_fraction * capacity
     if not base_rps > 0:
         raise ScenarioError(f"--rate must be > 0 req/s, got {base_rps}")
-    rescale = workload == "trace" and _is_timestamps(trace_file)
-    try:
-        wl = make_workload(
-            workload,
-            base_rps=base_rps,
-            duration_s=duration_s,
-            seed=seed,
-            trace_file=trace_file,
-            target_mean_rps=base_rps if rescale else None,
-        )
-    except (OSError, ValueError) as exc:
-        raise ScenarioError(f"--workload {workload}: {exc}") from None
+    load = LoadSpec(
+        workload=workload,
+        duration_s=float(duration_s),
+        seed=seed,
+        trace_file=None if trace_file is None else str(trace_file),
+        load_fraction=load_fraction,
+        cooldown_fraction=cooldown_fraction,
+        fixed_rate=fixed_rate,
+        step_factor=step_factor,
+        stretch_target=Path(slo_file).resolve() == DEFAULT_SLO.resolve(),
+        target_ms=spec.target_latency_ms,
+    )
+    wl = load.workload_at(float(base_rps))
     initial = RuntimeConfig(
         replicas=max(1, spec.replicas.min),
         batch_window_ms=spec.batching.min_window_ms,
@@ -264,8 +349,59 @@ def build_scenario(
         if not 0 <= value <= 3600 or value != int(value):
             raise ScenarioError(f"{name} must be whole seconds in 0..3600, got {value}")
     return Scenario(
-        slo, profiles, wl, float(base_rps), initial, capacity, float(warmup_s), float(cooldown_s)
+        slo,
+        profiles,
+        wl,
+        float(base_rps),
+        initial,
+        capacity,
+        float(warmup_s),
+        float(cooldown_s),
+        cooldown_rps=None if fixed_rate else float(base_rps) * cooldown_fraction,
+        load=load,
     )
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """The load as asked for (options), to rebuild it at another starting rate."""
+
+    workload: str
+    duration_s: float
+    seed: int
+    trace_file: str | None
+    load_fraction: float
+    cooldown_fraction: float
+    fixed_rate: bool
+    """`--rate` was given: the load is not resized from the measurement."""
+    step_factor: float = DEFAULT_STEP_FACTOR
+    """The `step` workload's rise (the simulator's own step is x2)."""
+    stretch_target: bool = False
+    """The SLO is the demo's own: on a machine slower than the profile, its target is
+    stretched by the measured factor (a user's SLO is never changed)."""
+    target_ms: float = 0.0
+    """The target as written."""
+
+    def workload_at(self, base_rps: float) -> Workload:
+        wl = self._simulators(base_rps)
+        if self.workload == "step" and self.step_factor != 2.0:
+            rps = np.where(wl.knots_rps > base_rps * 1.01, base_rps * self.step_factor, base_rps)
+            wl = replace(wl, knots_rps=rps)
+        return wl
+
+    def _simulators(self, base_rps: float) -> Workload:
+        rescale = self.workload == "trace" and _is_timestamps(self.trace_file)
+        try:
+            return make_workload(
+                self.workload,
+                base_rps=base_rps,
+                duration_s=self.duration_s,
+                seed=self.seed,
+                trace_file=self.trace_file,
+                target_mean_rps=base_rps if rescale else None,
+            )
+        except (OSError, ValueError) as exc:
+            raise ScenarioError(f"--workload {self.workload}: {exc}") from None
 
 
 def _is_timestamps(trace_file: str | Path | None) -> bool:

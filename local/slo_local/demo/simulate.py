@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from slo_local.demo.scenario import Scenario
@@ -46,6 +47,23 @@ def scaled_profiles(profiles: ProfileSet, scale: Mapping[str, float]) -> Profile
     )
 
 
+def with_overhead(profiles: ProfileSet, overhead_ms: float) -> ProfileSet:
+    """`profiles` with `overhead_ms` more per request (beta): the worker's CPU per request
+    outside the model's batches (HTTP, JSON), which takes the same core as the batches and
+    which the batch times do not contain (measured in the run, `slo_local.demo.probe`)."""
+    if not overhead_ms > 0:
+        return profiles
+    variants = {
+        name: replace(p, beta_ms=p.beta_ms + overhead_ms) for name, p in profiles.variants.items()
+    }
+    return replace(
+        profiles,
+        variants=variants,
+        source=f"{profiles.source} + {overhead_ms:.2f} ms per request".strip(),
+        batch_times=None,
+    )
+
+
 def simulate(
     scenario: Scenario,
     *,
@@ -54,9 +72,13 @@ def simulate(
     scrape_s: int = 1,
     seed: int = 0,
     profiles: ProfileSet | None = None,
+    policy: Any = None,
+    controller_profiles: ProfileSet | None = None,
 ) -> tuple[dict[str, Any], Trace]:
-    """Simulate the scenario (with `profiles` instead of the scenario's own when given);
-    returns the simulator's figures and its trace."""
+    """Simulate the scenario (with `profiles` instead of the scenario's own when given, and
+    `policy`, a simulator controller, instead of latencyslo's); returns the simulator's
+    figures and its trace. latencyslo's simulated controller predicts with
+    `controller_profiles` (default: `profiles`), what the real one learned in the run."""
     profiles = profiles or scenario.profiles
     wl = scenario.workload
     arrivals = scenario.arrivals()  # the very arrivals the demo sends, warm-up included
@@ -78,7 +100,8 @@ def simulate(
         settings,
         seed,
     )
-    trace = slice_trace(sim.run(LatencySLOPolicy(spec, profiles)), warmup)
+    controller = policy or LatencySLOPolicy(spec, controller_profiles or profiles)
+    trace = slice_trace(sim.run(controller), warmup)
     metrics = summarize(
         trace,
         spec.quantile,

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from slo_local.demo.scenario import (
+    DEFAULT_COOLDOWN_FRACTION,
     DEFAULT_LOAD_FRACTION,
     DEFAULT_PROFILE,
     DEFAULT_SLO,
+    DEFAULT_STEP_FACTOR,
     ScenarioError,
     build_scenario,
     capacity_rps,
@@ -39,28 +41,45 @@ def test_the_shipped_profile_is_measured_with_one_thread() -> None:
     assert "calibrate" in profiles.source
 
 
-def test_the_default_story_is_sized_from_the_profile() -> None:
+@pytest.mark.parametrize("factor", [None, 0.6, 1.0, 1.3, 3.5])
+def test_the_default_story_is_sized_from_the_machine(factor: float | None) -> None:
+    """Before the measurement, from the profile; after it, from the profile scaled by the
+    measured factor (on a slower machine with the demo's own target stretched alike): at
+    every speed the same shape, x3 from 0.4 of one replica's capacity at the aim."""
     sc = build_scenario()
+    if factor is not None:
+        sc = sc.resized(factor)
+        assert sc.machine_factor == factor
+        assert sc.spec.target_latency_ms == round(100 * max(1.0, factor))
+        sc_profiles = sc.profiles.scaled(
+            dict.fromkeys(sc.profiles.variants, factor), source="", extra={}
+        )
+    else:
+        sc_profiles = sc.profiles
     spec = sc.spec
     assert sc.initial.replicas == 1
     assert sc.initial.variant == "full"
     assert sc.workload.name == "step"
     assert sc.step_at() == pytest.approx(sc.duration_s / 4)
     peak = sc.workload.peak_rps
-    assert peak == pytest.approx(2 * sc.base_rps)
+    assert peak == pytest.approx(DEFAULT_STEP_FACTOR * sc.base_rps)
     assert sc.base_rps == pytest.approx(DEFAULT_LOAD_FRACTION * sc.capacity_rps)
-    assert capacity_rps(spec, sc.profiles) == pytest.approx(sc.capacity_rps)
+    assert sc.cooldown_rps == pytest.approx(DEFAULT_COOLDOWN_FRACTION * sc.base_rps)
+    assert capacity_rps(spec, sc_profiles) == pytest.approx(sc.capacity_rps)
+    assert sc.fall_at() == sc.duration_s
     windows = (0, 1, 2, 5, 10, 20, 50)
 
     def best(rate: float, replicas: int, variant: str) -> float:
-        prof = sc.profiles.variants[variant]
+        prof = sc_profiles.variants[variant]
         return min(predict(prof, rate, replicas, w, 32, spec.quantile).p99_ms for w in windows)
 
-    # the model's view (calibrated, back-to-back batches): one replica holds the start with
-    # room to spare, the bridge holds the peak on one replica, two replicas of full hold it
+    # the model's view: one replica holds the start with room to spare, the step is over
+    # one replica's capacity, the bridge holds the peak on one replica, two replicas of
+    # full hold it
     assert best(sc.base_rps, 1, "full") <= 0.8 * spec.aim_latency_ms
+    assert peak > 1.1 * sc.capacity_rps
     assert best(peak, 1, "quantized") <= 0.5 * spec.aim_latency_ms
-    assert best(peak, 2, "full") <= 0.8 * spec.aim_latency_ms
+    assert best(peak, 2, "full") <= spec.aim_latency_ms
     # and the capacity is where the model meets the aim with the best window
     assert best(sc.capacity_rps, 1, "full") == pytest.approx(spec.aim_latency_ms, rel=0.01)
 
@@ -71,8 +90,9 @@ def test_warm_up_and_cool_down_surround_the_workload() -> None:
     assert np.all(np.diff(arrivals) >= 0)
     assert arrivals[-1] < 10 + 40 + 20
     assert sc.scored_s == 60
-    base = sc.base_rps
-    for start, end, rate in ((0, 10, base), (10 + 15, 10 + 40, 2 * base), (50, 70, base)):
+    base, cool = sc.base_rps, sc.cooldown_rps
+    assert cool is not None
+    for start, end, rate in ((0, 10, base), (10 + 15, 10 + 40, 3 * base), (50, 70, cool)):
         count = np.sum((arrivals >= start) & (arrivals < end))
         assert count == pytest.approx(rate * (end - start), rel=0.3)
     # the workload's own arrivals, shifted by the warm-up: the simulator replays the same
@@ -80,6 +100,20 @@ def test_warm_up_and_cool_down_surround_the_workload() -> None:
     assert np.allclose(main, sc.workload.arrivals())
     with pytest.raises(ScenarioError, match="--cooldown"):
         build_scenario(cooldown_s=2.5)
+
+
+def test_a_fixed_rate_and_a_users_slo_are_not_resized(tmp_path: Path) -> None:
+    sc = build_scenario(base_rps=20.0).resized(2.0)
+    assert sc.base_rps == 20.0
+    assert sc.cooldown_rps is None
+    assert sc.spec.target_latency_ms == 200  # the demo's own SLO is still stretched
+    own = tmp_path / "slo.yaml"
+    own.write_text(DEFAULT_SLO.read_text())
+    mine = build_scenario(slo_file=own).resized(2.0)
+    assert mine.spec.target_latency_ms == 100  # a user's SLO never is
+    assert mine.base_rps < build_scenario(slo_file=own).base_rps
+    with pytest.raises(ScenarioError, match="factor"):
+        build_scenario().resized(0.0)
 
 
 def test_bad_inputs_name_the_option(tmp_path: Path) -> None:
