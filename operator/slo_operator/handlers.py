@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,9 @@ from slo_operator.actuate.store import KubernetesStateStore, load_memory
 from slo_operator.conflicts import Claim, find_conflict
 from slo_operator.errors import StoreError
 from slo_operator.loop import ControlLoop
-from slo_operator.metrics.prometheus import PrometheusSource
+from slo_operator.metrics.batch import BatchedPrometheus
+from slo_operator.metrics.client import PrometheusClient
+from slo_operator.metrics.fair import FairLimiter
 from slo_operator.opmetrics import OperatorMetrics
 from slo_operator.policy import OperatorLimits
 from slo_operator.report import invalid_spec_status
@@ -66,11 +69,40 @@ class Runtime:
     """How often a LatencySLO whose spec does not validate is looked at again."""
     http: httpx.AsyncClient | None = None
     """Shared client for the pods' admin APIs; None = one per LatencySLO."""
+    prometheus: BatchedPrometheus | None = None
+    """The batched metrics source shared by every LatencySLO; None = built from the settings."""
+    steps: FairLimiter | None = None
+    """Step slots shared round-robin by namespace; None = `max_concurrent_steps` of them."""
+
+    def hub(self) -> BatchedPrometheus:
+        if self.prometheus is None:
+            s = self.settings
+            client = PrometheusClient(
+                s.prometheus_url,
+                timeout_s=s.query_timeout_s,
+                max_bytes=s.prometheus_max_mib * 1024 * 1024,
+                concurrency=s.prometheus_concurrency,
+                on_query=self.metrics.prometheus_queries.inc,
+            )
+            self.prometheus = BatchedPrometheus(
+                client,
+                max_age_s=s.max_data_age_s,
+                share_s=s.query_share_s,
+                target_label=s.target_label or None,
+            )
+        return self.prometheus
+
+    def step_slots(self) -> FairLimiter:
+        if self.steps is None:
+            self.steps = FairLimiter(self.settings.max_concurrent_steps)
+        return self.steps
 
     async def aclose(self) -> None:
         """Close the shared clients (idempotent)."""
         if self.http is not None:
             await self.http.aclose()
+        if self.prometheus is not None:
+            await self.prometheus.aclose()
         await self.api.close()
 
 
@@ -118,10 +150,10 @@ async def control_loop_for(
     """The ports and the loop of one LatencySLO, closed when its daemon ends."""
     namespace, name = identity(body)
     settings = runtime.settings
-    source = PrometheusSource(
-        settings.prometheus_url,
-        timeout_s=settings.query_timeout_s,
-        max_age_s=settings.max_data_age_s,
+    source = runtime.hub().source(
+        namespace,
+        name,
+        spec.target_ref.name,
         on_error=lambda _message: runtime.metrics.prometheus_error(namespace, name),
     )
     actuator = KubernetesActuator(
@@ -291,9 +323,9 @@ async def _run_steps(
     """Step every interval until stopped, or until targetRef changes (new ports needed)."""
     namespace, name = identity(body)
     target = spec.target_ref.name
+    due = time.monotonic()  # the first step at once; then on this object's phase
     async with control_loop_for(runtime, body, spec) as loop:
         while not stopped:
-            started = time.monotonic()
             raw = dict(body.spec)
             if (raw.get("targetRef") or {}).get("name") != target:
                 return
@@ -304,7 +336,11 @@ async def _run_steps(
                 claims=_claims(slo_targets, (namespace, target)),
             )
             try:
-                result = await loop.step(raw, generation=meta.get("generation"), conflict=conflict)
+                async with runtime.step_slots().slot(namespace):
+                    runtime.metrics.step_started(time.monotonic() - due)
+                    result = await loop.step(
+                        raw, generation=meta.get("generation"), conflict=conflict
+                    )
                 for event in result.events:
                     kopf.event(
                         body, type=event.type, reason=str(event.reason), message=event.message
@@ -318,5 +354,24 @@ async def _run_steps(
                 logger.exception(f"control step failed: {exc}")
             with contextlib.suppress(ValidationError):  # a bad spec is reported by the step
                 spec = LatencySLOSpec.model_validate(raw)
-            interval = runtime.interval(spec)
-            await stopped.wait(max(0.0, interval - (time.monotonic() - started)))
+            due = next_due(time.monotonic(), runtime.interval(spec), phase_of(namespace, name))
+            await stopped.wait(max(0.0, due - time.monotonic()))
+
+
+def phase_of(namespace: str, name: str) -> float:
+    """This object's place in the interval, in [0, 1): a hash of its name, so the steps of
+    many LatencySLOs spread evenly over the interval and each keeps its place across
+    restarts."""
+    return zlib.crc32(f"{namespace}/{name}".encode()) / 2**32
+
+
+def next_due(now: float, interval: float, phase: float) -> float:
+    """The first instant after `now` (at least half an interval away) at `phase` of the
+    interval on the monotonic clock: steps stay one interval apart, spread by phase."""
+    if interval <= 0:
+        return now
+    offset = phase * interval
+    due = (now - offset) // interval * interval + offset + interval
+    if due - now < interval / 2:
+        due += interval
+    return due

@@ -16,6 +16,7 @@ from slo_operator.spec import VARIANTS, Action, ConditionType, LatencySLOSpec, L
 
 LABELS = ("namespace", "name")
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
 
 def _seconds(ms: float | None) -> float:
@@ -86,6 +87,19 @@ class OperatorMetrics:
             (*LABELS, "type"),
             registry=r,
         )
+        self.step_lag = Histogram(
+            "latencyslo_operator_step_start_lag_seconds",
+            "How late a control step started after its due time (queueing for a step slot "
+            "included); operator-wide.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.prometheus_queries = Counter(
+            "latencyslo_operator_prometheus_queries",
+            "Instant queries sent to Prometheus (batched: one per figure per group); "
+            "operator-wide.",
+            registry=r,
+        )
         self._server: Any = None
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
@@ -99,6 +113,9 @@ class OperatorMetrics:
             server.shutdown()
             thread.join(timeout=5)
             self._server = None
+
+    def step_started(self, lag_s: float) -> None:
+        self.step_lag.observe(max(0.0, lag_s))
 
     def prometheus_error(self, namespace: str, name: str) -> None:
         self.prometheus_errors.labels(namespace, name).inc()

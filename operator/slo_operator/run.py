@@ -171,6 +171,35 @@ async def run_operator(
     default=None,
     help="No peering (a single operator replica). [$LATENCYSLO_STANDALONE]",
 )
+@click.option(
+    "--target-label",
+    default=None,
+    help="Label naming a series' Deployment; queries select <label>=<targetRef.name>, "
+    "'' = the whole namespace. [$LATENCYSLO_TARGET_LABEL; deployment]",
+)
+@click.option(
+    "--query-share",
+    "query_share_s",
+    default=None,
+    help="Steps of one query group within this many seconds share one evaluation, 0 = none. "
+    "[$LATENCYSLO_QUERY_SHARE_S; 7.5]",
+)
+@click.option(
+    "--prometheus-concurrency",
+    default=None,
+    help="Prometheus queries in flight at most. [$LATENCYSLO_PROMETHEUS_CONCURRENCY; 4]",
+)
+@click.option(
+    "--prometheus-max-mib",
+    default=None,
+    help="Largest Prometheus answer read, MiB. [$LATENCYSLO_PROMETHEUS_MAX_MIB; 16]",
+)
+@click.option(
+    "--max-concurrent-steps",
+    default=None,
+    help="Control steps running at once, shared by namespace. "
+    "[$LATENCYSLO_MAX_CONCURRENT_STEPS; 16]",
+)
 @click.option("--verbose", is_flag=True, default=False, help="Debug logging.")
 def operator_command(verbose: bool, **flags: Any) -> None:
     """Run the LatencySLO operator (kopf) against the current cluster."""

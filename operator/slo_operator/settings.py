@@ -46,6 +46,13 @@ SOURCES: tuple[Setting, ...] = (
     Setting("profiles", "--profiles", "LATENCYSLO_PROFILES"),
     Setting("peering", "--peering", "LATENCYSLO_PEERING"),
     Setting("standalone", "--standalone", "LATENCYSLO_STANDALONE"),
+    Setting("target_label", "--target-label", "LATENCYSLO_TARGET_LABEL"),
+    Setting("query_share_s", "--query-share", "LATENCYSLO_QUERY_SHARE_S"),
+    Setting(
+        "prometheus_concurrency", "--prometheus-concurrency", "LATENCYSLO_PROMETHEUS_CONCURRENCY"
+    ),
+    Setting("prometheus_max_mib", "--prometheus-max-mib", "LATENCYSLO_PROMETHEUS_MAX_MIB"),
+    Setting("max_concurrent_steps", "--max-concurrent-steps", "LATENCYSLO_MAX_CONCURRENT_STEPS"),
 )
 
 
@@ -79,6 +86,19 @@ class OperatorSettings:
     """True when the peering name was given explicitly: the peering resource must exist."""
     standalone: bool = False
     """No peering at all (single replica, or tests)."""
+    target_label: str = "deployment"
+    """Label naming a series' Deployment (the chart's PodMonitor attaches it): queries select
+    `<label>="<targetRef.name>"` unless `metrics.labels` sets it; empty = the whole namespace."""
+    query_share_s: float = 7.5
+    """LatencySLOs of one query group whose steps fall in the same cell of this many seconds
+    share one evaluation (0 = evaluate at each step's instant)."""
+    prometheus_concurrency: int = 4
+    """Prometheus queries in flight at most, shared round-robin between query groups."""
+    prometheus_max_mib: int = 16
+    """Largest Prometheus answer read, MiB; a larger one fails that query."""
+    max_concurrent_steps: int = 16
+    """Control steps running at once at most (API server reads/writes and pod pushes
+    included), shared round-robin between namespaces."""
 
     @property
     def clusterwide(self) -> bool:
@@ -111,6 +131,16 @@ def _to_seconds(raw: Any, setting: Setting, *, maximum: float) -> float:
             f"{_source_label(setting)}: {value} must be a number of seconds in (0, {maximum}]"
         )
     return value
+
+
+def _to_seconds_or_zero(raw: Any, setting: Setting, *, maximum: float) -> float:
+    text = str(raw).strip()
+    try:
+        if float(text) == 0:
+            return 0.0
+    except ValueError:
+        pass
+    return _to_seconds(raw, setting, maximum=maximum)
 
 
 def _to_bool(raw: Any, setting: Setting) -> bool:
@@ -208,6 +238,21 @@ def load_settings(
             values["peering_mandatory"] = True
         elif name == "standalone":
             values[name] = _to_bool(value, setting)
+        elif name == "target_label":
+            text = str(value).strip()
+            if text and (not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", text) or text.startswith("__")):
+                raise SettingsError(f"{_source_label(setting)}: {value!r} is not a label name")
+            if text in ("namespace", "le"):
+                raise SettingsError(f"{_source_label(setting)}: {text!r} is reserved")
+            values[name] = text
+        elif name == "query_share_s":
+            values[name] = _to_seconds_or_zero(value, setting, maximum=300.0)
+        elif name == "prometheus_concurrency":
+            values[name] = _to_int(value, setting, minimum=1, maximum=256)
+        elif name == "prometheus_max_mib":
+            values[name] = _to_int(value, setting, minimum=1, maximum=1024)
+        elif name == "max_concurrent_steps":
+            values[name] = _to_int(value, setting, minimum=1, maximum=4096)
     return OperatorSettings(**values)
 
 

@@ -1,11 +1,12 @@
 """`PrometheusSource`: the `MetricsSource` port read from a Prometheus server.
 
-prometheus-api-client is synchronous (requests), so every query runs in a worker thread
-(`asyncio.to_thread`) under an explicit timeout, and its retry adapter is replaced by one that
-never retries: a slow or dead Prometheus costs at most one timeout per query, never a hidden
-back-off that overruns the control interval. The queries of one observation run concurrently,
-all evaluated at the observation's instant (the API's `time` parameter), so its figures are
-one snapshot whatever the order in which Prometheus answers them.
+Queries go through `PrometheusClient` (asynchronous httpx, no thread): each has an overall
+deadline that starts when it gets a slot (queueing does not count), a size cap on the answer,
+a fair share of bounded concurrency, and no retries: a slow or dead Prometheus costs at most
+one deadline per query, never a hidden back-off that overruns the control interval. The
+queries of one observation run concurrently, all evaluated at the observation's instant
+(the API's `time` parameter), so its figures are one snapshot whatever
+the order in which Prometheus answers them.
 
 Every failure becomes data, never an exception: an unreachable server, an HTTP error, an empty
 result (no series), NaN (no requests in the window) and a stale newest sample all give an
@@ -29,12 +30,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-from urllib3.util.retry import Retry
-
 from slo_operator.errors import QueryError
-from slo_operator.metrics.promql import build_queries
+from slo_operator.metrics.client import PrometheusClient
+from slo_operator.metrics.promql import Queries, build_queries, target_labels
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import BatchMeasurement, Fault, Observation, Ranges
 
@@ -179,7 +177,8 @@ def batch_measurement(
 
 
 class PrometheusSource:
-    """Observations and measured profiles from Prometheus, for the operator's control loop."""
+    """Observations and measured profiles from Prometheus, one LatencySLO at a time (the local
+    demo and the tests; the operator batches, `slo_operator.metrics.batch`)."""
 
     def __init__(
         self,
@@ -188,50 +187,46 @@ class PrometheusSource:
         timeout_s: float = 5.0,
         max_age_s: float = 60.0,
         on_error: Callable[[str], None] | None = None,
+        client: PrometheusClient | None = None,
+        target: tuple[str, str] | None = None,
     ) -> None:
+        """`target` = (label, value): also select `label="value"` (the target Deployment's
+        series) unless the spec's `metrics.labels` sets that label."""
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.max_age_s = max_age_s
         """Newest sample older than this -> stale (the operator passes `--max-data-age`, the
         same value its controller's `stale_after_s` holds)."""
         self.on_error = on_error
-        # No hidden retries: one attempt per query, bounded by the timeout.
-        self._client = PrometheusConnect(
-            url=self.url,
-            retry=Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False),
-            timeout=timeout_s,
-        )
+        self.target = target
+        self._own_client = client is None
+        self.client = client or PrometheusClient(self.url, timeout_s=timeout_s, concurrency=8)
 
     def close(self) -> None:
-        self._client.close()
-
-    async def query(self, expr: str, at: float | None = None) -> list[Sample]:
-        """One instant query off the event loop, evaluated at `at` (epoch seconds; Prometheus'
-        own clock when None); raises QueryError on any failure."""
-        params = {} if at is None else {"time": f"{at:.3f}"}
+        """Close the client when called inside a running event loop (else `aclose`)."""
+        if not self._own_client:
+            return
         try:
-            result = await asyncio.wait_for(
-                asyncio.to_thread(self._client.custom_query, expr, params),
-                timeout=self.timeout_s + 1.0,
-            )
-        except TimeoutError:
-            raise QueryError(f"timed out after {self.timeout_s:g}s ({self.url})") from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            # Without retries urllib3 wraps every failure in MaxRetryError: name the cause.
-            text = str(exc)
-            if isinstance(exc, requests.Timeout) or "TimeoutError" in text:
-                raise QueryError(f"timed out after {self.timeout_s:g}s ({self.url})") from None
-            cause = "connection refused" if "refused" in text.lower() else _short(exc, 160)
-            raise QueryError(f"cannot connect to {self.url}: {cause}") from None
-        except (requests.RequestException, PrometheusApiClientException) as exc:
-            raise QueryError(_short(exc)) from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise QueryError(f"unreadable answer from {self.url}: {_short(exc)}") from None
-        return parse_vector(result)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self.client.aclose())
+        _CLOSING.add(task)
+        task.add_done_callback(_CLOSING.discard)
 
-    async def _outcome(self, expr: str, at: float) -> list[Sample] | QueryError:
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self.client.aclose()
+
+    async def query(self, expr: str, at: float | None = None, key: str = "") -> list[Sample]:
+        """One instant query evaluated at `at` (epoch seconds; Prometheus' own clock when
+        None), under the client's deadline, size cap and fair share (`key`); raises
+        QueryError on any failure."""
+        return parse_vector(await self.client.query(expr, at, key=key))
+
+    async def _outcome(self, expr: str, at: float, key: str) -> list[Sample] | QueryError:
         try:
-            return await self.query(expr, at)
+            return await self.query(expr, at, key)
         except QueryError as exc:
             return exc
 
@@ -244,21 +239,15 @@ class PrometheusSource:
         ranges: Ranges | None = None,
     ) -> Observation:
         try:
-            queries = build_queries(spec, namespace, ranges=ranges)
+            labels = target_labels(spec, self.target[1], self.target[0]) if self.target else None
+            queries = build_queries(spec, namespace, ranges=ranges, labels=labels)
         except ValueError as exc:
             why = f"cannot build the query: {exc}"
             return Observation.failed(now, ready_replicas, why, Fault.NO_DATA, ranges)
         # all at the same instant `now`: one observation is one snapshot, whatever the
         # order in which Prometheus answers the queries
         latency, rate, samples, age, recent, peak, by_variant, size = await asyncio.gather(
-            self._outcome(queries.latency, now),
-            self._outcome(queries.request_rate, now),
-            self._outcome(queries.samples, now),
-            self._outcome(queries.data_age, now),
-            self._outcome(queries.recent_request_rate, now),
-            self._outcome(queries.peak_request_rate, now),
-            self._outcome(queries.batch_seconds_by_variant, now),
-            self._outcome(queries.mean_batch_size, now),
+            *(self._outcome(expr, now, namespace) for expr in _in_order(queries))
         )
         observation = parse_observation(
             now=now,
@@ -281,6 +270,18 @@ class PrometheusSource:
         return observation
 
 
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _in_order(queries: Queries) -> tuple[str, ...]:
+    """The queries in the order `parse_observation` takes their outcomes."""
+    return (
+        queries.latency,
+        queries.request_rate,
+        queries.samples,
+        queries.data_age,
+        queries.recent_request_rate,
+        queries.peak_request_rate,
+        queries.batch_seconds_by_variant,
+        queries.mean_batch_size,
+    )

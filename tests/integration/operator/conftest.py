@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class FakePrometheus:
         self.samples = None if rate is None else rate * 15
 
     def _value(self, expr: str) -> float | None:
+        expr = re.sub(r" by \([^)]*\) ", "", expr)  # a batched query's shape: as one object's
         if expr.startswith("histogram_quantile("):
             return self.p99_seconds
         if expr.startswith("sum(rate(") and "_count{" in expr:
@@ -111,14 +113,16 @@ class FakePrometheus:
         result = []
         if value is not None:
             text = "NaN" if math.isnan(value) else repr(float(value))
-            result = [{"metric": {}, "value": [time.time(), text]}]
+            result = [
+                {"metric": labels, "value": [time.time(), text]} for labels in _series_of(expr)
+            ]
         return web.json_response(
             {"status": "success", "data": {"resultType": "vector", "result": result}}
         )
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_route("*", "/api/v1/query", self._query)
+        app.router.add_route("*", "/api/v1/query", self._query)  # GET, or POST when long
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
@@ -127,6 +131,22 @@ class FakePrometheus:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def _series_of(expr: str) -> list[dict[str, str]]:
+    """The label sets a batched query's answer holds: one per namespace and Deployment its
+    regex matchers name (one unlabelled series for a single object's query)."""
+    found = {
+        name: [v.replace("\\\\", "") for v in values.split("|")]
+        for name, values in re.findall(r'(namespace|deployment)=~?"([^"]*)"', expr)
+    }
+    if not re.search(r" by \([^)]*namespace", expr):
+        return [{}]
+    return [
+        {"namespace": ns, **({"deployment": dep} if dep is not None else {})}
+        for ns in found.get("namespace", [""])
+        for dep in found.get("deployment", [None])
+    ]
 
 
 # ------------------------------------------------------------------ pods' admin endpoints
