@@ -7,9 +7,12 @@ on the p99, KEDA on the request rate, Knative's KPA) deciding the replicas throu
 very classes: they act on a view of the run (`RealView`) with the `SimView` methods they
 read, filled from the real run:
 
-- `busy_share` (the HPA's CPU utilization): each ready worker's `process_cpu_seconds_total`
-  rate over the span (one torch thread per worker: a request of one core), averaged over
-  the ready replicas, as the HPA averages pod CPU over its request;
+- `busy_share` (the HPA's CPU utilization): the share of wall time each ready worker's model
+  was busy (`inference_batch_duration_seconds_sum` rate over the span), averaged over the
+  ready replicas: the simulator's definition of the HPA's "CPU", and what a one-thread
+  worker with a guaranteed core would use. (Its `process_cpu_seconds_total` would read low
+  on a machine busy with other work, where the worker gets less than a core: an HPA on it
+  never scaled in such a run, which says more about the machine than about the HPA.)
 - `observe` (the p99 and request rates a Prometheus query gives), `request_rate` (KPA rps)
   and `concurrency` (KPA, time-averaged requests in flight): from what the clients
   recorded, up to the last whole second (no scrape delay: if anything, in the baseline's
@@ -147,12 +150,13 @@ class RealView:
         self._inflight.append((self._t(), self.loadgen.in_flight))
 
     async def sample_cpu(self) -> None:
-        """Read every running worker's CPU counter (for `busy_share`)."""
+        """Read every running worker's model-busy counter (for `busy_share`)."""
         urls = {r.url: r for r in self.actuator.running()}
         got: dict[str, WorkerCounters] = await read_all(urls)
         now = self._t()
         for url, counters in got.items():
-            self._cpu.setdefault(url, deque(maxlen=700)).append((now, counters.cpu_s))
+            busy = sum(counters.batch_s.values())
+            self._cpu.setdefault(url, deque(maxlen=700)).append((now, busy))
         for url in list(self._cpu):
             if url not in urls:
                 del self._cpu[url]
@@ -247,7 +251,7 @@ class RealView:
         )
 
     def busy_share(self, span_s: int) -> float:
-        """Mean CPU (cores) of the ready workers over the last `span_s` seconds."""
+        """Mean share of time the ready workers' models were busy over the last `span_s`."""
         ready = [r.url for r in self.actuator.running() if r.state is State.READY]
         now = self._t()
         shares = []

@@ -42,7 +42,7 @@ from slo_local.demo.probe import Measurement, WorkerCounters, measure, read_all
 from slo_local.demo.scenario import Scenario, capacity_rps, default_model_dir, model_accuracy
 from slo_local.demo.simulate import run_scale, scaled_profiles, simulate, with_overhead
 from slo_local.demo.story import Story, read_story
-from slo_local.demo.timeline import Recording, Step, Tick, attainment_gap
+from slo_local.demo.timeline import SUMMARY_KEYS, Recording, Step, Tick, attainment_gap
 from slo_local.demo.view import LiveState, LogView, View
 from slo_local.loadgen import LoadGenerator, Router
 from slo_local.promserver import PrometheusServer, prometheus_binary
@@ -91,6 +91,10 @@ class DemoOptions:
     resize: bool = True
     """Size the load from the probe's measurement (off: the scenario's load as given)."""
     probe_s: float = PROBE_S
+
+
+DEMO_SUMMARY_KEYS = (*SUMMARY_KEYS, "story")
+"""The demo's JSON summary: the recording's keys, then the story's acts."""
 
 
 @dataclass
@@ -299,7 +303,7 @@ class _Run:
                 + (f" (was {old:.1f})" if self.scenario.base_rps != old else "")
             )
             stretched = self.scenario.describe()["target_stretched_from_ms"]
-            if stretched is not None:
+            if stretched is not None and self.options.resize:
                 self.view.note(
                     f"the model runs {m.factor:.2f}x slower than profiled here: the demo's "
                     f"target is stretched alike, {stretched:g} -> "

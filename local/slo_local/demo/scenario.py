@@ -36,7 +36,7 @@ HERE = Path(__file__).parent
 DEFAULT_SLO = HERE / "slo.yaml"
 DEFAULT_PROFILE = HERE / "profile-cpu-1thread.json"
 """`latencyslo calibrate --threads 1` of the demo model on the development machine (2 cores)."""
-DEFAULT_DURATION_S = 80.0
+DEFAULT_DURATION_S = 72.0
 DEFAULT_WARMUP_S = 20.0
 """Unscored seconds at the starting rate before t = 0, so that the run starts from a steady
 state: warm workers, a full objective window, and the controller past its start-up guard

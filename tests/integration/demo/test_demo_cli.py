@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from slo_local.demo.timeline import SUMMARY_KEYS
+from slo_local.demo.run import DEMO_SUMMARY_KEYS
+from slo_local.demo.story import ACTS
 from tests.support.worker import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -69,7 +70,9 @@ def test_a_short_run_writes_the_timeline_and_the_summary(
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads(summary_path.read_text())
-    assert tuple(summary) == SUMMARY_KEYS
+    assert tuple(summary) == DEMO_SUMMARY_KEYS
+    assert tuple(summary["story"]) == ACTS
+    assert "story" in proc.stdout  # the one-line verdict
     assert summary["requests"] > 200
     assert summary["failed_requests"] == 0
     lines = (out / "timeline.csv").read_text().splitlines()
@@ -83,6 +86,49 @@ def test_a_short_run_writes_the_timeline_and_the_summary(
     assert len(steps) >= 2
     assert "\x1b[" not in proc.stdout
     assert not _leftovers(out)
+
+
+def test_compare_runs_ours_then_a_baseline_on_the_same_arrivals(
+    fixture_model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    both_path = tmp_path / "both.json"
+    args = [
+        "--duration", "15", "--model-dir", str(fixture_model), "--out", str(out),
+        "--json", str(both_path), "--rate", "20", "--compare", "kpa-rps",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        _command(*args),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    both = json.loads(both_path.read_text())
+    assert list(both) == ["latencyslo", "kpa-rps"]
+    for summary in both.values():
+        assert tuple(summary) == DEMO_SUMMARY_KEYS
+        assert summary["failed_requests"] == 0
+    # the same arrivals: the same number of requests, sent to the same kind of workers
+    assert both["latencyslo"]["requests"] == both["kpa-rps"]["requests"]
+    # a baseline never moves the variant: it cannot bridge or restore
+    assert both["kpa-rps"]["story"]["bridge"] is None
+    assert both["kpa-rps"]["story"]["restore"] is None
+    details = json.loads((out / "kpa-rps" / "details.json").read_text())
+    assert details["policy"]["policy"] == "kpa-rps"
+    assert details["policy"]["target"] > 0
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((out / "compare.json").read_text()) == both
+    assert not _leftovers(out)
+
+
+def test_a_bad_policy_is_refused_by_name() -> None:
+    proc = subprocess.run(
+        _command("--policy", "cron"), capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
+    )
+    assert proc.returncode == 2
+    assert "--policy 'cron': one of hpa" in proc.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
