@@ -22,6 +22,13 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    target, the best-quality allowed variant that can (within the quality budget and the
    variant's minimum dwell). Restore the preferred variant once the ready replicas can hold
    headroom * target with it (hysteresis: degrade above the target, restore below the aim).
+5. Feedback. A clear breach (above twice the target) measured on a configuration unchanged
+   for the quantile's whole range, every replica ready, is one the model failed to predict at
+   the rate it sized for: replicas are then sized with the observed / predicted ratio (the
+   correction the fast knobs already use), the measured quantile acting at once as it does
+   for an HPA on p99, where learning would take many windows. A quantile measured partly
+   before the last change, or while replicas start, says nothing about the configuration in
+   force and is not fed back; nor is noise just above the target.
 """
 
 from __future__ import annotations
@@ -216,12 +223,15 @@ def propose(
     st, raw_now = _learn(spec, profiles, observation, current, st, rate, now)
     st, sizing = _anticipate(spec, ctx, st, ready, now)
     st, confirmed, cf_fast = _confirm_breach(spec, st, p_obs, raw_now)
-    # 3. replicas for the sustained rate, preferred variant
-    need, feasible = sizing.replicas_needed(pref, st.correction)
-    need_down, _ = sizing.replicas_needed(pref, st.correction / DOWN_MARGIN)
+    # 3. replicas for the sustained rate, preferred variant (5. the quantile fed back)
+    cf_replicas = _feedback_correction(params, observation, current, st, confirmed, cf_fast, now)
+    need, feasible = sizing.replicas_needed(pref, cf_replicas)
+    need_down, _ = sizing.replicas_needed(pref, cf_replicas / DOWN_MARGIN)
     recs = (*_prune(st.recommendations, now, stab), (now, need_down))
     st = replace(st, recommendations=recs)
     new_replicas, notes = _replicas(spec, st, current, conformed, need, ready, settled, now)
+    if cf_replicas != st.correction:
+        notes.append(f"replicas sized on the measured quantile ({cf_replicas:.2f}x the model)")
     # 4. fast knobs on the replicas that serve now
     serving = min(ready, new_replicas)
     variant, more = _variant(
@@ -340,6 +350,31 @@ def _confirm_breach(
     if confirmed and math.isfinite(raw_now) and raw_now > 0:
         cf_fast = min(max(cf_fast, p_obs / raw_now), FAST_CORRECTION_MAX)
     return st, confirmed, cf_fast
+
+
+def _feedback_correction(
+    params: ControllerParams,
+    obs: Observation,
+    current: RuntimeConfig,
+    st: ControllerState,
+    confirmed: bool,
+    cf_fast: float,
+    now: float,
+) -> float:
+    """The correction replicas are sized with: the learned one, or the observed / predicted
+    ratio of a clear breach (at least CLEAR_BREACH x target) when the quantile measured it on
+    the configuration in force (unchanged for the quantile's whole range, every ordered
+    replica ready). A quantile just above the target may be noise: it is not fed back (the
+    fast knobs and learning handle it)."""
+    if not confirmed or cf_fast <= st.correction:
+        return st.correction
+    if obs.p99_ms is None or obs.p99_ms < CLEAR_BREACH * params.spec.target_latency_ms:
+        return st.correction  # noise around the target is not fed back
+    ranges = obs.ranges or params.ranges
+    since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
+    if since_change < ranges.window_s or obs.ready_replicas < current.replicas:
+        return st.correction
+    return cf_fast
 
 
 def _replicas(

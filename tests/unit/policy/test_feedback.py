@@ -1,0 +1,107 @@
+"""The measured quantile fed back into replica sizing (rule 5 of `policy.core`): table tests
+for when it acts and when it must not, and closed-loop scenarios on a plant the model
+under-predicts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from slo_operator.policy import decide
+from slo_operator.policy.params import ControllerParams
+from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, closed_loop, model_p99, obs, settled
+
+RATE = 1400.0  # req/s: three replicas of `full` hold the aim by the model (~48 ms)
+WINDOW_S = ControllerParams.build(SPEC).ranges.window_s
+UNCHANGED = NOW - WINDOW_S - 30.0  # the configuration in force for longer than the range
+MODEL_ONLY = 3
+
+
+def _decide(p99: float, *, previous: float, changed_at: float, ready: int = 3) -> tuple[int, str]:
+    state = settled(last_change_at=changed_at, last_p99=previous)
+    o = replace(obs(rate=RATE, p99=p99, ready=ready), recent_request_rate=RATE)
+    decision, _ = decide(SPEC, o, cfg(3), PROFILES, state, NOW)
+    return decision.target.replicas, decision.reason
+
+
+def test_the_model_alone_sizes_three_replicas() -> None:
+    p99 = model_p99(RATE, cfg(3))
+    replicas, reason = _decide(p99, previous=p99, changed_at=UNCHANGED)
+    assert replicas == MODEL_ONLY
+    assert "measured quantile" not in reason
+
+
+FEEDBACK = [
+    # (observed p99, previous p99, last change, ready, fed back?)
+    pytest.param(250.0, 250.0, UNCHANGED, 3, True, id="clear-breach-on-the-config-in-force"),
+    pytest.param(400.0, 60.0, UNCHANGED, 3, True, id="clear-breach-seen-once"),
+    pytest.param(250.0, 250.0, NOW - 15.0, 3, False, id="quantile-spans-the-last-change"),
+    pytest.param(250.0, 250.0, UNCHANGED, 2, False, id="a-replica-still-starting"),
+    pytest.param(150.0, 150.0, UNCHANGED, 3, False, id="noise-just-above-the-target"),
+    pytest.param(95.0, 95.0, UNCHANGED, 3, False, id="within-the-target"),
+]
+
+
+@pytest.mark.parametrize(("p99", "previous", "changed_at", "ready", "fed"), FEEDBACK)
+def test_when_the_quantile_is_fed_back(
+    p99: float, previous: float, changed_at: float, ready: int, fed: bool
+) -> None:
+    replicas, reason = _decide(p99, previous=previous, changed_at=changed_at, ready=ready)
+    if fed:
+        assert replicas > MODEL_ONLY
+        assert "sized on the measured quantile" in reason
+    else:
+        assert "measured quantile" not in reason
+        assert replicas <= MODEL_ONLY
+
+
+def test_a_breach_the_model_explains_is_not_fed_back() -> None:
+    """Two replicas at RATE: the model itself predicts the breach (it saturates); replicas are
+    sized by the model, not inflated by the observed / predicted ratio."""
+    state = settled(last_change_at=UNCHANGED, last_p99=2000.0)
+    o = obs(rate=RATE, p99=2000.0, ready=2)
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, state, NOW)
+    assert decision.target.replicas == MODEL_ONLY
+    assert "measured quantile" not in decision.reason
+
+
+def test_feedback_is_bounded_by_the_replica_maximum() -> None:
+    spec = SPEC.model_copy(update={"replicas": SPEC.replicas.model_copy(update={"max": 4})})
+    state = settled(last_change_at=UNCHANGED, last_p99=900.0)
+    decision, _ = decide(spec, obs(rate=RATE, p99=900.0, ready=3), cfg(3), PROFILES, state, NOW)
+    assert decision.target.replicas == 4
+
+
+# ------------------------------------------------------------------ closed-loop scenarios
+
+
+def test_a_plant_five_times_slower_than_the_model_gets_replicas_at_once() -> None:
+    """The model under-predicts the p99 fivefold (beyond what learning's clamp can absorb):
+    the first clear breach orders the replicas that bring the quantile under the target
+    (the bridge covers their start-up), and the recommendation it leaves keeps them for
+    the stabilization window: no replica is removed within five minutes of adding it."""
+    loop = closed_loop(lambda _t: RATE, 900, plant_factor=5.0, start=cfg(3))
+    first = loop.decisions[0]
+    assert "sized on the measured quantile" in first.reason
+    assert loop.configs[0].replicas > MODEL_ONLY
+    ready = [t for t, n, c in zip(loop.times, loop.ready, loop.configs, strict=True)
+             if n >= c.replicas and t > loop.times[0]]  # fmt: skip
+    held = [p for t, p in zip(loop.times, loop.p99, strict=True) if ready[0] <= t < 300]
+    assert held
+    assert max(held) <= 100.0
+    downs = [t for t, a, b in loop.changes() if b.replicas < a.replicas]
+    stab = SPEC.policy.scale_down_stabilization_seconds
+    assert not downs or downs[0] >= loop.times[0] + stab
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_noise_around_the_target_is_not_fed_back(seed: int) -> None:
+    """A plant 1.3x slower than the model, with 20 % noise on the quantile: breaches just
+    above the target come and go; they move nothing more than learning does (G6: at most
+    four replica changes and two variant switches in an hour)."""
+    loop = closed_loop(lambda _t: RATE, 3600, plant_factor=1.3, noise=0.2, seed=seed)
+    changes = loop.changes()
+    assert sum(1 for _, a, b in changes if a.replicas != b.replicas) <= 4
+    assert sum(1 for _, a, b in changes if a.variant != b.variant) <= 2
+    assert not any("measured quantile" in d.reason for d in loop.decisions)
