@@ -164,8 +164,7 @@ class BatchedPrometheus:
             if task is not None and task.done() and slot not in task.result().slots:
                 task = None
         if task is None:
-            slots = frozenset(self._members.get(key, {}).values()) | {slot}
-            task = asyncio.ensure_future(self._evaluate(key, at, slots))
+            task = asyncio.ensure_future(self._evaluate(key, at, slot))
             self._evaluations[(key, at)] = task
             self._forget_before(at)
         return await asyncio.shield(task)
@@ -176,7 +175,10 @@ class BatchedPrometheus:
             if self._evaluations[cell].done():
                 del self._evaluations[cell]
 
-    async def _evaluate(self, key: GroupKey, at: float, slots: frozenset[Slot]) -> Evaluation:
+    async def _evaluate(self, key: GroupKey, at: float, slot: Slot) -> Evaluation:
+        # The members are read when the task first runs: every member that joined in the
+        # meantime (steps due at the same instant) is in this evaluation.
+        slots = frozenset(self._members.get(key, {}).values()) | {slot}
         self.evaluations += 1
         evaluation = Evaluation(at, slots)
         queries = build_batched_queries(

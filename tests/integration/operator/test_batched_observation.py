@@ -1,0 +1,146 @@
+"""Batched observation against a REAL Prometheus: the figures each LatencySLO gets from its
+group's batched queries equal the ones its own per-object queries give, at the same instant.
+
+A synthetic exporter serves the latency histograms of five Deployments in three namespaces
+(one Deployment name in two namespaces) with known p99s; Prometheus scrapes it every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from slo_local.promserver import PrometheusServer
+from slo_operator.metrics.batch import BatchedPrometheus
+from slo_operator.metrics.client import PrometheusClient
+from slo_operator.metrics.prometheus import PrometheusSource
+from slo_operator.policy.params import default_ranges
+from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import Observation
+from tests.integration.operator.conftest import slo_spec
+from tests.support.synthetic import SyntheticExporter, Target, scrape_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.prometheus]
+
+TARGETS = [
+    Target("team-a", "alpha", 0.120, rate=30.0),
+    Target("team-a", "beta", 0.300, rate=10.0),
+    Target("team-b", "alpha", 0.080, rate=50.0),
+    Target("team-b", "gamma", 0.200, rate=5.0),
+    Target("team-c", "delta", 0.050, rate=20.0),
+]
+
+
+def spec_for(deployment: str, **metrics: object) -> LatencySLOSpec:
+    raw = slo_spec()
+    raw["targetRef"]["name"] = deployment
+    if metrics:
+        raw["metrics"] = metrics
+    return LatencySLOSpec.model_validate(raw)
+
+
+@pytest.fixture(scope="module")
+def prometheus() -> Iterator[PrometheusServer]:
+    with SyntheticExporter(TARGETS) as exporter:
+        prom = PrometheusServer(
+            scrape_interval_s=1.0, extra_scrape_configs=[scrape_config(exporter.address, 1.0)]
+        )
+        with prom:
+            window = default_ranges(spec_for("alpha")).window_s
+            expr = f"count(rate(inference_request_duration_seconds_count[{window}s]) > 0)"
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                result = prom.query(expr)
+                if result and float(result[0]["value"][1]) == len(TARGETS):
+                    break
+                time.sleep(0.5)
+            time.sleep(window + 3.0)  # the whole window holds data: rates are the true ones
+            yield prom
+
+
+FIGURES = (
+    "p99_ms",
+    "request_rate",
+    "samples",
+    "age_seconds",
+    "recent_request_rate",
+    "peak_request_rate",
+    "error",
+    "fault",
+)
+
+
+def assert_same(batched: Observation, alone: Observation) -> None:
+    for name in FIGURES:
+        got, want = getattr(batched, name), getattr(alone, name)
+        if isinstance(want, float):
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9), name
+        elif name == "error" and want is not None:
+            assert got is not None
+        else:
+            assert got == want, name
+
+
+async def test_batched_figures_equal_the_per_object_ones(prometheus: PrometheusServer) -> None:
+    now = float(int(time.time()) - 1)
+    members = [(t.namespace, f"slo-{t.deployment}", spec_for(t.deployment)) for t in TARGETS]
+    # an override: the spec names the series' deployment itself
+    members.append(("team-a", "slo-override", spec_for("alpha", labels={"deployment": "beta"})))
+    # a Deployment with no series
+    members.append(("team-c", "slo-missing", spec_for("nowhere")))
+    client = PrometheusClient(prometheus.url, timeout_s=10.0)
+    hub = BatchedPrometheus(client, share_s=0)
+    sources = [hub.source(ns, name, spec.target_ref.name) for ns, name, spec in members]
+    batched = await asyncio.gather(
+        *(s.observe(spec, ns, 2, now) for s, (ns, _, spec) in zip(sources, members, strict=True))
+    )
+    assert hub.evaluations == 1  # one group: the same histogram, percentile, ranges and labels
+    assert client.sent == 8  # eight figures, whatever the number of LatencySLOs
+    for (ns, _, spec), got in zip(members, batched, strict=True):
+        alone = PrometheusSource(prometheus.url, timeout_s=10.0, target=("deployment", "x"))
+        alone.target = ("deployment", spec.target_ref.name)
+        want = await alone.observe(spec, ns, 2, now)
+        await alone.aclose()
+        assert_same(got, want)
+    # the known p99s and rates; one namespace's "alpha" is not the other's
+    obs = {(ns, name): o for (ns, name, _), o in zip(members, batched, strict=True)}
+    for t in TARGETS:
+        got = obs[(t.namespace, f"slo-{t.deployment}")]
+        assert got.p99_ms == pytest.approx(t.p99_s * 1000, rel=0.02)
+        assert got.request_rate == pytest.approx(t.rate, rel=0.05)
+    assert obs[("team-a", "slo-override")].p99_ms == pytest.approx(300.0, rel=0.02)
+    assert obs[("team-c", "slo-missing")].p99_ms is None
+    assert "deployment='nowhere'" in (obs[("team-c", "slo-missing")].error or "")
+    await hub.aclose()
+
+
+async def test_groups_and_cells(prometheus: PrometheusServer) -> None:
+    client = PrometheusClient(prometheus.url, timeout_s=10.0)
+    hub = BatchedPrometheus(client, share_s=10.0)
+    now = float(int(time.time()) // 10 * 10 - 10)
+    a = hub.source("team-a", "a", "alpha")
+    b = hub.source("team-b", "b", "gamma")
+    wide = hub.source("team-c", "c", "delta")
+    spec_a, spec_b = spec_for("alpha"), spec_for("gamma")
+    raw = slo_spec()
+    raw["targetRef"]["name"] = "delta"
+    raw["objective"]["windowSeconds"] = 30
+    spec_wide = LatencySLOSpec.model_validate(raw)
+    first = await asyncio.gather(
+        a.observe(spec_a, "team-a", 1, now),
+        b.observe(spec_b, "team-b", 1, now + 3),
+        wide.observe(spec_wide, "team-c", 1, now + 1),
+    )
+    assert hub.evaluations == 2  # two groups: another window is another group
+    later = await a.observe(spec_a, "team-a", 1, now + 7)
+    assert hub.evaluations == 2  # the same cell: the same evaluation
+    assert later.p99_ms == first[0].p99_ms
+    assert first[0].age_seconds is not None
+    assert later.age_seconds is not None
+    assert later.age_seconds == pytest.approx(first[0].age_seconds + 7)
+    await a.observe(spec_a, "team-a", 1, now + 10)
+    assert hub.evaluations == 3  # the next cell
+    await hub.aclose()
