@@ -228,11 +228,28 @@ def _field_schema(key: str, schema: Schema | None) -> Schema | None:
 
 
 def admit(document: dict[str, Any]) -> dict[str, Any]:
-    """The object as the API server would validate it: nulls pruned, defaults applied."""
-    obj = copy.deepcopy(document)
+    """The object as the API server would validate it: nulls pruned, defaults applied.
+
+    The copy is a tree: a node that YAML shares between two places (an alias) becomes two
+    independent nodes, as kubectl's conversion to JSON makes them, so the defaults applied
+    under one place never leak into the other.
+    """
+    obj = _tree_copy(document)
     prune_nulls(obj, object_schema())
     apply_defaults(obj, object_schema())
     return obj
+
+
+def _tree_copy(node: Any, _path: tuple[int, ...] = ()) -> Any:
+    """A deep copy that does not keep sharing (copy.deepcopy would); cycles are refused."""
+    if isinstance(node, dict | list):
+        if id(node) in _path:
+            raise ValueError("recursive YAML alias")
+        path = (*_path, id(node))
+        if isinstance(node, dict):
+            return {key: _tree_copy(value, path) for key, value in node.items()}
+        return [_tree_copy(value, path) for value in node]
+    return node
 
 
 def default_problems(node: Schema) -> list[str]:

@@ -330,3 +330,21 @@ def test_old_objects_make_an_update_check(tmp_path: Path) -> None:
     # the same change on create, and an unchanged update, are fine
     assert run(str(write(tmp_path, moved, name="n.yaml"))).exit_code == 0
     assert run("--old", str(old), str(write(tmp_path, minimal(), name="s.yaml"))).exit_code == 0
+
+
+def test_a_yaml_alias_shared_by_two_fields_gets_each_fields_own_defaults(tmp_path: Path) -> None:
+    """kubectl turns YAML into JSON, so an alias becomes two independent objects: the
+    defaults of `batching` must not leak into `metrics` (which would then hold unknown fields)."""
+    path = tmp_path / "alias.yaml"
+    path.write_text(
+        "apiVersion: latencyslo.io/v1alpha1\n"
+        "kind: LatencySLO\n"
+        "metadata: {name: shared, namespace: ml}\n"
+        "spec:\n"
+        "  targetRef: {name: sentiment-worker}\n"
+        "  objective: {latencyMs: 150}\n"
+        "  metrics: &empty {}\n"
+        "  batching: *empty\n"
+    )
+    result = run(str(path))
+    assert result.exit_code == 0, result.output
