@@ -348,3 +348,14 @@ def test_a_yaml_alias_shared_by_two_fields_gets_each_fields_own_defaults(tmp_pat
     )
     result = run(str(path))
     assert result.exit_code == 0, result.output
+
+
+def test_admit_gives_a_shared_node_each_fields_own_defaults() -> None:
+    """The same dict under two fields (as a YAML loader may hand over an alias)."""
+    from slo_operator.validate import admit, schema_problems
+
+    shared: dict[str, object] = {}
+    doc = minimal()
+    doc["spec"] = {**doc["spec"], "metrics": shared, "policy": shared}
+    assert schema_problems(admit(doc)) == []
+    assert shared == {}
