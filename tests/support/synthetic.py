@@ -5,7 +5,7 @@ request histogram (`inference_request_duration_seconds`, the worker's real bucke
 the target's `namespace` and `deployment` labels on each series, as the chart's PodMonitor
 attaches them. Each target's latencies are uniform on [0, p99 / 0.99] at a constant request
 rate, so its p99 is known (`histogram_quantile` interpolates linearly inside a bucket, which is
-exact for a uniform distribution) and its counters grow linearly from the exporter's start.
+exact for a uniform distribution).
 Scrape it with `honor_labels: true` so the series keep their own `namespace`.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -31,35 +31,37 @@ class Target:
     """Requests per second."""
 
 
-def exposition(targets: Iterable[Target], elapsed_s: float) -> str:
-    """The text exposition of every target's histogram `elapsed_s` after the start."""
-    lines = [f"# TYPE {HISTOGRAM} histogram"]
-    for t in targets:
-        top = t.p99_s / 0.99
-        total = t.rate * elapsed_s
-        labels = f'namespace="{t.namespace}",deployment="{t.deployment}"'
-        for edge in LATENCY_BUCKETS_S:
-            share = min(1.0, edge / top)
-            lines.append(f'{HISTOGRAM}_bucket{{{labels},le="{edge:g}"}} {total * share:.6f}')
-        lines.append(f'{HISTOGRAM}_bucket{{{labels},le="+Inf"}} {total:.6f}')
-        lines.append(f"{HISTOGRAM}_count{{{labels}}} {total:.6f}")
-        lines.append(f"{HISTOGRAM}_sum{{{labels}}} {total * top / 2:.6f}")
-    return "\n".join(lines) + "\n"
+def _cdf(edge: float, p99_s: float) -> float:
+    return min(1.0, edge / (p99_s / 0.99))
 
 
 class SyntheticExporter:
-    """Serve `exposition(targets, now - start)` on 127.0.0.1 (a daemon thread)."""
+    """Serve every target's histogram on 127.0.0.1 (a daemon thread).
 
-    def __init__(self, targets: Iterable[Target], port: int = 0) -> None:
+    The counters are cumulative: each scrape adds the requests since the previous one, spread
+    by the target's latency distribution at that moment. `factor(namespace, deployment)`, when
+    given, scales a target's p99 at each scrape (the scale benchmark makes latency fall as the
+    operator adds replicas)."""
+
+    def __init__(
+        self,
+        targets: Iterable[Target],
+        port: int = 0,
+        factor: Callable[[str, str], float] | None = None,
+    ) -> None:
         self.targets = list(targets)
+        self.factor = factor
         self.started = time.time()
+        self._last = self.started
+        self._buckets = [[0.0] * (len(LATENCY_BUCKETS_S) + 1) for _ in self.targets]
+        self._sums = [0.0] * len(self.targets)
+        self._lock = threading.Lock()
         self.scrapes = 0
         exporter = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = exposition(exporter.targets, time.time() - exporter.started).encode()
-                exporter.scrapes += 1
+                body = exporter.exposition().encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
                 self.send_header("Content-Length", str(len(body)))
@@ -71,6 +73,33 @@ class SyntheticExporter:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def p99_s(self, target: Target) -> float:
+        scale = self.factor(target.namespace, target.deployment) if self.factor else 1.0
+        return target.p99_s * scale
+
+    def exposition(self) -> str:
+        """Advance every counter to now and render the text exposition."""
+        with self._lock:
+            now = time.time()
+            dt, self._last = now - self._last, now
+            self.scrapes += 1
+            lines = [f"# TYPE {HISTOGRAM} histogram"]
+            for i, t in enumerate(self.targets):
+                p99 = self.p99_s(t)
+                added = t.rate * dt
+                counts = self._buckets[i]
+                for j, edge in enumerate(LATENCY_BUCKETS_S):
+                    counts[j] += added * _cdf(edge, p99)
+                counts[-1] += added
+                self._sums[i] += added * p99 / 0.99 / 2
+                labels = f'namespace="{t.namespace}",deployment="{t.deployment}"'
+                for j, edge in enumerate(LATENCY_BUCKETS_S):
+                    lines.append(f'{HISTOGRAM}_bucket{{{labels},le="{edge:g}"}} {counts[j]:.6f}')
+                lines.append(f'{HISTOGRAM}_bucket{{{labels},le="+Inf"}} {counts[-1]:.6f}')
+                lines.append(f"{HISTOGRAM}_count{{{labels}}} {counts[-1]:.6f}")
+                lines.append(f"{HISTOGRAM}_sum{{{labels}}} {self._sums[i]:.6f}")
+            return "\n".join(lines) + "\n"
 
     @property
     def address(self) -> str:
