@@ -23,12 +23,13 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    variant's minimum dwell). Restore the preferred variant once the ready replicas can hold
    headroom * target with it (hysteresis: degrade above the target, restore below the aim).
 5. Feedback. A clear breach (above twice the target) measured on a configuration unchanged
-   for the quantile's whole range, every replica ready, is one the model failed to predict at
-   the rate it sized for: replicas are then sized with the observed / predicted ratio (the
-   correction the fast knobs already use), the measured quantile acting at once as it does
-   for an HPA on p99, where learning would take many windows. A quantile measured partly
-   before the last change, or while replicas start, says nothing about the configuration in
-   force and is not fed back; nor is noise just above the target.
+   for the quantile's whole range and one interval more, every replica ready, is one the
+   model failed to predict at the rate it sized for: replicas are then sized with the
+   observed / predicted ratio (the correction the fast knobs already use), the measured
+   quantile acting at once as it does for an HPA on p99, where learning would take many
+   windows. A quantile measured partly before the last change, or while replicas start,
+   says nothing about the configuration in force and is not fed back; nor is noise just
+   above the target.
 """
 
 from __future__ import annotations
@@ -363,16 +364,18 @@ def _feedback_correction(
 ) -> float:
     """The correction replicas are sized with: the learned one, or the observed / predicted
     ratio of a clear breach (at least CLEAR_BREACH x target) when the quantile measured it on
-    the configuration in force (unchanged for the quantile's whole range, every ordered
-    replica ready). A quantile just above the target may be noise: it is not fed back (the
-    fast knobs and learning handle it)."""
+    the configuration in force (unchanged for the quantile's whole range and one interval
+    more, for the switch, the drain of a backlog and the scrape to lag the change; every
+    ordered replica ready). A quantile just above the target may be noise: it is not fed
+    back (the fast knobs and learning handle it)."""
     if not confirmed or cf_fast <= st.correction:
         return st.correction
     if obs.p99_ms is None or obs.p99_ms < CLEAR_BREACH * params.spec.target_latency_ms:
         return st.correction  # noise around the target is not fed back
     ranges = obs.ranges or params.ranges
     since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
-    if since_change < ranges.window_s or obs.ready_replicas < current.replicas:
+    settle = ranges.window_s + params.spec.policy.interval_seconds
+    if since_change < settle or obs.ready_replicas < current.replicas:
         return st.correction
     return cf_fast
 

@@ -14,7 +14,7 @@ from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, closed_loop, mod
 
 RATE = 1400.0  # req/s: three replicas of `full` hold the aim by the model (~48 ms)
 WINDOW_S = ControllerParams.build(SPEC).ranges.window_s
-UNCHANGED = NOW - WINDOW_S - 30.0  # the configuration in force for longer than the range
+UNCHANGED = NOW - WINDOW_S - 30.0  # in force for the range and more than one interval
 MODEL_ONLY = 3
 
 
@@ -37,6 +37,7 @@ FEEDBACK = [
     pytest.param(250.0, 250.0, UNCHANGED, 3, True, id="clear-breach-on-the-config-in-force"),
     pytest.param(400.0, 60.0, UNCHANGED, 3, True, id="clear-breach-seen-once"),
     pytest.param(250.0, 250.0, NOW - 15.0, 3, False, id="quantile-spans-the-last-change"),
+    pytest.param(250.0, 250.0, NOW - WINDOW_S, 3, False, id="one-range-after-a-change"),
     pytest.param(250.0, 250.0, UNCHANGED, 2, False, id="a-replica-still-starting"),
     pytest.param(150.0, 150.0, UNCHANGED, 3, False, id="noise-just-above-the-target"),
     pytest.param(95.0, 95.0, UNCHANGED, 3, False, id="within-the-target"),
