@@ -7,7 +7,7 @@ probe to the one warm replica and reads the worker's own counters before and aft
 - `inference_batch_duration_seconds` (sum and count, per variant) and `inference_batch_size`
   (sum and count): the mean batch time at the mean batch size, over the profile's
   prediction at that size, is the machine's factor right now (`factor`, the controller's own
-  definition, `slo_operator.policy.profiles.measured_factors`);
+  definition, `slo_operator.policy.profiles.measured_factors`, without its clamp);
 - `process_cpu_seconds_total` minus the batch time, per request: the worker's CPU per
   request outside the model (HTTP, JSON, routing into the batcher), which the batch times
   do not contain but which takes the same core (`overhead_ms`).
@@ -131,7 +131,11 @@ def measure(
     size = (after.batch_size_sum - before.batch_size_sum) / size_n if size_n > 0 else math.nan
     batch_ms = batch_s / n * 1000.0
     requests = after.requests - before.requests
-    factors = measured_factors(profiles, BatchMeasurement({variant: batch_ms}, size))
+    # not clamped to the controller's limits: a machine five times slower than the profile
+    # (other work on it) is sized as such
+    factors = measured_factors(
+        profiles, BatchMeasurement({variant: batch_ms}, size), limits=(1e-3, 1e3)
+    )
     cpu = after.cpu_s - before.cpu_s
     overhead = max(0.0, (cpu - all_batch_s) / requests * 1000.0) if requests > 0 else 0.0
     return Measurement(
