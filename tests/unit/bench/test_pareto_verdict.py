@@ -1,0 +1,96 @@
+"""The goals G1-G6 as bench/pareto.py judges them, on small hand-made result documents."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+PARETO = Path(__file__).resolve().parents[3] / "bench" / "pareto.py"
+
+
+@pytest.fixture(scope="module")
+def pareto() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("pareto_bench", PARETO)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def point(cost: float, windows_ok: float, requests: float = 0.995, acc: float = 0.91) -> dict:
+    return {"target": 1.0, "replica_seconds": cost, "slo_attainment_requests": requests,
+            "slo_attainment_windows": windows_ok, "accuracy": acc}  # fmt: skip
+
+
+def doc(pareto: ModuleType, name: str, ours: dict, frontiers: dict, oracle_cost: float,
+        detail: dict | None = None, stationary: dict | None = None) -> dict[str, Any]:  # fmt: skip
+    scen = {"latencyslo": ours, "frontiers": frontiers, "oracle": point(oracle_cost, 1.0)}
+    if detail is not None:
+        scen["latencyslo_detail"] = detail
+    out: dict[str, Any] = {"scenarios": {name: scen}, "meta": {"table": {}}}
+    out["meta"]["table"][name] = pareto.scenario_table(scen, 100.0)
+    if stationary is not None:
+        out["meta"]["stationary"] = stationary
+    return out
+
+
+def test_a_dominating_cheaper_fleet_fails_g3_and_the_pair(pareto: ModuleType) -> None:
+    ours = point(1000.0, 0.95)  # 5 violating windows of 100
+    frontiers = {
+        "hpa": [point(900.0, 0.96), point(1500.0, 1.0)],  # 4 bad at less cost: dominates
+        "keda": [point(800.0, 0.80), point(1200.0, 0.98)],  # at our cost ~12 bad: a win
+    }
+    v = pareto.verdict(doc(pareto, "ramp", ours, frontiers, oracle_cost=800.0))
+    g = v["scenarios"]["ramp"]
+    assert g["G3"]["met"] is False
+    assert [d["frontier"] for d in g["G3"]["dominated_by"]] == ["hpa"]
+    assert g["G3"]["pairs_won"] == ["keda"]
+    assert v["G3_pairs"]["won"] == 1
+    assert g["G2"]["value"] == pytest.approx(1.25)
+    assert g["G2"]["met"] is False  # ramp: at most 1.15x
+    assert g["G1"]["met"] is True
+
+
+def test_a_less_accurate_cheaper_fleet_does_not_dominate(pareto: ModuleType) -> None:
+    ours = point(1000.0, 0.95, acc=0.91)
+    frontiers = {
+        "hpa": [point(1500.0, 1.0, acc=0.905)],
+        "hpa@distilled": [point(400.0, 1.0, acc=0.90)],  # 1 point less accurate
+        "hpa@quantized": [point(500.0, 1.0, acc=0.908)],  # within half a point
+    }
+    v = pareto.verdict(doc(pareto, "bursty", ours, frontiers, oracle_cost=800.0))
+    g = v["scenarios"]["bursty"]
+    assert [d["frontier"] for d in g["G3"]["dominated_by"]] == ["hpa@quantized"]
+    assert g["G4"]["preferred"] == pytest.approx(0.905)
+    assert g["G4"]["met"] is True
+    assert g["G2"]["met"] is True  # bursty: 1.25x <= 1.3x
+
+
+def test_zero_against_zero_is_a_tie_not_a_win(pareto: ModuleType) -> None:
+    ours = point(1000.0, 1.0)
+    frontiers = {"hpa": [point(900.0, 1.0), point(1100.0, 1.0)], "kpa": [point(2000.0, 1.0)]}
+    v = pareto.verdict(doc(pareto, "step", ours, frontiers, oracle_cost=500.0))
+    g = v["scenarios"]["step"]
+    assert g["G3"]["pairs_won"] == ["kpa"]  # kpa cannot run as cheaply as ours
+    assert g["G2"]["met"] is None  # no cost goal on the steps
+    assert g["G5"]["met"] is None  # no recovery figure in this document
+
+
+def test_g1_g5_g6_thresholds(pareto: ModuleType) -> None:
+    ours = point(1000.0, 1.0, requests=0.985)
+    stationary = {"duration_s": 3600.0, "replica_changes": 4.0, "variant_switches": 3.0}
+    d = doc(pareto, "step", ours, {"hpa": [point(2000.0, 1.0)]}, oracle_cost=900.0,
+            detail={"recovery_seconds": 35.0}, stationary=stationary)  # fmt: skip
+    v = pareto.verdict(d)
+    assert v["scenarios"]["step"]["G1"]["met"] is False  # step: 99 %
+    assert v["scenarios"]["step"]["G5"]["met"] is False  # 35 s > 30 s
+    assert v["G6"]["replica_changes_per_hour"] == pytest.approx(4.0)
+    assert v["G6"]["met"] is False  # 3 variant switches an hour > 2
+    d["scenarios"]["trace"] = d["scenarios"].pop("step")
+    d["meta"]["table"]["trace"] = d["meta"]["table"].pop("step")
+    assert pareto.verdict(d)["scenarios"]["trace"]["G1"]["met"] is True  # traces: 98 %
