@@ -72,9 +72,12 @@ class PrometheusServer:
         extra_scrape_configs: Iterable[Mapping[str, Any]] = (),
         binary: str | None = None,
         nice: int = 0,
+        deployment: str | None = None,
     ) -> None:
         """`nice` > 0 lowers Prometheus' CPU priority below its parent's (the demo keeps its
-        load generator ahead of it on a small machine)."""
+        load generator ahead of it on a small machine). `deployment`: the `deployment` label
+        given to every target group that has none, as the chart's PodMonitor attaches it."""
+        self.deployment = deployment
         found = binary or prometheus_binary()
         if not found:
             raise FileNotFoundError(
@@ -128,7 +131,8 @@ class PrometheusServer:
 
     def set_targets(self, groups: Iterable[tuple[Iterable[str], Mapping[str, str]]]) -> None:
         """Replace the scrape targets (atomically, so Prometheus never reads half a file)."""
-        doc = [{"targets": list(t), "labels": dict(labels)} for t, labels in groups]
+        extra = {"deployment": self.deployment} if self.deployment else {}
+        doc = [{"targets": list(t), "labels": {**extra, **labels}} for t, labels in groups]
         tmp = self.targets_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc))
         tmp.replace(self.targets_file)

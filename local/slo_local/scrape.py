@@ -180,8 +180,12 @@ class DirectScrape:
         max_age_s: float = 60.0,
         retention_s: float = 600.0,
         clock: Callable[[], float] = time.time,
+        deployment: str | None = None,
     ) -> None:
         self.targets = targets
+        self.deployment = deployment
+        """The `deployment` label given to targets that have none (as the chart's PodMonitor
+        attaches it to every worker series)."""
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.max_age_s = max_age_s
@@ -252,7 +256,11 @@ class DirectScrape:
     def ingest(self, target: ScrapeTarget, text: str, at: float) -> None:
         """Store one scrape of `target` (Prometheus text format) taken at `at`."""
         families = list(text_string_to_metric_families(text))  # ValueError if malformed
-        extra = {**target.labels, "instance": target.instance}
+        extra = {
+            **({"deployment": self.deployment} if self.deployment else {}),
+            **target.labels,
+            "instance": target.instance,
+        }
         for family in families:
             for sample in family.samples:
                 if not sample.name.endswith(KEPT_SUFFIXES):

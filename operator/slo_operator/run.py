@@ -209,6 +209,8 @@ def operator_command(verbose: bool, **flags: Any) -> None:
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
     kopf.configure(verbose=verbose)
+    if not verbose:  # one line per Prometheus query or pod push is noise at INFO
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     for flag, value in describe(settings):
         log.info("setting %s = %s", flag, value)
     asyncio.run(run_operator(settings))

@@ -106,6 +106,9 @@ class BatchedPrometheus:
         self._members: dict[GroupKey, dict[tuple[str, str], Slot]] = defaultdict(dict)
         self._member_group: dict[tuple[str, str], GroupKey] = {}
         self._evaluations: dict[tuple[GroupKey, float], asyncio.Task[Evaluation]] = {}
+        self.join_delay_s = 0.5
+        """A member missing from its cell's evaluation (it joined after it was asked) waits
+        this long for others before the group is asked again (start-up, new objects)."""
         self.evaluations = 0
         """Group evaluations started so far (each is eight queries)."""
 
@@ -164,7 +167,9 @@ class BatchedPrometheus:
             if task is not None and task.done() and slot not in task.result().slots:
                 task = None
         if task is None:
-            task = asyncio.ensure_future(self._evaluate(key, at, slot))
+            again = (key, at) in self._evaluations  # a late joiner: gather the others too
+            delay = self.join_delay_s if again else 0.0
+            task = asyncio.ensure_future(self._evaluate(key, at, slot, delay))
             self._evaluations[(key, at)] = task
             self._forget_before(at)
         return await asyncio.shield(task)
@@ -175,7 +180,9 @@ class BatchedPrometheus:
             if self._evaluations[cell].done():
                 del self._evaluations[cell]
 
-    async def _evaluate(self, key: GroupKey, at: float, slot: Slot) -> Evaluation:
+    async def _evaluate(self, key: GroupKey, at: float, slot: Slot, delay: float) -> Evaluation:
+        if delay:
+            await asyncio.sleep(delay)
         # The members are read when the task first runs: every member that joined in the
         # meantime (steps due at the same instant) is in this evaluation.
         slots = frozenset(self._members.get(key, {}).values()) | {slot}
