@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import slo_operator
 from slo_operator.types import ProfileSet
 
@@ -25,3 +27,19 @@ def test_demo_profile_loads_and_orders_the_variants() -> None:
     v = profiles.variants
     for b in (1, 16):
         assert v["distilled"].batch_ms(b) < v["quantized"].batch_ms(b) < v["full"].batch_ms(b)
+
+
+def test_demo_profile_orders_quality_and_keeps_every_run() -> None:
+    profiles = ProfileSet.load(PROFILE)
+    v = profiles.variants
+    accuracy = {name: p.accuracy or 0.0 for name, p in v.items()}
+    assert accuracy["full"] > accuracy["quantized"] > accuracy["distilled"]
+    bt = profiles.batch_times
+    assert bt is not None
+    assert bt.batch_sizes == (1, 2, 4, 8, 16, 32)
+    assert bt.tokens == profiles.extra["tokens"]
+    for name, p in v.items():
+        for b in bt.batch_sizes:
+            assert len(bt.samples(name, b)) >= 30, (name, b)
+        # the fitted line and the kept runs come from the same measurement
+        assert p.batch_ms(16) == pytest.approx(bt.median(name, 16), rel=0.25), name
