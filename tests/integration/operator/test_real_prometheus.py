@@ -112,7 +112,11 @@ async def test_operator_reads_the_real_p99_and_acts(
     with PrometheusServer(scrape_interval_s=1.0, workdir=tmp_path / "prom") as prom:
         prom.set_targets(
             [
-                ([f"127.0.0.1:{w.port}"], {"namespace": NAMESPACE, "pod": f"{DEPLOYMENT}-{i}"})
+                (
+                    [f"127.0.0.1:{w.port}"],
+                    # `deployment` as the chart's PodMonitor attaches it
+                    {"namespace": NAMESPACE, "deployment": DEPLOYMENT, "pod": f"{DEPLOYMENT}-{i}"},
+                )
                 for i, w in enumerate(workers)
             ]
             # A busy service in another namespace must never be read.
