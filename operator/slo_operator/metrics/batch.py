@@ -9,7 +9,8 @@ LatencySLO's observation goes through. Within a group, a series group's figure i
 per-object queries give for that target alone (tests/integration/operator/test_batched_*).
 
 Sharing in time: a group is evaluated at instants on a grid of `share_s` seconds
-(`floor(now / share_s) * share_s`); every member whose step falls in the same cell reads that
+(`floor(now / share_s) * share_s`; at most half the member's `intervalSeconds`); every member
+whose step falls in the same cell reads that
 one evaluation, so a group costs at most `ceil(interval / share_s) + 1` evaluations per
 interval whatever its size. The figures are those of the cell's instant (at most `share_s`
 before the step); the data age is counted up to the step's own instant. `share_s = 0`
@@ -148,14 +149,17 @@ class BatchedPrometheus:
 
     # ------------------------------------------------------------------ evaluation
 
-    def instant(self, now: float) -> float:
-        if self.share_s <= 0:
+    def instant(self, now: float, share_s: float | None = None) -> float:
+        share = self.share_s if share_s is None else share_s
+        if share <= 0:
             return now
-        return math.floor(now / self.share_s) * self.share_s
+        return math.floor(now / share) * share
 
-    async def evaluation(self, key: GroupKey, now: float, slot: Slot) -> Evaluation:
+    async def evaluation(
+        self, key: GroupKey, now: float, slot: Slot, share_s: float | None = None
+    ) -> Evaluation:
         """The group's evaluation for `now`'s cell, holding `slot` (started if needed)."""
-        at = self.instant(now)
+        at = self.instant(now, share_s)
         task = self._evaluations.get((key, at))
         if task is not None and task.done() and slot not in task.result().slots:
             task = None  # a member that joined after this cell was asked: ask again
@@ -261,7 +265,9 @@ class BatchedSource:
         slot: Slot = (namespace, target)
         key = GroupKey(spec.metrics.histogram, spec.quantile, r, tuple(sorted(labels.items())))
         hub.join(self.member, key, slot)
-        evaluation = await hub.evaluation(key, now, slot)
+        # never more than half the object's own interval: a failure shows at the next step
+        share = min(hub.share_s, spec.policy.interval_seconds / 2)
+        evaluation = await hub.evaluation(key, now, slot, share)
         outcome = {name: _slice(evaluation.figures[name], slot) for name in FIGURES}
         age = outcome["age"]
         if isinstance(age, list):  # the age at the step's own instant

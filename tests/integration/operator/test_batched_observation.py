@@ -34,8 +34,8 @@ TARGETS = [
 ]
 
 
-def spec_for(deployment: str, **metrics: object) -> LatencySLOSpec:
-    raw = slo_spec()
+def spec_for(deployment: str, interval_s: int = 5, **metrics: object) -> LatencySLOSpec:
+    raw = slo_spec(intervalSeconds=interval_s)
     raw["targetRef"]["name"] = deployment
     if metrics:
         raw["metrics"] = metrics
@@ -124,8 +124,9 @@ async def test_groups_and_cells(prometheus: PrometheusServer) -> None:
     a = hub.source("team-a", "a", "alpha")
     b = hub.source("team-b", "b", "gamma")
     wide = hub.source("team-c", "c", "delta")
-    spec_a, spec_b = spec_for("alpha"), spec_for("gamma")
-    raw = slo_spec()
+    # cells of 10 s: the spec's interval is at least twice that
+    spec_a, spec_b = spec_for("alpha", 20), spec_for("gamma", 20)
+    raw = slo_spec(intervalSeconds=20)
     raw["targetRef"]["name"] = "delta"
     raw["objective"]["windowSeconds"] = 30
     spec_wide = LatencySLOSpec.model_validate(raw)
