@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import cProfile
+import itertools
 import json
 import math
 import os
@@ -157,6 +160,39 @@ def lag_quantiles(before: dict[float, float], after: dict[float, float]) -> dict
     }
 
 
+def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Leaf paths whose value differs between two versions of a JSON document (the controller
+    memory annotation, itself JSON, is compared inside)."""
+    if isinstance(old, str) and isinstance(new, str) and prefix.endswith("controller-state"):
+        with contextlib.suppress(ValueError):
+            old, new = json.loads(old), json.loads(new)
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += changed_paths(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        out = []
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            out += changed_paths(a, b, f"{prefix}[{i}]")
+        return out
+    return [] if old == new else [prefix]
+
+
+def what_changed(kube: kb.KubeEmulator, objects: list[tuple[str, str, str]], since: int) -> Any:
+    """For the LatencySLO writes after resourceVersion `since`: how often each field changed."""
+    counts: dict[str, int] = {}
+    for namespace, name, _ in objects:
+        versions = kube.versions(kb.LATENCYSLOS, namespace, name)
+        for old, new in itertools.pairwise(versions):
+            if int(new["metadata"]["resourceVersion"]) <= since:
+                continue
+            for path in changed_paths(old, new):
+                if path != "metadata.resourceVersion":
+                    counts[path] = counts.get(path, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:25])
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
@@ -252,10 +288,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         scrape_interval_s=SCRAPE_S, extra_scrape_configs=[scrape_config(exporter.address, SCRAPE_S)]
     )
     prom.start()
+    assert prom._proc is not None
+    prom_pid = prom._proc.pid
     workdir = Path(prom.workdir)
     proc = None
+    profiler = cProfile.Profile() if args.profile else None
     try:
-        async with kb.KubeEmulator() as kube, kmock.Server(kube):
+        async with kb.KubeEmulator(keep_requests=False) as kube, kmock.Server(kube):
             for ns in sorted({o[0] for o in objects}):
                 await kube.create(kb.SECRETS, kb.secret(ns, "latencyslo-admin-token", TOKEN))
             for ns, name, dep in objects:
@@ -277,9 +316,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             async def track_replicas() -> None:
                 while True:
-                    # kmock keeps every request and its cost per request grows with them:
-                    # forget them (writes are counted by the hook above)
-                    kube._requests.clear()
                     for ns, _, dep in objects:
                         obj = kube.objects.get((kmock.resource(kb.DEPLOYMENTS), ns, dep))
                         if obj is not None:
@@ -314,8 +350,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             env.pop("KUBERNETES_SERVICE_HOST", None)
             log = (workdir / "operator.log").open("wb")
+            profile = (
+                ["-m", "cProfile", "-o", f"{args.profile}/operator.prof"] if args.profile else []
+            )
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "slo_operator.cli", "operator", "--standalone",
+                sys.executable, *profile, "-m", "slo_operator.cli", "operator", "--standalone",
                 "--prometheus-url", prom.url, "--metrics-port", str(metrics_port),
                 "--liveness", "", *args.operator_args,
                 cwd=REPO, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT,
@@ -340,9 +379,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(args.warmup * interval)
             before = await asyncio.to_thread(scrape_operator, metrics_port)
             cpu0, writes0, t0 = cpu_seconds(proc.pid), dict(writes), time.monotonic()
+            own0, prom0 = cpu_seconds(os.getpid()), cpu_seconds(prom_pid)
+            rv0 = int(kube.next_rv())
+            if profiler is not None:
+                profiler.enable()
             await asyncio.sleep(args.intervals * interval)
+            if profiler is not None:
+                profiler.disable()
             after = await asyncio.to_thread(scrape_operator, metrics_port)
             cpu1, writes1, t1 = cpu_seconds(proc.pid), dict(writes), time.monotonic()
+            own1, prom1 = cpu_seconds(os.getpid()), cpu_seconds(prom_pid)
+            changes = what_changed(kube, objects, rv0)
             kinds = {k: v - writes0.get(k, 0) for k, v in writes1.items() if v > writes0.get(k, 0)}
             rss = rss_mib(proc.pid)
             intervals = (t1 - t0) / interval
@@ -374,6 +421,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     (cpu1 - cpu0) / intervals / n, 5
                 ),
                 "operator_rss_mib": round(rss, 1),
+                "emulator_cpu_seconds_per_interval": round((own1 - own0) / intervals, 3),
+                "prometheus_cpu_seconds_per_interval": round((prom1 - prom0) / intervals, 3),
+                "latencyslo_fields_changed_steady": changes,
                 "seconds_to_first_step_of_all": round(ready_s, 1),
                 "measured_intervals": round(intervals, 2),
                 "pod_pushes": admin.pushes,
@@ -381,6 +431,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "cpus": os.cpu_count(),
             }
     finally:
+        if profiler is not None:
+            profiler.dump_stats(str(Path(args.profile) / "emulator.prof"))
         if proc is not None and proc.returncode is None:
             proc.kill()
             await proc.wait()
@@ -424,12 +476,16 @@ def main() -> None:
     parser.add_argument("--intervals", type=float, default=3.0, help="intervals measured")
     parser.add_argument("--check", type=int, default=300, help="objects' decisions checked")
     parser.add_argument("--ready-timeout", type=float, default=900.0)
+    parser.add_argument("--profile", metavar="DIR", help="cProfile the operator and emulator")
     parser.add_argument("--plot", nargs="+", metavar=("PNG", "FILE"), help="plot result files")
     parser.add_argument("operator_args", nargs="*", help="after --: extra operator flags")
     args = parser.parse_args()
     if args.plot:
         plot(args.plot[0], args.plot[1:])
         return
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+        args.profile = str(Path(args.profile).resolve())
     result = asyncio.run(run(args))
     text = json.dumps(result, indent=2)
     print(text)
