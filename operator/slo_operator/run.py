@@ -9,6 +9,7 @@ in-cluster service account when running in a pod, else the kubeconfig (`$KUBECON
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.resources
 import logging
 import os
@@ -24,6 +25,7 @@ from kubernetes.aio import config as k8s_config
 from slo_operator.handlers import Runtime, build_registry
 from slo_operator.opmetrics import OperatorMetrics
 from slo_operator.settings import OperatorSettings, SettingsError, describe, load_settings
+from slo_operator.shards import ShardClaims, ShardError
 from slo_operator.types import ProfileSet
 
 log = logging.getLogger("slo_operator")
@@ -71,37 +73,79 @@ async def run_operator(
     ready_flag: asyncio.Event | None = None,
     runtime_options: dict[str, Any] | None = None,
 ) -> None:
-    """Run the operator until `stop_flag` is set (or a signal): also what tests call."""
+    """Run the operator until `stop_flag` is set (or a signal): also what tests call.
+
+    With `settings.shard_id`, the watched namespaces are claimed first
+    (`slo_operator.shards`): another operator's claim on one of them raises `ShardConflict`
+    before anything is watched; a claim lost while running stops the operator and raises it.
+    """
     baseline = load_profiles(settings.profiles)
     configuration = api_configuration or await load_api_configuration()
     metrics = OperatorMetrics()
     metrics.serve(settings.metrics_port)
     try:
-        async with (
-            k8s.ApiClient(configuration) as api,
-            httpx.AsyncClient(timeout=httpx.Timeout(settings.push_timeout_s)) as http,
-        ):
-            runtime = Runtime(
-                settings=settings,
-                api=api,
-                baseline=baseline,
-                metrics=metrics,
-                connection=connection,
-                http=http,
-                **(runtime_options or {}),
-            )
-            await kopf.operator(
-                registry=build_registry(runtime),
-                clusterwide=settings.clusterwide,
-                namespaces=list(settings.namespaces),
-                standalone=True if settings.standalone else None,
-                peering_name=settings.peering if settings.peering_mandatory else None,
-                liveness_endpoint=settings.liveness,
-                stop_flag=stop_flag,
-                ready_flag=ready_flag,
-            )
+        async with contextlib.AsyncExitStack() as stack:
+            claims: ShardClaims | None = None
+            keeper: asyncio.Task[None] | None = None
+            stop = stop_flag
+            if settings.shard_id:
+                # its own client: kopf's cleanup closes the runtime's before the release
+                claim_api = await stack.enter_async_context(k8s.ApiClient(configuration))
+                claims = ShardClaims(claim_api, settings.shard_id, settings.namespaces)
+                await claims.acquire()  # raises ShardConflict: nothing watched yet
+                stop = stop_flag if stop_flag is not None else asyncio.Event()
+                keeper = asyncio.create_task(claims.keep(stop))  # a lost claim sets stop
+            try:
+                await _run_kopf(
+                    settings, configuration, baseline, metrics, connection, stop, ready_flag,
+                    runtime_options,
+                )  # fmt: skip
+            finally:
+                if keeper is not None:
+                    keeper.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await keeper
+                if claims is not None and claims.lost is None:
+                    await claims.release()
+            if claims is not None and claims.lost is not None:
+                raise claims.lost
     finally:
         metrics.close()
+
+
+async def _run_kopf(
+    settings: OperatorSettings,
+    configuration: k8s.Configuration,
+    baseline: ProfileSet,
+    metrics: OperatorMetrics,
+    connection: kopf.ConnectionInfo | None,
+    stop_flag: asyncio.Event | None,
+    ready_flag: asyncio.Event | None,
+    runtime_options: dict[str, Any] | None,
+) -> None:
+    async with (
+        k8s.ApiClient(configuration) as api,
+        httpx.AsyncClient(timeout=httpx.Timeout(settings.push_timeout_s)) as http,
+    ):
+        runtime = Runtime(
+            settings=settings,
+            api=api,
+            baseline=baseline,
+            metrics=metrics,
+            connection=connection,
+            http=http,
+            **(runtime_options or {}),
+        )
+        await kopf.operator(
+            registry=build_registry(runtime),
+            clusterwide=settings.clusterwide,
+            namespaces=list(settings.namespaces),
+            standalone=True if settings.standalone else None,
+            peering_name=settings.peering if settings.peering_mandatory else None,
+            liveness_endpoint=settings.liveness,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
 
 
 @click.command("operator")
@@ -200,6 +244,12 @@ async def run_operator(
     help="Control steps running at once, shared by namespace. "
     "[$LATENCYSLO_MAX_CONCURRENT_STEPS; 16]",
 )
+@click.option(
+    "--shard-id",
+    default=None,
+    help="Claim the watched namespaces under this identity; refuse to start when another "
+    "operator claims one of them. Needs --namespace. [$LATENCYSLO_SHARD_ID; no claims]",
+)
 @click.option("--verbose", is_flag=True, default=False, help="Debug logging.")
 def operator_command(verbose: bool, **flags: Any) -> None:
     """Run the LatencySLO operator (kopf) against the current cluster."""
@@ -213,7 +263,10 @@ def operator_command(verbose: bool, **flags: Any) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
     for flag, value in describe(settings):
         log.info("setting %s = %s", flag, value)
-    asyncio.run(run_operator(settings))
+    try:
+        asyncio.run(run_operator(settings))
+    except ShardError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -53,6 +53,7 @@ SOURCES: tuple[Setting, ...] = (
     ),
     Setting("prometheus_max_mib", "--prometheus-max-mib", "LATENCYSLO_PROMETHEUS_MAX_MIB"),
     Setting("max_concurrent_steps", "--max-concurrent-steps", "LATENCYSLO_MAX_CONCURRENT_STEPS"),
+    Setting("shard_id", "--shard-id", "LATENCYSLO_SHARD_ID"),
 )
 
 
@@ -99,6 +100,10 @@ class OperatorSettings:
     max_concurrent_steps: int = 16
     """Control steps running at once at most (API server reads/writes and pod pushes
     included), shared round-robin between namespaces."""
+    shard_id: str | None = None
+    """This operator's identity in the namespace claims (`slo_operator.shards`): with it, each
+    watched namespace is claimed at start-up and an overlap with another operator's namespaces
+    stops the start; None = no claims. Needs `namespaces`."""
 
     @property
     def clusterwide(self) -> bool:
@@ -162,6 +167,7 @@ def _to_url(raw: Any, setting: Setting) -> str:
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SHARD_ID = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9._/]*[A-Za-z0-9])?$")
 
 
 def _to_namespaces(raw: Any, setting: Setting) -> tuple[str, ...]:
@@ -253,6 +259,19 @@ def load_settings(
             values[name] = _to_int(value, setting, minimum=1, maximum=1024)
         elif name == "max_concurrent_steps":
             values[name] = _to_int(value, setting, minimum=1, maximum=4096)
+        elif name == "shard_id":
+            text = str(value).strip()
+            if len(text) > 253 or not _SHARD_ID.match(text):
+                raise SettingsError(
+                    f"{_source_label(setting)}: {value!r} is not a shard identity "
+                    "(letters, digits, '-', '.', '_', '/', at most 253)"
+                )
+            values[name] = text
+    if values.get("shard_id") and not values.get("namespaces"):
+        raise SettingsError(
+            "--shard-id / $LATENCYSLO_SHARD_ID needs --namespace / $LATENCYSLO_NAMESPACES: "
+            "a cluster-wide operator watches every namespace and cannot be one shard of several"
+        )
     return OperatorSettings(**values)
 
 
