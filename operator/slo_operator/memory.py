@@ -6,19 +6,22 @@ Event is outstanding. `LoopMemory.dump(controller_memory)` is the JSON stored on
 
 `Persister` writes status and memory through the `StateStore` only when they changed:
 
-- the **status** when it differs from the last one written, ignoring `observed.sampledAt`,
-  and at least every `STATUS_REFRESH_S` (so `sampledAt` still shows a live operator);
+- the **status** when it differs from the last one written as a user reads it: figures
+  compared at `RESOLUTION` (5 %: a measured rate or percentile that only jitters is not a
+  change), messages, timestamps and a decision's wording left out (a decision's action and
+  configurations, every condition's status and reason, the configuration in force, pending
+  and history are compared exactly); and at least every `STATUS_REFRESH_S` (so `sampledAt`
+  and the figures still show a live operator);
 - the **memory** when its durable part changed (everything except what moves with the clock:
-  ledgers, recommendation and rate histories, the last quantile, the learned factors' last
-  digits), and at least every `MEMORY_CHECKPOINT_S`. A restart loses at most one checkpoint
-  of the clock-driven part; it resets trust anyway.
+  ledgers, recommendation and rate histories, the last quantile; the learned correction and
+  profile factors compared at `RESOLUTION`), and at least every `MEMORY_CHECKPOINT_S`. A
+  restart loses at most one checkpoint of the clock-driven part; it resets trust anyway.
 
 A forced save (the intent recorded before acting) writes both.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +50,11 @@ _PROGRESS = frozenset(
     }
 )
 """Controller-state fields that move with the clock: checkpointed, not compared."""
+RESOLUTION = 0.05
+"""Relative resolution at which figures are compared for a rewrite (5 %)."""
+_WORDING = frozenset({"message", "reason", "time", "sampledAt", "predictedP99Ms"})
+"""Status keys that are wording or clock, not state: left out of the comparison (a
+condition's `reason` is kept: it is a state, e.g. `Breached`)."""
 
 
 @dataclass(slots=True)
@@ -96,33 +104,59 @@ class LoopMemory:
         }
 
 
-def durable(memory: Mapping[str, Any] | None) -> str:
-    """The part of a memory that must be written as soon as it changes (a comparison key)."""
+def durable(memory: Mapping[str, Any] | None) -> Any:
+    """The part of a memory that must be written as soon as it changes (compared with
+    `changed`: the learned correction and profile factors at `RESOLUTION`)."""
     if memory is None:
-        return ""
+        return None
     policy = {k: v for k, v in dict(memory.get("policy") or {}).items() if k not in _PROGRESS}
-    if isinstance(policy.get("correction"), float):
-        policy["correction"] = round(policy["correction"], 2)
-    factors = policy.get("profileFactors")
-    if isinstance(factors, Mapping):
-        policy["profileFactors"] = {k: _round(v) for k, v in factors.items()}
-    key = {"version": memory.get("version"), "policy": policy, "breached": memory.get("breached")}
-    return json.dumps(key, sort_keys=True, default=str)
+    return {"version": memory.get("version"), "policy": policy, "breached": memory.get("breached")}
 
 
-def status_key(status: Mapping[str, Any] | None) -> str:
-    """A status as compared for a rewrite: everything but `observed.sampledAt`."""
+def status_key(status: Mapping[str, Any] | None) -> Any:
+    """A status as compared for a rewrite (module docs, compared with `changed`): messages,
+    timestamps and a decision's wording left out, except in `history` (an entry added is a
+    change)."""
     if status is None:
-        return ""
-    data = dict(status)
-    observed = data.get("observed")
-    if isinstance(observed, Mapping):
-        data["observed"] = {k: v for k, v in observed.items() if k != "sampledAt"}
-    return json.dumps(data, sort_keys=True, default=str)
+        return None
+    return _visible(status)
 
 
-def _round(value: Any) -> Any:
-    return round(value, 2) if isinstance(value, float) and math.isfinite(value) else value
+def _visible(value: Any, key: str = "") -> Any:
+    if isinstance(value, Mapping):
+        if key == "history":
+            return value
+        return {
+            k: _visible(v, k)
+            for k, v in value.items()
+            if k not in _WORDING or (k == "reason" and key == "condition")
+        }
+    if isinstance(value, list):
+        inner = "condition" if key == "conditions" else key
+        return value if key == "history" else [_visible(v, inner) for v in value]
+    return value
+
+
+def changed(old: Any, new: Any) -> bool:
+    """Whether `new` differs from `old` beyond `RESOLUTION`: floats by their relative
+    difference (against the value last written, so a figure that only jitters never flaps
+    across a boundary), everything else exactly."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return old.keys() != new.keys() or any(changed(old[k], new[k]) for k in old)
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) != len(new) or any(changed(a, b) for a, b in zip(old, new, strict=True))
+    numbers = (int, float)
+    if (
+        isinstance(old, numbers)
+        and isinstance(new, numbers)
+        and not isinstance(old, bool)
+        and not isinstance(new, bool)
+        and (isinstance(old, float) or isinstance(new, float))
+    ):
+        if not (math.isfinite(old) and math.isfinite(new)):
+            return not (old == new or (math.isnan(old) and math.isnan(new)))
+        return abs(new - old) > RESOLUTION * max(abs(old), abs(new))
+    return bool(old != new)
 
 
 class Persister:
@@ -130,9 +164,9 @@ class Persister:
 
     def __init__(self, store: StateStore | None) -> None:
         self.store = store
-        self._status = ""
+        self._status: Any = None
         self._status_at = -math.inf
-        self._memory = ""
+        self._memory: Any = None
         self._memory_at = -math.inf
 
     async def save(
@@ -147,9 +181,11 @@ class Persister:
         written then, so the next step tries again)."""
         status_json = status.model_dump(by_alias=True, mode="json")
         s_key, m_key = status_key(status_json), durable(memory)
-        write_status = force or s_key != self._status or now - self._status_at >= STATUS_REFRESH_S
+        write_status = (
+            force or changed(self._status, s_key) or now - self._status_at >= STATUS_REFRESH_S
+        )
         write_memory = memory is not None and (
-            force or m_key != self._memory or now - self._memory_at >= MEMORY_CHECKPOINT_S
+            force or changed(self._memory, m_key) or now - self._memory_at >= MEMORY_CHECKPOINT_S
         )
         if self.store is None or not (write_status or write_memory):
             return
