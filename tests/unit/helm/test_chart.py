@@ -344,8 +344,11 @@ def test_rbac_namespaced_mode_is_exact() -> None:
     bindings = find(objects, "RoleBinding")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
-    for role in roles:
-        assert role["rules"] == EXPECTED_RULES
+    for role in roles:  # plus the namespace claim (tests/unit/helm/test_operator_flags.py)
+        assert role["rules"][: len(EXPECTED_RULES)] == EXPECTED_RULES
+        assert {r["apiGroups"][0] for r in role["rules"][len(EXPECTED_RULES) :]} == {
+            "coordination.k8s.io"
+        }
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
         assert binding["roleRef"]["name"] == OPERATOR
@@ -451,6 +454,11 @@ def test_operator_deployment() -> None:
         "LATENCYSLO_ADMIN_TOKEN_SECRET": "latencyslo-admin-token",
         "LATENCYSLO_METRICS_PORT": "9102",
         "LATENCYSLO_MAX_DATA_AGE_S": "60",
+        "LATENCYSLO_TARGET_LABEL": "deployment",
+        "LATENCYSLO_QUERY_SHARE_S": "7.5",
+        "LATENCYSLO_PROMETHEUS_CONCURRENCY": "4",
+        "LATENCYSLO_PROMETHEUS_MAX_MIB": "16",
+        "LATENCYSLO_MAX_CONCURRENT_STEPS": "16",
         "LATENCYSLO_STANDALONE": "true",
         "POD_ID": "",
         "TMPDIR": "/tmp",
