@@ -143,11 +143,17 @@ def owner_reference(body: kopf.Body) -> dict[str, Any]:
     }
 
 
+def resource_version(body: kopf.Body) -> str | None:
+    version = (body.get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else None
+
+
 @contextlib.asynccontextmanager
 async def control_loop_for(
     runtime: Runtime, body: kopf.Body, spec: LatencySLOSpec
-) -> AsyncIterator[ControlLoop]:
-    """The ports and the loop of one LatencySLO, closed when its daemon ends."""
+) -> AsyncIterator[tuple[ControlLoop, KubernetesStateStore]]:
+    """The ports and the loop of one LatencySLO, closed when its daemon ends. The store writes
+    conditionally on the object's version (compare-and-swap, `actuate/store.py`)."""
     namespace, name = identity(body)
     settings = runtime.settings
     source = runtime.hub().source(
@@ -167,7 +173,15 @@ async def control_loop_for(
         http=runtime.http,
     )
     memory = load_memory(body.metadata.annotations)
-    store = KubernetesStateStore(runtime.api, namespace=namespace, name=name, memory=memory)
+    status = dict(body.get("status") or {})
+    store = KubernetesStateStore(
+        runtime.api,
+        namespace=namespace,
+        name=name,
+        memory=memory,
+        status=status,
+        resource_version=resource_version(body),
+    )
     loop = ControlLoop(
         name=name,
         namespace=namespace,
@@ -179,9 +193,9 @@ async def control_loop_for(
         limits=operator_limits(settings),
         clock=runtime.clock,
     )
-    loop.restore(dict(body.get("status") or {}), memory)
+    loop.restore(status, memory)
     try:
-        yield loop
+        yield loop, store
     finally:
         await actuator.aclose()
         source.close()
@@ -324,11 +338,17 @@ async def _run_steps(
     namespace, name = identity(body)
     target = spec.target_ref.name
     due = time.monotonic()  # the first step at once; then on this object's phase
-    async with control_loop_for(runtime, body, spec) as loop:
+    async with control_loop_for(runtime, body, spec) as (loop, store):
         while not stopped:
             raw = dict(body.spec)
             if (raw.get("targetRef") or {}).get("name") != target:
                 return
+            status = body.get("status")
+            if store.changed_elsewhere(resource_version(body), body.metadata.annotations, status):
+                # Another writer (a second operator on this object) changed the status or
+                # the memory: continue from what it wrote, never over it.
+                logger.warning("status or memory written by another writer: reloaded")
+                loop.restore(dict(status or {}), load_memory(body.metadata.annotations))
             conflict = find_conflict(
                 name=name,
                 deployment=target,

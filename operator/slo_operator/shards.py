@@ -35,7 +35,6 @@ from typing import Any
 
 import aiohttp
 from kubernetes.aio import client as k8s
-from kubernetes.client.exceptions import ApiException
 
 LEASE_NAME = "latencyslo-operator"
 LEASE_DURATION_S = 60
@@ -130,7 +129,7 @@ class ShardClaims:
             async with response:
                 status = response.status
                 body = await response.read()
-        except ApiException as exc:
+        except k8s.ApiException as exc:
             return exc.status, None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise ShardError(f"Lease API: {type(exc).__name__}: {exc}") from exc
@@ -140,9 +139,7 @@ class ShardClaims:
                 data = json.loads(body)
         return status, data if isinstance(data, dict) else None
 
-    def _body(
-        self, namespace: str, resource_version: str | None, acquired: str
-    ) -> dict[str, Any]:
+    def _body(self, namespace: str, resource_version: str | None, acquired: str) -> dict[str, Any]:
         now = _micro_time(self.clock())
         meta: dict[str, Any] = {"name": LEASE_NAME, "namespace": namespace, "labels": MANAGED_BY}
         if resource_version is not None:

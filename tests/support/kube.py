@@ -156,6 +156,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         factory=list, init=False
     )
     """Awaited after a write was applied, before its response is sent."""
+    conflicts: list[str] = attrs.field(factory=list, init=False)
+    """Paths of the writes refused with 409 because their resourceVersion was stale."""
     _builtin_reactions: int = attrs.field(default=0, init=False)
     _index: dict[tuple[Any, str | None], list[tuple[Any, str | None, str]]] = attrs.field(
         factory=dict, init=False
@@ -491,6 +493,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
                         candidate.pop("status", None)
 
         if precondition is not None and precondition != current["metadata"]["resourceVersion"]:
+            self.conflicts.append(str(request.url.path))
             return _error(
                 409,
                 "Conflict",

@@ -9,23 +9,47 @@ The memory is written first, then the status, so a status carrying `pending` alw
 matching memory behind it (see `slo_operator.loop`). The loop decides what is due
 (`slo_operator.memory.Persister`: None skips a part); an unchanged memory is not rewritten
 here either. Every API failure is raised as `StoreError`.
+
+**Compare-and-swap.** Given the object's `resourceVersion` as read, every write carries it as
+a precondition and the store moves on to the version each write returns: a write over a
+version the store has not seen fails with 409 (`StoreConflict`) instead of overwriting what
+someone else wrote. Two operators on one object (a misconfigured shard, a rolling update)
+therefore never lose each other's status or memory, and the intent recorded before an action
+fails for the one that saw a stale object, so it does not act (`act.py`: nothing is done when
+the intent cannot be recorded). `changed_elsewhere` tells the caller, from the object as its
+watch last delivered it, whether another writer changed the status or the memory (then the
+loop restarts from them) or only something else (kopf's annotations, the spec: the new version
+is simply adopted).
 """
 
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 from kubernetes.aio import client as k8s
-from kubernetes.client.exceptions import ApiException
 
 from slo_operator.errors import StoreError
 from slo_operator.spec import GROUP, PLURAL, VERSION
 
 STATE_ANNOTATION = "latencyslo.io/controller-state"
 MERGE_PATCH = "application/merge-patch+json"
+
+
+class StoreConflict(StoreError):
+    """The object changed since the version this store wrote against (409): not written."""
+
+
+def _pruned(value: Any) -> Any:
+    """A status as the API server keeps it after a merge patch: null fields removed."""
+    if isinstance(value, Mapping):
+        return {k: _pruned(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
 
 
 def load_memory(annotations: Mapping[str, str] | None) -> dict[str, Any] | None:
@@ -51,6 +75,8 @@ class KubernetesStateStore:
         name: str,
         request_timeout_s: float = 10.0,
         memory: Mapping[str, Any] | None = None,
+        status: Mapping[str, Any] | None = None,
+        resource_version: str | None = None,
     ) -> None:
         self.namespace = namespace
         self.name = name
@@ -59,13 +85,58 @@ class KubernetesStateStore:
         self._last_memory = (
             json.dumps(memory, sort_keys=True, separators=(",", ":")) if memory else None
         )
+        self._last_status = _pruned(dict(status)) if status else None
+        self.resource_version = resource_version
+        """The version writes are conditional on (None: unconditional writes)."""
+        self._own: deque[str] = deque(maxlen=16)
+        """Versions this store's own writes produced (a watch may deliver them late)."""
+        self.conflicts = 0
+
+    def changed_elsewhere(
+        self,
+        resource_version: str | None,
+        annotations: Mapping[str, str] | None,
+        status: Mapping[str, Any] | None,
+    ) -> bool:
+        """Whether the object as last delivered (`resource_version`, its annotations and
+        status) holds a status or memory this store did not write. Either way its version is
+        adopted for the next write, unless it is one of this store's own (a late event)."""
+        if (
+            resource_version is None
+            or resource_version == self.resource_version
+            or resource_version in self._own
+        ):
+            return False
+        memory = (annotations or {}).get(STATE_ANNOTATION) or None
+        seen = _pruned(dict(status)) if status else None
+        foreign = memory != self._last_memory or seen != self._last_status
+        self.resource_version = resource_version
+        self._last_memory, self._last_status = memory, seen
+        return foreign
+
+    def _precondition(self) -> dict[str, Any]:
+        return {} if self.resource_version is None else {"resourceVersion": self.resource_version}
+
+    def _written(self, response: Any) -> None:
+        version = (response.get("metadata") or {}).get("resourceVersion") if response else None
+        if isinstance(version, str) and self.resource_version is not None:
+            self.resource_version = version
+            self._own.append(version)
 
     async def save(
         self, status: Mapping[str, Any] | None, memory: Mapping[str, Any] | None
     ) -> None:
         try:
             await self._save(status, memory)
-        except (ApiException, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except k8s.ApiException as exc:
+            if exc.status == 409:
+                self.conflicts += 1
+                raise StoreConflict(
+                    f"saving {self.namespace}/{self.name}: changed by another writer since "
+                    f"version {self.resource_version} (409); not written"
+                ) from exc
+            raise StoreError(f"saving {self.namespace}/{self.name}: {exc}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise StoreError(f"saving {self.namespace}/{self.name}: {exc}") from exc
 
     async def _save(
@@ -73,26 +144,29 @@ class KubernetesStateStore:
     ) -> None:
         encoded = json.dumps(memory, sort_keys=True, separators=(",", ":")) if memory else None
         if encoded is not None and encoded != self._last_memory:
-            await self._api.patch_namespaced_custom_object(
+            response = await self._api.patch_namespaced_custom_object(
                 GROUP,
                 VERSION,
                 self.namespace,
                 PLURAL,
                 self.name,
-                {"metadata": {"annotations": {STATE_ANNOTATION: encoded}}},
+                {"metadata": {"annotations": {STATE_ANNOTATION: encoded}, **self._precondition()}},
                 _content_type=MERGE_PATCH,
                 _request_timeout=self.request_timeout_s,
             )
             self._last_memory = encoded
+            self._written(response)
         if status is None:
             return
-        await self._api.patch_namespaced_custom_object_status(
+        response = await self._api.patch_namespaced_custom_object_status(
             GROUP,
             VERSION,
             self.namespace,
             PLURAL,
             self.name,
-            {"status": dict(status)},
+            {"metadata": self._precondition(), "status": dict(status)},
             _content_type=MERGE_PATCH,
             _request_timeout=self.request_timeout_s,
         )
+        self._last_status = _pruned(dict(status))
+        self._written(response)
