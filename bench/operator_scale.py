@@ -182,6 +182,7 @@ def changed_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
 def what_changed(kube: kb.KubeEmulator, objects: list[tuple[str, str, str]], since: int) -> Any:
     """For the LatencySLO writes after resourceVersion `since`: how often each field changed."""
     counts: dict[str, int] = {}
+    examples: dict[str, list[Any]] = {}
     for namespace, name, _ in objects:
         versions = kube.versions(kb.LATENCYSLOS, namespace, name)
         for old, new in itertools.pairwise(versions):
@@ -190,7 +191,29 @@ def what_changed(kube: kb.KubeEmulator, objects: list[tuple[str, str, str]], sin
             for path in changed_paths(old, new):
                 if path != "metadata.resourceVersion":
                     counts[path] = counts.get(path, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:25])
+                    if len(examples.setdefault(path, [])) < 4:
+                        examples[path].append([f"{namespace}/{name}", value_at(old, path)])
+                        examples[path].append([f"{namespace}/{name}", value_at(new, path)])
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:25]
+    return {path: {"writes": n, "values": examples[path]} for path, n in top}
+
+
+def value_at(doc: Any, path: str) -> Any:
+    """The value at a path of `changed_paths` (the controller memory decoded)."""
+    state = "latencyslo.io/controller-state"
+    parts = path.replace(state, "\0").replace("[", ".[").split(".")
+    for part in (p.replace("\0", state) for p in parts):
+        if isinstance(doc, str):
+            with contextlib.suppress(ValueError):
+                doc = json.loads(doc)
+        if part.startswith("["):
+            index = int(part.strip("[]"))
+            doc = doc[index] if isinstance(doc, list) and index < len(doc) else None
+        elif isinstance(doc, dict):
+            doc = doc.get(part)
+        else:
+            return None
+    return doc
 
 
 def cpu_seconds(pid: int) -> float:
