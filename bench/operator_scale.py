@@ -295,6 +295,7 @@ async def reference_decisions(
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     n, interval = args.objects, args.interval
+    load_at_start = list(os.getloadavg())
     k = namespaces_for(n)
     objects = [(f"team-{i % k:02d}", f"slo-{i:04d}", f"svc-{i:04d}") for i in range(n)]
     over = {d for i, (_, _, d) in enumerate(objects) if i % 5 == 0}
@@ -450,6 +451,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "seconds_to_first_step_of_all": round(ready_s, 1),
                 "measured_intervals": round(intervals, 2),
                 "pod_pushes": admin.pushes,
+                "load_average_start": load_at_start,
                 "load_average": list(os.getloadavg()),
                 "cpus": os.cpu_count(),
             }
@@ -471,18 +473,33 @@ def plot(out: str, files: list[str]) -> None:
     import matplotlib.pyplot as plt
 
     rows = sorted((json.loads(Path(f).read_text()) for f in files), key=lambda r: r["objects"])
-    figures = {
-        "Prometheus queries / interval": lambda r: r["prometheus_queries_per_interval"],
-        "step start lag p95, s": lambda r: r["step_start_lag_s"]["p95"],
-        "API writes / interval (steady)": lambda r: r["api_writes_per_interval_steady"],
-        "operator CPU s / interval": lambda r: r["operator_cpu_seconds_per_interval"],
-        "operator RSS, MiB": lambda r: r["operator_rss_mib"],
+    figures: dict[str, dict[str, Any]] = {
+        "Prometheus queries / interval": {
+            "queries": lambda r: r["prometheus_queries_per_interval"]
+        },
+        "step start lag p95, s": {"p95": lambda r: r["step_start_lag_s"]["p95"]},
+        "API writes / object / interval (steady)": {
+            "writes": lambda r: r["api_writes_per_object_per_interval_steady"]
+        },
+        "CPU s / interval": {
+            "operator": lambda r: r["operator_cpu_seconds_per_interval"],
+            "emulated API server": lambda r: r.get("emulator_cpu_seconds_per_interval"),
+            "Prometheus": lambda r: r.get("prometheus_cpu_seconds_per_interval"),
+        },
+        "operator RSS, MiB": {"RSS": lambda r: r["operator_rss_mib"]},
     }
     fig, axes = plt.subplots(1, len(figures), figsize=(4 * len(figures), 3.6))
     xs = [r["objects"] for r in rows]
-    for ax, (title, get) in zip(axes, figures.items(), strict=True):
-        ys = [max(get(r), 1e-3) for r in rows]
-        ax.loglog(xs, ys, "o-")
+    floor = 1e-3  # a zero on a log axis is drawn at this value
+    for ax, (title, lines) in zip(axes, figures.items(), strict=True):
+        for label, get in lines.items():
+            points = [(x, get(r)) for x, r in zip(xs, rows, strict=True) if get(r) is not None]
+            if points:
+                ax.loglog(
+                    [x for x, _ in points], [max(y, floor) for _, y in points], "o-", label=label
+                )
+        if len(lines) > 1:
+            ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("LatencySLOs")
         ax.grid(True, which="both", alpha=0.3)
