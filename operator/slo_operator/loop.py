@@ -148,12 +148,14 @@ class ControlLoop:
         else:
             result = await self._step(checked, now, generation, conflict)
         if self.recorder is not None:
+            obs, ctl = result.observation, self.controller
             self.recorder.record_step(
                 self.namespace,
                 self.name,
                 spec=checked,
                 status=result.status,
-                action=result.decision.action if result.decision else None,
+                decision=result.decision,
+                trust=ctl.trust(obs) if ctl is not None and obs is not None else None,
                 duration_s=time.perf_counter() - started,
             )
         return result

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from slo_operator.spec import Action, LatencySLOSpec, LatencySLOStatus
-from slo_operator.types import ApplyResult, Observation, Ranges, RuntimeConfig
+from slo_operator.policy.trust import Trust
+from slo_operator.spec import LatencySLOSpec, LatencySLOStatus
+from slo_operator.types import ApplyResult, Decision, Observation, Ranges, RuntimeConfig
 
 
 @runtime_checkable
@@ -74,6 +75,10 @@ class Recorder(Protocol):
         *,
         spec: LatencySLOSpec | None,
         status: LatencySLOStatus,
-        action: Action | None,
+        decision: Decision | None,
+        trust: Trust | None = None,
         duration_s: float,
-    ) -> None: ...
+    ) -> None:
+        """One step: the status it reported, the controller's decision (None: none taken) and
+        its trust in the observation the decision was taken on (None: no observation)."""
+        ...

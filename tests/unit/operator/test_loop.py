@@ -385,10 +385,12 @@ async def test_operator_metrics_are_recorded() -> None:
     await loop.step(spec(), now=T0)
     get = metrics.registry.get_sample_value
     labels = {"namespace": "ml", "name": "sentiment"}
-    assert get("latencyslo_observed_p99_seconds", labels) == pytest.approx(0.4)
+    assert get("latencyslo_observed_latency_seconds", labels) == pytest.approx(0.4)
     assert get("latencyslo_target_seconds", labels) == pytest.approx(0.15)
     assert get("latencyslo_replicas", labels) == 5
-    assert get("latencyslo_decisions_total", {**labels, "action": "ScaleUp"}) == 1
+    assert (
+        get("latencyslo_decisions_total", {**labels, "action": "ScaleUp", "reason": "Breach"}) == 1
+    )
     assert get("latencyslo_variant_info", {**labels, "variant": "full"}) == 1
     assert get("latencyslo_slo_met", labels) == 0
     assert get("latencyslo_condition", {**labels, "type": "Ready"}) == 1
