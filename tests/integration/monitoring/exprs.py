@@ -58,14 +58,21 @@ def rule_queries(values: dict[str, Any] | None = None) -> list[tuple[str, str]]:
 
 
 def substitute(
-    expr: str, *, rate_interval: str = "1m", range_: str = "1h", interval: str = "15s"
+    expr: str,
+    *,
+    rate_interval: str = "1m",
+    range_: str = "1h",
+    interval: str = "15s",
+    quantile: str = "0.99",
+    histogram: str = "inference_request_duration_seconds",
 ) -> str:
-    """The query Grafana sends with "All" selected and the given time macros."""
+    """The query Grafana sends with "All" selected, the given time macros, and the objective
+    variables (`quantile`, `histogram`: values of latencyslo_objective_info) set as given.
+    A regex back-reference (`"$1"` in label_replace) is not a variable and stays."""
     out = expr.replace("$__rate_interval", rate_interval)
     out = out.replace("$__range", range_).replace("$__interval", interval)
     out = re.sub(r"\$\{?(namespace|name)\}?", ".+", out)
-    # the workers' own quantile: the dashboard's defaults (the demo's objective)
-    out = out.replace("${histogram}", "inference_request_duration_seconds")
-    out = out.replace("$quantile", "0.99")
-    assert "$" not in out, f"unsubstituted variable in {out!r}"
+    out = re.sub(r"\$\{?histogram\}?", histogram, out)
+    out = re.sub(r"\$\{?quantile\}?", quantile, out)
+    assert not re.search(r"\$(?!\d)", out), f"unsubstituted variable in {out!r}"
     return out

@@ -4,11 +4,11 @@
   tiny fixture model family) serving real requests, scraped by a real Prometheus with the
   `namespace`/`pod` target labels a PodMonitor gives.
 - Operator series come from the operator's own exporter, `slo_operator.opmetrics.
-  OperatorMetrics`, served on a free port and fed by `record_step` with real spec and status
-  objects (two LatencySLOs: one breached, degraded, in conflict and out of quality budget; one
-  without metrics). No operator process runs here: the control loop that would call
-  `record_step` is exercised by the operator's own tests; this test checks that what the
-  exporter exposes is what the dashboard and the alerts query. The scrape job is the one the
+  OperatorMetrics`, served on a free port. Two LatencySLOs are fed by `record_step` with real
+  spec, status and decision objects (one breached, degraded, in conflict and out of quality
+  budget; one without metrics); a third is run by the operator's own control loop
+  (`ControlLoop` with the exporter as its recorder, its metrics source and actuator faked),
+  so the series the dashboard reads are those the loop records. The scrape job is the one the
   chart's ServiceMonitor gives (job = the operator Service's name, honor_labels).
 - The rules are the chart's PrometheusRule, rendered with short `for` durations and loaded
   into the same Prometheus, so each alert is seen firing on the real series.
@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -29,15 +30,27 @@ import pytest
 import yaml
 
 from slo_local.promserver import PrometheusServer, free_port
+from slo_operator.loop import ControlLoop
 from slo_operator.opmetrics import OperatorMetrics
+from slo_operator.policy.trust import Trust
 from slo_operator.spec import (
     Action,
     Condition,
     CurrentStatus,
+    LatencySLOSpec,
     LatencySLOStatus,
     ObservedStatus,
     QualityBudgetStatus,
     parse_spec,
+)
+from slo_operator.types import (
+    ApplyResult,
+    Decision,
+    Observation,
+    ProfileSet,
+    Ranges,
+    RuntimeConfig,
+    VariantProfile,
 )
 from tests.integration.monitoring.exprs import (
     dashboard_queries,
@@ -61,6 +74,17 @@ FAST_ALERTS = {
         }
     }
 }
+LOOPED = "looped"
+"""The LatencySLO run by the control loop itself."""
+PROFILES = ProfileSet(
+    variants={
+        "full": VariantProfile(10.0, 8.0, 0.90),
+        "quantized": VariantProfile(5.0, 4.0, 0.88),
+        "distilled": VariantProfile(2.0, 2.0, 0.85),
+    }
+)
+TRUSTED = Trust(True, True, True)
+NO_DATA = Trust(False, False, True, "low traffic")
 METRIC_NAME = re.compile(r"\b(?:latencyslo|inference)_[a-z0-9_]+\b")
 
 
@@ -108,6 +132,56 @@ def _idle_status() -> LatencySLOStatus:
             _condition("Conflict", "False", "NoConflict"),
         ],
     )
+
+
+def _decision(action: Action, predicted_ms: float | None) -> Decision:
+    config = RuntimeConfig(2, 8, 32, "quantized")
+    return Decision(action, config, "reason in words", predicted_p99_ms=predicted_ms)
+
+
+class _BreachingMetrics:
+    """A metrics source that always sees a breach (400 ms at 300 req/s), fresh."""
+
+    async def observe(
+        self,
+        spec: LatencySLOSpec,
+        namespace: str,
+        ready_replicas: int,
+        now: float,
+        ranges: Ranges | None = None,
+    ) -> Observation:
+        return Observation(now, 400.0, 300.0, 4500.0, 1.0, ready_replicas, ranges=ranges)
+
+
+class _Actuator:
+    def __init__(self) -> None:
+        self.config = RuntimeConfig(1, 0, 32, "full")
+
+    async def read(self) -> tuple[RuntimeConfig, int]:
+        return self.config, self.config.replicas
+
+    async def apply(self, target: RuntimeConfig) -> ApplyResult:
+        self.config = target
+        return ApplyResult(replicas_set=True, config_written=True)
+
+
+def _looped(metrics: OperatorMetrics) -> ControlLoop:
+    return ControlLoop(
+        name=LOOPED,
+        namespace="ml",
+        metrics=_BreachingMetrics(),
+        actuator=_Actuator(),
+        profiles=PROFILES,
+        recorder=metrics,
+    )
+
+
+LOOPED_SPEC = {
+    "targetRef": {"name": "looped-worker"},
+    "objective": {"latencyMs": 150, "percentile": 95, "windowSeconds": 15},
+    "metrics": {"histogram": "looped_latency_seconds"},
+    "policy": {"intervalSeconds": 5, "scaleUpCooldownSeconds": 0},
+}
 
 
 class _Traffic:
@@ -198,7 +272,10 @@ def test_dashboard_and_alerts_on_real_series(tmp_path: Path, workers: list[Any])
         ) as prom:
             prom.set_targets(
                 [
-                    ([f"127.0.0.1:{w.port}"], {"namespace": "ml", "pod": f"worker-{i}"})
+                    (
+                        [f"127.0.0.1:{w.port}"],
+                        {"namespace": "ml", "pod": f"worker-{i}", "deployment": "sentiment-worker"},
+                    )
                     for i, w in enumerate(workers)
                 ]
             )
@@ -212,14 +289,22 @@ def test_dashboard_and_alerts_on_real_series(tmp_path: Path, workers: list[Any])
             assert resp.status_code == 200, resp.text
             with _Traffic([w.url for w in workers]) as traffic:
                 # a control loop's worth of steps: decisions, errors, durations over time
-                plan = [Action.DEGRADE_VARIANT, Action.SCALE_UP, Action.HOLD, Action.WIDEN_WINDOW]
+                plan = [
+                    (Action.DEGRADE_VARIANT, 140.0),
+                    (Action.SCALE_UP, 120.0),
+                    (Action.HOLD, None),
+                    (Action.WIDEN_WINDOW, 130.0),
+                ]
+                looped = _looped(metrics)
                 for step in range(12):
+                    action, predicted = plan[step % len(plan)]
                     metrics.record_step(
                         "ml",
                         "sentiment",
                         spec=_spec(150),
                         status=_breached_status(replicas=2 + step // 4),
-                        action=plan[step % len(plan)],
+                        decision=_decision(action, predicted),
+                        trust=TRUSTED,
                         duration_s=0.02 + 0.01 * (step % 3),
                     )
                     metrics.record_step(
@@ -227,13 +312,16 @@ def test_dashboard_and_alerts_on_real_series(tmp_path: Path, workers: list[Any])
                         "idle",
                         spec=_spec(100),
                         status=_idle_status(),
-                        action=Action.HOLD,
+                        decision=_decision(Action.HOLD, None),
+                        trust=NO_DATA,
                         duration_s=0.01,
                     )
                     metrics.prometheus_error("ml", "sentiment")
+                    asyncio.run(looped.step(LOOPED_SPEC))
                     time.sleep(1.0)
                 assert traffic.sent > 0
                 _check_dashboard(prom)
+                _check_decisions(prom)
             _check_rules_and_alerts(prom)
             # the operator goes away: OperatorDown fires
             metrics.close()
@@ -277,6 +365,35 @@ def _check_dashboard(prom: PrometheusServer) -> None:
     )
 
 
+def _check_decisions(prom: PrometheusServer) -> None:
+    """The annotation shows action, reason, observed and predicted latency, for the objects
+    fed by hand and for the one the control loop ran."""
+    annotation = next(e for w, e in dashboard_queries() if w == "annotation 'Decisions'")
+    series = prom.query(substitute(annotation, range_="1h"))
+    shown = {r["metric"]["name"]: r["metric"] for r in series}
+    assert set(shown) == {"sentiment", LOOPED}, series  # idle only holds: no annotation
+    for labels in (r["metric"] for r in series):
+        assert labels["action"] != "Hold"
+        assert labels["reason"] == "Breach"
+        float(labels["predicted_ms"])  # a number (NaN when nothing was predicted)
+    assert shown["sentiment"]["observed_ms"] == "212"
+    # the loop scaled up at its very first step (a counter born at 1 still shows)
+    assert shown[LOOPED]["observed_ms"] == "400"
+    assert shown[LOOPED]["action"] == "ScaleUp"
+    predicted = float(shown[LOOPED]["predicted_ms"])
+    assert 0 < predicted < 400  # the loop's controller predicted its change to help
+    # the loop's objective reaches the dashboard's objective variables
+    info = prom.query(f'latencyslo_objective_info{{name="{LOOPED}"}}')
+    assert len(info) == 1
+    assert info[0]["metric"]["quantile"] == "0.95"
+    assert info[0]["metric"]["histogram"] == "looped_latency_seconds"
+    assert info[0]["metric"]["target"] == "looped-worker"
+    reasons = prom.query(f'sum by (reason) (latencyslo_decisions_total{{name=~"idle|{LOOPED}"}})')
+    assert {r["metric"]["reason"] for r in reasons} >= {"LowTraffic", "Breach"}
+    # the predicted latency lies next to the observed one
+    assert prom.query(f'latencyslo_predicted_latency_seconds{{name="{LOOPED}"}} < 0.4')
+
+
 def _check_rules_and_alerts(prom: PrometheusServer) -> None:
     groups = httpx.get(f"{prom.url}/api/v1/rules", timeout=5.0).json()["data"]["groups"]
     loaded = {r["name"]: r for g in groups for r in g["rules"]}
@@ -288,6 +405,7 @@ def _check_rules_and_alerts(prom: PrometheusServer) -> None:
         ("LatencySLOConflict", "sentiment"),
         ("LatencySLOQualityBudgetExhausted", "sentiment"),
         ("LatencySLOMetricsUnavailable", "idle"),
+        ("LatencySLOBreached", LOOPED),  # the loop's own series: 400 ms > 150 ms
     }
     firing = _wait(
         lambda: (f := _firing(prom)) >= expected and f,
