@@ -112,3 +112,21 @@ def test_decision_annotation_shows_action_reason_observed_and_predicted() -> Non
     assert any(
         "--field-selector involvedObject.kind=LatencySLO" in p["options"]["content"] for p in events
     )
+
+
+GRAFANA_MACROS = {"__rate_interval", "__range", "__interval"}
+
+
+def test_every_variable_used_is_defined() -> None:
+    """A `$variable` in a query, title or legend is a template variable of the dashboard or a
+    Grafana macro (a regex back-reference like label_replace's "$1" is neither and stays)."""
+    dash = load_dashboard()
+    defined = {v["name"] for v in dash["templating"]["list"]} | GRAFANA_MACROS
+    texts = [expr for _, expr in dashboard_queries(dash)]
+    texts += [v["definition"] for v in dash["templating"]["list"] if "definition" in v]
+    for panel in dash["panels"]:
+        texts.append(panel["title"])
+        texts += [t.get("legendFormat", "") for t in panel.get("targets", [])]
+    used = {m for text in texts for m in re.findall(r"\$\{?([A-Za-z_]\w*)", text)}
+    assert used <= defined, used - defined
+    assert {"quantile", "histogram", "namespace", "name"} <= used
