@@ -26,7 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "slo_operator.validate:validate_command",
         "Validate LatencySLO manifests offline.",
     ),
-    "crd": ("slo_operator.crd:crd_command", "Print the LatencySLO CRD generated from the models."),
+    "crd": (
+        "slo_operator.crd_cli:crd_command",
+        "Print the LatencySLO CRD generated from the models.",
+    ),
     "simulate": (
         "slo_operator.sim.cli:simulate",
         "Compare policies in the discrete-event simulator.",

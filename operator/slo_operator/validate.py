@@ -24,9 +24,7 @@ misspelled kind is an error, so that a typo cannot pass as "skipped".
 
 from __future__ import annotations
 
-import copy
 import functools
-import json
 import math
 import re
 import sys
@@ -34,424 +32,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-import celpy
 import click
-import jsonschema
 import yaml
-from celpy import celtypes
 from pydantic import ValidationError
 
-from slo_operator import crd, spec
+from slo_operator import spec
+from slo_operator.crd_schema import walk
+from slo_operator.validate_cel import cel_problems as cel_problems
+from slo_operator.validate_cel import default_problems as default_problems
+from slo_operator.validate_schema import INT64, MISSING, Problem, admit, render_path, unique
+from slo_operator.validate_schema import NOT_CHECKED as NOT_CHECKED
+from slo_operator.validate_schema import is_blocking as is_blocking
+from slo_operator.validate_schema import object_schema as object_schema
+from slo_operator.validate_schema import schema_problems as schema_problems
 
-Schema = dict[str, Any]
-MISSING: Any = object()
-"""No old object: a create, so transition rules are not evaluated."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason a document is refused."""
-
-    path: str
-    """Field path in camelCase, `spec.replicas.min`; `""` for the whole object."""
-    message: str
-    rule: str
-    """The CEL expression, the schema keyword (`minimum: 0`) or `unknown field`."""
-
-    def __str__(self) -> str:
-        head = f"{self.path}: " if self.path else ""
-        return f"{head}{self.message} [rule: {self.rule}]"
-
-
-# ------------------------------------------------------------------------ schema of the object
-
-
-@functools.cache
-def object_schema() -> Schema:
-    """The served `openAPIV3Schema` of the generated CRD."""
-    return crd.served_schema()
-
-
-# The API server validates metadata itself (the CRD schema may say nothing about it).
-METADATA_SCHEMA: Schema = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "maxLength": 253, "pattern": spec.DNS1123_SUBDOMAIN_PATTERN},
-        "generateName": {"type": "string", "maxLength": 253},
-        "namespace": {"type": "string", "maxLength": 63, "pattern": spec.DNS1123_LABEL_PATTERN},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-        # the rest of ObjectMeta: set by the server or by other controllers, not checked here
-        **{
-            name: {}
-            for name in (
-                "uid",
-                "resourceVersion",
-                "generation",
-                "creationTimestamp",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "ownerReferences",
-                "finalizers",
-                "managedFields",
-                "selfLink",
-            )
-        },
-    },
-    # strict field validation: an unknown metadata field is an error, as elsewhere
-    "additionalProperties": False,
-    "anyOf": [{"required": ["name"]}, {"required": ["generateName"]}],
-}
 ANNOTATIONS_LIMIT = 256 * 1024
 """Bytes of all annotation keys and values together (the API server's limit)."""
 REQUEST_LIMIT = 3 * 1024 * 1024
 """Bytes of a request body the API server accepts."""
-INT64 = (-(2**63), 2**63 - 1)
-
-
-def to_json_schema(node: Schema) -> Schema:
-    """An OpenAPI v3 (structural) node as Draft 4 JSON Schema, unknown fields refused."""
-    out: Schema = {}
-    for key, value in node.items():
-        if key == "properties":
-            out[key] = {name: to_json_schema(prop) for name, prop in value.items()}
-        elif key in ("items", "additionalProperties") and isinstance(value, dict):
-            out[key] = to_json_schema(value)
-        elif key not in ("nullable", "default") and not key.startswith("x-kubernetes-"):
-            out[key] = copy.deepcopy(value)
-    if node.get("nullable"):
-        out["type"] = [node["type"], "null"]
-    if "properties" in node:
-        out["additionalProperties"] = False
-    return out
-
-
-def _is_integer(_checker: Any, value: Any) -> bool:
-    # JSON has one number type: the API server takes 2.0 as the integer 2, never a boolean
-    return not isinstance(value, bool) and (
-        isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    )
-
-
-_FORMATS = jsonschema.FormatChecker(formats=())
-
-
-@_FORMATS.checks("date-time")
-def _is_date_time(value: object) -> bool:
-    return not isinstance(value, str) or bool(re.match(spec.RFC3339_PATTERN, value))
-
-
-_Validator = jsonschema.validators.extend(
-    jsonschema.Draft4Validator,
-    type_checker=jsonschema.Draft4Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
-
-
-@functools.cache
-def _validator() -> Any:
-    root = to_json_schema(object_schema())
-    root["properties"]["apiVersion"]["enum"] = [spec.API_VERSION]
-    root["properties"]["kind"]["enum"] = [spec.KIND]
-    root["properties"]["metadata"] = METADATA_SCHEMA
-    root["required"] = ["apiVersion", "kind", "metadata", *root.get("required", [])]
-    return _Validator(root, format_checker=_FORMATS)
-
-
-def render_path(segments: list[Any] | tuple[Any, ...], root: Schema | None = None) -> str:
-    """`spec.variants.allowed[1]`, `spec.metrics.labels[tier]`: fields dotted, keys bracketed."""
-    node: Schema | None = root if root is not None else object_schema()
-    out = ""
-    for seg in segments:
-        if isinstance(seg, int):
-            out += f"[{seg}]"
-            node = (node or {}).get("items")
-        elif node is not None and seg in node.get("properties", {}):
-            out += f".{seg}" if out else str(seg)
-            node = node["properties"][seg]
-        elif node is not None and isinstance(node.get("additionalProperties"), dict):
-            out += f"[{seg}]"
-            node = node["additionalProperties"]
-        else:
-            out += f".{seg}" if out else str(seg)
-            node = None
-    return out
-
-
-# ------------------------------------------------------------- 2. prune nulls, apply defaults
-
-
-def prune_nulls(value: Any, schema: Schema | None) -> None:
-    """Drop nulls the schema does not allow and has no default for (in place).
-
-    Subtrees without a schema (unknown fields, which are errors) are not walked.
-    """
-    if schema is None:
-        return
-    if isinstance(value, dict):
-        for key in list(value):
-            sub = _field_schema(key, schema)
-            if value[key] is None and sub is not None and not sub.get("nullable"):
-                if "default" not in sub:
-                    del value[key]
-            else:
-                prune_nulls(value[key], sub)
-    elif isinstance(value, list):
-        items = schema.get("items")
-        for item in value:
-            prune_nulls(item, items)
-
-
-def apply_defaults(value: Any, schema: Schema | None) -> None:
-    """Fill in the schema's defaults, nested ones inside applied defaults too (in place)."""
-    if schema is None:
-        return
-    if isinstance(value, dict):
-        for key, prop in schema.get("properties", {}).items():
-            if "default" in prop and (
-                key not in value or (value[key] is None and not prop.get("nullable"))
-            ):
-                value[key] = copy.deepcopy(prop["default"])
-        for key in value:
-            apply_defaults(value[key], _field_schema(key, schema))
-    elif isinstance(value, list):
-        for item in value:
-            apply_defaults(item, schema.get("items"))
-
-
-def _field_schema(key: str, schema: Schema | None) -> Schema | None:
-    if schema is None:
-        return None
-    if key in schema.get("properties", {}):
-        return schema["properties"][key]
-    extra = schema.get("additionalProperties")
-    return extra if isinstance(extra, dict) else None
-
-
-def admit(document: dict[str, Any]) -> dict[str, Any]:
-    """The object as the API server would validate it: nulls pruned, defaults applied.
-
-    The copy is a tree: a node that YAML shares between two places (an alias) becomes two
-    independent nodes, as kubectl's conversion to JSON makes them, so the defaults applied
-    under one place never leak into the other.
-    """
-    obj = _tree_copy(document)
-    prune_nulls(obj, object_schema())
-    apply_defaults(obj, object_schema())
-    return obj
-
-
-def _tree_copy(node: Any, _path: tuple[int, ...] = ()) -> Any:
-    """A deep copy that does not keep sharing (copy.deepcopy would); cycles are refused."""
-    if isinstance(node, dict | list):
-        if id(node) in _path:
-            raise ValueError("recursive YAML alias")
-        path = (*_path, id(node))
-        if isinstance(node, dict):
-            return {key: _tree_copy(value, path) for key, value in node.items()}
-        return [_tree_copy(value, path) for value in node]
-    return node
-
-
-def default_problems(node: Schema) -> list[str]:
-    """Why the `default` of a schema node would be refused by the API server ([] if fine).
-
-    The server checks the literal default, nested defaults NOT filled in: first against the
-    node's schema, then with every CEL rule of the node and of the fields below it that the
-    default holds (transition rules with `oldSelf` = the default). A rule that reads a field
-    the default leaves out fails there with "no such key" and the whole CRD is refused.
-    """
-    default = copy.deepcopy(node["default"])
-    errors = _Validator(to_json_schema(node), format_checker=_FORMATS).iter_errors(default)
-    found = [f"{render_path(list(e.absolute_path), node) or '.'}: {e.message}" for e in errors]
-    if found:
-        return found
-    return [str(problem) for problem in cel_problems(default, default, node)]
-
-
-# --------------------------------------------------------------------------- 3. schema checks
-
-BLOCKING = frozenset(
-    {"type", "enum", "required", "maxLength", "maxItems", "maxProperties", "unknown field"}
-)
-"""Errors after which the API server does not evaluate the CEL rules."""
-NOT_CHECKED = Problem(
-    "",
-    "some validation rules were not checked because the object was invalid; correct the "
-    "existing errors to complete validation",
-    "x-kubernetes-validations",
-)
-
-
-def schema_problems(obj: dict[str, Any]) -> list[Problem]:
-    """The OpenAPI schema, list types and metadata rules, on an admitted object."""
-    problems: list[Problem] = []
-    for error in _validator().iter_errors(obj):
-        problems += _describe(error)
-    problems += list_type_problems(obj, object_schema(), [])
-    return _unique(problems)
-
-
-def _show(value: Any) -> str:
-    """A value for a message: containers by type name (as the server shows them), long text cut."""
-    if isinstance(value, dict):
-        return '"object"'
-    if isinstance(value, list):
-        return '"array"'
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 200 else text[:200] + "..."
-
-
-def _describe(error: jsonschema.ValidationError) -> list[Problem]:
-    keyword, expected, value = error.validator, error.validator_value, error.instance
-    segments = list(error.absolute_path)
-    path = render_path(segments)
-    if keyword == "required":
-        missing = [name for name in expected if isinstance(value, dict) and name not in value]
-        return [Problem(render_path([*segments, n]), "Required value", "required") for n in missing]
-    if keyword == "additionalProperties":
-        known = error.schema.get("properties", {})
-        return [
-            Problem(p, f'unknown field "{p}"', "unknown field")
-            for p in (render_path([*segments, key]) for key in value if key not in known)
-        ]
-    if keyword == "anyOf":  # metadata: name or generateName
-        return [
-            Problem(path + ".name", "Required value: name or generateName is required", "required")
-        ]
-    rule = f"{keyword}: {expected if isinstance(expected, str) else _show(expected)}"
-    if keyword == "type":
-        message = f"Invalid value: {_show(value)}: must be of type {expected}"
-    elif keyword == "enum":
-        supported = ", ".join(_show(v) for v in expected if v is not None)
-        message = f"Unsupported value: {_show(value)}: supported values: {supported}"
-        rule = "enum"
-    elif keyword in ("minimum", "maximum"):
-        exclusive = error.schema.get(f"exclusive{keyword[0].upper()}{keyword[1:]}", False)
-        side = "greater" if keyword == "minimum" else "less"
-        message = f"Invalid value: {_show(value)}: should be {side} than"
-        message += f" {expected}" if exclusive else f" or equal to {expected}"
-        if exclusive:
-            rule = f"exclusive{keyword[0].upper()}{keyword[1:]}: {_show(expected)}"
-    elif keyword == "minLength":
-        message = f"Invalid value: {_show(value)}: should be at least {expected} chars long"
-    elif keyword == "maxLength":
-        message = f"Too long: may not be more than {expected} characters"
-    elif keyword == "pattern":
-        message = f"Invalid value: {_show(value)}: should match '{expected}'"
-        rule = f"pattern: {expected}"
-    elif keyword == "minItems":
-        message = f"Invalid value: {len(value)}: should have at least {expected} items"
-    elif keyword in ("maxItems", "maxProperties"):
-        message = f"Too many: {len(value)}: must have at most {expected} items"
-    elif keyword == "format":
-        message = f"Invalid value: {_show(value)}: must be an RFC 3339 date-time"
-    else:
-        message = error.message
-    return [Problem(path, message, rule)]
-
-
-def list_type_problems(value: Any, schema: Schema | None, segments: list[Any]) -> list[Problem]:
-    """Duplicates in `x-kubernetes-list-type: set` and `map` lists."""
-    if schema is None:
-        return []
-    problems: list[Problem] = []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            problems += list_type_problems(item, _field_schema(key, schema), [*segments, key])
-    elif isinstance(value, list):
-        list_type = schema.get("x-kubernetes-list-type")
-        keys = schema.get("x-kubernetes-list-map-keys", [])
-        seen: list[Any] = []
-        for index, item in enumerate(value):
-            if list_type == "set" or (list_type == "map" and isinstance(item, dict)):
-                identity = item if list_type == "set" else {k: item.get(k) for k in keys}
-                if identity in seen:
-                    problems.append(
-                        Problem(
-                            render_path([*segments, index]),
-                            f"Duplicate value: {_show(identity)}",
-                            f"x-kubernetes-list-type: {list_type}",
-                        )
-                    )
-                seen.append(identity)
-            problems += list_type_problems(item, schema.get("items"), [*segments, index])
-    return problems
-
-
-def _unique(problems: list[Problem]) -> list[Problem]:
-    return list(dict.fromkeys(problems))
-
-
-def is_blocking(problems: list[Problem]) -> bool:
-    """Whether the API server would skip the CEL rules after these schema problems."""
-    return any(p.rule.split(":")[0] in BLOCKING for p in problems)
-
-
-# ------------------------------------------------------------------------------ 4. CEL rules
-
-
-@functools.cache
-def _program(rule: str) -> celpy.Runner:
-    env = celpy.Environment()
-    return env.program(env.compile(rule))
-
-
-def to_cel(value: Any, schema: Schema | None) -> Any:
-    """A JSON value as the CEL value the API server would bind, typed by the schema."""
-    kind = (schema or {}).get("type")
-    if value is None:
-        return None
-    if kind == "integer" and _is_integer(None, value) and INT64[0] <= value <= INT64[1]:
-        return celtypes.IntType(int(value))
-    if kind == "number" and isinstance(value, int | float) and not isinstance(value, bool):
-        return celtypes.DoubleType(float(value))
-    if kind == "string" and isinstance(value, str):
-        if (schema or {}).get("format") == "date-time" and _is_date_time(value):
-            return celtypes.TimestampType(value)
-        return celtypes.StringType(value)
-    if isinstance(value, list):
-        items = (schema or {}).get("items")
-        return celtypes.ListType([to_cel(item, items) for item in value])
-    if isinstance(value, dict):
-        return celtypes.MapType(
-            {celtypes.StringType(k): to_cel(v, _field_schema(k, schema)) for k, v in value.items()}
-        )
-    return celpy.json_to_cel(value)
-
-
-def cel_problems(
-    obj: Any, old: Any = MISSING, schema: Schema | None = None, segments: tuple[Any, ...] = ()
-) -> list[Problem]:
-    """Evaluate every `x-kubernetes-validations` rule on an admitted object (and old object)."""
-    schema = object_schema() if schema is None else schema
-    problems: list[Problem] = []
-    for entry in schema.get("x-kubernetes-validations", []):
-        rule = entry["rule"]
-        activation = {"self": to_cel(obj, schema)}
-        if crd.is_transition_rule(rule):
-            if old is MISSING:
-                continue
-            activation["oldSelf"] = to_cel(old, schema)
-        where = render_path([*segments, *filter(None, entry.get("fieldPath", "").split("."))], None)
-        try:
-            result = _program(rule).evaluate(activation)
-        except (celpy.CELEvalError, celpy.CELParseError) as exc:
-            problems.append(
-                Problem(where, f"{entry['message']} (rule failed: {exc.args[0]})", rule)
-            )
-            continue
-        if isinstance(result, celpy.CELEvalError) or not bool(result):
-            problems.append(Problem(where, entry["message"], rule))
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            sub = _field_schema(key, schema)
-            if sub is not None:
-                old_value = old.get(key, MISSING) if isinstance(old, dict) else MISSING
-                problems += cel_problems(value, old_value, sub, (*segments, key))
-    elif isinstance(obj, list) and "items" in schema:
-        for index, value in enumerate(obj):
-            problems += cel_problems(value, MISSING, schema["items"], (*segments, index))
-    return problems
 
 
 def server_problems(document: dict[str, Any], old: dict[str, Any] | None = None) -> list[Problem]:
@@ -469,7 +67,7 @@ def server_problems(document: dict[str, Any], old: dict[str, Any] | None = None)
 @functools.cache
 def _rule_index() -> list[tuple[tuple[str, ...], dict[str, str]]]:
     index = []
-    for path, node in crd.walk(object_schema()):
+    for path, node in walk(object_schema()):
         for entry in node.get("x-kubernetes-validations", []):
             index.append((tuple(filter(None, path.split("."))), entry))
     return index
@@ -480,7 +78,7 @@ def model_problems(document: dict[str, Any]) -> list[Problem]:
     try:
         spec.LatencySLO.model_validate(document)
     except ValidationError as exc:
-        return _unique([_from_pydantic(error) for error in exc.errors()])
+        return unique([_from_pydantic(error) for error in exc.errors()])
     return []
 
 

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 from pydantic import BaseModel, Field
 
-from slo_operator import crd, spec
+from slo_operator import crd, crd_docs, crd_lint, spec
 from slo_operator.cli import main
 
 REPO = Path(__file__).resolve().parents[3]
@@ -203,7 +203,7 @@ def test_conversion_maps_keywords() -> None:
 
 
 def test_generated_crd_lints_clean(generated: dict[str, Any]) -> None:
-    assert crd.lint_crd(generated) == []
+    assert crd_lint.lint_crd(generated) == []
 
 
 def _schema(crd_obj: dict[str, Any]) -> dict[str, Any]:
@@ -331,7 +331,7 @@ def test_lint_finds_what_the_api_server_would_refuse(
     breaker, needle = BREAKAGES[breakage]
     broken = copy.deepcopy(generated)
     breaker(broken)
-    problems = crd.lint_crd(broken)
+    problems = crd_lint.lint_crd(broken)
     assert any(needle in p for p in problems), problems
 
 
@@ -405,7 +405,7 @@ def test_literal_default_check_finds_an_empty_nested_default(generated: dict[str
 
 def test_docs_hold_the_generated_reference_tables(tmp_path: Path) -> None:
     docs = REPO / "docs" / "crd.md"
-    assert crd.reference_tables() in docs.read_text(), "run `latencyslo crd --reference`"
+    assert crd_docs.reference_tables() in docs.read_text(), "run `latencyslo crd --reference`"
     runner = CliRunner()
     assert runner.invoke(main, ["crd", "--reference", "--check", str(docs)]).exit_code == 0
     stale = tmp_path / "crd.md"
@@ -416,7 +416,7 @@ def test_docs_hold_the_generated_reference_tables(tmp_path: Path) -> None:
 
 
 def test_reference_tables_cover_every_field_and_rule() -> None:
-    tables = crd.reference_tables()
+    tables = crd_docs.reference_tables()
     for path, node in crd.walk(crd.served_schema()):
         if path.startswith((".spec.", ".status.")) and not path.endswith(("[]", "[*]")):
             assert f"| `{path.lstrip('.')}` |" in tables, path
