@@ -22,152 +22,54 @@ exactly when the API server accepts it:
 
 from __future__ import annotations
 
-import re
-import types
-from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
 
-GROUP = "latencyslo.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "LatencySLO"
-PLURAL = "latencyslos"
-SINGULAR = "latencyslo"
-SHORT_NAMES = ("lslo",)
-CATEGORIES = ("all", "latencyslo")
-
-VARIANTS: tuple[str, ...] = ("full", "quantized", "distilled")
-"""Every variant name the API knows, best quality first (the default degrade order)."""
-
-VariantName = Literal["full", "quantized", "distilled"]
-
-HISTORY_LIMIT = 20
-
-# Prometheus naming rules: https://prometheus.io/docs/concepts/data_model/
-METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
-LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
-DNS1123_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-DNS1123_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-RFC3339_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
-)
-"""A `format: date-time` string as the API server accepts it in status."""
-
-LABELS_LIMIT = 16
-LABEL_NAME_MAX = 100
-CONDITIONS_LIMIT = 16
-
-
-# ---------------------------------------------------------------------- value types (wire)
-
-
-def _api_int(value: Any) -> Any:
-    if isinstance(value, bool | str | bytes):
-        raise PydanticCustomError("int_type", "Input should be a valid integer")
-    return value
-
-
-def _api_float(value: Any) -> Any:
-    if isinstance(value, bool | str | bytes):
-        raise PydanticCustomError("float_type", "Input should be a valid number")
-    return value
-
-
-def _api_bool(value: Any) -> Any:
-    if isinstance(value, str | bytes | int | float) and not isinstance(value, bool):
-        raise PydanticCustomError("bool_type", "Input should be a valid boolean")
-    return value
-
-
-_RFC3339 = re.compile(RFC3339_PATTERN)
-_LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
-
-
-def _timestamp(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and _RFC3339.match(value):
-        return value
-    raise PydanticCustomError(
-        "datetime_type", "Input should be an RFC 3339 timestamp such as 2024-05-01T12:00:00Z"
-    )
-
-
-ApiInt = Annotated[int, BeforeValidator(_api_int)]
-"""An integer as the API server reads it: no strings, no booleans; 2.0 is 2."""
-ApiFloat = Annotated[float, BeforeValidator(_api_float)]
-"""A number as the API server reads it: no strings, no booleans."""
-ApiBool = Annotated[bool, BeforeValidator(_api_bool)]
-"""A boolean as the API server reads it: true or false only."""
-Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
-"""A `format: date-time` field: an RFC 3339 string on the wire."""
-
-
-def _admits_none(annotation: Any) -> bool:
-    if annotation is None or annotation is type(None) or annotation is Any:
-        return True
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        return _admits_none(get_args(annotation)[0])
-    if origin is Union or origin is types.UnionType:
-        return any(_admits_none(arg) for arg in get_args(annotation))
-    if origin is Literal:
-        return None in get_args(annotation)
-    return False
-
-
-class _Model(BaseModel):
-    """Base: camelCase on the wire, unknown fields rejected, assignment validated."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        validate_assignment=True,
-        frozen=False,
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _prune_nulls(cls, data: Any) -> Any:
-        """Drop `null` where the field is not nullable, as the API server does before defaulting."""
-        if not isinstance(data, dict):
-            return data
-        pruned = dict(data)
-        for name, field in cls.model_fields.items():
-            for key in {name, field.alias or name}:
-                if key not in pruned:
-                    continue
-                value = pruned[key]
-                if value is None and not _admits_none(field.annotation):
-                    del pruned[key]
-                elif isinstance(value, dict) and get_origin(field.annotation) is dict:
-                    value_type = get_args(field.annotation)[1]
-                    if not _admits_none(value_type):
-                        pruned[key] = {k: v for k, v in value.items() if v is not None}
-        return pruned
-
-
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
-    entry = {"rule": rule, "message": message}
-    if field_path:
-        entry["fieldPath"] = field_path
-    return entry
-
+from slo_operator.api_status import Action as Action
+from slo_operator.api_status import AttainmentStatus as AttainmentStatus
+from slo_operator.api_status import Condition as Condition
+from slo_operator.api_status import ConditionType as ConditionType
+from slo_operator.api_status import ConfigSnapshot as ConfigSnapshot
+from slo_operator.api_status import CurrentStatus as CurrentStatus
+from slo_operator.api_status import DecisionRecord as DecisionRecord
+from slo_operator.api_status import LatencySLOStatus as LatencySLOStatus
+from slo_operator.api_status import ObservedStatus as ObservedStatus
+from slo_operator.api_status import QualityBudgetStatus as QualityBudgetStatus
+from slo_operator.api_types import API_VERSION as API_VERSION
+from slo_operator.api_types import CATEGORIES as CATEGORIES
+from slo_operator.api_types import CONDITIONS_LIMIT as CONDITIONS_LIMIT
+from slo_operator.api_types import DNS1123_LABEL_PATTERN as DNS1123_LABEL_PATTERN
+from slo_operator.api_types import DNS1123_SUBDOMAIN_PATTERN as DNS1123_SUBDOMAIN_PATTERN
+from slo_operator.api_types import GROUP as GROUP
+from slo_operator.api_types import HISTORY_LIMIT as HISTORY_LIMIT
+from slo_operator.api_types import KIND as KIND
+from slo_operator.api_types import LABEL_NAME as LABEL_NAME
+from slo_operator.api_types import LABEL_NAME_MAX as LABEL_NAME_MAX
+from slo_operator.api_types import LABEL_NAME_PATTERN as LABEL_NAME_PATTERN
+from slo_operator.api_types import LABELS_LIMIT as LABELS_LIMIT
+from slo_operator.api_types import METRIC_NAME_PATTERN as METRIC_NAME_PATTERN
+from slo_operator.api_types import PLURAL as PLURAL
+from slo_operator.api_types import RFC3339_PATTERN as RFC3339_PATTERN
+from slo_operator.api_types import SHORT_NAMES as SHORT_NAMES
+from slo_operator.api_types import SINGULAR as SINGULAR
+from slo_operator.api_types import VARIANTS as VARIANTS
+from slo_operator.api_types import VERSION as VERSION
+from slo_operator.api_types import ApiBool as ApiBool
+from slo_operator.api_types import ApiFloat as ApiFloat
+from slo_operator.api_types import ApiInt as ApiInt
+from slo_operator.api_types import ApiModel as ApiModel
+from slo_operator.api_types import Timestamp as Timestamp
+from slo_operator.api_types import VariantName as VariantName
+from slo_operator.api_types import cel_rule as cel_rule
 
 # --------------------------------------------------------------------------------------- spec
 
@@ -176,17 +78,17 @@ TARGET_KIND_MESSAGE = "targetRef.kind must be Deployment: only Deployments can b
 TARGET_API_VERSION_MESSAGE = "targetRef.apiVersion must be apps/v1"
 
 
-class TargetRef(_Model):
+class TargetRef(ApiModel):
     """The inference Deployment this LatencySLO steers (same namespace as the LatencySLO)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel_rule(
                     "self == oldSelf", "targetRef is immutable; delete and recreate the LatencySLO"
                 ),
-                _cel("self.kind == 'Deployment'", TARGET_KIND_MESSAGE, ".kind"),
-                _cel("self.apiVersion == 'apps/v1'", TARGET_API_VERSION_MESSAGE, ".apiVersion"),
+                cel_rule("self.kind == 'Deployment'", TARGET_KIND_MESSAGE, ".kind"),
+                cel_rule("self.apiVersion == 'apps/v1'", TARGET_API_VERSION_MESSAGE, ".apiVersion"),
             ]
         }
     )
@@ -222,7 +124,7 @@ class TargetRef(_Model):
         return api_version
 
 
-class Objective(_Model):
+class Objective(ApiModel):
     """The latency objective: the `percentile` of request latency over `windowSeconds`."""
 
     percentile: ApiFloat = Field(
@@ -264,7 +166,7 @@ LABELS_NAME_MESSAGE = (
 )
 
 
-class MetricsSpec(_Model):
+class MetricsSpec(ApiModel):
     """Where the latency histogram lives in Prometheus."""
 
     # Structural CRD schemas have no patternProperties or propertyNames: map keys are checked by
@@ -272,18 +174,20 @@ class MetricsSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel_rule(
                     f"!has(self.labels) || self.labels.all(k, size(k) <= {LABEL_NAME_MAX} && "
                     f"k.matches('{LABEL_NAME_PATTERN}') && !k.startsWith('__'))",
                     LABELS_NAME_MESSAGE,
                     ".labels",
                 ),
-                _cel(
+                cel_rule(
                     "!has(self.labels) || !('namespace' in self.labels)",
                     LABELS_NAMESPACE_MESSAGE,
                     ".labels",
                 ),
-                _cel("!has(self.labels) || !('le' in self.labels)", LABELS_LE_MESSAGE, ".labels"),
+                cel_rule(
+                    "!has(self.labels) || !('le' in self.labels)", LABELS_LE_MESSAGE, ".labels"
+                ),
             ]
         }
     )
@@ -310,7 +214,7 @@ class MetricsSpec(_Model):
     @classmethod
     def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
         for name in labels:
-            if len(name) > LABEL_NAME_MAX or not _LABEL_NAME.match(name) or name.startswith("__"):
+            if len(name) > LABEL_NAME_MAX or not LABEL_NAME.match(name) or name.startswith("__"):
                 raise ValueError(LABELS_NAME_MESSAGE)
         if "namespace" in labels:
             raise ValueError(LABELS_NAMESPACE_MESSAGE)
@@ -319,13 +223,13 @@ class MetricsSpec(_Model):
         return labels
 
 
-class ReplicaBounds(_Model):
+class ReplicaBounds(ApiModel):
     """Bounds on the Deployment's replicas."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel("self.min <= self.max", "replicas.min must be <= replicas.max", ".min"),
+                cel_rule("self.min <= self.max", "replicas.min must be <= replicas.max", ".min"),
             ]
         }
     )
@@ -354,13 +258,13 @@ class ReplicaBounds(_Model):
         return self
 
 
-class Batching(_Model):
+class Batching(ApiModel):
     """Bounds on the dynamic-batching knobs pushed to the workers."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel_rule(
                     "self.minWindowMs <= self.maxWindowMs",
                     "batching.minWindowMs must be <= batching.maxWindowMs",
                     ".minWindowMs",
@@ -386,7 +290,7 @@ class Batching(_Model):
         return self
 
 
-class QualityBudget(_Model):
+class QualityBudget(ApiModel):
     """How much time the service may spend off its preferred variant."""
 
     max_degraded_fraction: ApiFloat = Field(
@@ -400,18 +304,18 @@ class QualityBudget(_Model):
     )
 
 
-class Variants(_Model):
+class Variants(ApiModel):
     """Which model variants the controller may serve."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                _cel(
+                cel_rule(
                     "self.allowed.all(v, self.allowed.exists_one(w, w == v))",
                     "variants.allowed must not repeat a variant",
                     ".allowed",
                 ),
-                _cel(
+                cel_rule(
                     "!has(self.preferred) || self.preferred in self.allowed",
                     "variants.preferred must be one of variants.allowed",
                     ".preferred",
@@ -463,7 +367,7 @@ class Mode(StrEnum):
     PAUSED = "Paused"
 
 
-class PolicySpec(_Model):
+class PolicySpec(ApiModel):
     """How the controller acts: mode, headroom, cadence and stability settings."""
 
     mode: Mode = Field(
@@ -502,7 +406,7 @@ class PolicySpec(_Model):
     )
 
 
-class LatencySLOSpec(_Model):
+class LatencySLOSpec(ApiModel):
     """Desired state: hold the latency objective of targetRef at the lowest cost."""
 
     target_ref: TargetRef = Field(..., description="The inference Deployment to steer.")
@@ -538,153 +442,6 @@ class LatencySLOSpec(_Model):
         return self.objective.percentile / 100.0
 
 
-# ------------------------------------------------------------------------------------- status
-
-
-class Action(StrEnum):
-    SCALE_UP = "ScaleUp"
-    SCALE_DOWN = "ScaleDown"
-    WIDEN_WINDOW = "WidenWindow"
-    NARROW_WINDOW = "NarrowWindow"
-    DEGRADE_VARIANT = "DegradeVariant"
-    RESTORE_VARIANT = "RestoreVariant"
-    HOLD = "Hold"
-
-
-class ObservedStatus(_Model):
-    """What the last observation showed."""
-
-    p99_ms: ApiFloat | None = Field(
-        None, description="Observed latency at the objective's percentile, ms; null = no data."
-    )
-    request_rate: ApiFloat | None = Field(None, description="Observed requests per second.")
-    samples: ApiFloat | None = Field(None, description="Requests counted in the window.")
-    sampled_at: Timestamp | None = Field(None, description="When the observation was taken.")
-
-
-class CurrentStatus(_Model):
-    """The configuration in force."""
-
-    replicas: ApiInt | None = Field(None, description="Desired replicas of the Deployment.")
-    ready_replicas: ApiInt | None = Field(None, description="Ready replicas of the Deployment.")
-    batch_window_ms: ApiInt | None = Field(None, description="Batch window pushed to workers, ms.")
-    max_batch_size: ApiInt | None = Field(None, description="Max batch size pushed to workers.")
-    variant: VariantName | None = Field(None, description="Active model variant.")
-
-
-class ConfigSnapshot(_Model):
-    """A configuration as recorded in a decision."""
-
-    replicas: ApiInt = Field(..., description="Replicas.")
-    batch_window_ms: ApiInt = Field(..., description="Batch window, ms.")
-    max_batch_size: ApiInt | None = Field(None, description="Max batch size.")
-    variant: VariantName = Field(..., description="Model variant.")
-
-
-class DecisionRecord(_Model):
-    """One decision of the controller, with its reason."""
-
-    time: Timestamp = Field(..., description="When the decision was taken.")
-    action: Action = Field(..., description="The main action of the decision.")
-    from_: ConfigSnapshot | None = Field(
-        None, alias="from", description="Configuration before the decision."
-    )
-    to: ConfigSnapshot | None = Field(None, description="Configuration chosen.")
-    predicted_p99_ms: ApiFloat | None = Field(
-        None, description="Predicted latency at the objective's percentile for `to`, ms."
-    )
-    reason: str = Field(..., max_length=1024, description="Why, in words.")
-    applied: ApiBool = Field(..., description="Whether it was applied (false in Recommend mode).")
-
-
-class QualityBudgetStatus(_Model):
-    """How much of the quality budget is spent."""
-
-    degraded_fraction: ApiFloat = Field(
-        0.0, ge=0, le=1, description="Share of the budget window spent off the preferred variant."
-    )
-
-
-class AttainmentStatus(_Model):
-    """How often the SLO was met."""
-
-    # Bounds of an optional value go inside the union, before the validator: elsewhere
-    # pydantic's JSON Schema renders them as raw `ge`/`le` keys instead of minimum/maximum.
-    last_hour: Annotated[float, Field(ge=0, le=1), BeforeValidator(_api_float)] | None = Field(
-        None, description="Share of intervals in the last hour that met the SLO."
-    )
-
-
-class ConditionType(StrEnum):
-    READY = "Ready"
-    SLO_MET = "SLOMet"
-    METRICS_AVAILABLE = "MetricsAvailable"
-    QUALITY_DEGRADED = "QualityDegraded"
-    CONFLICT = "Conflict"
-
-
-class Condition(_Model):
-    """A metav1.Condition."""
-
-    type: str = Field(..., max_length=316, description="Condition type.")
-    status: Literal["True", "False", "Unknown"] = Field(..., description="True, False, Unknown.")
-    reason: str = Field(
-        ...,
-        min_length=1,
-        max_length=1024,
-        pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$",
-        description="Machine-readable CamelCase reason.",
-    )
-    message: str = Field("", max_length=32768, description="Human-readable message.")
-    last_transition_time: Timestamp = Field(..., description="When status last changed.")
-    observed_generation: Annotated[int, Field(ge=0), BeforeValidator(_api_int)] | None = Field(
-        None, description="metadata.generation the condition was set for."
-    )
-
-
-class LatencySLOStatus(_Model):
-    """Observed state, written by the operator."""
-
-    observed_generation: ApiInt | None = Field(None, description="Last generation reconciled.")
-    observed: ObservedStatus | None = Field(None, description="The last observation.")
-    current: CurrentStatus | None = Field(None, description="The configuration in force.")
-    last_decision: DecisionRecord | None = Field(None, description="The last decision.")
-    pending: DecisionRecord | None = Field(
-        None,
-        description=(
-            "A change recorded before it is applied; a restarted operator finishes it instead "
-            "of deciding twice. Cleared once applied."
-        ),
-    )
-    history: list[DecisionRecord] = Field(
-        default_factory=list,
-        max_length=HISTORY_LIMIT,
-        json_schema_extra={"x-kubernetes-list-type": "atomic"},
-        description=f"The last {HISTORY_LIMIT} decisions that changed something, newest first.",
-    )
-    quality_budget: QualityBudgetStatus | None = Field(None, description="Quality budget spent.")
-    attainment: AttainmentStatus | None = Field(None, description="SLO attainment.")
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        max_length=CONDITIONS_LIMIT,
-        # metav1.Condition convention: a list keyed by type (one entry per type; server-side
-        # apply merges by type).
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description=(
-            "Conditions in metav1.Condition form, one per type: Ready, SLOMet, MetricsAvailable, "
-            "QualityDegraded, Conflict."
-        ),
-    )
-
-    @field_validator("conditions")
-    @classmethod
-    def _one_per_type(cls, conditions: list[Condition]) -> list[Condition]:
-        types_seen = [condition.type for condition in conditions]
-        if len(set(types_seen)) != len(types_seen):
-            raise ValueError("status.conditions must not repeat a type")
-        return conditions
-
-
 class ObjectMeta(BaseModel):
     """The part of metadata that validation looks at; the rest passes through."""
 
@@ -703,7 +460,7 @@ class ObjectMeta(BaseModel):
         return self
 
 
-class LatencySLO(_Model):
+class LatencySLO(ApiModel):
     """A whole LatencySLO object, as `kubectl apply` would send it."""
 
     api_version: Literal["latencyslo.io/v1alpha1"] = Field(
