@@ -27,37 +27,19 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from slo_contracts.buckets import LATENCY_BUCKETS_MS
-from slo_operator.model.histogram import histogram_quantile
 from slo_operator.sim.plant import Plant
-from slo_operator.types import Observation, ProfileSet, Ranges, RuntimeConfig
-
-EDGES_S = np.asarray(LATENCY_BUCKETS_MS, dtype=float) / 1000.0
-N_BUCKETS = len(LATENCY_BUCKETS_MS) + 1  # + the +Inf bucket
-PEAK_RANGE_S = 10
-"""Default range of the short rates whose maximum over the window is the peak rate (a
-controller passes its own, `slo_operator.policy.ControllerParams.ranges`)."""
-
-
-@dataclass(frozen=True)
-class SimSettings:
-    """Physical settings of the simulated cluster (not of any controller)."""
-
-    startup_s: int = 30
-    """Pod start + model load: seconds from a scale-up until the replica is ready."""
-    switch_s: int = 2
-    """Seconds from a variant switch order until running replicas serve the new variant."""
-    scrape_s: int = 5
-    """Prometheus scrape interval; observations see data up to the last scrape."""
-    queue_limit: int = 256
-    """Requests a replica queues before it answers 503 (the worker's `--max-queue` default)."""
-    service_cv: float = 0.05
-    """Coefficient of variation of the batch service time (log-normal jitter)."""
+from slo_operator.sim.trace import EDGES_S as EDGES_S
+from slo_operator.sim.trace import N_BUCKETS as N_BUCKETS
+from slo_operator.sim.trace import SimSettings as SimSettings
+from slo_operator.sim.trace import Trace as Trace
+from slo_operator.sim.trace import slice_trace as slice_trace
+from slo_operator.sim.view import PEAK_RANGE_S as PEAK_RANGE_S
+from slo_operator.sim.view import SimView as SimView
+from slo_operator.types import ProfileSet, RuntimeConfig
 
 
 class Controller(Protocol):
@@ -98,167 +80,6 @@ class _Pod:
 
     def backlog(self) -> int:
         return len(self.arr) - self.head
-
-
-@dataclass
-class Trace:
-    """Per-second records of one run (for metrics and plots)."""
-
-    desired: np.ndarray
-    ready: np.ndarray
-    pods: np.ndarray
-    window_ms: np.ndarray
-    max_batch: np.ndarray
-    variant: np.ndarray  # index into the profile's variant names
-    arrivals: np.ndarray  # arrivals per second
-    rejected: np.ndarray
-    completed: np.ndarray  # completions per second
-    ok: np.ndarray  # completions within the target per second
-    hist: np.ndarray  # (seconds, buckets) completions per latency bucket
-    busy: np.ndarray  # mean busy share of ready pods per second
-    inflight: np.ndarray  # requests queued or in service at the end of each second
-    served_accuracy: np.ndarray  # per second: sum of the serving variant's accuracy
-    served_known_accuracy: np.ndarray  # per second: requests served by a variant with one
-    decisions: list[tuple[int, RuntimeConfig, RuntimeConfig]] = field(default_factory=list)
-    variant_names: tuple[str, ...] = ()
-    target_ms: float = 0.0
-    unserved: int = 0  # accepted requests still queued at the end
-
-
-def slice_trace(trace: Trace, start: int) -> Trace:
-    """The trace from second `start` on (decisions re-timed), e.g. to drop a warm-up."""
-    if start <= 0:
-        return trace
-    cut = {
-        name: getattr(trace, name)[start:]
-        for name in (
-            "desired", "ready", "pods", "window_ms", "max_batch", "variant", "arrivals",
-            "rejected", "completed", "ok", "hist", "busy", "inflight", "served_accuracy",
-            "served_known_accuracy",
-        )
-    }  # fmt: skip
-    return Trace(
-        **cut,
-        decisions=[(t - start, a, b) for t, a, b in trace.decisions if t >= start],
-        variant_names=trace.variant_names,
-        target_ms=trace.target_ms,
-        unserved=trace.unserved,
-    )
-
-
-class SimView:
-    """What a controller can see of the running simulation at time t."""
-
-    def __init__(self, sim: Simulation) -> None:
-        self._sim = sim
-
-    @property
-    def now(self) -> int:
-        return self._sim.t
-
-    @property
-    def config(self) -> RuntimeConfig:
-        return self._sim.config
-
-    @property
-    def ready_replicas(self) -> int:
-        return self._sim.ready_count()
-
-    @property
-    def starting_replicas(self) -> int:
-        return self._sim.starting_count()
-
-    @property
-    def scrape_interval_s(self) -> int:
-        return self._sim.settings.scrape_s
-
-    def last_scrape(self) -> int:
-        s = self._sim.settings.scrape_s
-        return (self._sim.t // s) * s
-
-    def observe(
-        self,
-        window_s: int,
-        quantile: float,
-        recent_s: int | None = None,
-        *,
-        peak_s: int = PEAK_RANGE_S,
-        peak_step_s: int | None = None,
-    ) -> Observation:
-        """The objective's quantile and request rate over the window, as Prometheus shows it;
-        the recent rate over `recent_s`, the peak over `peak_s` rates every `peak_step_s`
-        (default: every scrape)."""
-        sim, end = self._sim, self.last_scrape()
-        start = max(0, end - window_s)
-        counts = sim.hist[start:end].sum(axis=0)
-        completed = float(counts.sum())
-        span = end - start
-        rate = float(sim.arrivals_per_s[start:end].sum()) / span if span > 0 else None
-        p = histogram_quantile(quantile, LATENCY_BUCKETS_MS, counts.tolist())
-        recent = None
-        if recent_s and end > 0:
-            rs = max(0, end - recent_s)
-            recent = float(sim.arrivals_per_s[rs:end].sum()) / (end - rs)
-        peak = None
-        if span >= peak_s:
-            # max_over_time(rate(count[peak_s])[window:step]): short rates at each step
-            step = peak_step_s or self._sim.settings.scrape_s
-            cum = np.concatenate(([0.0], np.cumsum(sim.arrivals_per_s[start:end])))
-            ends = np.arange(span, peak_s - 1, -step)
-            peak = float(((cum[ends] - cum[ends - peak_s]) / peak_s).max())
-        return Observation(
-            at=float(sim.t),
-            p99_ms=None if math.isnan(p) else p,
-            request_rate=rate,
-            samples=completed,
-            age_seconds=float(sim.t - end) if span > 0 else None,
-            ready_replicas=sim.ready_count(),
-            recent_request_rate=recent,
-            peak_request_rate=peak,
-            ranges=Ranges(
-                window_s=window_s,
-                recent_s=recent_s or window_s,
-                peak_s=peak_s,
-                peak_step_s=peak_step_s or self._sim.settings.scrape_s,
-            ),
-        )
-
-    def request_rate(self, span_s: int, lag_s: int = 0) -> float:
-        """Arrivals per second over the last span_s seconds, lag_s seconds ago."""
-        end = max(0, self._sim.t - lag_s)
-        start = max(0, end - span_s)
-        return float(self._sim.arrivals_per_s[start:end].sum()) / max(1, end - start)
-
-    def busy_share(self, span_s: int) -> float:
-        """Mean share of time the ready replicas' models were busy (the CPU a HPA sees)."""
-        t = self._sim.t
-        seg = self._sim.busy[max(0, t - span_s) : t]
-        return float(seg.mean()) if len(seg) else 0.0
-
-    def inflight(self, span_s: int) -> float:
-        """Mean requests in flight (queued or in service) over the last span_s seconds."""
-        t = self._sim.t
-        seg = self._sim.inflight[max(0, t - span_s) : t]
-        return float(seg.mean()) if len(seg) else 0.0
-
-    def concurrency(self, span_s: int) -> float:
-        """Time-averaged requests in flight (queued or in service) over the last span_s
-        seconds: the integral of the in-flight count, as Knative's queue-proxy reports it."""
-        t = self._sim.t
-        if t <= 0:
-            return 0.0
-        sim = self._sim
-        net = np.cumsum(sim.conc_a[:t] - sim.conc_d[:t])
-        before = np.concatenate(([0.0], net[:-1]))  # in flight at the start of each second
-        per_s = before + sim.conc_ap[:t] - sim.conc_dp[:t]
-        seg = per_s[max(0, t - span_s) :]
-        return float(max(seg.mean(), 0.0)) if len(seg) else 0.0
-
-    def max_batch_ms(self, span_s: int) -> float:
-        """Longest batch service time over the last span_s seconds (ms), 0 without batches."""
-        t = self._sim.t
-        seg = self._sim.max_batch_s[max(0, t - span_s) : t]
-        return float(seg.max()) * 1000.0 if len(seg) else 0.0
 
 
 class Simulation:
