@@ -36,8 +36,12 @@ class Action(StrEnum):
 class ObservedStatus(ApiModel):
     """What the last observation showed."""
 
-    p99_ms: ApiFloat | None = Field(
-        None, description="Observed latency at the objective's percentile, ms; null = no data."
+    latency_ms: ApiFloat | None = Field(
+        None, description="Observed latency at `percentile`, ms; null = no data."
+    )
+    percentile: ApiFloat | None = Field(
+        None,
+        description="The percentile `latencyMs` is measured at: the objective's (99 means p99).",
     )
     request_rate: ApiFloat | None = Field(None, description="Observed requests per second.")
     samples: ApiFloat | None = Field(None, description="Requests counted in the window.")
@@ -72,7 +76,7 @@ class DecisionRecord(ApiModel):
         None, alias="from", description="Configuration before the decision."
     )
     to: ConfigSnapshot | None = Field(None, description="Configuration chosen.")
-    predicted_p99_ms: ApiFloat | None = Field(
+    predicted_latency_ms: ApiFloat | None = Field(
         None, description="Predicted latency at the objective's percentile for `to`, ms."
     )
     reason: str = Field(..., max_length=1024, description="Why, in words.")

@@ -35,9 +35,9 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "description": "Target latency at the objective's percentile, ms.",
     },
     {
-        "name": "P99",
+        "name": "Latency",
         "type": "number",
-        "jsonPath": ".status.observed.p99Ms",
+        "jsonPath": ".status.observed.latencyMs",
         "description": "Observed latency at the objective's percentile, ms.",
     },
     {
@@ -80,6 +80,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "type": "string",
         "jsonPath": ".spec.targetRef.name",
         "description": "The steered Deployment.",
+        "priority": 1,
+    },
+    {
+        "name": "Percentile",
+        "type": "number",
+        "jsonPath": ".status.observed.percentile",
+        "description": "The percentile the observed latency is measured at.",
         "priority": 1,
     },
     {

@@ -52,7 +52,7 @@ _PROGRESS = frozenset(
 """Controller-state fields that move with the clock: checkpointed, not compared."""
 RESOLUTION = 0.05
 """Relative resolution at which figures are compared for a rewrite (5 %)."""
-_WORDING = frozenset({"message", "reason", "time", "sampledAt", "predictedP99Ms"})
+_WORDING = frozenset({"message", "reason", "time", "sampledAt", "predictedLatencyMs"})
 """Status keys that are wording or clock, not state: left out of the comparison (a
 condition's `reason` is kept: it is a state, e.g. `Breached`)."""
 

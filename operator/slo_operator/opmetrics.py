@@ -263,7 +263,7 @@ class OperatorMetrics:
         `trust` the controller's trust in the observation it was taken on."""
         labels = (namespace, name)
         self.duration.labels(*labels).observe(max(0.0, duration_s))
-        observed = status.observed.p99_ms if status.observed else None
+        observed = status.observed.latency_ms if status.observed else None
         self.observed_latency.labels(*labels).set(_seconds(observed))
         predicted = decision.predicted_p99_ms if decision is not None else None
         self.predicted_latency.labels(*labels).set(_seconds(predicted))

@@ -98,9 +98,9 @@ def _same_or_new(previous: DecisionRecord | None, record: DecisionRecord) -> Dec
         return record
 
     def key(r: DecisionRecord) -> DecisionRecord:
-        p = r.predicted_p99_ms
+        p = r.predicted_latency_ms
         return r.model_copy(
-            update={"time": None, "predicted_p99_ms": round(p, 1) if p is not None else None}
+            update={"time": None, "predicted_latency_ms": round(p, 1) if p is not None else None}
         )
 
     return previous if key(previous) == key(record) else record
@@ -111,7 +111,8 @@ def _fill(status: LatencySLOStatus, facts: Facts) -> None:
     if obs is not None:
         p = obs.p99_ms if obs.has_latency else None
         status.observed = ObservedStatus(
-            p99_ms=round(p, 3) if p is not None else None,
+            latency_ms=round(p, 3) if p is not None else None,
+            percentile=facts.spec.objective.percentile,
             request_rate=_rounded(obs.request_rate),
             samples=_rounded(obs.samples),
             sampled_at=st.timestamp(obs.at),

@@ -167,7 +167,7 @@ def decision_record(
         action=decision.action,
         from_=snapshot(current),
         to=snapshot(decision.target),
-        predicted_p99_ms=(
+        predicted_latency_ms=(
             round(decision.predicted_p99_ms, 3)
             if decision.predicted_p99_ms is not None and math.isfinite(decision.predicted_p99_ms)
             else None

@@ -62,7 +62,7 @@ ONLY_AFTER_A_FAILURE = ("latencyslo_prometheus_errors_total",)
 PRINTER_COLUMNS = [
     "NAME",
     "TARGET",
-    "P99",
+    "LATENCY",
     "REPLICAS",
     "WINDOW",
     "VARIANT",

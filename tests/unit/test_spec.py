@@ -102,7 +102,7 @@ def test_integral_floats_and_numpy_values_are_accepted():
     assert isinstance(spec.replicas.max, int)
     current = CurrentStatus(replicas=np.int64(3), batch_window_ms=np.int64(8))
     assert current.replicas == 3
-    assert ObservedStatus(p99_ms=np.float64(12.5)).p99_ms == 12.5
+    assert ObservedStatus(latency_ms=np.float64(12.5)).latency_ms == 12.5
 
 
 def test_status_timestamps_and_conditions():

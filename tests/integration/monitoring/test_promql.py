@@ -106,7 +106,7 @@ def _condition(ctype: str, status: str, reason: str) -> Condition:
 
 def _breached_status(replicas: int) -> LatencySLOStatus:
     return LatencySLOStatus(
-        observed=ObservedStatus(p99_ms=212.0, request_rate=40.0),
+        observed=ObservedStatus(latency_ms=212.0, request_rate=40.0),
         current=CurrentStatus(
             replicas=replicas, ready_replicas=replicas, batch_window_ms=8, variant="quantized"
         ),
@@ -123,7 +123,7 @@ def _breached_status(replicas: int) -> LatencySLOStatus:
 
 def _idle_status() -> LatencySLOStatus:
     return LatencySLOStatus(
-        observed=ObservedStatus(p99_ms=None, request_rate=0.0),
+        observed=ObservedStatus(latency_ms=None, request_rate=0.0),
         current=CurrentStatus(replicas=1, batch_window_ms=0, variant="full"),
         conditions=[
             _condition("Ready", "True", "Reconciling"),

@@ -57,7 +57,8 @@ async def test_create_fills_status(kube, prometheus_api, pods, profiles_file):
     status = obj["status"]
 
     assert status["observedGeneration"] == 1
-    assert status["observed"]["p99Ms"] == pytest.approx(60.0)
+    assert status["observed"]["latencyMs"] == pytest.approx(60.0)
+    assert status["observed"]["percentile"] == 99
     assert status["observed"]["requestRate"] == pytest.approx(100.0)
     assert status["observed"]["sampledAt"]
     assert status["current"] == {
@@ -70,7 +71,7 @@ async def test_create_fills_status(kube, prometheus_api, pods, profiles_file):
     assert status["lastDecision"]["action"] == "Hold"
     assert status["lastDecision"]["applied"] is False
     assert "p99 60ms <= 150ms" in status["lastDecision"]["reason"]
-    assert status["lastDecision"]["predictedP99Ms"] > 0
+    assert status["lastDecision"]["predictedLatencyMs"] > 0
     assert status["history"] == []
     assert status.get("pending") is None
     assert status["qualityBudget"] == {"degradedFraction": 0.0}

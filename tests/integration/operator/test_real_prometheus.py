@@ -177,7 +177,7 @@ async def test_operator_reads_the_real_p99_and_acts(
 
     change = next(h for h in status["history"] if h["applied"])
     print(json.dumps({"observed": status["observed"], "decision": change}, indent=2))
-    assert status["observed"]["p99Ms"] > 150.0
+    assert status["observed"]["latencyMs"] > 150.0
     assert condition(status, "SLOMet")["status"] == "False"
     assert condition(status, "MetricsAvailable")["status"] == "True"
     assert "> 150ms target" in change["reason"]

@@ -55,7 +55,7 @@ DECISION = {
     "action": "ScaleUp",
     "from": {"replicas": 2, "batchWindowMs": 8, "variant": "full"},
     "to": {"replicas": 4, "batchWindowMs": 12, "maxBatchSize": 32, "variant": "quantized"},
-    "predictedP99Ms": 118.0,
+    "predictedLatencyMs": 118.0,
     "reason": "p99 212ms > 150ms target at 41 req/s",
     "applied": True,
 }
@@ -70,7 +70,8 @@ CONDITION = {
 STATUS = {
     "observedGeneration": 3,
     "observed": {
-        "p99Ms": 212.4,
+        "latencyMs": 212.4,
+        "percentile": 99.0,
         "requestRate": 41.2,
         "samples": 2472,
         "sampledAt": "2024-05-01T12:00:00.5+02:00",
@@ -133,7 +134,7 @@ GOOD = [
     Case("labels-sixteen", {"spec.metrics.labels": {f"l{i}": "v" for i in range(16)}}),
     Case("generate-name", {"metadata.name": DELETE, "metadata.generateName": "sentiment-"}),
     Case("status-full", {"status": STATUS}),
-    Case("status-nulls", {"status.observed": {"p99Ms": None}, "status.current": None}),
+    Case("status-nulls", {"status.observed": {"latencyMs": None}, "status.current": None}),
     Case("update-same-target", old={}),
     Case("update-target-defaults-spelled-out", {"spec.targetRef.kind": "Deployment"}, old={}),
     Case("paused", {"spec.policy.mode": "Paused"}),

@@ -67,8 +67,19 @@ def test_api_contract(generated: dict[str, Any]) -> None:
     columns = [
         c["name"].upper() for c in version["additionalPrinterColumns"] if not c.get("priority")
     ]
-    assert columns == ["TARGET", "P99", "REPLICAS", "WINDOW", "VARIANT", "MODE", "SLO MET", "AGE"]
+    assert columns == [
+        "TARGET",
+        "LATENCY",
+        "REPLICAS",
+        "WINDOW",
+        "VARIANT",
+        "MODE",
+        "SLO MET",
+        "AGE",
+    ]
     by_name = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert by_name["Latency"] == ".status.observed.latencyMs"
+    assert by_name["Percentile"] == ".status.observed.percentile"
     assert by_name["SLO Met"] == '.status.conditions[?(@.type=="SLOMet")].status'
     assert by_name["Target"] == ".spec.objective.latencyMs"
 

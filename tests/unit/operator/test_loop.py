@@ -136,7 +136,7 @@ async def test_a_hold_reports_and_changes_nothing() -> None:
     assert not result.acted
     assert result.status.last_decision.action == "Hold"
     assert result.status.observed_generation == 3
-    assert result.status.observed.p99_ms == 60.0
+    assert result.status.observed.latency_ms == 60.0
     assert cond(result.status, "Ready") == ("True", "Reconciling")
     assert cond(result.status, "SLOMet") == ("True", "WithinTarget")
     assert cond(result.status, "MetricsAvailable") == ("True", "MetricsFresh")
@@ -306,7 +306,7 @@ async def test_metrics_outage_one_warning_and_recovery() -> None:
     ]  # fmt: skip
     assert cond(results[1].status, "MetricsAvailable") == ("False", "QueryFailed")
     assert cond(results[1].status, "SLOMet") == ("Unknown", "NoData")
-    assert results[1].status.observed.p99_ms is None
+    assert results[1].status.observed.latency_ms is None
     warnings = [e for r in results for e in r.events if e.reason == "MetricsUnavailable"]
     assert len(warnings) == 1
     assert warnings[0].type == "Warning"

@@ -69,7 +69,7 @@ def decision(action: Action = Action.DEGRADE_VARIANT, predicted: float | None = 
 
 def status(observed_ms: float | None = 212.0, degraded: float = 0.05) -> LatencySLOStatus:
     return LatencySLOStatus(
-        observed=ObservedStatus(p99_ms=observed_ms),
+        observed=ObservedStatus(latency_ms=observed_ms),
         current=CurrentStatus(
             replicas=4, ready_replicas=2, batch_window_ms=12, max_batch_size=32, variant="quantized"
         ),

@@ -113,7 +113,7 @@ def test_decision_record() -> None:
         "variant": "full",
     }
     assert wire["to"]["variant"] == "quantized"
-    assert wire["predictedP99Ms"] == 118.046
+    assert wire["predictedLatencyMs"] == 118.046
     assert len(wire["reason"]) == 1024
     assert wire["reason"].endswith("...")
     assert wire["applied"] is True

@@ -64,18 +64,18 @@ async def test_a_visible_change_is_written_at_once() -> None:
     await loop.step(spec(), now=store.now)
     assert len(store.status_writes) == before + 1
     written, _ = store.saves[-1]
-    assert written["observed"]["p99Ms"] > 65
+    assert written["observed"]["latencyMs"] > 65
 
 
 def test_the_comparison_keys() -> None:
     base = {
-        "observed": {"p99Ms": 60.0, "requestRate": 20.013, "samples": 300.2, "sampledAt": "a"},
+        "observed": {"latencyMs": 60.0, "requestRate": 20.013, "samples": 300.2, "sampledAt": "a"},
         "lastDecision": {"action": "Hold", "time": "t1", "reason": "p99 60ms", "applied": False},
         "conditions": [{"type": "SLOMet", "status": "True", "reason": "WithinTarget"}],
         "history": [],
     }
     jitter = {
-        "observed": {"p99Ms": 60.4, "requestRate": 19.987, "samples": 299.8, "sampledAt": "b"},
+        "observed": {"latencyMs": 60.4, "requestRate": 19.987, "samples": 299.8, "sampledAt": "b"},
         "lastDecision": {"action": "Hold", "time": "t2", "reason": "p99 61ms", "applied": False},
         "conditions": [
             {"type": "SLOMet", "status": "True", "reason": "WithinTarget", "message": "x"}
@@ -92,7 +92,8 @@ def test_the_comparison_keys() -> None:
     assert changed(status_key(base), status_key(acted))
     entry = {"action": "ScaleUp", "time": "t3", "reason": "r"}
     assert status_key(base) != status_key({**jitter, "history": [entry]})
-    assert status_key({**base, "observed": {**base["observed"], "p99Ms": 80.0}}) != status_key(base)
+    slower = {**base, "observed": {**base["observed"], "latencyMs": 80.0}}
+    assert status_key(slower) != status_key(base)
 
     memory = {"version": 1, "policy": {"correction": 1.004, "profileFactors": {"full": 1.8}}}
     settled = {"version": 1, "policy": {"correction": 1.011, "profileFactors": {"full": 1.81}}}
