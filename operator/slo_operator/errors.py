@@ -5,7 +5,8 @@ LatencySLOError
 ├── MetricsError            a metrics source failed (the loop turns it into "no data")
 │   └── QueryError          one Prometheus query failed
 ├── ActuationError          reading or writing the target failed (API error, network)
-│   └── TargetNotFoundError the target Deployment does not exist
+│   ├── TargetNotFoundError the target Deployment does not exist
+│   └── ForeignObjectError  an object the operator would write belongs to someone else
 └── StoreError              status or controller memory could not be saved
 ```
 """
@@ -31,6 +32,12 @@ class ActuationError(LatencySLOError):
 
 class TargetNotFoundError(ActuationError):
     """The target Deployment does not exist."""
+
+
+class ForeignObjectError(ActuationError):
+    """An object the operator would write (the runtime ConfigMap) exists and is not its own:
+    neither owned by this LatencySLO nor labelled as the operator's. Reported as a Conflict;
+    the object is left as it is."""
 
 
 class StoreError(LatencySLOError):

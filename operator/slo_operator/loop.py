@@ -35,7 +35,13 @@ from pydantic import ValidationError
 from slo_operator import status as st
 from slo_operator.act import Acted, Acting
 from slo_operator.conflicts import Claim, Conflict, find_conflict
-from slo_operator.errors import ActuationError, MetricsError, StoreError, TargetNotFoundError
+from slo_operator.errors import (
+    ActuationError,
+    ForeignObjectError,
+    MetricsError,
+    StoreError,
+    TargetNotFoundError,
+)
 from slo_operator.memory import LoopMemory, Persister
 from slo_operator.policy import Controller, ControllerParams, OperatorLimits
 from slo_operator.ports import Actuator, MetricsSource, Recorder, StateStore
@@ -182,6 +188,8 @@ class ControlLoop:
         controller = self._controller(params, now)
         previous = self.status
         current, ready, unreadable = await self._read()
+        if conflict is None and unreadable is not None and unreadable.reason == "Conflict":
+            conflict = Conflict("ForeignConfigMap", unreadable.message)
         observation: Observation | None = None
         if current is not None:
             observation = await self._observe(spec, ready, now, params.ranges)
@@ -254,6 +262,8 @@ class ControlLoop:
     async def _read(self) -> tuple[RuntimeConfig | None, int, ReadyOverride | None]:
         try:
             current, ready = await self.actuator.read()
+        except ForeignObjectError as exc:  # reported as a Conflict; nothing is touched
+            return None, 0, ReadyOverride("False", "Conflict", str(exc))
         except TargetNotFoundError as exc:
             return (
                 None,

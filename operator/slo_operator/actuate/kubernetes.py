@@ -11,7 +11,10 @@ loop and the operator's own API calls share kopf's loop. What it writes, and how
 - **batch window, max batch size, variant** into the ConfigMap `<deployment>-latencyslo`, key
   `config.json` (docs/contracts.md), owned by the LatencySLO (`controller: true`,
   `blockOwnerDeletion: true`) so it is garbage-collected with it. Created when absent; replaced
-  with the `resourceVersion` read when present (409 -> reported, not retried).
+  with the `resourceVersion` read when present (409 -> reported, not retried). A ConfigMap of
+  that name that is not ours (not owned by this LatencySLO's uid, not labelled
+  `app.kubernetes.io/managed-by: latencyslo-operator`) is never adopted or overwritten:
+  `read()` raises `ForeignObjectError`, which the loop reports as a Conflict.
 - then a **push** of the same document to every Ready pod of the Deployment (the Deployment's
   own selector), at the container port named `admin`, `PUT /admin/config` with the bearer token
   from the admin-token Secret, all pods in parallel with a short timeout. How many pods
@@ -34,7 +37,7 @@ import aiohttp
 import httpx
 from kubernetes.aio import client as k8s
 
-from slo_operator.errors import ActuationError, TargetNotFoundError
+from slo_operator.errors import ActuationError, ForeignObjectError, TargetNotFoundError
 from slo_operator.spec import VARIANTS
 from slo_operator.types import ApplyResult, RuntimeConfig
 
@@ -42,6 +45,7 @@ CONFIG_KEY = "config.json"
 ADMIN_PORT_NAME = "admin"
 ADMIN_CONFIG_PATH = "/admin/config"
 MANAGED_BY = "latencyslo-operator"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 
 
 def configmap_name(deployment: str) -> str:
@@ -210,6 +214,7 @@ class KubernetesActuator:
         ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
 
         configmap = await self._read_configmap()
+        self._check_ours(configmap)
         data = (configmap.get("data") or {}).get(CONFIG_KEY) if configmap is not None else None
         config: RuntimeConfig | None = None
         if data is not None:
@@ -278,6 +283,9 @@ class KubernetesActuator:
         config_ok = False
         try:
             config_ok = await self._write_configmap(target, seen)
+        except ForeignObjectError:
+            self._seen = None
+            raise  # someone else's ConfigMap appeared: nothing is written, the scale included
         except ActuationError as exc:
             errors.append(str(exc))
 
@@ -303,6 +311,25 @@ class KubernetesActuator:
             pods_acknowledged=pods_acked,
             errors=tuple(errors),
         )
+
+    def _check_ours(self, configmap: Mapping[str, Any] | None) -> None:
+        """Raise `ForeignObjectError` when the runtime ConfigMap exists and is someone else's."""
+        if configmap is None:
+            return
+        meta = configmap.get("metadata") or {}
+        uid = self.owner.get("uid")
+        owned = any(
+            isinstance(ref, Mapping) and uid and ref.get("uid") == uid
+            for ref in meta.get("ownerReferences") or []
+        )
+        labelled = (meta.get("labels") or {}).get(MANAGED_BY_LABEL) == MANAGED_BY
+        if not (owned or labelled):
+            raise ForeignObjectError(
+                f"ConfigMap {self.namespace}/{self.configmap} exists and was not created by the "
+                f"latencyslo operator (no owner reference to this LatencySLO, no "
+                f"{MANAGED_BY_LABEL}={MANAGED_BY} label): it is left untouched and this "
+                "LatencySLO changes nothing while it exists"
+            )
 
     def _owner_references(self, existing: list[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
         ours = {**self.owner, "controller": True, "blockOwnerDeletion": True}
@@ -339,7 +366,7 @@ class KubernetesActuator:
                 "metadata": {
                     "name": self.configmap,
                     "namespace": self.namespace,
-                    "labels": {"app.kubernetes.io/managed-by": MANAGED_BY},
+                    "labels": {MANAGED_BY_LABEL: MANAGED_BY},
                     "ownerReferences": self._owner_references(None),
                 },
                 "data": {CONFIG_KEY: wanted},
@@ -354,6 +381,7 @@ class KubernetesActuator:
             )
             return True
 
+        self._check_ours(current)
         data = dict(current.get("data") or {})
         if data.get(CONFIG_KEY) != seen.configmap_data:
             raise ActuationError(f"{what} was changed by someone else since it was read")
