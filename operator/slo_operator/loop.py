@@ -119,7 +119,11 @@ class ControlLoop:
                 except ValidationError:
                     record = None
                 self.status = LatencySLOStatus(pending=record)
-        self.memory = LoopMemory.load(memory)
+        try:
+            self.memory = LoopMemory.load(memory)
+        except (TypeError, ValueError, OverflowError) as exc:  # e.g. a 400-digit number
+            log.warning("%s/%s: unreadable memory ignored: %s", self.namespace, self.name, exc)
+            self.memory = LoopMemory()
         self.controller = None
 
     def _controller(self, params: ControllerParams, now: float) -> Controller:

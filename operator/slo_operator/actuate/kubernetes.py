@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +46,11 @@ CONFIG_KEY = "config.json"
 ADMIN_PORT_NAME = "admin"
 ADMIN_CONFIG_PATH = "/admin/config"
 MANAGED_BY = "latencyslo-operator"
+log = logging.getLogger(__name__)
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MAX_WINDOW_MS = 1000
+"""The worker's bounds on its runtime configuration (docs/contracts.md)."""
+MAX_BATCH_SIZE = 1024
 
 
 def configmap_name(deployment: str) -> str:
@@ -78,8 +83,13 @@ def label_selector(selector: Mapping[str, Any] | None) -> str:
 
 
 def parse_runtime_config(text: str, replicas: int) -> RuntimeConfig:
-    """`config.json` (or a worker's `GET /admin/config` body) as a RuntimeConfig."""
-    data = json.loads(text)
+    """`config.json` (or a worker's `GET /admin/config` body) as a RuntimeConfig; raises
+    ValueError naming the field for anything the worker itself would refuse (docs/contracts.md:
+    `batchWindowMs` a finite number in 0..1000, `maxBatchSize` an integer in 1..1024)."""
+    try:
+        data = json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("runtime config: nested too deeply") from exc
     if not isinstance(data, dict):
         raise ValueError("runtime config is not a JSON object")
     variant = data.get("variant")
@@ -87,14 +97,34 @@ def parse_runtime_config(text: str, replicas: int) -> RuntimeConfig:
         raise ValueError(f"runtime config: unknown variant {variant!r}")
     window = data.get("batchWindowMs")
     size = data.get("maxBatchSize")
-    if not isinstance(window, int | float) or not isinstance(size, int | float):
-        raise ValueError("runtime config: batchWindowMs and maxBatchSize must be numbers")
+    if (
+        isinstance(window, bool)
+        or not isinstance(window, int | float)
+        or not 0 <= window <= MAX_WINDOW_MS  # exact for huge ints, False for NaN
+    ):
+        raise ValueError(
+            f"runtime config: batchWindowMs must be a number in 0..{MAX_WINDOW_MS}, got "
+            f"{_short(window)}"
+        )
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE:
+        raise ValueError(
+            f"runtime config: maxBatchSize must be an integer in 1..{MAX_BATCH_SIZE}, got "
+            f"{_short(size)}"
+        )
     return RuntimeConfig(
         replicas=replicas,
         batch_window_ms=round(window),
-        max_batch_size=int(size),
+        max_batch_size=size,
         variant=str(variant),
     )
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, at most 40 characters (a 5,000-digit number is cut)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def render_runtime_config(config: RuntimeConfig) -> str:
@@ -220,8 +250,15 @@ class KubernetesActuator:
         if data is not None:
             try:
                 config = parse_runtime_config(data, replicas)
-            except ValueError:
-                config = None  # unreadable: replaced by the next apply
+            except ValueError as exc:  # unreadable: replaced by the next apply
+                log.warning(
+                    "ConfigMap %s/%s, key %s, is ignored and will be replaced: %s",
+                    self.namespace,
+                    self.configmap,
+                    CONFIG_KEY,
+                    exc,
+                )
+                config = None
         if config is None:
             config = await self._config_from_pods(deployment, replicas)
         if config is None:

@@ -59,7 +59,7 @@ def load_memory(annotations: Mapping[str, str] | None) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # a 5,000-digit number, 100,000 levels of nesting
         return None
     return data if isinstance(data, dict) else None
 

@@ -105,6 +105,8 @@ class ControllerState:
                 return None
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"controller state: {key} must be a number, got {value!r}")
+            if isinstance(value, int) and abs(value) > _MAX_NUMBER:  # float() would overflow
+                raise ValueError(f"controller state: {key} is out of range")
             if not math.isfinite(value):
                 raise ValueError(f"controller state: {key} must be finite")
             return float(value)
@@ -120,8 +122,11 @@ class ControllerState:
             rates = tuple((float(t), float(r)) for t, r in data.get("rates", []))
             raw_pending = data.get("pendingUp")
             pending = None if raw_pending is None else (float(raw_pending[0]), int(raw_pending[1]))
-        except (TypeError, ValueError, IndexError) as exc:
+        except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ValueError(f"controller state: malformed list ({exc})") from exc
+        for key, items in (("recommendations", recs), ("degraded", degraded), ("rates", rates)):
+            if not all(math.isfinite(x) for item in items for x in item):
+                raise ValueError(f"controller state: {key} must hold finite numbers")
         variant = data.get("variantInForce")
         if variant is not None and not isinstance(variant, str):
             raise ValueError("controller state: variantInForce must be a string or null")
@@ -132,6 +137,8 @@ class ControllerState:
         for variant, factor in sorted(raw_factors.items()):
             if isinstance(factor, bool) or not isinstance(factor, int | float):
                 raise ValueError(f"controller state: profileFactors.{variant} must be a number")
+            if isinstance(factor, int) and factor > _MAX_NUMBER:
+                raise ValueError(f"controller state: profileFactors.{variant} is out of range")
             if not (math.isfinite(factor) and factor > 0):
                 raise ValueError(f"controller state: profileFactors.{variant} must be > 0")
             factors.append((str(variant), float(factor)))
@@ -150,13 +157,25 @@ class ControllerState:
             recommendations=recs,
             degraded=degraded,
             correction=correction,
-            correction_samples=int(data.get("correctionSamples", 0)),
+            correction_samples=_count(data.get("correctionSamples", 0)),
             rates=rates,
             pending_up=pending,
             startup_s=num("startupSeconds"),
             last_p99=num("lastP99"),
             profile_factors=tuple(factors),
         )
+
+
+_MAX_NUMBER = 10**300
+"""Larger integers are refused: float() of them overflows (a float tops out near 1.8e308)."""
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"controller state: correctionSamples must be a number, got {value!r}")
+    if not 0 <= value <= _MAX_NUMBER:  # exact for huge ints, False for NaN and infinities
+        raise ValueError("controller state: correctionSamples must be a finite count >= 0")
+    return int(value)
 
 
 def initial_state(now: float) -> ControllerState:
