@@ -17,8 +17,10 @@ loop and the operator's own API calls share kopf's loop. What it writes, and how
   `read()` raises `ForeignObjectError`, which the loop reports as a Conflict.
 - then a **push** of the same document to every Ready pod of the Deployment (the Deployment's
   own selector), at the container port named `admin`, `PUT /admin/config` with the bearer token
-  from the admin-token Secret, all pods in parallel with a short timeout. How many pods
-  acknowledged is reported; a pod that missed the push converges from the mounted ConfigMap.
+  from the admin-token Secret, all pods in parallel, each call with an overall deadline, a
+  size cap and a slot of the operator's shared, per-namespace fair limit (`actuate/push.py`).
+  How many pods acknowledged is reported; a pod that missed the push converges from the
+  mounted ConfigMap.
 
 All values written are absolute (the target configuration), so finishing an interrupted
 change twice has the effect of doing it once.
@@ -26,7 +28,6 @@ change twice has the effect of doing it once.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -38,13 +39,12 @@ import aiohttp
 import httpx
 from kubernetes.aio import client as k8s
 
+from slo_operator.actuate.push import PodPusher, PushError, pod_admin_url
 from slo_operator.errors import ActuationError, ForeignObjectError, TargetNotFoundError
 from slo_operator.spec import VARIANTS
 from slo_operator.types import ApplyResult, RuntimeConfig
 
 CONFIG_KEY = "config.json"
-ADMIN_PORT_NAME = "admin"
-ADMIN_CONFIG_PATH = "/admin/config"
 MANAGED_BY = "latencyslo-operator"
 log = logging.getLogger(__name__)
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -131,26 +131,6 @@ def render_runtime_config(config: RuntimeConfig) -> str:
     return json.dumps(config.worker_payload(), sort_keys=True)
 
 
-def pod_admin_url(pod: Mapping[str, Any]) -> str | None:
-    """`http://<podIP>:<admin port>/admin/config` of a Ready, running pod; else None."""
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return None
-    status = pod.get("status") or {}
-    ip = status.get("podIP")
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in status.get("conditions") or []
-    )
-    if not ip or not ready:
-        return None
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        for port in container.get("ports") or []:
-            if port.get("name") == ADMIN_PORT_NAME and port.get("containerPort"):
-                host = f"[{ip}]" if ":" in ip else ip
-                return f"http://{host}:{port['containerPort']}{ADMIN_CONFIG_PATH}"
-    return None
-
-
 @dataclass(slots=True)
 class _Seen:
     """What the last `read()` saw, for the compare-and-swap of `apply()`."""
@@ -188,6 +168,7 @@ class KubernetesActuator:
         self._core = k8s.CoreV1Api(api)
         self._own_http = http is None
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(push_timeout_s))
+        self._pusher = PodPusher(self._http, key=namespace, timeout_s=push_timeout_s)
         self._seen: _Seen | None = None
 
     async def aclose(self) -> None:
@@ -278,11 +259,11 @@ class KubernetesActuator:
         if not urls or token is None:
             return None
         try:
-            resp = await self._http.get(urls[0], headers={"Authorization": f"Bearer {token}"})
-            if resp.status_code != 200:
+            status, body = await self._pusher.call("GET", urls[0], token)
+            if status != 200:
                 return None
-            return parse_runtime_config(resp.text, replicas)
-        except (httpx.HTTPError, ValueError):
+            return parse_runtime_config(body.decode("utf-8", "replace"), replicas)
+        except (PushError, ValueError):
             return None
 
     async def _pod_urls(self, deployment: Mapping[str, Any]) -> list[str]:
@@ -490,20 +471,4 @@ class KubernetesActuator:
                     "pods converge from the ConfigMap"
                 ],
             )
-        payload = config.worker_payload()
-        headers = {"Authorization": f"Bearer {token}"}
-
-        async def put(url: str) -> str | None:
-            try:
-                resp = await self._http.put(
-                    url, json=payload, headers=headers, timeout=self.push_timeout_s
-                )
-            except httpx.HTTPError as exc:
-                return f"{url}: {type(exc).__name__}"
-            if 200 <= resp.status_code < 300:
-                return None
-            return f"{url}: HTTP {resp.status_code}"
-
-        outcomes = await asyncio.gather(*(put(url) for url in urls))
-        failures = [o for o in outcomes if o is not None]
-        return len(urls), len(urls) - len(failures), failures
+        return await self._pusher.put_all(urls, token, config.worker_payload())
