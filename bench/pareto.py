@@ -117,7 +117,7 @@ def prediction_error(profiles: ProfileSet, plant: Plant, settings: SimSettings) 
         for replicas in (1, 3):
             for load in (0.3, 0.6, 0.85):
                 rate = load * max_throughput_rps(prof, 32) * replicas
-                pred = predict(prof, rate, replicas, 0, 32).p99_ms
+                pred = predict(prof, rate, replicas, 0, 32).latency_ms
                 row: dict[str, Any] = {"variant": variant, "replicas": replicas, "load": load,
                                        "rate_rps": rate, "predicted_p99_ms": pred}  # fmt: skip
                 for label, pl in (("model_plant", None), ("measured_plant", plant)):

@@ -89,7 +89,7 @@ class LoopMemory:
         span = 2.0 * spec.policy.interval_seconds
         last = self.last_step_at
         start = max(last, now - span) if last is not None else now - span / 2
-        p = observation.p99_ms if observation is not None else None
+        p = observation.latency_ms if observation is not None else None
         if p is not None and trusted:
             self.attainment.add(start, now, p <= spec.objective.latency_ms)
         self.last_step_at = now

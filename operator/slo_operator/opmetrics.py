@@ -265,7 +265,7 @@ class OperatorMetrics:
         self.duration.labels(*labels).observe(max(0.0, duration_s))
         observed = status.observed.latency_ms if status.observed else None
         self.observed_latency.labels(*labels).set(_seconds(observed))
-        predicted = decision.predicted_p99_ms if decision is not None else None
+        predicted = decision.predicted_latency_ms if decision is not None else None
         self.predicted_latency.labels(*labels).set(_seconds(predicted))
         spent = status.quality_budget.degraded_fraction if status.quality_budget else 0.0
         if spec is not None:

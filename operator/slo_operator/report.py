@@ -109,7 +109,7 @@ def _same_or_new(previous: DecisionRecord | None, record: DecisionRecord) -> Dec
 def _fill(status: LatencySLOStatus, facts: Facts) -> None:
     obs = facts.observation
     if obs is not None:
-        p = obs.p99_ms if obs.has_latency else None
+        p = obs.latency_ms if obs.has_latency else None
         status.observed = ObservedStatus(
             latency_ms=round(p, 3) if p is not None else None,
             percentile=facts.spec.objective.percentile,
@@ -211,7 +211,7 @@ def _metrics_conditions(put: Any, spec: LatencySLOSpec, obs: Observation) -> Non
         f"p{pct:g} from {_count(obs.samples)} requests in {spec.objective.window_seconds}s{aged}",
     )
     rate = obs.request_rate or 0.0
-    p = obs.p99_ms or 0.0
+    p = obs.latency_ms or 0.0
     if rate < spec.objective.min_request_rate:
         put(
             ConditionType.SLO_MET,
@@ -246,9 +246,14 @@ def _transitions(facts: Facts, status: LatencySLOStatus) -> tuple[list[st.Event]
         events.append(st.metrics_unavailable_event(obs.error or "no latency data", facts.in_force))
     breached = facts.breached
     slo = st.condition_status(after, ConditionType.SLO_MET)
-    if obs is not None and obs.p99_ms is not None:
+    if obs is not None and obs.latency_ms is not None:
         spec = facts.spec
-        args = (obs.p99_ms, spec.objective.latency_ms, obs.request_rate, spec.objective.percentile)
+        args = (
+            obs.latency_ms,
+            spec.objective.latency_ms,
+            obs.request_rate,
+            spec.objective.percentile,
+        )
         if slo == "False" and not breached:
             breached = True
             events.append(st.slo_breached_event(*args))

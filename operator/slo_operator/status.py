@@ -168,8 +168,9 @@ def decision_record(
         from_=snapshot(current),
         to=snapshot(decision.target),
         predicted_latency_ms=(
-            round(decision.predicted_p99_ms, 3)
-            if decision.predicted_p99_ms is not None and math.isfinite(decision.predicted_p99_ms)
+            round(decision.predicted_latency_ms, 3)
+            if decision.predicted_latency_ms is not None
+            and math.isfinite(decision.predicted_latency_ms)
             else None
         ),
         reason=clip(reason if reason is not None else decision.reason),

@@ -98,15 +98,15 @@ class BatchMeasurement:
 class Observation:
     """What the metrics source saw over the objective's window.
 
-    `p99_ms` is the latency at the objective's percentile (named p99 for brevity). None, NaN or
-    infinity mean "no data"; `error` says why when the source failed, `fault` what kind of
+    `latency_ms` is the latency at the objective's percentile. None, NaN or infinity mean
+    "no data"; `error` says why when the source failed, `fault` what kind of
     failure it was. `age_seconds` is how old
     the newest sample is. `ready_replicas` comes from the actuator (Deployment status or local
     processes), not from Prometheus.
     """
 
     at: float
-    p99_ms: float | None
+    latency_ms: float | None
     request_rate: float | None
     samples: float | None
     age_seconds: float | None
@@ -141,7 +141,7 @@ class Observation:
         """An observation without any figure: the source failed (`error` says why)."""
         return cls(
             at=now,
-            p99_ms=None,
+            latency_ms=None,
             request_rate=None,
             samples=None,
             age_seconds=None,
@@ -153,7 +153,9 @@ class Observation:
 
     @property
     def has_latency(self) -> bool:
-        return self.p99_ms is not None and math.isfinite(self.p99_ms) and self.p99_ms >= 0
+        return (
+            self.latency_ms is not None and math.isfinite(self.latency_ms) and self.latency_ms >= 0
+        )
 
     @property
     def has_rate(self) -> bool:
@@ -176,7 +178,7 @@ class Decision:
     action: Action
     target: RuntimeConfig
     reason: str
-    predicted_p99_ms: float | None = None
+    predicted_latency_ms: float | None = None
     actions: tuple[Action, ...] = ()
     apply: bool = True
 

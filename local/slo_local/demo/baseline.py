@@ -235,7 +235,7 @@ class RealView:
             peak = max(self._arrivals(e - peak_s, e) / peak_s for e in ends)
         return Observation(
             at=float(end),
-            p99_ms=None if math.isnan(p) else float(p),
+            latency_ms=None if math.isnan(p) else float(p),
             request_rate=rate,
             samples=float(len(lat_ms)),
             age_seconds=0.0 if span > 0 else None,

@@ -382,7 +382,7 @@ class _Run:
             decision = result.decision
             step = Step(
                 t=t,
-                p99_ms=obs.p99_ms if obs is not None and obs.has_latency else None,
+                latency_ms=obs.latency_ms if obs is not None and obs.has_latency else None,
                 request_rate=obs.request_rate if obs is not None else None,
                 error=obs.error if obs is not None else "no observation",
                 age_seconds=obs.age_seconds if obs is not None else None,
@@ -392,7 +392,9 @@ class _Run:
                 before=before,
                 after=after,
                 trusted=obs is not None and self._controller().trust(obs).latency,
-                predicted_p99_ms=decision.predicted_p99_ms if decision is not None else None,
+                predicted_latency_ms=decision.predicted_latency_ms
+                if decision is not None
+                else None,
             )
             self.steps.append(step)
             self.view.step(step, self.live())
@@ -436,7 +438,7 @@ class _Run:
                         action = "ScaleDown"
                     step = Step(
                         t=time.monotonic() - t0 - warmup,
-                        p99_ms=obs.p99_ms,
+                        latency_ms=obs.latency_ms,
                         request_rate=obs.request_rate,
                         error=None,
                         age_seconds=obs.age_seconds,

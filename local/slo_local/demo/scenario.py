@@ -138,7 +138,7 @@ def capacity_rps(spec: LatencySLOSpec, profiles: ProfileSet, variant: str | None
 
     def meets(rate: float) -> bool:
         return any(
-            predict(profile, rate, 1, w, max_batch, spec.quantile).p99_ms <= spec.aim_latency_ms
+            predict(profile, rate, 1, w, max_batch, spec.quantile).latency_ms <= spec.aim_latency_ms
             for w in windows
         )
 

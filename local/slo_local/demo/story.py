@@ -61,7 +61,11 @@ def read_story(rec: Recording, step_at: float | None, fall_at: float | None) -> 
     if step_at is None:
         return Story(None, None, None, None, None)
     target = rec.target_ms
-    seen = [s.t for s in rec.steps if s.t >= step_at and s.p99_ms is not None and s.p99_ms > target]
+    seen = [
+        s.t
+        for s in rec.steps
+        if s.t >= step_at and s.latency_ms is not None and s.latency_ms > target
+    ]
     first_bin = int(step_at // RECOVERY_BIN_S) * RECOVERY_BIN_S
     bins = [
         b

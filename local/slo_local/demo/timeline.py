@@ -59,7 +59,7 @@ class Step:
     """One control interval: what the controller saw, decided and did."""
 
     t: float
-    p99_ms: float | None
+    latency_ms: float | None
     request_rate: float | None
     error: str | None
     age_seconds: float | None
@@ -70,7 +70,7 @@ class Step:
     after: RuntimeConfig
     trusted: bool
     """The observation was usable: no error, fresh, a latency and a rate above the floor."""
-    predicted_p99_ms: float | None = None
+    predicted_latency_ms: float | None = None
 
 
 @dataclass
@@ -254,7 +254,7 @@ class Recording:
         for t in range(d):
             step = by_second.get(t)
             if step is not None:
-                observed = step.p99_ms
+                observed = step.latency_ms
             rows.append(
                 {
                     "t": t,
@@ -325,10 +325,10 @@ class Recording:
         ax = axes[0]
         ax.step(bins, p99_bins, where="post", color="tab:blue", lw=1.2, label="p99, 5 s bins")
         ax.plot(t, p99_win, color="tab:cyan", lw=1, label=f"p99 over {self.window_s} s")
-        steps = [s for s in self.steps if s.p99_ms is not None]
+        steps = [s for s in self.steps if s.latency_ms is not None]
         ax.plot(
             [s.t for s in steps],
-            [s.p99_ms for s in steps],
+            [s.latency_ms for s in steps],
             "o",
             ms=4,
             color="black",

@@ -80,7 +80,7 @@ class LogView:
 
     def step(self, step: Step, state: LiveState) -> None:
         s = state.snapshot
-        seen = _ms(step.p99_ms) if step.error is None else f"no data ({step.error})"
+        seen = _ms(step.latency_ms) if step.error is None else f"no data ({step.error})"
         applied = "" if step.acted and step.after != step.before else " (no change)"
         self._write(
             f"[{step.t:5.0f}s/{state.duration_s:.0f}s] load {state.offered_rps:5.1f} req/s | "
@@ -135,7 +135,7 @@ class RichView:
             style = "red" if over else "green"
             seen = "-"
             if self.last is not None:
-                seen = _ms(self.last.p99_ms) if self.last.error is None else "no data"
+                seen = _ms(self.last.latency_ms) if self.last.error is None else "no data"
             table.add_row(
                 "p99",
                 Text.assemble(

@@ -10,7 +10,7 @@ the order in which Prometheus answers them.
 
 Every failure becomes data, never an exception: an unreachable server, an HTTP error, an empty
 result (no series), NaN (no requests in the window) and a stale newest sample all give an
-`Observation` with `p99_ms=None` and `error` saying why. A request rate below the objective's
+`Observation` with `latency_ms=None` and `error` saying why. A request rate below the objective's
 `minRequestRate` is reported as measured (the policy and the status decide not to trust it).
 The recent rate (about two intervals) and the peak rate (the highest 30 s rate within the
 window) are optional refinements: when their queries fail they are None, nothing more.
@@ -126,40 +126,40 @@ def parse_observation(
     suffix = f" {where}" if where else ""
     if p_seconds is None:
         return Observation(
-            p99_ms=None,
+            latency_ms=None,
             error=f"no data: no latency series{suffix} in Prometheus",
             fault=Fault.NO_DATA,
             **base,
         )
     if math.isnan(p_seconds):
         return Observation(
-            p99_ms=None,
+            latency_ms=None,
             error=f"no data: no requests in the window{suffix} (the quantile is NaN)",
             fault=Fault.NO_DATA,
             **base,
         )
     if not math.isfinite(p_seconds) or p_seconds < 0:
         return Observation(
-            p99_ms=None,
+            latency_ms=None,
             error=f"no data: the quantile is {p_seconds}{suffix}",
             fault=Fault.NO_DATA,
             **base,
         )
     if age_v is None:
         return Observation(
-            p99_ms=None,
+            latency_ms=None,
             error=f"no data: cannot tell the age of the samples{suffix}",
             fault=Fault.NO_DATA,
             **base,
         )
     if age_v > max_age_s:
         return Observation(
-            p99_ms=None,
+            latency_ms=None,
             error=f"stale: the newest sample{suffix} is {_fmt(age_v)}s old (> {_fmt(max_age_s)}s)",
             fault=Fault.STALE,
             **base,
         )
-    return Observation(p99_ms=p_seconds * 1000.0, **base)
+    return Observation(latency_ms=p_seconds * 1000.0, **base)
 
 
 def batch_measurement(

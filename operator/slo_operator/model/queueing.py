@@ -42,7 +42,7 @@ _TAIL_Z = 2.33  # one-sided normal quantile used for the batch-size fluctuation 
 class Prediction:
     """What the model expects of one configuration at one arrival rate."""
 
-    p99_ms: float
+    latency_ms: float
     """Predicted latency at the requested quantile, ms; infinity when the queue is unstable."""
     mean_batch: float
     """Fluid (mean) batch size."""
@@ -51,7 +51,7 @@ class Prediction:
 
     @property
     def stable(self) -> bool:
-        return math.isfinite(self.p99_ms)
+        return math.isfinite(self.latency_ms)
 
 
 def max_throughput_rps(profile: VariantProfile, max_batch: int) -> float:
@@ -99,13 +99,13 @@ def predict(
     window = max(0.0, float(window_ms))
     s_max = alpha + beta * big_b
     if rate_rps <= 0:
-        return Prediction(p99_ms=window + alpha + beta, mean_batch=1.0, load=0.0)
+        return Prediction(latency_ms=window + alpha + beta, mean_batch=1.0, load=0.0)
     if replicas <= 0:
-        return Prediction(p99_ms=math.inf, mean_batch=float(big_b), load=math.inf)
+        return Prediction(latency_ms=math.inf, mean_batch=float(big_b), load=math.inf)
     lam = rate_rps / 1000.0 / replicas  # requests per ms reaching one replica
     load = lam * s_max / big_b
     if load >= MAX_LOAD:
-        return Prediction(p99_ms=math.inf, mean_batch=float(big_b), load=load)
+        return Prediction(latency_ms=math.inf, mean_batch=float(big_b), load=load)
 
     # 1. fluid batch size
     b = 1.0
@@ -137,4 +137,4 @@ def predict(
         if z > 1.0:
             ahead = math.log(p_full / tail) / math.log(z)
             p += ahead * s_max / big_b
-    return Prediction(p99_ms=p, mean_batch=b, load=load)
+    return Prediction(latency_ms=p, mean_batch=b, load=load)

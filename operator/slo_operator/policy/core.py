@@ -120,7 +120,7 @@ def _finish(
         action=acts[0] if acts else Action.HOLD,
         target=target if acts else current,
         reason=reason,
-        predicted_p99_ms=predicted if predicted is None or math.isfinite(predicted) else None,
+        predicted_latency_ms=predicted if predicted is None or math.isfinite(predicted) else None,
         actions=tuple(acts),
         apply=apply,
     )
@@ -217,8 +217,8 @@ def propose(
     if not lat_ok:
         return _hold_untrusted(spec, ctx, st, current, conformed, why, rate_ok, now)
 
-    assert observation.p99_ms is not None
-    p_obs = observation.p99_ms
+    assert observation.latency_ms is not None
+    p_obs = observation.latency_ms
     ready = max(0, observation.ready_replicas)
     # 2. learn
     st, raw_now = _learn(spec, profiles, observation, current, st, rate, now)
@@ -292,7 +292,7 @@ def _learn(
     """Update the correction factor on a steady, unchanged configuration near the aim.
 
     Returns the state and the raw (uncorrected) prediction for the configuration in force."""
-    assert obs.p99_ms is not None
+    assert obs.latency_ms is not None
     ready = max(0, obs.ready_replicas)
     if ready == 0 or current.variant not in profiles.variants:
         return st, math.inf
@@ -303,7 +303,7 @@ def _learn(
         current.batch_window_ms,
         current.max_batch_size,
         spec.quantile,
-    ).p99_ms
+    ).latency_ms
     since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
     window_rate, recent = obs.request_rate or 0.0, obs.recent_request_rate
     steady = recent is None or abs(recent - window_rate) <= STEADY_RATE_TOLERANCE * window_rate
@@ -313,11 +313,11 @@ def _learn(
         and current.variant == spec.variants.effective_preferred  # it sizes that variant
         and steady
         and math.isfinite(raw)
-        and obs.p99_ms > 0
-        and max(raw, obs.p99_ms) >= LEARN_FROM * spec.aim_latency_ms
+        and obs.latency_ms > 0
+        and max(raw, obs.latency_ms) >= LEARN_FROM * spec.aim_latency_ms
     ):
         return st, raw
-    ratio = min(max(obs.p99_ms / raw, CORRECTION_MIN), CORRECTION_MAX)
+    ratio = min(max(obs.latency_ms / raw, CORRECTION_MIN), CORRECTION_MAX)
     log_c = (1 - CORRECTION_GAIN) * math.log(st.correction) + CORRECTION_GAIN * math.log(ratio)
     correction = min(max(math.exp(log_c), CORRECTION_MIN), CORRECTION_MAX)
     return replace(st, correction=correction, correction_samples=st.correction_samples + 1), raw
@@ -370,7 +370,7 @@ def _feedback_correction(
     back (the fast knobs and learning handle it)."""
     if not confirmed or cf_fast <= st.correction:
         return st.correction
-    if obs.p99_ms is None or obs.p99_ms < CLEAR_BREACH * params.spec.target_latency_ms:
+    if obs.latency_ms is None or obs.latency_ms < CLEAR_BREACH * params.spec.target_latency_ms:
         return st.correction  # noise around the target is not fed back
     ranges = obs.ranges or params.ranges
     since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)

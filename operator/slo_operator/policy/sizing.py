@@ -37,7 +37,9 @@ class Sizing:
         prof = self.profiles.variants.get(variant)
         if prof is None:
             return math.inf
-        raw = predict(prof, self.rate, replicas, window, self.max_batch, self.spec.quantile).p99_ms
+        raw = predict(
+            prof, self.rate, replicas, window, self.max_batch, self.spec.quantile
+        ).latency_ms
         return raw * correction
 
     def best_window(

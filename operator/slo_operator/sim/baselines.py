@@ -145,7 +145,7 @@ class HPAQuantilePolicy(HPAPolicy):
         return max(view.ready_replicas, 1)
 
     def metric_ratio(self, t: int, view: SimView) -> float | None:
-        p = view.observe(self.spec.objective.window_seconds, self.spec.quantile).p99_ms
+        p = view.observe(self.spec.objective.window_seconds, self.spec.quantile).latency_ms
         return None if p is None else p / self.target_ms
 
 

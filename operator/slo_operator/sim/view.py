@@ -104,7 +104,7 @@ class SimView:
             peak = float(((cum[ends] - cum[ends - peak_s]) / peak_s).max())
         return Observation(
             at=float(sim.t),
-            p99_ms=None if math.isnan(p) else p,
+            latency_ms=None if math.isnan(p) else p,
             request_rate=rate,
             samples=completed,
             age_seconds=float(sim.t - end) if span > 0 else None,

@@ -153,28 +153,28 @@ async def test_direct_scrape_agrees_with_prometheus(slow_model: Path, tmp_path: 
     rel_p99: list[float] = []
     for p_obs, d_obs in pairs:
         assert d_obs.error is None, d_obs.error
-        for name in ("p99_ms", *RATES):
+        for name in ("latency_ms", *RATES):
             assert getattr(p_obs, name) is not None, (name, p_obs)
             assert getattr(d_obs, name) is not None, (name, d_obs)
-        assert p_obs.p99_ms is not None
-        assert d_obs.p99_ms is not None
+        assert p_obs.latency_ms is not None
+        assert d_obs.latency_ms is not None
         for name in RATES:
             assert getattr(d_obs, name) == pytest.approx(getattr(p_obs, name), rel=0.10), (
                 name,
                 p_obs,
                 d_obs,
             )
-        rel_p99.append(abs(d_obs.p99_ms - p_obs.p99_ms) / p_obs.p99_ms)
+        rel_p99.append(abs(d_obs.latency_ms - p_obs.latency_ms) / p_obs.latency_ms)
     print(
         "p99 prometheus vs direct:",
-        [(round(p.p99_ms or 0, 1), round(d.p99_ms or 0, 1)) for p, d in pairs],
+        [(round(p.latency_ms or 0, 1), round(d.latency_ms or 0, 1)) for p, d in pairs],
         f"median relative difference {statistics.median(rel_p99):.1%}",
     )
     assert statistics.median(rel_p99) < 0.10
 
 
 FIGURES = (
-    "p99_ms",
+    "latency_ms",
     "request_rate",
     "samples",
     "recent_request_rate",

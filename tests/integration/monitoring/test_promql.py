@@ -136,7 +136,7 @@ def _idle_status() -> LatencySLOStatus:
 
 def _decision(action: Action, predicted_ms: float | None) -> Decision:
     config = RuntimeConfig(2, 8, 32, "quantized")
-    return Decision(action, config, "reason in words", predicted_p99_ms=predicted_ms)
+    return Decision(action, config, "reason in words", predicted_latency_ms=predicted_ms)
 
 
 class _BreachingMetrics:

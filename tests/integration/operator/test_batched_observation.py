@@ -62,7 +62,7 @@ def prometheus() -> Iterator[PrometheusServer]:
 
 
 FIGURES = (
-    "p99_ms",
+    "latency_ms",
     "request_rate",
     "samples",
     "age_seconds",
@@ -109,10 +109,10 @@ async def test_batched_figures_equal_the_per_object_ones(prometheus: PrometheusS
     obs = {(ns, name): o for (ns, name, _), o in zip(members, batched, strict=True)}
     for t in TARGETS:
         got = obs[(t.namespace, f"slo-{t.deployment}")]
-        assert got.p99_ms == pytest.approx(t.p99_s * 1000, rel=0.02)
+        assert got.latency_ms == pytest.approx(t.p99_s * 1000, rel=0.02)
         assert got.request_rate == pytest.approx(t.rate, rel=0.05)
-    assert obs[("team-a", "slo-override")].p99_ms == pytest.approx(300.0, rel=0.02)
-    assert obs[("team-c", "slo-missing")].p99_ms is None
+    assert obs[("team-a", "slo-override")].latency_ms == pytest.approx(300.0, rel=0.02)
+    assert obs[("team-c", "slo-missing")].latency_ms is None
     assert "deployment='nowhere'" in (obs[("team-c", "slo-missing")].error or "")
     await hub.aclose()
 
@@ -138,7 +138,7 @@ async def test_groups_and_cells(prometheus: PrometheusServer) -> None:
     assert hub.evaluations == 2  # two groups: another window is another group
     later = await a.observe(spec_a, "team-a", 1, now + 7)
     assert hub.evaluations == 2  # the same cell: the same evaluation
-    assert later.p99_ms == first[0].p99_ms
+    assert later.latency_ms == first[0].latency_ms
     assert first[0].age_seconds is not None
     assert later.age_seconds is not None
     assert later.age_seconds == pytest.approx(first[0].age_seconds + 7)

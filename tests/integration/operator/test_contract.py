@@ -136,7 +136,7 @@ class PlantPrometheus:
         window = SPEC.objective.window_seconds
         if m := self.LATENCY.match(expr):
             obs = view.observe(int(m[2]), float(m[1]))
-            return None if obs.p99_ms is None else obs.p99_ms / 1000.0
+            return None if obs.latency_ms is None else obs.latency_ms / 1000.0
         if m := self.RATE.match(expr):
             span = int(m[1])
             obs = view.observe(window, SPEC.quantile, span)
@@ -266,7 +266,7 @@ def sequence(decisions: list[tuple[int, Decision]]) -> list[tuple[Any, ...]]:
     the quantile into seconds and back)."""
     return [
         (t, d.action.value, d.actions, d.target, d.apply, d.reason,
-         None if d.predicted_p99_ms is None else round(d.predicted_p99_ms, 6))
+         None if d.predicted_latency_ms is None else round(d.predicted_latency_ms, 6))
         for t, d in decisions
     ]  # fmt: skip
 

@@ -187,27 +187,27 @@ async def test_observe_reads_the_window_quantile_and_rate() -> None:
     counts[LATENCY_BUCKETS_MS.index(8)] = 49 * 15
     counts[LATENCY_BUCKETS_MS.index(200)] = 15
     expected = histogram_quantile(0.99, LATENCY_BUCKETS_MS, counts)
-    assert obs.p99_ms == pytest.approx(expected)
-    assert 175.0 < obs.p99_ms <= 200.0
+    assert obs.latency_ms == pytest.approx(expected)
+    assert 175.0 < obs.latency_ms <= 200.0
 
 
 async def test_other_namespaces_and_label_matchers_are_not_read() -> None:
     source, _, end = _scrape_run([[0.01] * 10 for _ in range(20)], labels={"namespace": "a"})
     obs = await source.observe(SPEC, "b", ready_replicas=1, now=end)
-    assert obs.p99_ms is None
+    assert obs.latency_ms is None
     assert obs.error is not None
     assert "no latency series" in obs.error
     picky = SPEC.model_copy(
         update={"metrics": SPEC.metrics.model_copy(update={"labels": {"variant": "quantized"}})}
     )
     obs = await source.observe(picky, "a", ready_replicas=1, now=end)
-    assert obs.p99_ms is None
+    assert obs.latency_ms is None
 
 
 async def test_no_requests_in_the_window_is_no_data() -> None:
     source, _, end = _scrape_run([[0.01] * 10 for _ in range(5)] + [[] for _ in range(20)])
     obs = await source.observe(SPEC, "ml", ready_replicas=1, now=end)
-    assert obs.p99_ms is None
+    assert obs.latency_ms is None
     assert "NaN" in (obs.error or "")
     assert obs.request_rate == pytest.approx(0.0)
 
@@ -216,11 +216,11 @@ async def test_stale_data_is_no_data() -> None:
     source, _, end = _scrape_run([[0.01] * 10 for _ in range(20)])
     source.max_age_s = 5.0
     obs = await source.observe(SPEC, "ml", ready_replicas=1, now=end + 8)
-    assert obs.p99_ms is None
+    assert obs.latency_ms is None
     assert obs.age_seconds == pytest.approx(8.0)
     assert "stale" in (obs.error or "")
     gone = await source.observe(SPEC, "ml", ready_replicas=1, now=end + 90)
-    assert gone.p99_ms is None  # nothing left in the window at all
+    assert gone.latency_ms is None  # nothing left in the window at all
 
 
 async def test_age_reads_the_newest_sample_at_or_before_the_instant() -> None:
@@ -238,7 +238,7 @@ async def test_a_target_that_stopped_answering_has_no_age() -> None:
     source, _, end = _scrape_run([[0.01] * 10 for _ in range(20)])
     source.forget("127.0.0.1:1")
     obs = await source.observe(SPEC, "ml", ready_replicas=1, now=end)
-    assert obs.p99_ms is None
+    assert obs.latency_ms is None
     assert "age" in (obs.error or "")
 
 

@@ -71,7 +71,7 @@ def test_the_default_story_is_sized_from_the_machine(factor: float | None) -> No
 
     def best(rate: float, replicas: int, variant: str) -> float:
         prof = sc_profiles.variants[variant]
-        return min(predict(prof, rate, replicas, w, 32, spec.quantile).p99_ms for w in windows)
+        return min(predict(prof, rate, replicas, w, 32, spec.quantile).latency_ms for w in windows)
 
     # the model's view: one replica holds the start with room to spare, the step is over
     # one replica's capacity, the bridge holds the peak on one replica, two replicas of

@@ -73,8 +73,8 @@ async def test_each_object_gets_its_own_namespace_and_deployment(prometheus) -> 
     got_a, got_b = await asyncio.gather(
         a.observe(spec("a"), "ml", 1, 1000.0), b.observe(spec("b"), "ml", 1, 1001.0)
     )
-    assert got_a.p99_ms == pytest.approx(100.0)  # not the other namespace's "a" (900 ms)
-    assert got_b.p99_ms == pytest.approx(200.0)
+    assert got_a.latency_ms == pytest.approx(100.0)  # not the other namespace's "a" (900 ms)
+    assert got_b.latency_ms == pytest.approx(200.0)
     assert got_b.age_seconds == pytest.approx(3.0 + 1001.0 - 1000.0)
     assert hub.evaluations == 1
     assert len(queries) == 8
@@ -94,8 +94,8 @@ async def test_a_spec_whose_query_cannot_be_built_fails_alone(prometheus) -> Non
     got_good, got_bad = await asyncio.gather(
         good.observe(spec("a"), "ml", 1, 1000.0), bad.observe(bad_spec, "ml", 1, 1000.0)
     )
-    assert got_good.p99_ms == pytest.approx(100.0)
-    assert got_bad.p99_ms is None
+    assert got_good.latency_ms == pytest.approx(100.0)
+    assert got_bad.latency_ms is None
     assert "cannot build the query" in (got_bad.error or "")
     await hub.aclose()
 
@@ -106,7 +106,7 @@ async def test_without_a_target_label_the_namespace_is_read_whole(prometheus) ->
     obs = await hub.source("ml", "s", "a").observe(spec("a"), "ml", 1, 1000.0)
     assert all("deployment" not in q for q in queries)
     assert "sum by (le,namespace) (" in queries[0]
-    assert obs.p99_ms == pytest.approx(100.0)  # a series of its namespace, never "other"'s
+    assert obs.latency_ms == pytest.approx(100.0)  # a series of its namespace, never "other"'s
     await hub.aclose()
 
 

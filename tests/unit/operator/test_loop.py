@@ -39,7 +39,7 @@ def spec(**policy: Any) -> dict[str, Any]:
 
 
 class FakeMetrics:
-    """Answers each observe() with the next scripted (p99_ms, rate) or an error string (a
+    """Answers each observe() with the next scripted (latency_ms, rate) or an error string (a
     failed query when it says so, else no data)."""
 
     def __init__(self, *script: tuple[float, float] | str) -> None:

@@ -46,7 +46,7 @@ def observe(**outcomes):
 def test_good_data() -> None:
     obs = observe()
     assert obs.error is None
-    assert obs.p99_ms == pytest.approx(212.0)
+    assert obs.latency_ms == pytest.approx(212.0)
     assert obs.request_rate == pytest.approx(41.2)
     assert obs.samples == 2472.0
     assert obs.age_seconds == 3.0
@@ -81,7 +81,7 @@ def test_good_data() -> None:
 )
 def test_no_data_cases_are_explicit(outcomes: dict, error: str) -> None:
     obs = observe(**outcomes)
-    assert obs.p99_ms is None
+    assert obs.latency_ms is None
     assert not obs.has_latency
     assert obs.error == error
 
@@ -102,7 +102,7 @@ def test_low_rate_is_reported_not_hidden() -> None:
     obs = observe(rate=one(0.5), samples=one(30.0))
     assert obs.error is None
     assert obs.request_rate == 0.5
-    assert obs.p99_ms == pytest.approx(212.0)
+    assert obs.latency_ms == pytest.approx(212.0)
 
 
 def test_the_recent_and_peak_rates_are_optional() -> None:
@@ -186,7 +186,7 @@ async def test_unreachable_prometheus_is_an_observation_not_an_exception() -> No
     obs = await source.observe(SPEC, "ml", 2, now=5.0)
     elapsed = time.monotonic() - started
     source.close()
-    assert obs.p99_ms is None
+    assert obs.latency_ms is None
     assert obs.error is not None
     assert obs.error.startswith("Prometheus query failed: cannot connect to http://127.0.0.1:")
     assert errors == [obs.error]

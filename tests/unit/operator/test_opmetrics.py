@@ -64,7 +64,9 @@ def spec(**objective: Any) -> LatencySLOSpec:
 
 
 def decision(action: Action = Action.DEGRADE_VARIANT, predicted: float | None = 120.0) -> Decision:
-    return Decision(action, CONFIG, "words that never reach a label", predicted_p99_ms=predicted)
+    return Decision(
+        action, CONFIG, "words that never reach a label", predicted_latency_ms=predicted
+    )
 
 
 def status(observed_ms: float | None = 212.0, degraded: float = 0.05) -> LatencySLOStatus:

@@ -101,7 +101,7 @@ def test_decision_record() -> None:
         action=Action.DEGRADE_VARIANT,
         target=cfg(4, 12, variant="quantized"),
         reason="x" * 2000,
-        predicted_p99_ms=118.04567,
+        predicted_latency_ms=118.04567,
     )
     record = s.decision_record(decision, cfg(), now=T0, applied=True)
     wire = record.model_dump(by_alias=True, mode="json")

@@ -52,7 +52,7 @@ def model_p99(rate: float, config: RuntimeConfig, profiles: ProfileSet = PROFILE
         config.replicas,
         config.batch_window_ms,
         config.max_batch_size,
-    ).p99_ms
+    ).latency_ms
 
 
 def obs(
@@ -72,7 +72,7 @@ def obs(
         samples = rate * 60
     return Observation(
         at=at,
-        p99_ms=p99,
+        latency_ms=p99,
         request_rate=rate,
         samples=samples,
         age_seconds=age,

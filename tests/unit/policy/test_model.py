@@ -60,9 +60,9 @@ def test_histogram_quantile_brackets_the_exact_quantile(samples: list[float]) ->
 # ---------------------------------------------------------------------------- predict
 def test_prediction_grows_with_load_and_shrinks_with_replicas() -> None:
     rates = [50, 200, 400, 500, 560, 590]
-    p = [predict(FULL, r, 1, 0, 32).p99_ms for r in rates]
+    p = [predict(FULL, r, 1, 0, 32).latency_ms for r in rates]
     assert p == sorted(p)
-    q = [predict(FULL, 1500, c, 0, 32).p99_ms for c in (3, 4, 6, 10)]
+    q = [predict(FULL, 1500, c, 0, 32).latency_ms for c in (3, 4, 6, 10)]
     assert q == sorted(q, reverse=True)
 
 
@@ -75,14 +75,14 @@ def test_unstable_beyond_capacity() -> None:
 
 
 def test_light_load_is_about_window_plus_service() -> None:
-    p = predict(FULL, 1.0, 1, 20, 32).p99_ms
+    p = predict(FULL, 1.0, 1, 20, 32).latency_ms
     assert 20 + FULL.batch_ms(1) <= p <= 20 + FULL.batch_ms(3)
-    assert predict(FULL, 0.0, 1, 5, 32).p99_ms == pytest.approx(5 + FULL.batch_ms(1))
+    assert predict(FULL, 0.0, 1, 5, 32).latency_ms == pytest.approx(5 + FULL.batch_ms(1))
 
 
 def test_a_faster_variant_predicts_less() -> None:
     fast = VariantProfile(alpha_ms=1.08, beta_ms=0.62)
-    assert predict(fast, 1000, 2, 0, 32).p99_ms < predict(FULL, 1000, 2, 0, 32).p99_ms
+    assert predict(fast, 1000, 2, 0, 32).latency_ms < predict(FULL, 1000, 2, 0, 32).latency_ms
 
 
 def test_bad_max_batch() -> None:

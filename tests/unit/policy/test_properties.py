@@ -47,7 +47,7 @@ def specs(draw: st.DrawFn) -> LatencySLOSpec:
 def observations(draw: st.DrawFn) -> Observation:
     return Observation(
         at=NOW,
-        p99_ms=draw(maybe_float),
+        latency_ms=draw(maybe_float),
         request_rate=draw(maybe_float),
         samples=draw(maybe_float),
         age_seconds=draw(st.one_of(st.none(), st.floats(0, 1000, allow_nan=False))),
@@ -90,7 +90,7 @@ def untrusted(draw: st.DrawFn) -> Observation:
     rate = draw(st.floats(0, 20_000, allow_nan=False))
     base = Observation(
         at=NOW,
-        p99_ms=draw(st.floats(0, 5000, allow_nan=False)),
+        latency_ms=draw(st.floats(0, 5000, allow_nan=False)),
         request_rate=rate,
         samples=rate * 60,
         age_seconds=2.0,
@@ -99,9 +99,9 @@ def untrusted(draw: st.DrawFn) -> Observation:
     )
     kind = draw(st.sampled_from(["missing", "nan", "stale", "error", "low", "norate"]))
     if kind == "missing":
-        return replace(base, p99_ms=None)
+        return replace(base, latency_ms=None)
     if kind == "nan":
-        return replace(base, p99_ms=math.nan)
+        return replace(base, latency_ms=math.nan)
     if kind == "stale":
         return replace(base, age_seconds=draw(st.floats(61, 10_000)))
     if kind == "error":

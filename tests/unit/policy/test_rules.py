@@ -342,8 +342,8 @@ def test_every_decision_has_words_and_a_consistent_shape() -> None:
 def test_api_example_reason_names_the_bridge() -> None:
     decision, _ = decide(SPEC, obs(rate=OVERLOAD, p99=400.0), cfg(2), PROFILES, settled(), NOW)
     assert "bridges" in decision.reason
-    assert decision.predicted_p99_ms is not None
-    assert decision.predicted_p99_ms <= SPEC.aim_latency_ms
+    assert decision.predicted_latency_ms is not None
+    assert decision.predicted_latency_ms <= SPEC.aim_latency_ms
 
 
 def test_no_profile_for_the_preferred_variant_holds() -> None:

@@ -30,7 +30,7 @@ def _spec(hi: int = 64) -> LatencySLOSpec:
 
 class Reading:
     def __init__(self, rate: float | None, p99: float | None, peak: float | None) -> None:
-        self.request_rate, self.p99_ms, self.peak_request_rate = rate, p99, peak
+        self.request_rate, self.latency_ms, self.peak_request_rate = rate, p99, peak
 
 
 class View:

@@ -114,8 +114,8 @@ def test_observation_shows_only_scraped_data() -> None:
     assert o12.age_seconds == 2  # data up to the scrape at 10 s
     assert o12.request_rate == pytest.approx(100.0, rel=0.02)
     assert o12.samples == pytest.approx(1000, abs=2)  # completions in [0, 10)
-    assert 10.0 <= o12.p99_ms <= 12.0  # a lone 10 ms batch, in the 10-12 ms bucket
-    assert seen[0].p99_ms is None  # nothing scraped yet: no data, not zero
+    assert 10.0 <= o12.latency_ms <= 12.0  # a lone 10 ms batch, in the 10-12 ms bucket
+    assert seen[0].latency_ms is None  # nothing scraped yet: no data, not zero
 
 
 def test_same_inputs_same_trace() -> None:

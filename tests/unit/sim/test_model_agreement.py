@@ -36,5 +36,5 @@ def test_model_within_25_percent_of_the_simulator(
     )
     trace = sim.run(Hold())
     measured = histogram_quantile(0.99, LATENCY_BUCKETS_MS, trace.hist[5:].sum(0).tolist())
-    predicted = predict(prof, rate, replicas, window, 32).p99_ms
+    predicted = predict(prof, rate, replicas, window, 32).latency_ms
     assert predicted == pytest.approx(measured, rel=0.25)
