@@ -127,7 +127,12 @@ class KubernetesStateStore:
         self, status: Mapping[str, Any] | None, memory: Mapping[str, Any] | None
     ) -> None:
         try:
-            await self._save(status, memory)
+            try:
+                await self._save(status, memory)
+            except k8s.ApiException as exc:
+                if exc.status != 409 or not await self._only_metadata_moved():
+                    raise
+                await self._save(status, memory)  # once, on the version just read
         except k8s.ApiException as exc:
             if exc.status == 409:
                 self.conflicts += 1
@@ -138,6 +143,27 @@ class KubernetesStateStore:
             raise StoreError(f"saving {self.namespace}/{self.name}: {exc}") from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise StoreError(f"saving {self.namespace}/{self.name}: {exc}") from exc
+
+    async def _only_metadata_moved(self) -> bool:
+        """After a 409: read the object; when its status and memory are still those this store
+        last saw (only kopf's finalizer or annotations, or the spec, moved), adopt its version
+        and say so (the write is then retried once). A daemon's first write meets this every
+        time: kopf adds its finalizer after handing the daemon the object."""
+        if self.resource_version is None:
+            return False
+        current = await self._api.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, self.name,
+            _request_timeout=self.request_timeout_s,
+        )  # fmt: skip
+        metadata = current.get("metadata") or {}
+        memory = load_memory(metadata.get("annotations"))
+        encoded = json.dumps(memory, sort_keys=True, separators=(",", ":")) if memory else None
+        status = _pruned(dict(current.get("status") or {})) or None
+        version = metadata.get("resourceVersion")
+        if encoded != self._last_memory or status != self._last_status or not version:
+            return False
+        self.resource_version = str(version)
+        return True
 
     async def _save(
         self, status: Mapping[str, Any] | None, memory: Mapping[str, Any] | None
