@@ -7,7 +7,7 @@ Deployments (two Ready pods each, their admin ports answered by one stand-in) an
 LatencySLOs spread over about sqrt(N) namespaces, and a real Prometheus scraping a synthetic
 exporter that serves N targets' latency histograms with known p99s: one target in five is over
 its 150 ms objective (p99 300 ms at 2 replicas, falling as 1/replicas, so the operator acts and
-then settles).
+then settles); the others scale down to one replica after a 60 s stabilization.
 
 Figures (JSON): Prometheus queries per interval (the operator's own counter), step start lag
 (from its `latencyslo_operator_step_start_lag_seconds` histogram, interpolated within buckets;
@@ -71,7 +71,13 @@ def slo_spec(deployment: str, interval_s: int) -> dict[str, Any]:
         "objective": {"percentile": 99, "latencyMs": TARGET_MS, "windowSeconds": 30},
         "replicas": {"min": 1, "max": 8},
         "batching": {"minWindowMs": 0, "maxWindowMs": 50, "maxBatchSize": 32},
-        "policy": {"mode": "Enforce", "intervalSeconds": interval_s},
+        # a scale-down after 60 s, not 300 s: the scale-downs of the targets under their
+        # objective (and the relearning after them) are over before the steady window
+        "policy": {
+            "mode": "Enforce",
+            "intervalSeconds": interval_s,
+            "scaleDownStabilizationSeconds": 60,
+        },
     }
 
 
@@ -524,9 +530,10 @@ def main() -> None:
     parser.add_argument(
         "--warmup",
         type=float,
-        default=10.0,
-        help="intervals from every LatencySLO's first step to the steady window (the learned "
-        "correction settles within about ten steps; before that it is written as it moves)",
+        default=16.0,
+        help="intervals from every LatencySLO's first step to the steady window: the "
+        "scale-downs (60 s stabilization) and the learned correction, written while it moves "
+        "by more than 5 %%, settle within about 15 steps",
     )
     parser.add_argument(
         "--intervals",
