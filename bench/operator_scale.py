@@ -481,6 +481,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await admin.stop()
 
 
+GOALS_AT_1000 = {
+    "Prometheus queries / interval": 20.0,
+    "step start lag p95, s": 1.0,
+    "API writes / object / interval (steady)": 0.05,
+    "CPU s / interval": 3.0,
+    "operator RSS, MiB": 500.0,
+}
+"""The goal for one operator at 1,000 LatencySLOs, 15 s interval, 2 cores (drawn dashed)."""
+
+
 def plot(out: str, files: list[str]) -> None:
     import matplotlib
 
@@ -513,7 +523,12 @@ def plot(out: str, files: list[str]) -> None:
                 ax.loglog(
                     [x for x, _ in points], [max(y, floor) for _, y in points], "o-", label=label
                 )
-        if len(lines) > 1:
+        goal = GOALS_AT_1000.get(title)
+        if goal is not None:  # the issue's goal at 1,000 LatencySLOs, dashed
+            ax.axhline(goal, color="grey", linestyle="--", linewidth=1, label="goal")
+            low, high = ax.get_ylim()
+            ax.set_ylim(min(low, goal / 10), max(high, goal * 2))
+        if len(lines) > 1 or goal is not None:
             ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("LatencySLOs")
