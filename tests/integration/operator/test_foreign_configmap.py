@@ -108,6 +108,9 @@ async def test_a_configmap_labelled_as_the_operators_is_taken_over(
             lambda: kube.get(kb.DEPLOYMENTS, NAMESPACE, DEPLOYMENT)["spec"]["replicas"] == 5,
             what="the scale-up",
         )
-        assert condition(status_of(kube), "Conflict")["status"] == "False"
+        await kb.wait_for(
+            lambda: (condition(status_of(kube), "Conflict") or {}).get("status") == "False",
+            what="the step's status",  # written after the scale, in the same step
+        )
         cm = kube.get(kb.CONFIGMAPS, NAMESPACE, CONFIGMAP)
         assert "batchWindowMs" in cm["data"]["config.json"]
