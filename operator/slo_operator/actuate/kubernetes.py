@@ -154,6 +154,7 @@ class KubernetesActuator:
         token_secret: str = "latencyslo-admin-token",
         push_timeout_s: float = 2.0,
         request_timeout_s: float = 10.0,
+        max_response_bytes: int = 32 * 1024 * 1024,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.namespace = namespace
@@ -164,6 +165,7 @@ class KubernetesActuator:
         self.token_secret = token_secret
         self.push_timeout_s = push_timeout_s
         self.request_timeout_s = request_timeout_s
+        self.max_response_bytes = max_response_bytes
         self._apps = k8s.AppsV1Api(api)
         self._core = k8s.CoreV1Api(api)
         self._own_http = http is None
@@ -190,14 +192,28 @@ class KubernetesActuator:
                     return None
                 if response.status >= 300:
                     raise ActuationError(f"{what}: HTTP {response.status} {response.reason}")
-                data = await response.json()
+                data = json.loads(await self._body(what, response))
         except k8s.ApiException as exc:
             if exc.status == 404:
                 return None
             raise ActuationError(f"{what}: HTTP {exc.status} {exc.reason or ''}".strip()) from exc
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except (aiohttp.ClientError, TimeoutError, ValueError, RecursionError) as exc:
             raise ActuationError(f"{what}: {type(exc).__name__}: {exc}") from exc
         return data if isinstance(data, dict) else None
+
+    async def _body(self, what: str, response: Any) -> bytes:
+        """The answer's bytes, abandoned past `max_response_bytes` (a list of pods with huge
+        annotations must not take the operator's memory)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(256 * 1024):
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                raise ActuationError(
+                    f"{what}: answer over the size cap ({self.max_response_bytes} bytes)"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def _read_deployment(self) -> dict[str, Any]:
         deployment = await self._get(

@@ -17,6 +17,7 @@ import pytest
 from kubernetes.aio import client as k8s
 
 from slo_operator.actuate.kubernetes import KubernetesActuator
+from slo_operator.errors import ActuationError
 from slo_operator.types import RuntimeConfig
 from tests.support import kube as kb
 from tests.support.badpeer import BadPeer
@@ -110,3 +111,29 @@ async def test_a_good_pod_is_still_acknowledged(kube) -> None:
             # no ConfigMap: the bootstrap read asks a pod, through the same bounded call
             config, _ = await actuator.read()
     assert config == RuntimeConfig(2, 5, 32, "full")
+
+
+@pytest.mark.parametrize("mode", ["drip", "huge"])
+async def test_an_api_server_answer_is_bounded_in_time_and_size(mode: str) -> None:
+    """The operator's reads from the API server: an overall deadline and a size cap too."""
+    async with BadPeer(mode, drip_s=0.3, huge_bytes=300 * 1024 * 1024) as peer:
+        configuration = k8s.Configuration(host=f"http://127.0.0.1:{peer.port}")
+        async with k8s.ApiClient(configuration) as api:
+            actuator = KubernetesActuator(
+                api,
+                namespace=NAMESPACE,
+                deployment=DEPLOYMENT,
+                owner=OWNER,
+                fallback=CONFIG,
+                request_timeout_s=1.0,
+                max_response_bytes=4 * 1024 * 1024,
+            )
+            started = time.monotonic()
+            with pytest.raises(ActuationError) as caught:
+                await asyncio.wait_for(actuator.read(), 15)
+            took = time.monotonic() - started
+            await actuator.aclose()
+    assert took < 3.0
+    assert peer.sent < 64 * 1024 * 1024  # not read to the end of 300 MiB
+    if mode == "huge":
+        assert "size cap" in str(caught.value)
