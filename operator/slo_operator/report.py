@@ -1,6 +1,6 @@
 """The report of one control step (pure): facts in, the LatencySLO's status and Events out.
 
-`build_report(facts)` fills the status (API.md): observed figures, the configuration in force,
+`build_report(facts)` fills the status (docs/crd.md): observed figures, the configuration in force,
 the decision record and history, the quality budget and attainment, the five conditions; and
 the Events of condition transitions (SLO breached / recovered, metrics unavailable, conflict)
 before the Events of the change itself. `invalid_spec_status` is the report of a spec that does

@@ -1,11 +1,12 @@
 """Pure builders for what the operator reports: conditions, decision records, Events, ledgers.
 
 No I/O here. The control loop (`slo_operator.loop`) calls these to turn one step into the
-LatencySLO's status (API.md) and the Events to post; the unit tests call them directly.
+LatencySLO's status (docs/crd.md) and the Events to post; the unit tests call them directly.
 
 - Conditions follow metav1.Condition: `lastTransitionTime` changes only when `status` changes;
   `reason`, `message` and `observedGeneration` are refreshed every step.
-- Event reasons are exactly API.md's list (`EventReason`); every message names the numbers.
+- Event reasons are exactly those of docs/crd.md, Events (`EventReason`); every message
+  names the numbers.
 - `TimeShare` is a bounded sliding-window ledger (at most `buckets` entries whatever the
   window), JSON-serialisable so it survives operator restarts; it backs `attainment.lastHour`
   and `qualityBudget.degradedFraction`.
@@ -42,7 +43,7 @@ CONDITION_ORDER: tuple[ConditionType, ...] = (
 
 
 class EventReason(StrEnum):
-    """Reasons of the Events posted on a LatencySLO (API.md)."""
+    """Reasons of the Events posted on a LatencySLO (docs/crd.md)."""
 
     SCALED_UP = "ScaledUp"
     SCALED_DOWN = "ScaledDown"
