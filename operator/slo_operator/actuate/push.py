@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from slo_operator.httpcap import TooLarge, read_capped
 from slo_operator.metrics.fair import FairLimiter
 
 ADMIN_PORT_NAME = "admin"
@@ -107,17 +108,9 @@ class PodPusher:
             request = self.http.build_request(method, url, json=payload, headers=headers)
             response = await self.http.send(request, stream=True)
             try:
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-                    raise PushError(self._too_big(url, int(declared)))
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise PushError(self._too_big(url, size))
-                    chunks.append(chunk)
-                return response.status_code, b"".join(chunks)
+                return response.status_code, await read_capped(response, self.max_bytes)
+            except TooLarge as exc:
+                raise PushError(self._too_big(url, exc.size)) from None
             finally:
                 await response.aclose()
         except httpx.TimeoutException:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from slo_operator.errors import QueryError
+from slo_operator.httpcap import TooLarge, read_capped
 from slo_operator.metrics.fair import FairLimiter
 
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
@@ -91,17 +92,9 @@ class PrometheusClient:
             )
             response = await self._client().send(request, stream=True)
             try:
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-                    raise QueryError(self._too_big(int(declared)))
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise QueryError(self._too_big(size))
-                    chunks.append(chunk)
-                return response.status_code, b"".join(chunks)
+                return response.status_code, await read_capped(response, self.max_bytes)
+            except TooLarge as exc:
+                raise QueryError(self._too_big(exc.size)) from None
             finally:
                 await response.aclose()
         except httpx.TimeoutException:
