@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MAX_WINDOW_MS = 1000
 """The worker's bounds on its runtime configuration (docs/contracts.md)."""
 MAX_BATCH_SIZE = 1024
+POD_CONFIG_TTL_S = 300.0
+"""How long what the pods said they run is reused while the Deployment is unchanged."""
 
 
 def configmap_name(deployment: str) -> str:
@@ -172,6 +175,9 @@ class KubernetesActuator:
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(push_timeout_s))
         self._pusher = PodPusher(self._http, key=namespace, timeout_s=push_timeout_s)
         self._seen: _Seen | None = None
+        self._pods_said: tuple[str, float, RuntimeConfig] | None = None
+        """(Deployment resourceVersion, when, config): the pods' answer, reused while the
+        Deployment (its spec and status: replicas, readiness, rollouts) is unchanged."""
 
     async def aclose(self) -> None:
         if self._own_http:
@@ -266,7 +272,21 @@ class KubernetesActuator:
     async def _config_from_pods(
         self, deployment: Mapping[str, Any], replicas: int
     ) -> RuntimeConfig | None:
-        """Without a ConfigMap, ask one Ready pod what it runs (bootstrap only)."""
+        """Without a ConfigMap, ask one Ready pod what it runs (bootstrap only). A successful
+        answer is reused while the Deployment's resourceVersion is the same (any change of
+        its pods' readiness or of its spec moves it) for at most `POD_CONFIG_TTL_S`; a failed
+        one is asked again at the next read."""
+        version = str((deployment.get("metadata") or {}).get("resourceVersion") or "")
+        now = time.monotonic()
+        if self._pods_said is not None and version:
+            said_version, said_at, said = self._pods_said
+            if said_version == version and now - said_at < POD_CONFIG_TTL_S:
+                return said
+        config = await self._ask_pods(deployment, replicas)
+        self._pods_said = (version, now, config) if config is not None and version else None
+        return config
+
+    async def _ask_pods(self, deployment: Mapping[str, Any], replicas: int) -> RuntimeConfig | None:
         try:
             urls = await self._pod_urls(deployment)
             token = await self._token()
