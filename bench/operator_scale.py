@@ -553,9 +553,11 @@ def main() -> None:
     parser.add_argument(
         "--intervals",
         type=float,
-        default=20.0,
-        help="intervals measured (20 at 15 s: one whole status refresh and memory checkpoint "
-        "period, 300 s, so the periodic rewrite is counted once per object, not by chance)",
+        default=40.0,
+        help="intervals measured (40 at 15 s: one whole status refresh period, 600 s; the "
+        "objects' periodic rewrites are spread evenly over their periods, so a whole status "
+        "period counts each object's status refresh once and half of the memory checkpoints "
+        "(1,200 s) on average)",
     )
     parser.add_argument("--check", type=int, default=300, help="objects' decisions checked")
     parser.add_argument("--ready-timeout", type=float, default=900.0)

@@ -97,7 +97,7 @@ class ControlLoop:
         self.metrics = metrics
         self.actuator = actuator
         self.baseline = profiles
-        self.persister = Persister(store)
+        self.persister = Persister(store, key=f"{namespace}/{name}")
         self.acting = Acting(actuator, self.persister)
         self.recorder = recorder
         self.limits = limits or OperatorLimits()

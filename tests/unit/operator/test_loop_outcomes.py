@@ -8,6 +8,7 @@ from itertools import pairwise
 import pytest
 
 from slo_operator.loop import ControlLoop
+from slo_operator.memory import MEMORY_CHECKPOINT_S, STATUS_REFRESH_S
 from slo_operator.types import ApplyResult, BatchMeasurement, Observation, RuntimeConfig
 from tests.unit.operator.test_loop import (
     PROFILES,
@@ -167,12 +168,13 @@ async def test_a_steady_state_writes_nothing_per_interval() -> None:
     assert store.memory_writes[0] == T0
     # While the model's correction settles the hold's prediction moves and is reported.
     # Once settled (the first 60 steps), an interval changes nothing worth a write: the
-    # only writes left are the periodic refresh, 300 s apart, never one per interval.
+    # only writes left are the periodic refresh (the first early by the object's phase, see
+    # memory.py), never one per interval.
     settled = T0 + 60 * interval
     late_status = [w for w in store.status_writes if w >= settled]
     late_memory = [w for w in store.memory_writes if w >= settled]
-    assert 1 <= len(late_status) <= (steps - 60) * interval / 300 + 1
-    assert all(b - a >= 300 for a, b in pairwise(late_status))
-    assert all(b - a >= 300 for a, b in pairwise(late_memory))
+    assert len(late_status) <= (steps - 60) * interval / STATUS_REFRESH_S + 1
+    assert all(b - a >= STATUS_REFRESH_S for a, b in pairwise(late_status))
+    assert all(b - a >= MEMORY_CHECKPOINT_S for a, b in pairwise(late_memory))
     intervals_with_a_write = {int((w - T0) // interval) for w in late_status + late_memory}
     assert len(intervals_with_a_write) < (steps - 60) / 20
