@@ -338,11 +338,18 @@ async def _run_steps(
     namespace, name = identity(body)
     target = spec.target_ref.name
     due = time.monotonic()  # the first step at once; then on this object's phase
+    checked: tuple[Any, LatencySLOSpec | None] = (None, None)  # (generation, valid spec)
     async with control_loop_for(runtime, body, spec) as (loop, store):
         while not stopped:
             raw = dict(body.spec)
             if (raw.get("targetRef") or {}).get("name") != target:
                 return
+            generation = meta.get("generation")
+            if generation is None or checked[0] != generation:  # validated once per generation
+                try:
+                    checked = (generation, LatencySLOSpec.model_validate(raw))
+                except ValidationError:  # the step reports it
+                    checked = (None, None)
             status = body.get("status")
             if store.changed_elsewhere(resource_version(body), body.metadata.annotations, status):
                 # Another writer (a second operator on this object) changed the status or
@@ -359,7 +366,7 @@ async def _run_steps(
                 async with runtime.step_slots().slot(namespace):
                     runtime.metrics.step_started(time.monotonic() - due)
                     result = await loop.step(
-                        raw, generation=meta.get("generation"), conflict=conflict
+                        checked[1] or raw, generation=generation, conflict=conflict
                     )
                 for event in result.events:
                     kopf.event(
@@ -372,8 +379,7 @@ async def _run_steps(
             except Exception as exc:  # a bug in one step must not end the daemon:
                 # it is logged with its traceback and the next step starts afresh
                 logger.exception(f"control step failed: {exc}")
-            with contextlib.suppress(ValidationError):  # a bad spec is reported by the step
-                spec = LatencySLOSpec.model_validate(raw)
+            spec = checked[1] or spec
             due = next_due(time.monotonic(), runtime.interval(spec), phase_of(namespace, name))
             await stopped.wait(max(0.0, due - time.monotonic()))
 

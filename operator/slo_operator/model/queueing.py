@@ -27,6 +27,7 @@ discrete-event simulator.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -83,6 +84,7 @@ def _bulk_root(arrivals_per_batch: float, max_batch: int) -> float:
     return z
 
 
+@functools.lru_cache(maxsize=4096)
 def predict(
     profile: VariantProfile,
     rate_rps: float,
@@ -91,7 +93,8 @@ def predict(
     max_batch: int,
     quantile: float = 0.99,
 ) -> Prediction:
-    """Predicted latency quantile of `replicas` replicas serving `rate_rps` together."""
+    """Predicted latency quantile of `replicas` replicas serving `rate_rps` together (pure, so
+    memoized: a control step asks for the same configuration several times)."""
     if max_batch < 1:
         raise ValueError("max_batch must be >= 1")
     alpha, beta = profile.alpha_ms, profile.beta_ms
