@@ -77,7 +77,9 @@ class Report:
 
 def build_report(facts: Facts) -> Report:
     """The status and Events of one step (see module docs)."""
-    status = facts.previous.model_copy(deep=True)
+    # shallow: every field below is replaced whole (conditions and history by new lists),
+    # never changed in place, so the previous status' parts can be shared
+    status = facts.previous.model_copy()
     status.observed_generation = facts.generation
     status.pending = facts.pending
     if facts.record is not None:

@@ -16,7 +16,8 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    (within bounds) whose predicted quantile, at the best window, is at most
    headroom * target. Scale up at once (after `scaleUpCooldownSeconds`); scale down by one
    replica only when every recommendation of the last `scaleDownStabilizationSeconds` was
-   lower, the variant is the preferred one, and no replica is still starting.
+   lower, the variant is the preferred one, no replica is still starting, and the measured
+   quantile is within the target.
 4. Bridge with the fast knobs on the replicas that are ready now: the window that
    minimizes the predicted quantile, then, if the preferred variant still cannot hold the
    target, the best-quality allowed variant that can (within the quality budget and the
@@ -230,7 +231,8 @@ def propose(
     need_down, _ = sizing.replicas_needed(pref, cf_replicas / DOWN_MARGIN)
     recs = (*_prune(st.recommendations, now, stab), (now, need_down))
     st = replace(st, recommendations=recs)
-    new_replicas, notes = _replicas(spec, st, current, conformed, need, ready, settled, now)
+    over = p_obs > spec.target_latency_ms
+    new_replicas, notes = _replicas(spec, st, current, conformed, need, ready, settled, over, now)
     if cf_replicas != st.correction:
         notes.append(f"replicas sized on the measured quantile ({cf_replicas:.2f}x the model)")
     # 4. fast knobs on the replicas that serve now
@@ -388,9 +390,12 @@ def _replicas(
     need: int,
     ready: int,
     settled: bool,
+    over: bool,
     now: float,
 ) -> tuple[int, list[str]]:
-    """Scale up at once (after the cooldown); down one replica after the stabilization."""
+    """Scale up at once (after the cooldown); down one replica after the stabilization, and
+    never while the measured quantile is over the target (whatever the model says: removing
+    capacity from a service that misses its objective is never the safe move)."""
     desired = conformed.replicas
     if need > desired:
         if _since(now, st.last_scale_up_at) >= spec.policy.scale_up_cooldown_seconds:
@@ -398,6 +403,8 @@ def _replicas(
         return desired, ["scale-up waits for its cooldown"]
     if need == desired:
         return desired, []
+    if over:
+        return desired, ["no scale-down while the measured quantile is over the target"]
     if not settled:
         return desired, ["scale-down waits for a stabilization window of fresh data"]
     if max(n for _, n in st.recommendations) >= desired:

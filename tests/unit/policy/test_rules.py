@@ -126,6 +126,21 @@ def test_scale_down_waits_for_starting_replicas_and_the_preferred_variant() -> N
     assert decision.target.replicas == 6
 
 
+@pytest.mark.parametrize("p99", [120.0, 250.0], ids=["just-over", "twice-the-target"])
+def test_no_scale_down_while_the_measured_quantile_is_over_the_target(p99: float) -> None:
+    """Light load the model says fewer replicas hold, but the measured quantile is over the
+    100 ms target (the model does not explain it): capacity is not removed."""
+    o = obs(rate=LIGHT, p99=p99, current=cfg(6), ready=6)
+    for st in (settled(), settled(recommendations=_low_recs(19, NOW - 290))):
+        decision, _ = decide(SPEC, o, cfg(6), PROFILES, st, NOW)
+        assert decision.target.replicas >= 6
+        assert Action.SCALE_DOWN not in decision.actions
+    assert "no scale-down while the measured quantile is over the target" in decision.reason
+    within = obs(rate=LIGHT, p99=90.0, current=cfg(6), ready=6)
+    decision, _ = decide(SPEC, within, cfg(6), PROFILES, settled(), NOW)
+    assert decision.action is Action.SCALE_DOWN
+
+
 # --------------------------------------------------------------------- variant dwell
 @pytest.mark.parametrize(
     ("since_switch", "expect_restore"),
