@@ -108,12 +108,6 @@ def test_the_built_family_is_ordered_in_quality(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="not met by the shipped recipe: the 1-layer student is as accurate as the 4-bit "
-    "quantized model (91.8 vs 91.5-91.9 %, depending on the batches the int8 activation "
-    "scale is taken over), though it agrees with full 3 points less",
-)
 def test_distilled_costs_at_least_a_point_of_accuracy_below_quantized(
     family: tuple[dict[str, float], dict[str, float], Manifest],
 ) -> None:
