@@ -107,7 +107,10 @@ async def test_two_operators_on_one_object_act_once_and_lose_nothing(
     # Both wrote against the same object: the stale writer was refused at least once.
     assert [c for c in kube.conflicts if f"/latencyslos/{NAME}" in c], "no write was contended"
 
-    # The change was made once: one scale write, one ScaledUp Event, one history entry.
+    # The change was made once: one scale write, one history entry. Its ScaledUp Event is
+    # posted at least once and at most once per operator: when the acting operator's last
+    # status write is refused (the other wrote meanwhile), the other finds the change still
+    # pending, finishes it (nothing left to write) and reports it again (docs/operator.md).
     scale_writes = [w for w in actuation_writes(kube) if w.endswith("/scale")]
     assert scale_writes == [
         f"PUT /apis/apps/v1/namespaces/{NAMESPACE}/deployments/{DEPLOYMENT}/scale"
@@ -115,7 +118,7 @@ async def test_two_operators_on_one_object_act_once_and_lose_nothing(
     scaled = [d["spec"]["replicas"] for d in kube.versions(kb.DEPLOYMENTS, NAMESPACE, DEPLOYMENT)]
     assert scaled == [2, 5]
     events = [e["reason"] for e in kb.events_for(kube, NAMESPACE, NAME)]
-    assert events.count("ScaledUp") == 1, events
+    assert 1 <= events.count("ScaledUp") <= 2, events
     assert len(scale_ups({"status": status_of(kube)})) == 1
 
     # No lost update: once the scale-up is in the status history and its cooldown in the
