@@ -12,7 +12,9 @@ A worker pod lives in a tenant's namespace and is not trusted to answer well, so
   read in chunks and abandoned as soon as it passes the cap;
 - **bounded, fair concurrency**: at most `concurrency` calls in flight for all LatencySLOs
   that share one HTTP client (the operator shares one), slots granted round-robin by
-  namespace (`FairLimiter`), so one tenant's slow pods cannot take every slot.
+  namespace (`FairLimiter`), and one namespace holding at most half of them, so one
+  tenant's slow or silent pods cannot take every slot and make another's push wait for their
+  deadlines.
 
 No retries: a pod that misses a push converges from the mounted ConfigMap.
 """
@@ -41,7 +43,7 @@ def shared_limiter(http: httpx.AsyncClient, concurrency: int = DEFAULT_CONCURREN
     """The one limiter of every pusher that uses `http` (created with the first)."""
     limiter = _LIMITERS.get(http)
     if limiter is None:
-        limiter = _LIMITERS[http] = FairLimiter(concurrency)
+        limiter = _LIMITERS[http] = FairLimiter(concurrency, per_key=max(1, concurrency // 2))
     return limiter
 
 

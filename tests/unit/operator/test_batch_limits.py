@@ -130,6 +130,34 @@ async def test_a_cancelled_waiter_leaves_no_trace() -> None:
     assert limiter.waiting == 0
 
 
+async def test_one_key_holds_at_most_per_key_slots() -> None:
+    """A key whose holders never finish takes `per_key` slots, not all: another key still
+    gets one at once, and a freed slot of the capped key goes to its own next waiter."""
+    limiter = FairLimiter(4, per_key=2)
+    gate = asyncio.Event()
+    entered: list[str] = []
+
+    async def hold(key: str) -> None:
+        async with limiter.slot(key):
+            entered.append(key)
+            await gate.wait()
+
+    stuck = [asyncio.create_task(hold("stuck")) for _ in range(5)]
+    await asyncio.sleep(0)
+    assert entered.count("stuck") == 2
+    assert limiter.active == 2
+    other = asyncio.create_task(hold("other"))
+    await asyncio.sleep(0)
+    assert entered.count("other") == 1  # a slot at once, no waiting for "stuck"
+    gate.set()
+    await asyncio.gather(*stuck, other)
+    assert entered.count("stuck") == 5
+    assert limiter.active == 0
+    assert limiter.waiting == 0
+    with pytest.raises(ValueError, match="per_key"):
+        FairLimiter(4, per_key=0)
+
+
 def test_steps_are_spread_by_phase_one_interval_apart() -> None:
     phases = [phase_of("ml", f"slo-{i}") for i in range(1000)]
     assert all(0 <= p < 1 for p in phases)
