@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from slo_operator.actuate.store import KubernetesStateStore, load_memory
 from slo_operator.conflicts import Claim, find_conflict
 from slo_operator.errors import StoreError
 from slo_operator.loop import ControlLoop
+from slo_operator.memory import phase_of
 from slo_operator.metrics.batch import BatchedPrometheus
 from slo_operator.metrics.client import PrometheusClient
 from slo_operator.metrics.fair import FairLimiter
@@ -382,13 +382,6 @@ async def _run_steps(
             spec = checked[1] or spec
             due = next_due(time.monotonic(), runtime.interval(spec), phase_of(namespace, name))
             await stopped.wait(max(0.0, due - time.monotonic()))
-
-
-def phase_of(namespace: str, name: str) -> float:
-    """This object's place in the interval, in [0, 1): a hash of its name, so the steps of
-    many LatencySLOs spread evenly over the interval and each keeps its place across
-    restarts."""
-    return zlib.crc32(f"{namespace}/{name}".encode()) / 2**32
 
 
 def next_due(now: float, interval: float, phase: float) -> float:

@@ -42,7 +42,7 @@ from slo_operator.errors import (
     StoreError,
     TargetNotFoundError,
 )
-from slo_operator.memory import LoopMemory, Persister
+from slo_operator.memory import LoopMemory, Persister, phase_of
 from slo_operator.policy import Controller, ControllerParams, OperatorLimits
 from slo_operator.ports import Actuator, MetricsSource, Recorder, StateStore
 from slo_operator.report import Facts, ReadyOverride, build_report, invalid_spec_status
@@ -97,7 +97,7 @@ class ControlLoop:
         self.metrics = metrics
         self.actuator = actuator
         self.baseline = profiles
-        self.persister = Persister(store, key=f"{namespace}/{name}")
+        self.persister = Persister(store, phase_of(namespace, name))
         self.acting = Acting(actuator, self.persister)
         self.recorder = recorder
         self.limits = limits or OperatorLimits()

@@ -20,7 +20,8 @@ Event is outstanding. `LoopMemory.dump(controller_memory)` is the JSON stored on
 A forced save (the intent recorded before acting) writes both.
 
 The periodic rewrites of different LatencySLOs are spread over their periods: each object's
-first periodic rewrite comes early by a fraction of the period fixed by its name (`phase`), so
+first periodic rewrite comes early by a fraction of the period fixed by its name (`phase_of`,
+the same place in the period its control steps take), so
 objects created together do not all refresh in the same interval, and the API server sees the
 same small load every interval.
 """
@@ -168,12 +169,19 @@ def changed(old: Any, new: Any) -> bool:
     return bool(old != new)
 
 
+def phase_of(namespace: str, name: str) -> float:
+    """This object's place in a period, in [0, 1): a hash of its name, so the steps and the
+    periodic rewrites of many LatencySLOs spread evenly over their periods and each keeps its
+    place across restarts."""
+    return zlib.crc32(f"{namespace}/{name}".encode()) / 2**32
+
+
 class Persister:
     """Writes status and memory through a `StateStore` when they changed (see module docs)."""
 
-    def __init__(self, store: StateStore | None, key: str = "") -> None:
+    def __init__(self, store: StateStore | None, phase: float = 0.0) -> None:
         self.store = store
-        self.phase = zlib.crc32(key.encode()) / 2**32
+        self.phase = phase
         """In [0, 1): how early in its period this object's first periodic rewrite comes."""
         self._status: Any = None
         self._status_at = -math.inf

@@ -19,6 +19,7 @@ from slo_operator.memory import (
     Persister,
     changed,
     durable,
+    phase_of,
     status_key,
 )
 from slo_operator.spec import LatencySLOStatus
@@ -69,7 +70,7 @@ async def test_periodic_rewrites_of_many_objects_are_spread_over_the_period() ->
     are a small share of them, not all of them at once."""
     firsts: list[float] = []
     for i in range(200):
-        persister = Persister(CountingStore(), key=f"team-{i % 14:02d}/slo-{i:04d}")
+        persister = Persister(CountingStore(), phase_of(f"team-{i % 14:02d}", f"slo-{i:04d}"))
         status = LatencySLOStatus()
         writes: list[float] = []
         for t in range(0, int(STATUS_REFRESH_S) + 15, 15):
