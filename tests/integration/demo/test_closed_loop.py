@@ -26,6 +26,7 @@ controller saw:
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,16 @@ from slo_local.demo.scenario import build_scenario
 from slo_local.demo.story import ACTS
 from slo_local.demo.timeline import attainment_gap, untrusted_actions
 
-pytestmark = [pytest.mark.slow, pytest.mark.prometheus, pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.prometheus,
+    pytest.mark.timeout(300),
+    pytest.mark.flaky(reruns=1),
+]
+"""One rerun: the run shares a two-core machine with everything else on it, and a busy spell
+of a CI runner (CPU stolen by a neighbour, see the report's `machine` line) can overload two
+replicas that hold the step on a quiet one. Both runs must fail for the test to fail; a rerun
+shows as `R` in pytest's summary."""
 
 DURATION_S, WARMUP_S, COOLDOWN_S = 60, 20, 75
 RECOVERY_LIMIT_S = 30.0
@@ -47,11 +57,51 @@ with the serving replicas), measured at 0.6 to 5.2 points (docs/demo.md). The bo
 fails a model that has lost touch with the workers (a collapsing client showed 33 points)."""
 
 
+def cpu_jiffies() -> tuple[int, int, int]:
+    """(busy, steal, total) jiffies of the whole machine since boot (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq
+    return busy, steal, busy + idle + iowait + steal
+
+
+def machine_line(before: tuple[int, int, int], after: tuple[int, int, int]) -> str:
+    """What the whole machine did over the run: busy and stolen shares of all its cores."""
+    busy, steal, total = (b - a for a, b in zip(before, after, strict=True))
+    cores = os.cpu_count() or 1
+    if total <= 0:
+        return f"machine: {cores} cores, no CPU figures"
+    return (
+        f"machine: {cores} cores, {busy / total:.0%} busy, {steal / total:.0%} stolen over the "
+        f"run; load average {os.getloadavg()[0]:.2f}"
+    )
+
+
+def timeline(result: object) -> str:
+    """One line per control step: what the controller saw and did, next to what the clients
+    measured over the step's 5 seconds."""
+    rec = result.recording  # type: ignore[attr-defined]
+    lines = []
+    for s in rec.steps:
+        client = rec.quantile_ms(max(0.0, s.t - 5.0), s.t)
+        seen = "-" if s.latency_ms is None else f"{s.latency_ms:.0f}"
+        rate = "-" if s.request_rate is None else f"{s.request_rate:.0f}"
+        lines.append(
+            f"{s.t:5.0f}s client {client:5.0f} seen {seen:>5} ms at {rate:>4} req/s "
+            f"{s.after.replicas}x{s.after.variant} {s.action}"
+            + ("" if s.trusted else f" (untrusted: {s.error})")
+        )
+    return "\n".join(lines)
+
+
 async def test_the_slo_is_held_through_a_load_step(tmp_path: Path) -> None:
     scenario = build_scenario(
         duration_s=DURATION_S, warmup_s=WARMUP_S, cooldown_s=COOLDOWN_S
     )  # the demo's own SLO, profile and load sizing; x3 at 15 s, down to half at 60 s
+    cpu_before = cpu_jiffies()
     result = await run_demo(scenario, DemoOptions(out_dir=tmp_path / "out", metrics="prometheus"))
+    machine = machine_line(cpu_before, cpu_jiffies())
     scenario = result.scenario  # resized from the warm replica's measurement
     step = scenario.step_at()
     assert step == DURATION_S / 4
@@ -59,6 +109,7 @@ async def test_the_slo_is_held_through_a_load_step(tmp_path: Path) -> None:
     rec = result.recording
     summary = result.summary()
     report = (
+        f"{machine}\n{timeline(result)}\n"
         f"summary {summary}\nsimulated {result.simulated}\nstart-up {result.startup_seconds}\n"
         f"decisions {json.dumps(result.details['decisions'], indent=1)}\n"
         f"warm-up decisions {result.details['warmup_decisions']}\n"
