@@ -13,6 +13,14 @@ among ties (kube-proxy picks at random; at the loads of the demo the two agree c
 this one is a little fairer). A replica is removed from the router *before* it is drained,
 and `wait_idle` tells when its last routed request has been answered, so a scale-down never
 sends a request to a stopping process.
+
+A replica that dies (`kill -9`, a crash) refuses connections before anyone has taken it out of
+the router. A refused connection means the request never reached a worker, so it is safe to
+send again: the generator tries the next replica (at most once per replica), and the router
+ejects the refusing one for `EJECT_S` (a passive health check, as a service mesh's outlier
+detection does), so the requests that follow go elsewhere until the actuator has removed it
+or adds it again. Only the requests that were in flight on the dead worker are lost; a
+reset or a timeout after the request was sent is never retried (it may have been served).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import logging
 import ssl
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -45,6 +53,9 @@ NO_REPLICA = 0
 """`RequestRecord.status` when no replica was ready (a Service without endpoints)."""
 TRANSPORT_ERROR = -1
 """`RequestRecord.status` when the request failed below HTTP (refused, reset, timeout)."""
+EJECT_S = 5.0
+"""How long a replica that refused a connection gets no request (unless every other one is
+ejected too, or the actuator adds it again: a readiness probe outranks the guess)."""
 
 
 @dataclass(slots=True)
@@ -55,6 +66,8 @@ class Endpoint:
     url: str
     outstanding: int = 0
     sent: int = 0
+    ejected_until: float = 0.0
+    """`time.monotonic()` until which it gets no request (see `Router.eject`)."""
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
 
@@ -96,6 +109,11 @@ class Router:
         self._active.pop(name, None)
         self._removed.pop(name, None)
 
+    def outstanding(self, name: str) -> int:
+        """Requests routed to `name` and not answered yet (0 for a name never routed to)."""
+        endpoint = self._active.get(name) or self._removed.get(name)
+        return 0 if endpoint is None else endpoint.outstanding
+
     @property
     def names(self) -> list[str]:
         return sorted(self._active)
@@ -103,11 +121,21 @@ class Router:
     def __len__(self) -> int:
         return len(self._active)
 
-    def acquire(self) -> Endpoint | None:
-        """The replica for the next request (counted as outstanding), or None if none."""
-        if not self._active:
+    def eject(self, name: str, seconds: float = EJECT_S) -> None:
+        """Send `name` nothing for `seconds` (it refused a connection); `add` ends it."""
+        endpoint = self._active.get(name)
+        if endpoint is not None:
+            endpoint.ejected_until = time.monotonic() + seconds
+
+    def acquire(self, avoid: Collection[str] = ()) -> Endpoint | None:
+        """The replica for the next request (counted as outstanding), or None if none.
+
+        Never one in `avoid`; an ejected one only when every other is ejected too."""
+        candidates = [e for e in self._active.values() if e.name not in avoid]
+        if not candidates:
             return None
-        endpoints = list(self._active.values())
+        now = time.monotonic()
+        endpoints = [e for e in candidates if e.ejected_until <= now] or candidates
         start = next(self._turn) % len(endpoints)
         rotated = endpoints[start:] + endpoints[:start]
         chosen = min(rotated, key=lambda e: e.outstanding)
@@ -139,6 +167,9 @@ class RequestRecord:
     lag: float
     """How late the request left (event-loop lag of the generator itself)."""
     error: str = ""
+    refused_by: tuple[str, ...] = ()
+    """Replicas that refused the connection before `replica` took the request (the request
+    never reached them: dead processes the router had not dropped yet)."""
 
     @property
     def ok(self) -> bool:
@@ -217,38 +248,62 @@ class LoadGenerator:
         assert self.started_at is not None
         t0 = self.started_at
         lag = time.monotonic() - t0 - due
-        endpoint = self.router.acquire()
-        if endpoint is None:
-            self._record(due, NO_REPLICA, "", "", lag, "no ready replica")
-            return
-        self.in_flight += 1
-        status, variant, error = TRANSPORT_ERROR, "", ""
-        try:
-            async with endpoint.slots, self._connection(endpoint.url) as client:
-                resp = await client.post(endpoint.url + "/v1/predict", json={"inputs": [text]})
-            status = resp.status_code
-            if status == 200:
-                variant = str(resp.json().get("variant", ""))
-            else:
-                error = resp.text[:200]
-        except asyncio.CancelledError:
-            error = "cancelled"
-            raise
-        except (httpx.HTTPError, ValueError) as exc:
-            error = f"{type(exc).__name__}: {exc}"[:200]
-        finally:
-            self.in_flight -= 1
-            Router.release(endpoint)
-            self._record(due, status, endpoint.name, variant, lag, error)
+        refused: list[str] = []
+        last_error = ""
+        while True:
+            endpoint = self.router.acquire(avoid=refused)
+            if endpoint is None:
+                if refused:  # every replica refused: the last refusal is the outcome
+                    self._record(due, TRANSPORT_ERROR, refused.pop(), "", lag, last_error, refused)
+                else:
+                    self._record(due, NO_REPLICA, "", "", lag, "no ready replica")
+                return
+            self.in_flight += 1
+            status, variant, error, again = TRANSPORT_ERROR, "", "", False
+            try:
+                async with endpoint.slots, self._connection(endpoint.url) as client:
+                    resp = await client.post(endpoint.url + "/v1/predict", json={"inputs": [text]})
+                status = resp.status_code
+                if status == 200:
+                    variant = str(resp.json().get("variant", ""))
+                else:
+                    error = resp.text[:200]
+            except asyncio.CancelledError:
+                error = "cancelled"
+                raise
+            except httpx.ConnectError as exc:  # not sent: another replica may take it
+                error = f"{type(exc).__name__}: {exc}"[:200]
+                again = True
+            except (httpx.HTTPError, ValueError) as exc:
+                error = f"{type(exc).__name__}: {exc}"[:200]
+            finally:
+                self.in_flight -= 1
+                Router.release(endpoint)
+                if not again:
+                    self._record(due, status, endpoint.name, variant, lag, error, refused)
+            if not again:
+                return
+            self.router.eject(endpoint.name)
+            refused.append(endpoint.name)
+            last_error = error
 
     def _record(
-        self, due: float, status: int, replica: str, variant: str, lag: float, error: str
+        self,
+        due: float,
+        status: int,
+        replica: str,
+        variant: str,
+        lag: float,
+        error: str,
+        refused_by: Sequence[str] = (),
     ) -> None:
         assert self.started_at is not None
         latency = time.monotonic() - self.started_at - due
         if status != 200:
             self.failed += 1
-        self.records.append(RequestRecord(due, latency, status, replica, variant, lag, error))
+        self.records.append(
+            RequestRecord(due, latency, status, replica, variant, lag, error, tuple(refused_by))
+        )
 
     @contextlib.asynccontextmanager
     async def _connection(self, url: str) -> AsyncIterator[httpx.AsyncClient]:

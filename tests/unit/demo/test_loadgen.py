@@ -77,17 +77,57 @@ async def test_failures_are_recorded_not_raised() -> None:
         gen = LoadGenerator([0.0], router, ["x"])  # no replica at all
         await gen.run()
         assert gen.records[0].status == NO_REPLICA
-        router.add("a", broken.url)
         router.add("gone", "http://127.0.0.1:9")  # nothing listens there
+        gen = LoadGenerator([0.0], router, ["x"])
+        await gen.run()
+        assert gen.records[0].status == TRANSPORT_ERROR
+        assert gen.records[0].replica == "gone"
+        assert "ConnectError" in gen.records[0].error
+        router.add("a", broken.url)
+        router.add("gone", "http://127.0.0.1:9")  # routed to again (no ejection left)
         gen = LoadGenerator([0.0, 0.01, 0.02, 0.03], router, ["x"])
         await gen.run()
         await gen.aclose()
-        statuses = sorted(r.status for r in gen.records)
-        assert statuses == [TRANSPORT_ERROR, TRANSPORT_ERROR, 503, 503]
+        assert [r.status for r in gen.records] == [503] * 4  # what "a" answered
         assert not any(r.ok for r in gen.records)
         assert all(r.error for r in gen.records)
     finally:
         await broken.stop()
+
+
+async def test_a_refused_request_goes_to_another_replica_and_the_refuser_is_ejected() -> None:
+    """A dead worker still in the router refuses connections: those requests never reached
+    it, so they are sent to another replica (none is lost), and the router sends the dead
+    one nothing more until its ejection ends or it is added again."""
+    live = await Server().start()
+    try:
+        router = Router()
+        router.add("dead", "http://127.0.0.1:9")  # nothing listens there
+        router.add("live", live.url)
+        records = []
+        for _ in range(6):  # one at a time: ties rotate, so the dead one's turn comes
+            gen = LoadGenerator([0.0], router, ["x"])
+            records += await gen.run()
+            await gen.aclose()
+        assert all(r.ok and r.replica == "live" for r in records), records
+        assert [r.refused_by for r in records if r.refused_by] == [("dead",)]  # then ejected
+        assert router.acquire().name == "live"  # type: ignore[union-attr]
+        router.add("dead", "http://127.0.0.1:9")  # the actuator's word outranks the guess
+        assert {router.acquire().name for _ in range(2)} == {"dead", "live"}  # type: ignore[union-attr]
+    finally:
+        await live.stop()
+
+
+def test_an_ejected_replica_still_serves_when_every_other_one_is_ejected_or_tried() -> None:
+    router = Router()
+    router.add("a", "http://a")
+    router.add("b", "http://b")
+    router.eject("a")
+    assert {router.acquire().name for _ in range(3)} == {"b"}  # type: ignore[union-attr]
+    assert router.acquire(avoid={"b"}).name == "a"  # type: ignore[union-attr]
+    assert router.acquire(avoid={"a", "b"}) is None
+    router.eject("b")
+    assert router.acquire() is not None  # all ejected: ejection is a guess, not a verdict
 
 
 def test_router_prefers_the_least_outstanding_and_rotates_ties() -> None:
