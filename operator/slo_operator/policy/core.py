@@ -238,8 +238,9 @@ def propose(
     # 4. fast knobs on the replicas that serve now
     serving = min(ready, new_replicas)
     variant, more = _variant(
-        spec, ctx, st, conformed.variant, serving, cf_fast, confirmed, p_obs, settled, now
-    )
+        spec, ctx, st, conformed.variant, serving, cf_fast, confirmed, p_obs, settled, now,
+        _fallen_to(observation, ctx),
+    )  # fmt: skip
     window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
     target = RuntimeConfig(new_replicas, window, spec.batching.max_batch_size, variant)
     predicted = ctx.p99(variant, new_replicas, window, st.correction)
@@ -427,8 +428,12 @@ def _variant(
     p_obs: float,
     settled: bool,
     now: float,
+    fallen: float | None = None,
 ) -> tuple[str, list[str]]:
-    """Degrade to bridge a breach the ready replicas cannot hold; restore when they can."""
+    """Degrade to bridge a breach the ready replicas cannot hold; restore when they can.
+    With the load `fallen` to a recent rate the preferred variant holds on the ready
+    replicas (learned correction), the breach the window still shows is the past's: no
+    degrade."""
     pol, pref = spec.policy, spec.variants.effective_preferred
     order = list(spec.variants.allowed)
     target_ms, aim = spec.target_latency_ms, spec.aim_latency_ms
@@ -446,6 +451,8 @@ def _variant(
         candidate = bridge_variant(surge, order, serving, cf_fast, aim)
         if candidate == pref:
             return variant, []
+        if fallen is not None and _holds(ctx.at_rate(fallen), pref, serving, st.correction, aim):
+            return variant, [f"the load has fallen to {fallen:.0f} req/s, which {pref} holds"]
         if not settled:
             return variant, ["degrading waits for fresh data"]
         if not dwell_ok:
@@ -458,6 +465,19 @@ def _variant(
     if settled and dwell_ok and p_obs <= target_ms:
         return restore_variant(ctx, order, variant, serving, st.correction, aim), []
     return variant, []
+
+
+def _fallen_to(obs: Observation, ctx: Sizing) -> float | None:
+    """The recent rate when the load has clearly fallen below the rate sized for (the
+    quantile's window then still holds the busier past), else None."""
+    recent = obs.recent_request_rate
+    if recent is None or not math.isfinite(recent) or ctx.rate <= 0:
+        return None
+    return recent if recent < (1.0 - STEADY_RATE_TOLERANCE) * ctx.rate else None
+
+
+def _holds(ctx: Sizing, variant: str, replicas: int, correction: float, aim: float) -> bool:
+    return replicas > 0 and ctx.best_window(variant, replicas, correction)[1] <= aim
 
 
 def _rise(rates: tuple[tuple[float, float], ...]) -> float:

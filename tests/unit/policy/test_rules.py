@@ -366,3 +366,17 @@ def test_no_profile_for_the_preferred_variant_holds() -> None:
     decision, _ = decide(SPEC, obs(rate=OVERLOAD, p99=400.0), cfg(2), partial, settled(), NOW)
     assert decision.is_hold
     assert "no performance profile" in decision.reason
+
+
+def test_no_degrade_for_a_breach_the_load_has_already_left_behind() -> None:
+    """The window's quantile still shows a breach from a busier past, but the load has
+    clearly fallen (the recent rate) to one the preferred variant holds on the ready
+    replicas: degrading now would cost quality for nothing. While the load stays high, the
+    same breach degrades."""
+    still_high = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(SPEC, still_high, cfg(2), PROFILES, settled(), NOW)
+    assert decision.target.variant != "full"
+    fallen = replace(still_high, recent_request_rate=LIGHT)
+    decision, _ = decide(SPEC, fallen, cfg(2), PROFILES, settled(), NOW)
+    assert decision.target.variant == "full"
+    assert "the load has fallen" in decision.reason
