@@ -7,6 +7,8 @@ run several operators) with:
   `latencyslo.io/`, event source `latencyslo-operator`);
 - a login handler (the runtime's connection, or kopf's kubernetes-client login);
 - two indexes for conflict detection: HPAs by their target Deployment, LatencySLOs by theirs;
+- two indexes the steps read instead of the API server (`actuate/watched.py`): Deployments,
+  and the runtime ConfigMaps labelled as the operator's (a server-side label selector);
 - one daemon per LatencySLO running `ControlLoop.step` every `policy.intervalSeconds`, posting
   the step's Events with kopf's event API, and dropping the object's operator metrics when it
   is deleted.
@@ -29,6 +31,12 @@ from pydantic import ValidationError
 
 from slo_operator.actuate.kubernetes import KubernetesActuator
 from slo_operator.actuate.store import KubernetesStateStore, load_memory
+from slo_operator.actuate.watched import (
+    MANAGED_SELECTOR,
+    WatchedObjects,
+    slim_configmap,
+    slim_deployment,
+)
 from slo_operator.conflicts import Claim, find_conflict
 from slo_operator.errors import StoreError
 from slo_operator.loop import ControlLoop
@@ -150,7 +158,7 @@ def resource_version(body: kopf.Body) -> str | None:
 
 @contextlib.asynccontextmanager
 async def control_loop_for(
-    runtime: Runtime, body: kopf.Body, spec: LatencySLOSpec
+    runtime: Runtime, body: kopf.Body, spec: LatencySLOSpec, watched: WatchedObjects | None = None
 ) -> AsyncIterator[tuple[ControlLoop, KubernetesStateStore]]:
     """The ports and the loop of one LatencySLO, closed when its daemon ends. The store writes
     conditionally on the object's version (compare-and-swap, `actuate/store.py`)."""
@@ -171,6 +179,7 @@ async def control_loop_for(
         token_secret=settings.admin_token_secret,
         push_timeout_s=settings.push_timeout_s,
         http=runtime.http,
+        watched=watched,
     )
     memory = load_memory(body.metadata.annotations)
     status = dict(body.get("status") or {})
@@ -208,6 +217,25 @@ def _claims(index: kopf.Index[Any, Any], key: tuple[str, str]) -> Iterable[Any]:
         return []
 
 
+@dataclass(frozen=True)
+class IndexedObjects:
+    """`WatchedObjects` on the operator's kopf indexes of Deployments and runtime ConfigMaps."""
+
+    deployments: kopf.Index[Any, Any]
+    configmaps: kopf.Index[Any, Any]
+
+    def deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return _only(self.deployments, (namespace, name))
+
+    def configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return _only(self.configmaps, (namespace, name))
+
+
+def _only(index: kopf.Index[Any, Any], key: tuple[str, str]) -> dict[str, Any] | None:
+    values = [v for v in _claims(index, key) if isinstance(v, dict)]
+    return values[0] if len(values) == 1 else None  # none, or ambiguous: read the API
+
+
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -230,6 +258,8 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.peering.name = runtime.settings.peering
         settings.peering.mandatory = runtime.settings.peering_mandatory
         settings.peering.standalone = runtime.settings.standalone
+        # Only the operator's own runtime ConfigMaps are watched (see `actuate/watched.py`).
+        settings.watching.label_selectors["", "v1", "configmaps"] = MANAGED_SELECTOR
 
     @kopf.on.cleanup(registry=registry)
     async def close_clients(**_: Any) -> None:
@@ -262,6 +292,19 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             return None
         return {(namespace, target): Claim(str(meta.get("creationTimestamp") or ""), str(name))}
 
+    @kopf.index("apps", "v1", "deployments", id="deployments", registry=registry)
+    def deployments(
+        namespace: str | None, name: str | None, body: kopf.Body, **_: Any
+    ) -> dict[tuple[str | None, str | None], dict[str, Any]]:
+        return {(namespace, name): slim_deployment(body)}
+
+    @kopf.index("", "v1", "configmaps", id="runtime_configmaps", registry=registry)
+    def runtime_configmaps(
+        namespace: str | None, name: str | None, body: kopf.Body, **_: Any
+    ) -> dict[tuple[str | None, str | None], dict[str, Any]] | None:
+        slim = slim_configmap(body)
+        return None if slim is None else {(namespace, name): slim}
+
     @kopf.daemon(
         GROUP,
         VERSION,
@@ -279,9 +322,12 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         logger: kopf.Logger,
         hpa_targets: kopf.Index[Any, Any],
         slo_targets: kopf.Index[Any, Any],
+        deployments: kopf.Index[Any, Any],
+        runtime_configmaps: kopf.Index[Any, Any],
         **_: Any,
     ) -> None:
         namespace, name = identity(body)
+        watched = IndexedObjects(deployments, runtime_configmaps)
         try:
             while not stopped:
                 try:
@@ -291,7 +337,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
                     await stopped.wait(runtime.invalid_spec_retry_s)
                     continue
                 await _run_steps(
-                    runtime, body, meta, spec, stopped, logger, hpa_targets, slo_targets
+                    runtime, body, meta, spec, stopped, logger, (hpa_targets, slo_targets), watched
                 )
         finally:
             if stopped.reason is not None and (
@@ -331,15 +377,17 @@ async def _run_steps(
     spec: LatencySLOSpec,
     stopped: kopf.DaemonStopped,
     logger: kopf.Logger,
-    hpa_targets: kopf.Index[Any, Any],
-    slo_targets: kopf.Index[Any, Any],
+    claims: tuple[kopf.Index[Any, Any], kopf.Index[Any, Any]],
+    watched: WatchedObjects,
 ) -> None:
-    """Step every interval until stopped, or until targetRef changes (new ports needed)."""
+    """Step every interval until stopped, or until targetRef changes (new ports needed).
+    `claims`: the HPA and LatencySLO indexes by target, for conflict detection."""
     namespace, name = identity(body)
+    hpa_targets, slo_targets = claims
     target = spec.target_ref.name
     due = time.monotonic()  # the first step at once; then on this object's phase
     checked: tuple[Any, LatencySLOSpec | None] = (None, None)  # (generation, valid spec)
-    async with control_loop_for(runtime, body, spec) as (loop, store):
+    async with control_loop_for(runtime, body, spec, watched) as (loop, store):
         while not stopped:
             raw = dict(body.spec)
             if (raw.get("targetRef") or {}).get("name") != target:

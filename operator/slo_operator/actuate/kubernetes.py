@@ -41,14 +41,13 @@ import httpx
 from kubernetes.aio import client as k8s
 
 from slo_operator.actuate.push import PodPusher, PushError, pod_admin_url
+from slo_operator.actuate.watched import MANAGED_BY, MANAGED_BY_LABEL, WatchedObjects
 from slo_operator.errors import ActuationError, ForeignObjectError, TargetNotFoundError
 from slo_operator.spec import VARIANTS
 from slo_operator.types import ApplyResult, RuntimeConfig
 
 CONFIG_KEY = "config.json"
-MANAGED_BY = "latencyslo-operator"
 log = logging.getLogger(__name__)
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MAX_WINDOW_MS = 1000
 """The worker's bounds on its runtime configuration (docs/contracts.md)."""
 MAX_BATCH_SIZE = 1024
@@ -159,8 +158,10 @@ class KubernetesActuator:
         request_timeout_s: float = 10.0,
         max_response_bytes: int = 32 * 1024 * 1024,
         http: httpx.AsyncClient | None = None,
+        watched: WatchedObjects | None = None,
     ) -> None:
         self.namespace = namespace
+        self.watched = watched  # read instead of GETs at each step; writes read fresh
         self.deployment = deployment
         self.configmap = configmap_name(deployment)
         self.owner = dict(owner)
@@ -241,12 +242,17 @@ class KubernetesActuator:
         )
 
     async def read(self) -> tuple[RuntimeConfig, int]:
-        deployment = await self._read_deployment()
+        w = self.watched
+        deployment = (w and w.deployment(self.namespace, self.deployment)) or (
+            await self._read_deployment()
+        )
         spec = deployment.get("spec") or {}
         replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
         ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
 
-        configmap = await self._read_configmap()
+        configmap = (w and w.configmap(self.namespace, self.configmap)) or (
+            await self._read_configmap()
+        )
         self._check_ours(configmap)
         data = (configmap.get("data") or {}).get(CONFIG_KEY) if configmap is not None else None
         config: RuntimeConfig | None = None

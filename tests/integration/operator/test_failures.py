@@ -33,7 +33,7 @@ from tests.integration.operator.conftest import (
     seed_workload,
     slo_spec,
     status_of,
-    target_reads,
+    steps_made,
 )
 from tests.support import kube as kb
 
@@ -88,12 +88,12 @@ async def test_prometheus_unreachable_for_a_stabilization_window(
             lambda: any(v == "False" for _, v in trace[seen:]), what="MetricsAvailable=False"
         )
         first_false = next(i for i, (_, v) in enumerate(trace[seen:]) if v == "False")
-        steps_at_false = target_reads(kube)  # one read of the target per control step
+        steps_at_false = steps_made()
         steps_to_false = first_false + 1
         time_to_false = trace[seen + first_false][0] - down_at
         await asyncio.sleep(max(0.0, down_at + outage - time.monotonic()))
         during = trace[seen + first_false :]
-        steps_during = target_reads(kube) - steps_at_false
+        steps_during = steps_made() - steps_at_false
         writes_during = actuation_writes(kube)
         unavailable = [
             e for e in kb.events_for(kube, NAMESPACE, NAME) if e["reason"] == "MetricsUnavailable"

@@ -20,7 +20,7 @@ from tests.integration.operator.conftest import (
     seed_workload,
     slo_spec,
     status_of,
-    target_reads,
+    steps_made,
 )
 from tests.support import kube as kb
 
@@ -61,8 +61,8 @@ async def test_someone_elses_configmap_is_a_conflict_and_left_alone(
     async with running_operator(kube, operator_settings(prometheus_api.url, profiles_file)):
         await kube.create(kb.LATENCYSLOS, kb.latencyslo(NAMESPACE, NAME, slo_spec()))
         await kb.wait_for(lambda: condition(status_of(kube), "Conflict"), what="a first step")
-        reads = target_reads(kube)
-        await kb.wait_for(lambda: target_reads(kube) >= reads + 3, within=15, what="3 steps")
+        reads = steps_made()
+        await kb.wait_for(lambda: steps_made() >= reads + 3, within=15, what="3 steps")
         status = status_of(kube)
         conflict = condition(status, "Conflict")
         assert conflict["status"] == "True", conflict

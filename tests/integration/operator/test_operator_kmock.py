@@ -24,7 +24,7 @@ from tests.integration.operator.conftest import (
     seed_workload,
     slo_spec,
     status_of,
-    target_reads,
+    steps_made,
 )
 from tests.support import kube as kb
 
@@ -43,8 +43,8 @@ def status_writes(kube: kb.KubeEmulator, name: str = NAME) -> int:
 
 async def steps(kube: kb.KubeEmulator, count: int, loops: int = 1) -> None:
     """Wait until `loops` control loops on the target have made `count` more steps each."""
-    target = target_reads(kube) + count * loops
-    await kb.wait_for(lambda: target_reads(kube) >= target, within=15, what=f"{count} steps")
+    target = steps_made() + count * loops
+    await kb.wait_for(lambda: steps_made() >= target, within=15, what=f"{count} steps")
 
 
 async def test_create_fills_status(kube, prometheus_api, pods, profiles_file):

@@ -32,7 +32,7 @@ from tests.integration.operator.conftest import (
     seed_workload,
     slo_spec,
     status_of,
-    target_reads,
+    steps_made,
 )
 from tests.support import kube as kb
 
@@ -101,8 +101,8 @@ async def test_two_operators_on_one_object_act_once_and_lose_nothing(
         await kube.create(kb.LATENCYSLOS, kb.latencyslo(NAMESPACE, NAME, slo_spec()))
         await kb.wait_for(lambda: scale_ups({"status": status_of(kube)}), what="a scale-up")
         # both loops keep stepping for a while on the scaled Deployment
-        reads = target_reads(kube)
-        await kb.wait_for(lambda: target_reads(kube) >= reads + 20, within=30, what="steps")
+        reads = steps_made()
+        await kb.wait_for(lambda: steps_made() >= reads + 20, within=30, what="steps")
 
     # Both wrote against the same object: the stale writer was refused at least once.
     assert [c for c in kube.conflicts if f"/latencyslos/{NAME}" in c], "no write was contended"

@@ -57,10 +57,14 @@ EXPECTED_RULES: list[dict[str, Any]] = [
     },
     {"apiGroups": ["latencyslo.io"], "resources": ["latencyslos/status"], "verbs": ["patch"]},
     {"apiGroups": ["latencyslo.io"], "resources": ["latencyslos/finalizers"], "verbs": ["update"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["get", "update"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "get", "update"]},
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["create", "get", "update", "list", "watch"],
+    },
     {
         "apiGroups": [""],
         "resources": ["secrets"],
