@@ -34,6 +34,7 @@ import asyncio
 import itertools
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -186,22 +187,28 @@ class Restart:
     stopped_at: float
     started_at: float
     """Ready again."""
+    data: str
+    """"kept" (the same TSDB folder) or "wiped" (an empty one: no history at all)."""
     trusted_at: float | None = None
     """The first control step after `started_at` whose data the controller trusts."""
 
 
-async def restart_prometheus(run: _Run, down_s: float, timeout_s: float = 120.0) -> Restart:
+async def restart_prometheus(
+    run: _Run, down_s: float, *, wipe: bool, timeout_s: float = 120.0
+) -> Restart:
     """Stop the run's Prometheus, keep it down `down_s`, start it on the same port and data
-    folder, and wait for a control step on trusted data."""
+    folder (emptied first if `wipe`), and wait for a control step on trusted data."""
     assert run.prometheus is not None
     assert run.loadgen is not None
     gen, prometheus = run.loadgen, run.prometheus
     stopped_at = gen.elapsed()
     await asyncio.to_thread(prometheus.stop)  # SIGTERM and wait: not on the event loop
+    if wipe:
+        shutil.rmtree(prometheus.workdir / "data", ignore_errors=True)
     await asyncio.sleep(down_s)
     prometheus.launch()  # from the event-loop thread, which the process' lifetime follows
     await asyncio.to_thread(prometheus.wait_ready)
-    restart = Restart(stopped_at, gen.elapsed())
+    restart = Restart(stopped_at, gen.elapsed(), "wiped" if wipe else "kept")
     deadline = time.monotonic() + timeout_s
     while restart.trusted_at is None and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
@@ -234,6 +241,7 @@ def restart_accounting(
     steps = [s for s in run.steps if start <= step_time(run, s) < end]
     window = [r for r in records if start <= sent_at(r) < end]
     return {
+        "data": restart.data,
         "down_s": round(restart.started_at - restart.stopped_at, 2),
         "trusted_again_after_s": None
         if restart.trusted_at is None
@@ -273,16 +281,42 @@ def _median_max(values: Sequence[float | None]) -> dict[str, float | None]:
     return {"median": round(statistics.median(known), 2), "max": round(max(known), 2)}
 
 
+def kill_row(
+    run: _Run, records: Sequence[RequestRecord], kill: Kill, start: float, end: float
+) -> dict[str, Any]:
+    """One kill round: the requests' accounting, the replicas started, the controller's
+    changes. Replicas started beyond the one replacement and the controller's own scale-ups
+    are double actions."""
+    assert run.actuator is not None
+    assert run.loadgen is not None
+    assert run.loadgen.started_at is not None
+    t0 = run.loadgen.started_at
+    started = [r.name for r in run.actuator.replicas if start <= r.started_at - t0 < end]
+    made = changes([s for s in run.steps if start <= step_time(run, s) < end])
+    scale_ups = sum(max(0, s.after.replicas - s.before.replicas) for s in made)
+    return {
+        "victim": kill.victim,
+        "killed_at_s": round(kill.at, 2),
+        "recovered_s": None if kill.recovered_s is None else round(kill.recovered_s, 2),
+        "replicas_started": started,
+        "controller_changes": [f"{s.action}: {s.reason}" for s in made],
+        "double_actions": max(0, len(started) - 1 - scale_ups),
+        **kill_accounting(records, kill, start, end),
+    }
+
+
 async def campaign(
     kills: int, restarts: int, *, load: float, down_s: float, settle_s: float, workdir: Path
 ) -> dict[str, Any]:
+    """The demo's run (`_Run`: Prometheus, workers, probe, control loop, load, shutdown),
+    with the kills, then the restarts, each followed by `settle_s` of quiet; every round is
+    judged over its own stretch of the timeline, from its start to the next one's."""
     seconds = 60.0 * (kills + restarts) + 120.0  # arrivals enough; the load stops when done
     options = DemoOptions(
         out_dir=workdir, metrics="prometheus", write_files=False, simulate=False, probe_s=6.0
     )
     run = _Run(chaos_scenario(seconds, load), options, LogView())
-    kill_rounds: list[dict[str, Any]] = []
-    restart_rounds: list[dict[str, Any]] = []
+    plan: list[tuple[float, Kill | Restart]] = []
     try:
         await run.setup()
         assert run.loadgen is not None
@@ -290,50 +324,31 @@ async def campaign(
         gen, actuator = run.loadgen, run.actuator
         running = asyncio.create_task(run.run())
         await asyncio.sleep(run.scenario.warmup_s + settle_s)  # warm, the controller settled
-        plan: list[tuple[float, Kill | Restart]] = []
         for _ in range(kills):
             start = gen.elapsed()
-            kill = await kill_mid_batch(actuator, run.router, gen)
+            plan.append((start, await kill_mid_batch(actuator, run.router, gen)))
             await asyncio.sleep(settle_s)
-            plan.append((start, kill))
-        for _ in range(restarts):
+        for n in range(restarts):
             start = gen.elapsed()
-            restart = await restart_prometheus(run, down_s)
+            plan.append((start, await restart_prometheus(run, down_s, wipe=n % 2 == 1)))
             await asyncio.sleep(settle_s)
-            plan.append((start, restart))
         plan_end = gen.elapsed()
         run.stop.set()
         await running
         records = gen.records
-        sent, recorded = gen.sent, len(records)
         bounds = [p[0] for p in plan[1:]] + [plan_end]
-        for (start, event), end in zip(plan, bounds, strict=True):
-            if isinstance(event, Kill):
-                kill_rounds.append(
-                    {
-                        "round": len(kill_rounds),
-                        "victim": event.victim,
-                        "killed_at_s": round(event.at, 2),
-                        "recovered_s": None
-                        if event.recovered_s is None
-                        else round(event.recovered_s, 2),
-                        "replicas_started": event.spawned,
-                        "controller_changes": len(
-                            changes([s for s in run.steps if start <= step_time(run, s) < end])
-                        ),
-                        **kill_accounting(records, event, start, end),
-                    }
-                )
-            else:
-                restart_rounds.append(
-                    {
-                        "round": len(restart_rounds),
-                        **restart_accounting(run, event, start, end, records),
-                    }
-                )
+        rows = [
+            kill_row(run, records, event, start, end)
+            if isinstance(event, Kill)
+            else restart_accounting(run, event, start, end, records)
+            for (start, event), end in zip(plan, bounds, strict=True)
+        ]
     finally:
         await run.shutdown()
-    return summarize(run, kill_rounds, restart_rounds, sent, recorded)
+    kinds = [isinstance(event, Kill) for _, event in plan]
+    kill_rounds = [row for row, kill in zip(rows, kinds, strict=True) if kill]
+    restart_rounds = [row for row, kill in zip(rows, kinds, strict=True) if not kill]
+    return summarize(run, kill_rounds, restart_rounds, gen.sent, len(records))
 
 
 def summarize(
@@ -357,7 +372,7 @@ def summarize(
         "kills": len(kill_rounds),
         "lost_beyond_in_flight": sum(r["lost_beyond_in_flight"] for r in kill_rounds),
         "failed_in_flight_on_victim": sum(r["failed_in_flight_on_victim"] for r in kill_rounds),
-        "kill_double_actions": sum(max(0, len(r["replicas_started"]) - 1) for r in kill_rounds),
+        "kill_double_actions": sum(r["double_actions"] for r in kill_rounds),
         "not_recovered": sum(1 for r in kill_rounds if r["recovered_s"] is None),
         "recovered_s": _median_max([r["recovered_s"] for r in kill_rounds]),
         "prometheus_restarts": len(restart_rounds),
@@ -417,6 +432,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")
+    for n, row in enumerate(report["kill_rounds"]):
+        print(
+            f"kill {n}: {row['victim']} with {row['router_in_flight_at_kill']} in flight; "
+            f"{row['sent']} sent, {row['failed']} failed ({row['failed_in_flight_on_victim']} "
+            f"in flight on it, {row['lost_beyond_in_flight']} lost beyond), "
+            f"{row['refused_and_sent_elsewhere']} refused and sent elsewhere; full capacity "
+            f"after {row['recovered_s']} s; {row['double_actions']} double actions"
+        )
+    for n, row in enumerate(report["restart_rounds"]):
+        print(
+            f"Prometheus restart {n} (data {row['data']}, down {row['down_s']} s): "
+            f"{row['untrusted_steps']}/{row['steps']} steps untrusted, "
+            f"{row['untrusted_actions']} changes on them, {row['double_actions']} double "
+            f"actions, trusted again {row['trusted_again_after_s']} s after it was up; "
+            f"{row['sent']} sent, {row['failed']} failed"
+        )
     print(json.dumps({k: v for k, v in report.items() if not k.endswith("_rounds")}, indent=1))
     problems = failures(report)
     for line in problems:
