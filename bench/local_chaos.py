@@ -1,8 +1,9 @@
 """Chaos on the local loop: `kill -9` a serving worker mid-batch, restart Prometheus, under load.
 
 `python bench/local_chaos.py --rounds 5 --prometheus-restarts 3 --json FILE` runs the demo's
-loop for real (`slo_local.demo.run`: real worker processes of the demo model, the router, a
-real Prometheus, the operator's `ControlLoop` stepping every interval) under an open-loop
+loop for real (the demo's own run, `slo_local.demo.run._Run`: real worker processes of the
+demo model, the router, a real Prometheus, the operator's `ControlLoop` stepping every
+interval, the same shutdown) under an open-loop
 Poisson load well inside capacity (`--load` of ONE replica's capacity at the aim, as the
 warm replica measures it, spread over two replicas: the demo's LatencySLO with at least two
 replicas, so that a kill leaves one serving). Then:
@@ -24,7 +25,9 @@ replicas, so that a kill leaves one serving). Then:
    repeats the one before it), the time from the restart until the controller trusts its
    data again, and failed requests (must be 0).
 
-Exit status 1 when any of the "must be" figures is not met.
+Exit status 1 when any of the "must be" figures is not met. Linux only (the victim's exit is
+watched through a pidfd). Figures and what they mean: docs/reliability.md, "Chaos on the local
+loop".
 """
 
 from __future__ import annotations
@@ -145,7 +148,7 @@ def in_flight_on_victim(record: RequestRecord, kill: Kill) -> bool:
     return (
         record.replica == kill.victim
         and sent_at(record) <= kill.exited_at
-        and (record.done > kill.at)
+        and record.done > kill.at
     )
 
 
@@ -306,7 +309,14 @@ def kill_row(
 
 
 async def campaign(
-    kills: int, restarts: int, *, load: float, down_s: float, settle_s: float, workdir: Path
+    kills: int,
+    restarts: int,
+    *,
+    load: float,
+    min_in_flight: int,
+    down_s: float,
+    settle_s: float,
+    workdir: Path,
 ) -> dict[str, Any]:
     """The demo's run (`_Run`: Prometheus, workers, probe, control loop, load, shutdown),
     with the kills, then the restarts, each followed by `settle_s` of quiet; every round is
@@ -326,7 +336,12 @@ async def campaign(
         await asyncio.sleep(run.scenario.warmup_s + settle_s)  # warm, the controller settled
         for _ in range(kills):
             start = gen.elapsed()
-            plan.append((start, await kill_mid_batch(actuator, run.router, gen)))
+            plan.append(
+                (
+                    start,
+                    await kill_mid_batch(actuator, run.router, gen, min_in_flight=min_in_flight),
+                )
+            )
             await asyncio.sleep(settle_s)
         for n in range(restarts):
             start = gen.elapsed()
@@ -406,10 +421,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="kill -9 rounds")
     parser.add_argument("--prometheus-restarts", type=int, default=3)
     parser.add_argument("--load", type=float, default=LOAD, help="x one replica's capacity")
+    parser.add_argument("--min-in-flight", type=int, default=2, help="on the victim at the kill")
     parser.add_argument("--down-s", type=float, default=10.0, help="Prometheus down per restart")
     parser.add_argument("--settle-s", type=float, default=10.0, help="after each round")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    for option, value, low in (
+        ("--rounds", args.rounds, 0),
+        ("--prometheus-restarts", args.prometheus_restarts, 0),
+        ("--min-in-flight", args.min_in_flight, 1),
+        ("--down-s", args.down_s, 0),
+        ("--settle-s", args.settle_s, 0),
+    ):
+        if not value >= low:
+            parser.error(f"{option} must be >= {low}, got {value}")
+    if args.rounds + args.prometheus_restarts == 0:
+        parser.error("--rounds and --prometheus-restarts: at least one round in all")
+    if not 0 < args.load <= 1:
+        parser.error(f"--load must be in (0, 1] (x one replica's capacity), got {args.load}")
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="local-chaos-") as tmp:
         report = asyncio.run(
@@ -417,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.rounds,
                 args.prometheus_restarts,
                 load=args.load,
+                min_in_flight=args.min_in_flight,
                 down_s=args.down_s,
                 settle_s=args.settle_s,
                 workdir=Path(tmp),
