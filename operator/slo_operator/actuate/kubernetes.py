@@ -41,23 +41,21 @@ import httpx
 from kubernetes.aio import client as k8s
 
 from slo_operator.actuate.push import PodPusher, PushError, pod_admin_url
+from slo_operator.actuate.runtime_config import (
+    CONFIG_KEY,
+    configmap_name,
+    parse_runtime_config,
+    render_runtime_config,
+)
 from slo_operator.actuate.watched import MANAGED_BY, MANAGED_BY_LABEL, WatchedObjects
 from slo_operator.errors import ActuationError, ForeignObjectError, TargetNotFoundError
-from slo_operator.spec import VARIANTS
 from slo_operator.types import ApplyResult, RuntimeConfig
 
-CONFIG_KEY = "config.json"
 log = logging.getLogger(__name__)
-MAX_WINDOW_MS = 1000
-"""The worker's bounds on its runtime configuration (docs/contracts.md)."""
-MAX_BATCH_SIZE = 1024
 POD_CONFIG_TTL_S = 300.0
-"""How long what the pods said they run is reused while the Deployment is unchanged."""
-
-
-def configmap_name(deployment: str) -> str:
-    """The runtime-config ConfigMap of a Deployment (docs/contracts.md)."""
-    return f"{deployment}-latencyslo"
+"""How long what the pods said they run is reused while the Deployment is unchanged, and how
+long a watched target's ConfigMap found absent is taken as absent (the operator's own shows in
+the watch at once; someone else's is seen within this time, and at the next write)."""
 
 
 def label_selector(selector: Mapping[str, Any] | None) -> str:
@@ -82,55 +80,6 @@ def label_selector(selector: Mapping[str, Any] | None) -> str:
     if not terms:
         raise ActuationError("the Deployment's selector is empty")
     return ",".join(terms)
-
-
-def parse_runtime_config(text: str, replicas: int) -> RuntimeConfig:
-    """`config.json` (or a worker's `GET /admin/config` body) as a RuntimeConfig; raises
-    ValueError naming the field for anything the worker itself would refuse (docs/contracts.md:
-    `batchWindowMs` a finite number in 0..1000, `maxBatchSize` an integer in 1..1024)."""
-    try:
-        data = json.loads(text)
-    except RecursionError as exc:
-        raise ValueError("runtime config: nested too deeply") from exc
-    if not isinstance(data, dict):
-        raise ValueError("runtime config is not a JSON object")
-    variant = data.get("variant")
-    if variant not in VARIANTS:
-        raise ValueError(f"runtime config: unknown variant {variant!r}")
-    window = data.get("batchWindowMs")
-    size = data.get("maxBatchSize")
-    if (
-        isinstance(window, bool)
-        or not isinstance(window, int | float)
-        or not 0 <= window <= MAX_WINDOW_MS  # exact for huge ints, False for NaN
-    ):
-        raise ValueError(
-            f"runtime config: batchWindowMs must be a number in 0..{MAX_WINDOW_MS}, got "
-            f"{_short(window)}"
-        )
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_BATCH_SIZE:
-        raise ValueError(
-            f"runtime config: maxBatchSize must be an integer in 1..{MAX_BATCH_SIZE}, got "
-            f"{_short(size)}"
-        )
-    return RuntimeConfig(
-        replicas=replicas,
-        batch_window_ms=round(window),
-        max_batch_size=size,
-        variant=str(variant),
-    )
-
-
-def _short(value: Any) -> str:
-    """A value for an error message, at most 40 characters (a 5,000-digit number is cut)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
-        return f"an integer of {len(str(abs(value)))} digits"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def render_runtime_config(config: RuntimeConfig) -> str:
-    return json.dumps(config.worker_payload(), sort_keys=True)
 
 
 @dataclass(slots=True)
@@ -162,6 +111,8 @@ class KubernetesActuator:
     ) -> None:
         self.namespace = namespace
         self.watched = watched  # read instead of GETs at each step; writes read fresh
+        self._no_configmap_until = 0.0
+        """A ConfigMap found absent is not asked for again before then (while watched)."""
         self.deployment = deployment
         self.configmap = configmap_name(deployment)
         self.owner = dict(owner)
@@ -250,9 +201,11 @@ class KubernetesActuator:
         replicas = int(spec["replicas"]) if spec.get("replicas") is not None else 1
         ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
 
-        configmap = (w and w.configmap(self.namespace, self.configmap)) or (
-            await self._read_configmap()
-        )
+        configmap = w.configmap(self.namespace, self.configmap) if w else None
+        if configmap is None and time.monotonic() >= self._no_configmap_until:
+            configmap = await self._read_configmap()
+            if configmap is None and w is not None:  # ours would show in the watch at once
+                self._no_configmap_until = time.monotonic() + POD_CONFIG_TTL_S
         self._check_ours(configmap)
         data = (configmap.get("data") or {}).get(CONFIG_KEY) if configmap is not None else None
         config: RuntimeConfig | None = None
@@ -364,6 +317,7 @@ class KubernetesActuator:
             errors.append(str(exc))
 
         self._seen = None  # the next apply starts from a fresh read
+        self._no_configmap_until = 0.0
         return ApplyResult(
             replicas_set=replicas_ok,
             config_written=config_ok,

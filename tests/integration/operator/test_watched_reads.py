@@ -101,3 +101,18 @@ async def test_without_the_operators_label_the_configmap_is_read_by_name(
         made = steps_made()
         await kb.wait_for(lambda: steps_made() >= made + 3, within=15, what="3 steps")
         assert operator_gets(kube, f"/configmaps/{configmap_name(DEPLOYMENT)}") >= 3
+
+
+async def test_a_configmap_found_absent_is_not_asked_for_at_every_step(
+    kube, prometheus_api, pods, profiles_file
+):
+    """A LatencySLO that never acts has no runtime ConfigMap: once a GET found none, the steps
+    take the watch's word for it (the operator's own would show there at once) instead of
+    asking the API server every interval."""
+    await seed_workload(kube, pods)
+    spec = slo_spec(mode="Recommend")
+    async with running_operator(kube, operator_settings(prometheus_api.url, profiles_file)):
+        await kube.create(kb.LATENCYSLOS, kb.latencyslo(NAMESPACE, NAME, spec))
+        made = steps_made()
+        await kb.wait_for(lambda: steps_made() >= made + 5, within=15, what="5 steps")
+        assert operator_gets(kube, f"/configmaps/{configmap_name(DEPLOYMENT)}") == 1
