@@ -151,10 +151,15 @@ def changed(old: Any, new: Any) -> bool:
     """Whether `new` differs from `old` beyond `RESOLUTION`: floats by their relative
     difference (against the value last written, so a figure that only jitters never flaps
     across a boundary), everything else exactly."""
+    # equal parts are skipped by one comparison in C: only what differs is walked
     if isinstance(old, Mapping) and isinstance(new, Mapping):
-        return old.keys() != new.keys() or any(changed(old[k], new[k]) for k in old)
+        return old.keys() != new.keys() or any(
+            changed(old[k], new[k]) for k in old if old[k] != new[k]
+        )
     if isinstance(old, list) and isinstance(new, list):
-        return len(old) != len(new) or any(changed(a, b) for a, b in zip(old, new, strict=True))
+        return len(old) != len(new) or any(
+            changed(a, b) for a, b in zip(old, new, strict=True) if a != b
+        )
     numbers = (int, float)
     if (
         isinstance(old, numbers)
