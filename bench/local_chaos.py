@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import math
 import os
 import shutil
 import signal
@@ -152,14 +153,28 @@ def in_flight_on_victim(record: RequestRecord, kill: Kill) -> bool:
     )
 
 
+def lost_beyond_in_flight(
+    records: Sequence[RequestRecord], kills: Sequence[Kill]
+) -> list[RequestRecord]:
+    """Failed requests that were not in flight on any killed worker."""
+    return [r for r in records if not r.ok and not any(in_flight_on_victim(r, k) for k in kills)]
+
+
 def kill_accounting(
-    records: Sequence[RequestRecord], kill: Kill, start: float, end: float
+    records: Sequence[RequestRecord],
+    kill: Kill,
+    start: float,
+    end: float,
+    kills: Sequence[Kill] = (),
 ) -> dict[str, Any]:
-    """The requests routed in [start, end) around one kill, failures attributed."""
-    window = [r for r in records if start <= sent_at(r) < end]
+    """The requests that ended in [start, end) around one kill, failures attributed: to
+    `kill`'s victim, else to another of `kills` (a request in flight on a victim ends after
+    its kill, so in its own round unless the next round begins first), else lost."""
+    window = [r for r in records if start <= r.done < end]
     failed = [r for r in window if not r.ok]
     allowed = [r for r in failed if in_flight_on_victim(r, kill)]
-    lost = [r for r in failed if not in_flight_on_victim(r, kill)]
+    others = [r for r in failed if not in_flight_on_victim(r, kill)]
+    lost = lost_beyond_in_flight(others, kills)
     return {
         "sent": len(window),
         "ok": len(window) - len(failed),
@@ -175,6 +190,7 @@ def kill_accounting(
         "refused_and_sent_elsewhere": sum(1 for r in window if kill.victim in r.refused_by),
         "failed_in_flight_on_victim": len(allowed),
         "of_which_routed_while_dying": sum(1 for r in allowed if sent_at(r) > kill.at),
+        "failed_in_flight_on_other_victims": len(failed) - len(allowed) - len(lost),
         "lost_beyond_in_flight": len(lost),
         "lost_examples": [asdict(r) for r in lost[:5]],
     }
@@ -242,7 +258,7 @@ def restart_accounting(
     run: _Run, restart: Restart, start: float, end: float, records: Sequence[RequestRecord]
 ) -> dict[str, Any]:
     steps = [s for s in run.steps if start <= step_time(run, s) < end]
-    window = [r for r in records if start <= sent_at(r) < end]
+    window = [r for r in records if start <= r.done < end]
     return {
         "data": restart.data,
         "down_s": round(restart.started_at - restart.stopped_at, 2),
@@ -285,7 +301,12 @@ def _median_max(values: Sequence[float | None]) -> dict[str, float | None]:
 
 
 def kill_row(
-    run: _Run, records: Sequence[RequestRecord], kill: Kill, start: float, end: float
+    run: _Run,
+    records: Sequence[RequestRecord],
+    kill: Kill,
+    start: float,
+    end: float,
+    kills: Sequence[Kill],
 ) -> dict[str, Any]:
     """One kill round: the requests' accounting, the replicas started, the controller's
     changes. Replicas started beyond the one replacement and the controller's own scale-ups
@@ -304,7 +325,7 @@ def kill_row(
         "replicas_started": started,
         "controller_changes": [f"{s.action}: {s.reason}" for s in made],
         "double_actions": max(0, len(started) - 1 - scale_ups),
-        **kill_accounting(records, kill, start, end),
+        **kill_accounting(records, kill, start, end, kills),
     }
 
 
@@ -319,8 +340,9 @@ async def campaign(
     workdir: Path,
 ) -> dict[str, Any]:
     """The demo's run (`_Run`: Prometheus, workers, probe, control loop, load, shutdown),
-    with the kills, then the restarts, each followed by `settle_s` of quiet; every round is
-    judged over its own stretch of the timeline, from its start to the next one's."""
+    with the kills, then the restarts, each followed by `settle_s` of quiet. Each round
+    counts the requests that ended from its start to the next one's (the last one's to the
+    end); the totals count every request of the run, the warm-up's included."""
     seconds = 60.0 * (kills + restarts) + 120.0  # arrivals enough; the load stops when done
     options = DemoOptions(
         out_dir=workdir, metrics="prometheus", write_files=False, simulate=False, probe_s=6.0
@@ -347,13 +369,13 @@ async def campaign(
             start = gen.elapsed()
             plan.append((start, await restart_prometheus(run, down_s, wipe=n % 2 == 1)))
             await asyncio.sleep(settle_s)
-        plan_end = gen.elapsed()
         run.stop.set()
         await running
         records = gen.records
-        bounds = [p[0] for p in plan[1:]] + [plan_end]
+        kills_made = [event for _, event in plan if isinstance(event, Kill)]
+        bounds = [p[0] for p in plan[1:]] + [math.inf]
         rows = [
-            kill_row(run, records, event, start, end)
+            kill_row(run, records, event, start, end, kills_made)
             if isinstance(event, Kill)
             else restart_accounting(run, event, start, end, records)
             for (start, event), end in zip(plan, bounds, strict=True)
@@ -363,7 +385,7 @@ async def campaign(
     kinds = [isinstance(event, Kill) for _, event in plan]
     kill_rounds = [row for row, kill in zip(rows, kinds, strict=True) if kill]
     restart_rounds = [row for row, kill in zip(rows, kinds, strict=True) if not kill]
-    return summarize(run, kill_rounds, restart_rounds, gen.sent, len(records))
+    return summarize(run, kill_rounds, restart_rounds, gen.sent, records, kills_made)
 
 
 def summarize(
@@ -371,7 +393,8 @@ def summarize(
     kill_rounds: list[dict[str, Any]],
     restart_rounds: list[dict[str, Any]],
     sent: int,
-    recorded: int,
+    records: Sequence[RequestRecord],
+    kills: Sequence[Kill],
 ) -> dict[str, Any]:
     scenario = run.scenario
     return {
@@ -383,13 +406,14 @@ def summarize(
             "replicas_min": scenario.spec.replicas.min,
         },
         "requests_sent": sent,
-        "requests_recorded": recorded,
+        "requests_recorded": len(records),
+        "requests_failed": sum(1 for r in records if not r.ok),
+        "lost_beyond_in_flight": len(lost_beyond_in_flight(records, kills)),
         "kills": len(kill_rounds),
         "prometheus_restarts": len(restart_rounds),
         **{
             name: sum(row[key] for row in rows)
             for name, rows, key in (
-                ("lost_beyond_in_flight", kill_rounds, "lost_beyond_in_flight"),
                 ("failed_in_flight_on_victim", kill_rounds, "failed_in_flight_on_victim"),
                 ("kill_double_actions", kill_rounds, "double_actions"),
                 ("untrusted_actions", restart_rounds, "untrusted_actions"),
