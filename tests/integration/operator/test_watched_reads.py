@@ -12,7 +12,7 @@ import json
 import pytest
 
 from slo_operator.actuate.kubernetes import CONFIG_KEY, configmap_name
-from slo_operator.actuate.watched import MANAGED_BY, MANAGED_BY_LABEL
+from slo_operator.actuate.watched import MANAGED_BY, MANAGED_BY_LABEL, MANAGED_SELECTOR
 from tests.integration.operator.conftest import (
     DEPLOYMENT,
     NAMESPACE,
@@ -70,6 +70,10 @@ async def test_steady_steps_read_the_watches_and_see_changes_made_elsewhere(
         await kb.wait_for(lambda: steps_made() >= made + 5, within=15, what="5 steps")
         after = (operator_gets(kube, deployment_path), operator_gets(kube, configmap_path))
         assert after == before, f"GETs (Deployment, ConfigMap) {before} -> {after} in 5 steps"
+        # the ConfigMaps are listed and watched with the operator's label selector only
+        lists = [r for r in kube if r.method.value == "GET" and r.url.path.endswith("/configmaps")]
+        assert lists
+        assert {r.url.query.get("labelSelector") for r in lists} == {MANAGED_SELECTOR}
 
         # someone else edits the ConfigMap and scales the Deployment: seen through the watch
         await kube.patch_object(
