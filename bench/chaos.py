@@ -15,8 +15,8 @@ Counted: scale writes that landed per round (exactly one move 2 -> 5 is right), 
 (a landed scale write that repeats the replicas in force, or goes past 5), rounds that did not
 converge, changes left pending, and the time from the kill to convergence.
 
-Not covered here (open): killing a worker mid-batch under load and restarting Prometheus under
-the same load; `tests/integration/operator/test_failures.py` has a Prometheus outage.
+Killing a worker mid-batch under load and restarting Prometheus under the same load:
+`bench/local_chaos.py` (docs/reliability.md).
 """
 
 from __future__ import annotations
