@@ -53,9 +53,10 @@ from slo_operator.types import ApplyResult, RuntimeConfig
 
 log = logging.getLogger(__name__)
 POD_CONFIG_TTL_S = 300.0
-"""How long what the pods said they run is reused while the Deployment is unchanged, and how
-long a watched target's ConfigMap found absent is taken as absent (the operator's own shows in
-the watch at once; someone else's is seen within this time, and at the next write)."""
+"""How long what the pods said they run is reused while the Deployment is unchanged."""
+ABSENT_CONFIGMAP_TTL_S = 300.0
+"""How long a watched target's ConfigMap found absent is taken as absent (the operator's own
+shows in the watch at once; someone else's is seen within this time, and at the next write)."""
 
 
 def label_selector(selector: Mapping[str, Any] | None) -> str:
@@ -205,7 +206,7 @@ class KubernetesActuator:
         if configmap is None and time.monotonic() >= self._no_configmap_until:
             configmap = await self._read_configmap()
             if configmap is None and w is not None:  # ours would show in the watch at once
-                self._no_configmap_until = time.monotonic() + POD_CONFIG_TTL_S
+                self._no_configmap_until = time.monotonic() + ABSENT_CONFIGMAP_TTL_S
         self._check_ours(configmap)
         data = (configmap.get("data") or {}).get(CONFIG_KEY) if configmap is not None else None
         config: RuntimeConfig | None = None

@@ -27,9 +27,13 @@ class FairLimiter:
             raise ValueError(f"per_key must be at least 1, not {per_key}")
         self.limit = limit
         self.per_key = min(per_key or limit, limit)
-        self.active = 0
         self._held: Counter[Hashable] = Counter()
         self._queues: OrderedDict[Hashable, deque[asyncio.Future[None]]] = OrderedDict()
+
+    @property
+    def active(self) -> int:
+        """Slots held now, all keys together."""
+        return self._held.total()
 
     @property
     def waiting(self) -> int:
@@ -47,7 +51,6 @@ class FairLimiter:
     async def _acquire(self, key: Hashable) -> None:
         # free slots with waiters queued means those waiters' keys are at their cap
         if self.active < self.limit and self._held[key] < self.per_key and key not in self._queues:
-            self.active += 1
             self._held[key] += 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -66,7 +69,6 @@ class FairLimiter:
             raise
 
     def _release(self, key: Hashable) -> None:
-        self.active -= 1
         self._held[key] -= 1
         if not self._held[key]:
             del self._held[key]
@@ -84,5 +86,4 @@ class FairLimiter:
             if future.done():
                 continue
             future.set_result(None)
-            self.active += 1
             self._held[key] += 1

@@ -451,7 +451,7 @@ def _variant(
         candidate = bridge_variant(surge, order, serving, cf_fast, aim)
         if candidate == pref:
             return variant, []
-        if fallen is not None and _holds(ctx.at_rate(fallen), pref, serving, st.correction, aim):
+        if fallen is not None and ctx.at_rate(fallen).holds(pref, serving, st.correction, aim):
             return variant, [f"the load has fallen to {fallen:.0f} req/s, which {pref} holds"]
         if not settled:
             return variant, ["degrading waits for fresh data"]
@@ -474,10 +474,6 @@ def _fallen_to(obs: Observation, ctx: Sizing) -> float | None:
     if recent is None or not math.isfinite(recent) or ctx.rate <= 0:
         return None
     return recent if recent < (1.0 - STEADY_RATE_TOLERANCE) * ctx.rate else None
-
-
-def _holds(ctx: Sizing, variant: str, replicas: int, correction: float, aim: float) -> bool:
-    return replicas > 0 and ctx.best_window(variant, replicas, correction)[1] <= aim
 
 
 def _rise(rates: tuple[tuple[float, float], ...]) -> float:

@@ -57,6 +57,10 @@ class Sizing:
                 return keep, p_keep
         return chosen
 
+    def holds(self, variant: str, replicas: int, correction: float, aim: float) -> bool:
+        """Whether `replicas` of `variant` meet `aim` at the best window."""
+        return replicas > 0 and self.best_window(variant, replicas, correction)[1] <= aim
+
     def replicas_needed(self, variant: str, correction: float) -> tuple[int, bool]:
         """Fewest replicas in bounds meeting the aim (binary search); (max, False) if none."""
         lo, hi = self.spec.replicas.min, self.spec.replicas.max
@@ -122,7 +126,7 @@ def restore_variant(
     """The best-quality variant better than `current` that meets the aim, else `current`."""
     if replicas <= 0 or current not in order:
         return current
-    for v in order[: order.index(current)]:
-        if ctx.best_window(v, replicas, correction)[1] <= aim:
-            return v
-    return current
+    return next(
+        (v for v in order[: order.index(current)] if ctx.holds(v, replicas, correction, aim)),
+        current,
+    )
