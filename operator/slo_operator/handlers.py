@@ -9,6 +9,8 @@ run several operators) with:
 - two indexes for conflict detection: HPAs by their target Deployment, LatencySLOs by theirs;
 - two indexes the steps read instead of the API server (`actuate/watched.py`): Deployments,
   and the runtime ConfigMaps labelled as the operator's (a server-side label selector);
+  every index function is `async`, so kopf runs it on the event loop rather than handing
+  each watch event to a worker thread;
 - one daemon per LatencySLO running `ControlLoop.step` every `policy.intervalSeconds`, posting
   the step's Events with kopf's event API, and dropping the object's operator metrics when it
   is deleted.
@@ -275,7 +277,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     @kopf.index(
         "autoscaling", "v2", "horizontalpodautoscalers", id="hpa_targets", registry=registry
     )
-    def hpa_targets(
+    async def hpa_targets(
         namespace: str | None, name: str | None, spec: kopf.Spec, **_: Any
     ) -> dict[tuple[str | None, str], str | None] | None:
         ref = spec.get("scaleTargetRef") or {}
@@ -284,7 +286,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         return {(namespace, ref["name"]): name}
 
     @kopf.index(GROUP, VERSION, PLURAL, id="slo_targets", registry=registry)
-    def slo_targets(
+    async def slo_targets(
         namespace: str | None, name: str | None, spec: kopf.Spec, meta: kopf.Meta, **_: Any
     ) -> dict[tuple[str | None, str], Claim] | None:
         target = (spec.get("targetRef") or {}).get("name")
@@ -293,13 +295,13 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         return {(namespace, target): Claim(str(meta.get("creationTimestamp") or ""), str(name))}
 
     @kopf.index("apps", "v1", "deployments", id="deployments", registry=registry)
-    def deployments(
+    async def deployments(
         namespace: str | None, name: str | None, body: kopf.Body, **_: Any
     ) -> dict[tuple[str | None, str | None], dict[str, Any]]:
         return {(namespace, name): slim_deployment(body)}
 
     @kopf.index("", "v1", "configmaps", id="runtime_configmaps", registry=registry)
-    def runtime_configmaps(
+    async def runtime_configmaps(
         namespace: str | None, name: str | None, body: kopf.Body, **_: Any
     ) -> dict[tuple[str | None, str | None], dict[str, Any]] | None:
         slim = slim_configmap(body)

@@ -123,28 +123,32 @@ def durable(memory: Mapping[str, Any] | None) -> Any:
     return {"version": memory.get("version"), "policy": policy, "breached": memory.get("breached")}
 
 
-def status_key(status: Mapping[str, Any] | None) -> Any:
-    """A status as compared for a rewrite (module docs, compared with `changed`): messages,
-    timestamps and a decision's wording left out, except in `history` (an entry added is a
-    change)."""
-    if status is None:
-        return None
-    return _visible(status)
+def status_changed(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> bool:
+    """Whether a user reading the status sees a change from `old` to `new` (module docs):
+    `changed` on what is left after messages, timestamps and a decision's wording, except in
+    `history` (an entry added is a change). Walked in place: only the parts that differ are
+    visited, nothing is copied."""
+    return _visible_changed(old, new, "")
 
 
-def _visible(value: Any, key: str = "") -> Any:
-    if isinstance(value, Mapping):
-        if key == "history":
-            return value
-        return {
-            k: _visible(v, k)
-            for k, v in value.items()
-            if k not in _WORDING or (k == "reason" and key == "condition")
-        }
-    if isinstance(value, list):
+def _shown(key: str, parent: str) -> bool:
+    return key not in _WORDING or (key == "reason" and parent == "condition")
+
+
+def _visible_changed(old: Any, new: Any, key: str) -> bool:
+    if old == new or key == "history":
+        return old != new and changed(old, new)
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        shown = [k for k in old if _shown(k, key)]
+        if len(shown) != sum(1 for k in new if _shown(k, key)) or any(k not in new for k in shown):
+            return True
+        return any(_visible_changed(old[k], new[k], k) for k in shown if old[k] != new[k])
+    if isinstance(old, list) and isinstance(new, list):
         inner = "condition" if key == "conditions" else key
-        return value if key == "history" else [_visible(v, inner) for v in value]
-    return value
+        return len(old) != len(new) or any(
+            _visible_changed(a, b, inner) for a, b in zip(old, new, strict=True) if a != b
+        )
+    return changed(old, new)
 
 
 def changed(old: Any, new: Any) -> bool:
@@ -204,9 +208,11 @@ class Persister:
         """Write what changed or is due; raises `errors.StoreError` (nothing is marked as
         written then, so the next step tries again)."""
         status_json = status.model_dump(by_alias=True, mode="json")
-        s_key, m_key = status_key(status_json), durable(memory)
+        m_key = durable(memory)
         write_status = (
-            force or changed(self._status, s_key) or now - self._status_at >= STATUS_REFRESH_S
+            force
+            or status_changed(self._status, status_json)
+            or now - self._status_at >= STATUS_REFRESH_S
         )
         write_memory = memory is not None and (
             force or changed(self._memory, m_key) or now - self._memory_at >= MEMORY_CHECKPOINT_S
@@ -218,7 +224,7 @@ class Persister:
         )
         if write_status:
             self._status_at = self._rewritten_at(self._status_at, now, STATUS_REFRESH_S)
-            self._status = s_key
+            self._status = status_json
         if write_memory:
             self._memory_at = self._rewritten_at(self._memory_at, now, MEMORY_CHECKPOINT_S)
             self._memory = m_key

@@ -20,7 +20,7 @@ from slo_operator.memory import (
     changed,
     durable,
     phase_of,
-    status_key,
+    status_changed,
 )
 from slo_operator.spec import LatencySLOStatus
 from slo_operator.types import Observation
@@ -116,18 +116,21 @@ def test_the_comparison_keys() -> None:
         ],
         "history": [],
     }
-    assert not changed(status_key(base), status_key(jitter))
+    assert not status_changed(base, jitter)
     breached = {
         **jitter,
         "conditions": [{"type": "SLOMet", "status": "False", "reason": "Breached"}],
     }
-    assert changed(status_key(base), status_key(breached))
+    assert status_changed(base, breached)
     acted = {**jitter, "lastDecision": {**jitter["lastDecision"], "action": "ScaleUp"}}
-    assert changed(status_key(base), status_key(acted))
+    assert status_changed(base, acted)
     entry = {"action": "ScaleUp", "time": "t3", "reason": "r"}
-    assert status_key(base) != status_key({**jitter, "history": [entry]})
+    assert status_changed(base, {**jitter, "history": [entry]})
     slower = {**base, "observed": {**base["observed"], "latencyMs": 80.0}}
-    assert status_key(slower) != status_key(base)
+    assert status_changed(slower, base)
+    assert status_changed(None, base)
+    gone = {k: v for k, v in jitter.items() if k != "conditions"}
+    assert status_changed(base, gone) and status_changed(gone, base)
 
     memory = {"version": 1, "policy": {"correction": 1.004, "profileFactors": {"full": 1.8}}}
     settled = {"version": 1, "policy": {"correction": 1.011, "profileFactors": {"full": 1.81}}}
