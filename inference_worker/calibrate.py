@@ -2,8 +2,9 @@
 
 Service time is what the worker's `inference_batch_duration_seconds` measures: tokenize +
 forward of one batch, on the compute thread. For every batch size 1..max the median of
-`repeats` timed runs is taken (after a warm-up), then a least-squares line is fitted; R² and
-the largest relative residual say how well the linear model holds.
+`repeats` timed runs is taken (after a warm-up), then a line is fitted by least squares on the
+relative residuals (`FIT_METHOD`); R² and the largest relative residual say how well the linear
+model holds. `refit` fits a saved profile's medians again (no measurement).
 
 The spread sizes (1, 2, 4, ... up to max) are timed at least `spread_repeats` times and every
 run is kept, in measurement order, in the profile's `batch_times` field
@@ -19,6 +20,7 @@ import random
 import statistics
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -43,13 +45,24 @@ def hardware_name(device: torch.device) -> str:
     return platform.machine()
 
 
+FIT_METHOD = "least squares on relative residuals"
+"""How `fit_linear` weighs the batch sizes: each median's residual relative to the median
+itself (weights 1/t). A plain least-squares line is pulled by the large batches' large absolute
+residuals and misses the small batches a lightly loaded replica serves by tens of percent
+(a demo profile: 20 ms at a batch of 1 measured at 12.6); a latency target and the profile
+factor the controller learns at the batch size it sees are both relative."""
+
+
 def fit_linear(sizes: Sequence[float], times_ms: Sequence[float]) -> dict[str, float]:
-    """Least squares `t = alpha + beta * b`, with R² and the max relative residual."""
+    """`t = alpha + beta * b` by least squares on relative residuals (`FIT_METHOD`), with R²
+    (of the absolute residuals, as before) and the max relative residual."""
     b = np.asarray(sizes, dtype=float)
     t = np.asarray(times_ms, dtype=float)
     if len(b) < 2:
         raise ValueError("need at least two batch sizes to fit a line")
-    beta, alpha = np.polyfit(b, t, 1)
+    if not np.all(np.isfinite(t)) or np.any(t <= 0):
+        raise ValueError("batch times must be positive and finite")
+    beta, alpha = np.polyfit(b, t, 1, w=1.0 / t)
     pred = alpha + beta * b
     ss_res = float(((t - pred) ** 2).sum())
     ss_tot = float(((t - t.mean()) ** 2).sum())
@@ -59,6 +72,27 @@ def fit_linear(sizes: Sequence[float], times_ms: Sequence[float]) -> dict[str, f
         "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0,
         "max_rel_err": float(np.max(np.abs(t - pred) / t)),
     }
+
+
+def refit(profiles: ProfileSet) -> ProfileSet:
+    """`profiles` with every variant's line fitted again (`fit_linear`) from the medians the
+    calibration kept (`extra.batch_sizes`, `extra.median_ms`); everything else unchanged."""
+    sizes = profiles.extra.get("batch_sizes")
+    medians = profiles.extra.get("median_ms")
+    if not sizes or not isinstance(medians, Mapping):
+        raise ValueError("the profile keeps no medians (extra.batch_sizes, extra.median_ms)")
+    variants = dict(profiles.variants)
+    fits = dict(profiles.extra.get("fit") or {})
+    for name, times in medians.items():
+        if name not in variants:
+            continue
+        fit = fit_linear(sizes, times)
+        variants[name] = replace(
+            variants[name], alpha_ms=round(fit["alpha_ms"], 4), beta_ms=round(fit["beta_ms"], 4)
+        )
+        fits[name] = {"r2": round(fit["r2"], 5), "max_rel_err": round(fit["max_rel_err"], 4)}
+    extra = {**dict(profiles.extra), "fit": fits, "fit_method": FIT_METHOD}
+    return replace(profiles, variants=variants, extra=extra)
 
 
 def spread_sizes(max_batch_size: int) -> list[int]:
@@ -163,6 +197,7 @@ def run_calibration(
         f"torch {torch.__version__}",
         extra={
             "fit": fits,
+            "fit_method": FIT_METHOD,
             "batch_sizes": sizes,
             "median_ms": {n: [round(x, 3) for x in m] for n, m in medians.items()},
             "tokens": tokens,

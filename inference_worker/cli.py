@@ -244,6 +244,10 @@ def build_demo_model(out: Path | None, threads: int | None, force: bool) -> None
 @click.option("--tokens", type=click.IntRange(3, 512), default=16, show_default=True)
 @click.option("--repeats", type=click.IntRange(1, 1000), default=7, show_default=True)
 @click.option("--variant", "variants", multiple=True, help="Only these variants (repeatable).")
+@click.option(
+    "--refit", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Measure nothing: fit this profile's kept medians again and write it to --out.",
+)  # fmt: skip
 def calibrate(
     model_dir: Path | None,
     out: Path,
@@ -253,26 +257,30 @@ def calibrate(
     tokens: int,
     repeats: int,
     variants: tuple[str, ...],
+    refit: Path | None,
 ) -> None:
     """Measure batch service time per variant, fit alpha + beta*b, write a profile JSON."""
     _setup_logging("info")
+    from inference_worker.calibrate import refit as refit_profile
     from inference_worker.calibrate import run_calibration
     from inference_worker.manifest import Manifest, ManifestError
     from inference_worker.variants import resolve_device
+    from slo_contracts.profiles import ProfileSet
 
     try:
-        manifest = Manifest.load(_model_dir(model_dir))
-        dev = resolve_device(device)
-        profiles = run_calibration(
-            manifest,
-            device=dev,
-            threads=threads,
-            max_batch_size=max_batch_size,
-            tokens=tokens,
-            repeats=repeats,
-            variants=variants or None,
-        )
-    except (ManifestError, ValueError) as exc:
+        if refit is not None:
+            profiles = refit_profile(ProfileSet.load(refit))
+        else:
+            profiles = run_calibration(
+                Manifest.load(_model_dir(model_dir)),
+                device=resolve_device(device),
+                threads=threads,
+                max_batch_size=max_batch_size,
+                tokens=tokens,
+                repeats=repeats,
+                variants=variants or None,
+            )
+    except (ManifestError, ValueError, KeyError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None
     out.parent.mkdir(parents=True, exist_ok=True)
     profiles.save(out)
