@@ -130,7 +130,8 @@ def test_the_comparison_keys() -> None:
     assert status_changed(slower, base)
     assert status_changed(None, base)
     gone = {k: v for k, v in jitter.items() if k != "conditions"}
-    assert status_changed(base, gone) and status_changed(gone, base)
+    assert status_changed(base, gone)
+    assert status_changed(gone, base)
 
     memory = {"version": 1, "policy": {"correction": 1.004, "profileFactors": {"full": 1.8}}}
     settled = {"version": 1, "policy": {"correction": 1.011, "profileFactors": {"full": 1.81}}}
