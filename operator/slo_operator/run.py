@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.resources
 import logging
 import os
@@ -164,6 +165,15 @@ async def _run_kopf(
         )
 
 
+GC_THRESHOLD = (10_000, 10, 10)
+"""The cyclic garbage collector's thresholds in the operator process. With Python's default
+first threshold (700 allocations), a step's transient objects that are alive at a young
+collection (hundreds of other steps are suspended mid-flight at any moment) get promoted, and
+full collections of the whole heap follow often: at 1,000 LatencySLOs 3 to 4 a minute, a
+fifth of the operator's CPU (docs/operator.md, Sizing). Collecting the youngest generation
+every 10,000 allocations promotes far fewer of them; every cycle is still collected."""
+
+
 @click.command("operator")
 @click.option(
     "--prometheus-url",
@@ -269,6 +279,7 @@ async def _run_kopf(
 @click.option("--verbose", is_flag=True, default=False, help="Debug logging.")
 def operator_command(verbose: bool, **flags: Any) -> None:
     """Run the LatencySLO operator (kopf) against the current cluster."""
+    gc.set_threshold(*GC_THRESHOLD)
     try:
         settings = load_settings(flags)
         load_profiles(settings.profiles)
