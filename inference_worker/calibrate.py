@@ -74,6 +74,17 @@ def fit_linear(sizes: Sequence[float], times_ms: Sequence[float]) -> dict[str, f
     }
 
 
+def _fitted(
+    sizes: Sequence[float], times_ms: Sequence[float], accuracy: float | None
+) -> tuple[VariantProfile, dict[str, float]]:
+    """A variant's profile line and its fit quality, rounded as a profile keeps them."""
+    fit = fit_linear(sizes, times_ms)
+    line = VariantProfile(
+        alpha_ms=round(fit["alpha_ms"], 4), beta_ms=round(fit["beta_ms"], 4), accuracy=accuracy
+    )
+    return line, {"r2": round(fit["r2"], 5), "max_rel_err": round(fit["max_rel_err"], 4)}
+
+
 def refit(profiles: ProfileSet) -> ProfileSet:
     """`profiles` with every variant's line fitted again (`fit_linear`) from the medians the
     calibration kept (`extra.batch_sizes`, `extra.median_ms`); everything else unchanged."""
@@ -86,11 +97,7 @@ def refit(profiles: ProfileSet) -> ProfileSet:
     for name, times in medians.items():
         if name not in variants:
             continue
-        fit = fit_linear(sizes, times)
-        variants[name] = replace(
-            variants[name], alpha_ms=round(fit["alpha_ms"], 4), beta_ms=round(fit["beta_ms"], 4)
-        )
-        fits[name] = {"r2": round(fit["r2"], 5), "max_rel_err": round(fit["max_rel_err"], 4)}
+        variants[name], fits[name] = _fitted(sizes, times, variants[name].accuracy)
     extra = {**dict(profiles.extra), "fit": fits, "fit_method": FIT_METHOD}
     return replace(profiles, variants=variants, extra=extra)
 
@@ -168,14 +175,8 @@ def run_calibration(
         )
         medians[name] = [statistics.median(runs[b]) for b in sizes]
         kept[name] = tuple(tuple(round(x, 3) for x in runs[b]) for b in spread)
-        fit = fit_linear(sizes, medians[name])
-        log.info("%s: %s", name, fit)
-        profiles[name] = VariantProfile(
-            alpha_ms=round(fit["alpha_ms"], 4),
-            beta_ms=round(fit["beta_ms"], 4),
-            accuracy=variant.accuracy,
-        )
-        fits[name] = {"r2": round(fit["r2"], 5), "max_rel_err": round(fit["max_rel_err"], 4)}
+        profiles[name], fits[name] = _fitted(sizes, medians[name], variant.accuracy)
+        log.info("%s: %s %s", name, profiles[name], fits[name])
         del variant
     batch_times = BatchTimes(batch_sizes=tuple(spread), ms=kept, tokens=tokens)
     for name in names:
