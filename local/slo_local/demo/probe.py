@@ -14,13 +14,20 @@ probe to the one warm replica and reads the worker's own counters before and aft
 
 The same counters read at the start of the load give the simulator the per-request
 overhead the run really had.
+
+Batch times at the probe's small batches do not say how far batching carries one replica, so
+before that probe the demo also drives the replica flat out from the client, two seconds at
+each of 8, 16 and 32 requests in flight (`saturation_rps`): the most requests per second it
+answered, HTTP and the client included, is its saturation. The demo's load step is sized over
+that figure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -147,3 +154,75 @@ def measure(
         requests=requests,
         batches=sum(served.values()),
     )
+
+
+SATURATION_S = 2.0
+"""Seconds of each flat-out measurement (`saturation_rps`)."""
+SATURATION_LEVELS = (8, 16, 32)
+"""Requests kept in flight, one level after the other. One worker of the demo model answered
+134, 181, 212, 187 and 154 req/s with 4, 8, 16, 32 and 64 in flight (alone on a core): past
+an optimum, whole batches go out and come back together, and the replica idles between them.
+An open-loop load below the optimum keeps few requests in flight, so the most any level
+answered is what one replica sustains."""
+SATURATION_SETTLE_S = 0.5
+"""Answers in the first half second of each level are not counted (batches settling)."""
+
+
+async def answered_rps(
+    url: str,
+    texts: Sequence[str],
+    *,
+    seconds: float = SATURATION_S,
+    concurrency: int = 16,
+    settle_s: float = SATURATION_SETTLE_S,
+) -> float | None:
+    """Requests per second the worker at `url` answers with `concurrency` in flight,
+    measured from the client.
+
+    `concurrency` clients, one keep-alive connection each, send the next request as soon as
+    their last is answered, for `seconds`. The answers (HTTP 200) that arrive between
+    `settle_s` and `seconds` over that time: model, HTTP and the client's own CPU as they
+    share this machine now, which no batch-time measurement contains. None when fewer than
+    10 answers arrived in that time.
+    """
+    if not (seconds > settle_s >= 0 and concurrency >= 1):
+        raise ValueError(f"need seconds > settle_s >= 0 and concurrency >= 1, got "
+                         f"{seconds}, {settle_s}, {concurrency}")  # fmt: skip
+    body = [{"inputs": [texts[i % len(texts)]]} for i in range(max(1, len(texts)))]
+    start = time.monotonic()
+    end = start + seconds
+    answered: list[float] = []
+
+    async def client(k: int) -> None:
+        async with httpx.AsyncClient(
+            timeout=httpx.Timeout(max(5.0, 2 * seconds)),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        ) as c:
+            i = k
+            while time.monotonic() < end:
+                try:
+                    resp = await c.post(url.rstrip("/") + "/v1/predict", json=body[i % len(body)])
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)  # a refused or reset connection: not counted
+                    continue
+                if resp.status_code == 200:
+                    answered.append(time.monotonic() - start)
+                i += concurrency
+
+    await asyncio.gather(*(client(k) for k in range(concurrency)))
+    counted = sum(1 for t in answered if settle_s <= t <= seconds)
+    return counted / (seconds - settle_s) if counted >= 10 else None
+
+
+async def saturation_rps(
+    url: str,
+    texts: Sequence[str],
+    *,
+    levels: Sequence[int] = SATURATION_LEVELS,
+    seconds: float = SATURATION_S,
+) -> tuple[float | None, dict[int, float | None]]:
+    """The most requests per second the worker at `url` answered at any of `levels` in
+    flight (`answered_rps` at each), and the figure per level; None when no level had one."""
+    per_level = {n: await answered_rps(url, texts, seconds=seconds, concurrency=n) for n in levels}
+    got = [r for r in per_level.values() if r is not None]
+    return (max(got) if got else None), per_level

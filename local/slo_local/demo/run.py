@@ -38,7 +38,15 @@ from typing import Any
 
 from slo_local.actuator import LocalActuator
 from slo_local.demo.baseline import Baseline, BaselineChoice, RealView, configure
-from slo_local.demo.probe import Measurement, WorkerCounters, measure, read_all
+from slo_local.demo.probe import (
+    SATURATION_LEVELS,
+    SATURATION_S,
+    Measurement,
+    WorkerCounters,
+    measure,
+    read_all,
+    saturation_rps,
+)
 from slo_local.demo.scenario import Scenario, capacity_rps, default_model_dir, model_accuracy
 from slo_local.demo.simulate import run_scale, scaled_profiles, simulate, with_overhead
 from slo_local.demo.story import Story, read_story
@@ -156,6 +164,8 @@ class _Run:
         calibrated profile says (measured while it served alone, one per control step)."""
         self.ticks: list[Tick] = []
         self.probe: Measurement | None = None
+        self.saturation: dict[str, float | None] | None = None
+        """Requests per second the warm replica answered flat out, per requests in flight."""
         self.baseline: Baseline | None = None
         self.counters_at_start: dict[str, WorkerCounters] = {}
         self.counters_at_end: dict[str, WorkerCounters] = {}
@@ -276,6 +286,21 @@ class _Run:
         arrivals = sorted(rng.uniform(0.0, seconds, size=rng.poisson(rate * seconds)).tolist())
         texts = sample_texts(256, tokens=self.scenario.tokens)
         urls = [r.url for r in self.actuator.running()]
+        saturation, quiet_until = None, 0.0
+        if self.options.resize and len(urls) == 1:
+            self.view.note(
+                f"measuring the warm replica flat out: {SATURATION_S:g}s at each of "
+                f"{', '.join(map(str, SATURATION_LEVELS))} requests in flight"
+            )
+            saturation, per_level = await saturation_rps(urls[0], texts)
+            self.saturation = {str(k): None if v is None else round(v, 1)
+                               for k, v in per_level.items()}  # fmt: skip
+            # the controller's first step must not see the flat-out spell in its window
+            quiet_until = (
+                time.monotonic()
+                + self.spec.objective.window_seconds
+                + 2.0 * (self.options.scrape_interval_s)
+            )
         self.view.note(f"measuring the warm replica: {rate:.0f} req/s for {seconds:g}s")
         before = await read_all(urls)
         probe = LoadGenerator(arrivals, self.router, texts)
@@ -293,14 +318,17 @@ class _Run:
         else:
             old = self.scenario.base_rps
             if self.options.resize:
-                self.scenario = self.scenario.resized(m.factor)
+                self.scenario = self.scenario.resized(m.factor, saturation)
                 self.spec = self.scenario.spec
             self.view.note(
                 f"warm replica: {m.batch_ms:.1f} ms per batch of {m.mean_batch_size:.1f} "
                 f"({m.factor:.2f}x the profile), {m.overhead_ms:.2f} ms of CPU per request "
                 f"outside the model; one replica holds ~{self.scenario.capacity_rps:.0f} "
-                f"req/s at the aim; starting rate {self.scenario.base_rps:.1f} req/s"
+                f"req/s at the aim"
+                + ("" if saturation is None else f" and answers {saturation:.0f} flat out")
+                + f"; starting rate {self.scenario.base_rps:.1f} req/s"
                 + (f" (was {old:.1f})" if self.scenario.base_rps != old else "")
+                + f", peak {self.scenario.workload.peak_rps:.1f}"
             )
             stretched = self.scenario.describe()["target_stretched_from_ms"]
             if stretched is not None and self.options.resize:
@@ -320,6 +348,11 @@ class _Run:
             if self.baseline.start != self.actuator.desired:
                 await self.actuator.apply(self.baseline.start)
             self.view.note(f"baseline {self.baseline.describe()}")
+        pause = quiet_until - time.monotonic()
+        if pause > 0:
+            self.view.note(f"letting the objective window pass the flat-out spell: {pause:.0f}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), pause)
 
     def measured_profiles(self) -> Any:
         """The profile scaled by the probe's factor (every variant alike)."""
@@ -678,6 +711,7 @@ async def run_demo(
         "story": result.story.to_json() if result.story else None,
         "story_verdict": result.story.verdict() if result.story else None,
         "probe": run.probe.describe() if run.probe is not None else None,
+        "flat_out_rps_by_requests_in_flight": run.saturation,
         "first_replica_in_run": in_run.describe() if in_run is not None else None,
         "generator_and_prometheus_cpu_ms_per_request": round(
             (run.cpu_at_end - run.cpu_at_start) * 1000.0 / max(1, len(recording.requests)), 3

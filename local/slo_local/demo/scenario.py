@@ -4,15 +4,18 @@ Everything here is pure and cheap (no processes, no torch), so the closed-loop t
 simulator agreement build the very same `Scenario` as `latencyslo demo`.
 
 The default story is sized from the machine as it is now, not from a constant: the demo
-first measures the warm replica (`slo_local.demo.probe`: its batch times over the profile's,
-the machine's `factor` right now), and `Scenario.resized` sets the starting load to
-`load_fraction` (0.6) of what ONE replica of the preferred variant sustains at the aim
-(headroom * target) with the profile scaled by that factor. The `step` workload doubles it
-a quarter of the way in (1.2 x one replica's capacity at the aim: the step breaches one
-replica of `full` on a fast spell and a slow one alike, and two replicas hold it); after the
-workload, a cool-down at `cooldown_fraction` (0.5) of the starting rate, where one replica
-clearly holds the load again and the extra one is released within the run. Before the
-measurement (or with `--rate`) the load is sized from the profile as shipped.
+first measures the warm replica (`slo_local.demo.probe`): flat out, the requests per second
+one replica of the preferred variant answers (its saturation), then at a low rate, its batch
+times over the profile's (the machine's `factor` right now). `Scenario.resized` sets the
+starting load to `load_fraction` (0.4) of what ONE replica sustains at the aim (headroom *
+target, the profile scaled by that factor; never more than its measured saturation). The
+`step` workload rises a quarter of the way in to 1.2 x the measured saturation: the queue of
+one replica then grows whatever the machine's speed and however well the model foresees the
+rise, so the step breaches one replica of `full`, and two replicas hold it at 0.6 of their
+saturation each. After the workload, a cool-down at `cooldown_fraction` (0.5) of the starting
+rate, where one replica clearly holds the load again and the extra one is released within the
+run. Without the measurement (or with `--rate`) the load is sized from the profile as shipped
+(the step x3 from the start).
 """
 
 from __future__ import annotations
@@ -49,11 +52,17 @@ DEFAULT_LOAD_FRACTION = 0.4
 DEFAULT_COOLDOWN_FRACTION = 0.5
 """The cool-down's rate over the starting rate."""
 DEFAULT_STEP_FACTOR = 3.0
-"""The `step` workload's rise: x3, from 0.4 to 1.2 x one replica's capacity at the aim.
-The model's capacity is an upper bound of the real one (HTTP, the load generator and a busy
-machine share the cores): one replica of `full` held 0.55 x that capacity but not 0.65 on a
-busy spell and breached at 1.0 x on others; x3 keeps both ends clear of that band, and two
-replicas (0.6 each) still hold the step."""
+"""The `step` workload's rise when no saturation was measured: x3, from 0.4 to 1.2 x one
+replica's capacity at the aim per the model."""
+DEFAULT_STEP_OVER_SATURATION = 1.2
+"""Where the step rises to when one replica's saturation was measured. Sized on the model's
+capacity instead (x3 above), the step breached one replica on some spells and not on others:
+with batching, one replica runs past its capacity at the aim, and a model that is right at
+small batches saw a rise to 1.2 x that capacity coming from the rate and acted before any
+breach (p99 97 ms against 115). At 1.2 x the most one replica answered flat out, its queue
+grows by a fifth of a second every second (faster once whole batches travel together, see
+`slo_local.demo.probe.SATURATION_LEVELS`), so the clients' p99 is over the target within the
+controller's first interval on any machine."""
 DEFAULT_NAMESPACE = "demo"
 DEFAULT_TOKENS = 16
 """Tokens per request text when the profile does not say (`latencyslo calibrate`'s default)."""
@@ -170,13 +179,19 @@ class Scenario:
     """How the load was asked for, so that `resized` can rebuild it (None: fixed)."""
     machine_factor: float | None = None
     """The measured factor the load was sized with (None: sized from the profile alone)."""
+    saturation_rps: float | None = None
+    """One replica's measured saturation the load was sized with (None: not measured)."""
 
-    def resized(self, factor: float) -> Scenario:
+    def resized(self, factor: float, saturation_rps: float | None = None) -> Scenario:
         """This scenario with the load sized for a machine whose batches take `factor` times
-        the profile's (every variant alike); a fixed rate (`--rate`) stays, only the factor
-        is recorded."""
+        the profile's (every variant alike) and where one replica of the preferred variant
+        answers `saturation_rps` flat out (see the module docs); a fixed rate (`--rate`)
+        stays, only the measurements are recorded."""
         if not (factor > 0 and math.isfinite(factor)):
             raise ScenarioError(f"the measured factor must be > 0, got {factor}")
+        sat = saturation_rps
+        if sat is not None and not (sat > 0 and math.isfinite(sat)):
+            raise ScenarioError(f"the measured saturation must be > 0 req/s, got {sat}")
         scaled = self.profiles.scaled(
             dict.fromkeys(self.profiles.variants, factor),
             source="scaled to the warm replica",
@@ -189,18 +204,21 @@ class Scenario:
             # the story keeps its shape (every time x factor, every rate / factor)
             slo = with_target(slo, round(self.load.target_ms * factor))
             capacity = capacity_rps(slo.spec, scaled)
+        measured = {"capacity_rps": capacity, "machine_factor": factor, "saturation_rps": sat}
         if self.load is None or self.load.fixed_rate:
-            return replace(self, slo=slo, capacity_rps=capacity, machine_factor=factor)
-        base = self.load.load_fraction * capacity
-        workload = self.load.workload_at(base)
+            return replace(self, slo=slo, **measured)
+        load = self.load
+        base = load.load_fraction * (capacity if sat is None else min(capacity, sat))
+        if sat is not None and load.workload == "step":
+            load = replace(load, step_factor=load.step_over_saturation * sat / base)
         return replace(
             self,
             slo=slo,
-            workload=workload,
+            workload=load.workload_at(base),
             base_rps=base,
-            capacity_rps=capacity,
-            cooldown_rps=base * self.load.cooldown_fraction,
-            machine_factor=factor,
+            cooldown_rps=base * load.cooldown_fraction,
+            load=load,
+            **measured,
         )
 
     @property
@@ -276,6 +294,9 @@ class Scenario:
             "base_rps": round(self.base_rps, 2),
             "peak_rps": round(self.workload.peak_rps, 2),
             "one_replica_capacity_rps": round(self.capacity_rps, 2),
+            "one_replica_saturation_rps": None
+            if self.saturation_rps is None
+            else round(self.saturation_rps, 2),
             "step_at_s": self.step_at(),
             "warmup_s": self.warmup_s,
             "cooldown_s": self.cooldown_s,
@@ -376,6 +397,8 @@ class LoadSpec:
     """`--rate` was given: the load is not resized from the measurement."""
     step_factor: float = DEFAULT_STEP_FACTOR
     """The `step` workload's rise (the simulator's own step is x2)."""
+    step_over_saturation: float = DEFAULT_STEP_OVER_SATURATION
+    """The `step` workload's peak over one replica's measured saturation, once measured."""
     stretch_target: bool = False
     """The SLO is the demo's own: on a machine slower than the profile, its target is
     stretched by the measured factor (a user's SLO is never changed)."""

@@ -13,6 +13,7 @@ from slo_local.demo.scenario import (
     DEFAULT_PROFILE,
     DEFAULT_SLO,
     DEFAULT_STEP_FACTOR,
+    DEFAULT_STEP_OVER_SATURATION,
     ScenarioError,
     build_scenario,
     capacity_rps,
@@ -82,6 +83,42 @@ def test_the_default_story_is_sized_from_the_machine(factor: float | None) -> No
     assert best(peak, 2, "full") <= spec.aim_latency_ms
     # and the capacity is where the model meets the aim with the best window
     assert best(sc.capacity_rps, 1, "full") == pytest.approx(spec.aim_latency_ms, rel=0.01)
+
+
+@pytest.mark.parametrize("over_capacity", [0.7, 1.0, 1.4])
+def test_a_measured_saturation_sizes_the_step_over_it(over_capacity: float) -> None:
+    """With one replica's saturation measured, the step rises to 1.2 x it, whether the
+    model's capacity at the aim is above it (a slow spell, HTTP costs) or below it (batching
+    carries the replica past the aim); the start never exceeds 0.4 x the saturation."""
+    plain = build_scenario().resized(0.8)
+    saturation = over_capacity * plain.capacity_rps
+    sc = build_scenario().resized(0.8, saturation)
+    assert sc.saturation_rps == saturation
+    assert sc.capacity_rps == pytest.approx(plain.capacity_rps)
+    assert sc.workload.peak_rps == pytest.approx(DEFAULT_STEP_OVER_SATURATION * saturation)
+    assert sc.base_rps == pytest.approx(DEFAULT_LOAD_FRACTION * min(saturation, plain.capacity_rps))
+    assert sc.base_rps <= DEFAULT_LOAD_FRACTION * saturation + 1e-9
+    assert sc.cooldown_rps == pytest.approx(DEFAULT_COOLDOWN_FRACTION * sc.base_rps)
+    assert sc.step_at() == pytest.approx(sc.duration_s / 4)
+    assert sc.fall_at() == sc.duration_s
+    assert sc.describe()["one_replica_saturation_rps"] == pytest.approx(saturation, abs=0.01)
+    # the same arrivals for the same scenario (the simulator and a baseline replay them)
+    assert np.array_equal(sc.arrivals(), build_scenario().resized(0.8, saturation).arrivals())
+
+
+def test_a_measured_saturation_leaves_a_fixed_rate_and_other_workloads_shapes() -> None:
+    fixed = build_scenario(base_rps=20.0).resized(1.0, 50.0)
+    assert (fixed.base_rps, fixed.workload.peak_rps) == (20.0, 60.0)
+    assert fixed.saturation_rps == 50.0
+    ramp = build_scenario(workload="ramp")
+    sized = ramp.resized(1.0, 10.0)
+    assert sized.base_rps == pytest.approx(DEFAULT_LOAD_FRACTION * 10.0)
+    assert sized.workload.peak_rps / sized.base_rps == pytest.approx(
+        ramp.workload.peak_rps / ramp.base_rps
+    )
+    for bad in (0.0, -3.0, float("nan"), float("inf")):
+        with pytest.raises(ScenarioError, match="saturation"):
+            build_scenario().resized(1.0, bad)
 
 
 def test_warm_up_and_cool_down_surround_the_workload() -> None:
