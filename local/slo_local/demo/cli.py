@@ -38,7 +38,8 @@ DEFAULT_OUT = Path("out") / "demo"
 )  # fmt: skip
 @click.option(
     "--workload", type=click.Choice(DEMO_WORKLOADS), default="step", show_default=True,
-    help="Load shape (the simulator's definitions): x2 step, ramp to x4, bursts, or a trace.",
+    help="Load shape: a step over one replica's measured saturation, or the simulator's ramp "
+    "to x4, bursts, or a trace.",
 )  # fmt: skip
 @click.option(
     "--trace", "trace_file", type=click.Path(dir_okay=False, path_type=Path),
@@ -48,7 +49,7 @@ DEFAULT_OUT = Path("out") / "demo"
 @click.option(
     "--rate", type=click.FloatRange(min=0, min_open=True), default=None,
     help=f"Starting request rate, req/s [default: {DEFAULT_LOAD_FRACTION:.0%} of one replica's "
-    "capacity at the aim, from the profile].",
+    "capacity at the aim, as measured on this machine at the start].",
 )  # fmt: skip
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,

@@ -3,19 +3,20 @@
 Everything here is pure and cheap (no processes, no torch), so the closed-loop test and the
 simulator agreement build the very same `Scenario` as `latencyslo demo`.
 
-The default story is sized from the machine as it is now, not from a constant: the demo
-first measures the warm replica (`slo_local.demo.probe`): flat out, the requests per second
-one replica of the preferred variant answers (its saturation), then at a low rate, its batch
-times over the profile's (the machine's `factor` right now). `Scenario.resized` sets the
-starting load to `load_fraction` (0.4) of what ONE replica sustains at the aim (headroom *
-target, the profile scaled by that factor; never more than its measured saturation). The
-`step` workload rises a quarter of the way in to 1.2 x the measured saturation: the queue of
-one replica then grows whatever the machine's speed and however well the model foresees the
-rise, so the step breaches one replica of `full`, and two replicas hold it at 0.6 of their
-saturation each. After the workload, a cool-down at `cooldown_fraction` (0.5) of the starting
-rate, where one replica clearly holds the load again and the extra one is released within the
-run. Without the measurement (or with `--rate`) the load is sized from the profile as shipped
-(the step x3 from the start).
+The default story is sized from the machine as it is now, not from a constant: the demo first
+measures the warm replica (`slo_local.demo.probe`): flat out, the requests per second one
+replica of the preferred variant answers (its saturation), then at a low rate, its batch times
+over the profile's (the machine's `factor` right now). `Scenario.resized` sets the starting
+load to `load_fraction` (0.4) of what ONE replica sustains at the aim (headroom * target, the
+profile scaled by that factor; never more than its measured saturation). The `step` workload
+rises a quarter of the way in to the measured saturation: the queue of one replica then grows
+whatever the machine's speed and however well the model foresees the rise, so the step breaches
+one replica of `full`, and two replicas hold it at half their saturation each (higher steps,
+1.05 and 1.2 x, left two replicas of `full` at the edge of the target on two cores shared with
+the load generator and Prometheus). After the workload, a cool-down at `cooldown_fraction`
+(0.5) of the starting rate, where one replica clearly holds the load again and the extra one is
+released within the run. Without the measurement (or with `--rate`) the load is sized from the
+profile as shipped (the step x3 from the start).
 """
 
 from __future__ import annotations
@@ -54,15 +55,17 @@ DEFAULT_COOLDOWN_FRACTION = 0.5
 DEFAULT_STEP_FACTOR = 3.0
 """The `step` workload's rise when no saturation was measured: x3, from 0.4 to 1.2 x one
 replica's capacity at the aim per the model."""
-DEFAULT_STEP_OVER_SATURATION = 1.2
+DEFAULT_STEP_OVER_SATURATION = 1.0
 """Where the step rises to when one replica's saturation was measured. Sized on the model's
 capacity instead (x3 above), the step breached one replica on some spells and not on others:
 with batching, one replica runs past its capacity at the aim, and a model that is right at
 small batches saw a rise to 1.2 x that capacity coming from the rate and acted before any
-breach (p99 97 ms against 115). At 1.2 x the most one replica answered flat out, its queue
-grows by a fifth of a second every second (faster once whole batches travel together, see
-`slo_local.demo.probe.SATURATION_LEVELS`), so the clients' p99 is over the target within the
-controller's first interval on any machine."""
+breach (p99 97 ms against 115). The saturation is the most one replica answered at its best
+number of requests in flight, an upper bound of what it sustains under an open-loop load: at
+it, one replica has no steady state (and once more requests pile up in flight it answers
+fewer, see `slo_local.demo.probe.SATURATION_LEVELS`), so its queue grows whatever the
+machine's speed and the clients' p99 is over the target within the controller's first
+interval on any machine."""
 DEFAULT_NAMESPACE = "demo"
 DEFAULT_TOKENS = 16
 """Tokens per request text when the profile does not say (`latencyslo calibrate`'s default)."""
