@@ -9,14 +9,12 @@ replica of the preferred variant answers (its saturation), then at a low rate, i
 over the profile's (the machine's `factor` right now). `Scenario.resized` sets the starting
 load to `load_fraction` (0.4) of what ONE replica sustains at the aim (headroom * target, the
 profile scaled by that factor; never more than its measured saturation). The `step` workload
-rises a quarter of the way in to the measured saturation: the queue of one replica then grows
-whatever the machine's speed and however well the model foresees the rise, so the step breaches
-one replica of `full`, and two replicas hold it at half their saturation each (higher steps,
-1.05 and 1.2 x, left two replicas of `full` at the edge of the target on two cores shared with
-the load generator and Prometheus). After the workload, a cool-down at `cooldown_fraction`
-(0.5) of the starting rate, where one replica clearly holds the load again and the extra one is
-released within the run. Without the measurement (or with `--rate`) the load is sized from the
-profile as shipped (the step x3 from the start).
+rises a quarter of the way in to 0.8 x the measured saturation: over what one replica of `full`
+holds at the target whatever the machine's speed and however well the model foresees the rise,
+and inside what two replicas hold (`DEFAULT_STEP_OVER_SATURATION`). After the workload, a cool-
+down at `cooldown_fraction` (0.5) of the starting rate, where one replica clearly holds the
+load again and the extra one is released within the run. Without the measurement (or with
+`--rate`) the load is sized from the profile as shipped (the step x3 from the start).
 """
 
 from __future__ import annotations
@@ -55,17 +53,17 @@ DEFAULT_COOLDOWN_FRACTION = 0.5
 DEFAULT_STEP_FACTOR = 3.0
 """The `step` workload's rise when no saturation was measured: x3, from 0.4 to 1.2 x one
 replica's capacity at the aim per the model."""
-DEFAULT_STEP_OVER_SATURATION = 1.0
-"""Where the step rises to when one replica's saturation was measured. Sized on the model's
+DEFAULT_STEP_OVER_SATURATION = 0.8
+"""Where the step rises to, over one replica's measured saturation. Sized on the model's
 capacity instead (x3 above), the step breached one replica on some spells and not on others:
 with batching, one replica runs past its capacity at the aim, and a model that is right at
 small batches saw a rise to 1.2 x that capacity coming from the rate and acted before any
-breach (p99 97 ms against 115). The saturation is the most one replica answered at its best
-number of requests in flight, an upper bound of what it sustains under an open-loop load: at
-it, one replica has no steady state (and once more requests pile up in flight it answers
-fewer, see `slo_local.demo.probe.SATURATION_LEVELS`), so its queue grows whatever the
-machine's speed and the clients' p99 is over the target within the controller's first
-interval on any machine."""
+breach (p99 97 ms against 115). The saturation is measured, not modelled, and the step is
+placed inside the window that the demo's target leaves on two cores (measured here, one
+replica of `full` against its 100 ms target: its client p99 at the edge, 100-120 ms, at
+0.63 x its saturation and 300-450 ms at 0.8 x; two replicas of `full`, sharing the two
+cores with the load generator and Prometheus, held 0.88 x and went over the target at 1.0,
+1.05 and 1.2 x)."""
 DEFAULT_NAMESPACE = "demo"
 DEFAULT_TOKENS = 16
 """Tokens per request text when the profile does not say (`latencyslo calibrate`'s default)."""
