@@ -11,9 +11,9 @@ load to `load_fraction` (0.4) of what ONE replica sustains at the aim (headroom 
 profile scaled by that factor; never more than its measured saturation). The `step` workload
 rises a quarter of the way in to 0.8 x the measured saturation: over what one replica of `full`
 holds at the target whatever the machine's speed and however well the model foresees the rise,
-and inside what two replicas hold (`DEFAULT_STEP_OVER_SATURATION`). After the workload, a cool-
-down at `cooldown_fraction` (0.5) of the starting rate, where one replica clearly holds the
-load again and the extra one is released within the run. Without the measurement (or with
+and inside what two replicas hold (`DEFAULT_STEP_OVER_SATURATION`). After the workload, a
+cool-down at `cooldown_fraction` (0.5) of the starting rate, where one replica clearly holds
+the load again and the extra one is released within the run. Without the measurement (or with
 `--rate`) the load is sized from the profile as shipped (the step x3 from the start).
 """
 
@@ -58,12 +58,12 @@ DEFAULT_STEP_OVER_SATURATION = 0.8
 capacity instead (x3 above), the step breached one replica on some spells and not on others:
 with batching, one replica runs past its capacity at the aim, and a model that is right at
 small batches saw a rise to 1.2 x that capacity coming from the rate and acted before any
-breach (p99 97 ms against 115). The saturation is measured, not modelled, and the step is
-placed inside the window that the demo's target leaves on two cores (measured here, one
-replica of `full` against its 100 ms target: its client p99 at the edge, 100-120 ms, at
-0.63 x its saturation and 300-450 ms at 0.8 x; two replicas of `full`, sharing the two
-cores with the load generator and Prometheus, held 0.88 x and went over the target at 1.0,
-1.05 and 1.2 x)."""
+breach (p99 97 ms against 115). The saturation is measured, not modelled. At 1.0, 1.05 and
+1.2 x it (one run each on two cores) one replica breached at once, but two replicas of `full`
+sharing the cores with the load generator and Prometheus went over the target after the
+restore (client p99 90-560 ms). At 0.8 x (five runs) the story was complete every time: the
+breach was clear at once in two runs, at the edge of the target in two, and in one the
+replica held until the second one, ordered on the rate, joined (docs/demo.md)."""
 DEFAULT_NAMESPACE = "demo"
 DEFAULT_TOKENS = 16
 """Tokens per request text when the profile does not say (`latencyslo calibrate`'s default)."""
