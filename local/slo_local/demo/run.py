@@ -287,7 +287,7 @@ class _Run:
         texts = sample_texts(256, tokens=self.scenario.tokens)
         urls = [r.url for r in self.actuator.running()]
         saturation, quiet_until = None, 0.0
-        if self.options.resize and len(urls) == 1:
+        if self.options.resize and self.scenario.resizable and len(urls) == 1:
             self.view.note(
                 f"measuring the warm replica flat out: {SATURATION_S:g}s at each of "
                 f"{', '.join(map(str, SATURATION_LEVELS))} requests in flight"

@@ -206,7 +206,7 @@ class Scenario:
             slo = with_target(slo, round(self.load.target_ms * factor))
             capacity = capacity_rps(slo.spec, scaled)
         measured = {"capacity_rps": capacity, "machine_factor": factor, "saturation_rps": sat}
-        if self.load is None or self.load.fixed_rate:
+        if not self.resizable or self.load is None:
             return replace(self, slo=slo, **measured)
         load = self.load
         base = load.load_fraction * (capacity if sat is None else min(capacity, sat))
@@ -221,6 +221,11 @@ class Scenario:
             load=load,
             **measured,
         )
+
+    @property
+    def resizable(self) -> bool:
+        """Whether `resized` sizes the load (not a fixed `--rate`, not a fixed load)."""
+        return self.load is not None and not self.load.fixed_rate
 
     @property
     def scored_s(self) -> float:

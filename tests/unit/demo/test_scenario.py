@@ -107,6 +107,8 @@ def test_a_measured_saturation_sizes_the_step_over_it(over_capacity: float) -> N
 
 
 def test_a_measured_saturation_leaves_a_fixed_rate_and_other_workloads_shapes() -> None:
+    assert build_scenario().resizable
+    assert not build_scenario(base_rps=20.0).resizable
     fixed = build_scenario(base_rps=20.0).resized(1.0, 50.0)
     assert (fixed.base_rps, fixed.workload.peak_rps) == (20.0, 60.0)
     assert fixed.saturation_rps == 50.0
