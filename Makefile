@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-## The main job: the local demo (no cluster needed; docs/demo.md). About two and a half minutes; writes
+## The main job: the local demo (no cluster needed; docs/demo.md). Just under three minutes; writes
 ## out/demo/ (timeline.csv, timeline.png, summary.json). Options: make demo DEMO_ARGS="--workload ramp".
 DEMO_ARGS ?=
 demo: venv
