@@ -9,8 +9,8 @@ import pytest
 
 from slo_operator.policy import decide, initial_state
 from slo_operator.spec import Action
-from slo_operator.types import Observation, ProfileSet
-from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, make_spec, obs, settled
+from slo_operator.types import Observation, ProfileSet, RuntimeConfig
+from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, make_spec, model_p99, obs, settled
 
 OVERLOAD = 1400.0  # req/s: two replicas of `full` cannot hold 100 ms (capacity ~550 each)
 LIGHT = 150.0  # req/s: one replica is plenty
@@ -380,3 +380,35 @@ def test_no_degrade_for_a_breach_the_load_has_already_left_behind() -> None:
     decision, _ = decide(SPEC, fallen, cfg(2), PROFILES, settled(), NOW)
     assert decision.target.variant == "full"
     assert "the load has fallen" in decision.reason
+
+
+def _rate_predicted_at(p99_ms: float, config: RuntimeConfig) -> float:
+    """The rate at which the model predicts `p99_ms` for `config` (bisection)."""
+    low, high = 1.0, OVERLOAD
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if model_p99(mid, config) < p99_ms else (low, mid)
+    return low
+
+
+@pytest.mark.parametrize(
+    ("previous_share", "expect_bridge"),
+    [
+        pytest.param(1.0, False, id="steady-rate: seen once, not yet a breach"),
+        pytest.param(0.9, False, id="small-rise: seen once, not yet a breach"),
+        pytest.param(0.5, True, id="rate-doubled: bridged at once"),
+    ],
+)
+def test_a_breach_that_comes_with_a_step_in_the_rate_is_bridged_at_once(
+    previous_share: float, expect_bridge: bool
+) -> None:
+    """A quantile just over the target that the model does not explain (it predicts the
+    ready replicas under the target) waits to be seen twice, so that noise is not a breach;
+    one that comes with a rise of the rate by a quarter or more since the previous step is
+    the step's, and waiting an interval only lengthens the episode."""
+    rate = _rate_predicted_at(90.0, cfg(2))  # over the aim (80 ms), under the target
+    o = obs(rate=rate, p99=120.0, ready=2)
+    st = settled(rates=((NOW - 15.0, previous_share * rate),))
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
+    assert decision.target.replicas > 2  # more replicas for the sustained rate either way
+    assert (decision.target.variant != "full") is expect_bridge
