@@ -396,19 +396,37 @@ def _rate_predicted_at(p99_ms: float, config: RuntimeConfig) -> float:
     [
         pytest.param(1.0, False, id="steady-rate: seen once, not yet a breach"),
         pytest.param(0.9, False, id="small-rise: seen once, not yet a breach"),
-        pytest.param(0.5, True, id="rate-doubled: bridged at once"),
+        pytest.param(0.5, True, id="rate-doubled, replicas ordered: bridged at once"),
     ],
 )
 def test_a_breach_that_comes_with_a_step_in_the_rate_is_bridged_at_once(
     previous_share: float, expect_bridge: bool
 ) -> None:
     """A quantile just over the target that the model does not explain (it predicts the
-    ready replicas under the target) waits to be seen twice, so that noise is not a breach;
-    one that comes with a rise of the rate by a quarter or more since the previous step is
-    the step's, and waiting an interval only lengthens the episode."""
-    rate = _rate_predicted_at(90.0, cfg(2))  # over the aim (80 ms), under the target
+    ready replicas under the target) waits to be seen twice, so that noise is not a breach.
+    One that comes with a rise of the rate by a quarter or more since the previous step, with
+    replicas ordered for the new rate, is the step's: it is bridged until they are ready. A
+    fleet predicted to hold the new rate (no replica ordered) waits as before (next test)."""
+    rate = _rate_predicted_at(90.0, cfg(2))  # two replicas: over the aim (80 ms), under target
     o = obs(rate=rate, p99=120.0, ready=2)
     st = settled(rates=((NOW - 15.0, previous_share * rate),))
     decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
     assert decision.target.replicas > 2  # more replicas for the sustained rate either way
     assert (decision.target.variant != "full") is expect_bridge
+
+
+def test_a_burst_the_fleet_holds_is_not_bridged_at_once() -> None:
+    """The rate doubled and the quantile is just over the target, but the ready replicas are
+    predicted to hold the new rate at the aim (no replica ordered), though not a quarter more:
+    a burst, not a step the fleet falls short of. Bridging it at once left the simulated
+    trace's fleet a replica short for later bursts; it waits to be seen twice."""
+    rate = _rate_predicted_at(75.0, cfg(3))
+    assert model_p99(1.25 * rate, cfg(3)) > SPEC.aim_latency_ms  # a surge margin would bridge
+    o = obs(rate=rate, p99=120.0, ready=3)
+    st = settled(rates=((NOW - 15.0, 0.5 * rate),))
+    decision, _ = decide(SPEC, o, cfg(3), PROFILES, st, NOW)
+    assert decision.target.replicas == 3
+    assert decision.target.variant == "full"
+    seen_twice = replace(st, last_p99=120.0)  # the same breach, seen again: bridged
+    decision, _ = decide(SPEC, o, cfg(3), PROFILES, seen_twice, NOW)
+    assert decision.target.variant != "full"
