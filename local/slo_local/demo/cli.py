@@ -38,7 +38,7 @@ DEFAULT_OUT = Path("out") / "demo"
 )  # fmt: skip
 @click.option(
     "--workload", type=click.Choice(DEMO_WORKLOADS), default="step", show_default=True,
-    help="Load shape: a step to 0.8 of one replica's measured saturation, or the simulator's ramp "
+    help="Load shape: a step to 0.9 of one replica's measured saturation, or the simulator's ramp "
     "to x4, bursts, or a trace.",
 )  # fmt: skip
 @click.option(

@@ -3,7 +3,7 @@
 Real worker processes (the demo model, one torch thread each), a real Prometheus scraping them,
 the operator's `ControlLoop` and policy acting through the `LocalActuator`, and the demo's
 open-loop Poisson load sized from the warm replica as measured on this machine now: a warm-up
-at the starting rate, a step a quarter of the way in to 0.8 x the most one replica answered
+at the starting rate, a step a quarter of the way in to 0.9 x the most one replica answered
 flat out, then a cool-down at half the starting rate. Judged on what the clients measured and
 the decisions applied, not on what the controller saw:
 
@@ -42,13 +42,13 @@ pytestmark = [
     pytest.mark.timeout(300),
     pytest.mark.flaky(reruns=2),
 ]
-"""Two reruns: the run shares a two-core machine with everything else on it, and the window
-the step is sized into (over what one replica holds, inside what two hold) moves with the
-machine's spell. On a busy spell two replicas that hold the step on a quiet one can be
-overloaded; on a slower spell one replica can sit at the edge of the target at 0.8 x its
-measured saturation, so the controller, whose 15 s p99 stays just under the target, bridges
-late or not at all (docs/demo.md). All three runs must fail for the test to fail; a rerun
-shows as `R` in pytest's summary."""
+"""Two reruns: the run shares a two-core machine with everything else on it, and the window the
+step is sized into (over what one replica holds, inside what two hold) moves with the machine's
+spell. On a busy spell two replicas that hold the step on a quiet one can be overloaded; on a
+slower spell one replica can sit at the edge of the target at 0.8 x its measured saturation
+(the step is at 0.9 x since), so the controller, whose 15 s p99 stays just under the target,
+bridges late or not at all (docs/demo.md). All three runs must fail for the test to fail; a
+rerun shows as `R` in pytest's summary."""
 
 DURATION_S, WARMUP_S, COOLDOWN_S = 60, 20, 75
 RECOVERY_LIMIT_S = 30.0
@@ -111,7 +111,7 @@ async def test_the_slo_is_held_through_a_load_step(tmp_path: Path) -> None:
     assert scenario.machine_factor is not None
     # the step is sized from what one replica answered flat out, whatever the model says
     assert scenario.saturation_rps is not None
-    assert scenario.workload.peak_rps == pytest.approx(0.8 * scenario.saturation_rps)
+    assert scenario.workload.peak_rps == pytest.approx(0.9 * scenario.saturation_rps)
     rec = result.recording
     summary = result.summary()
     report = (

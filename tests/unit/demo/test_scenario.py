@@ -87,7 +87,7 @@ def test_the_default_story_is_sized_from_the_machine(factor: float | None) -> No
 
 @pytest.mark.parametrize("over_capacity", [0.7, 1.0, 1.4])
 def test_a_measured_saturation_sizes_the_step_over_it(over_capacity: float) -> None:
-    """With one replica's saturation measured, the step rises to 0.8 x it, whether the
+    """With one replica's saturation measured, the step rises to 0.9 x it, whether the
     model's capacity at the aim is above it (a slow spell, HTTP costs) or below it (batching
     carries the replica past the aim); the start never exceeds 0.4 x the saturation."""
     plain = build_scenario().resized(0.8)
