@@ -299,7 +299,7 @@ class _Run:
             quiet_until = (
                 time.monotonic()
                 + self.spec.objective.window_seconds
-                + 2.0 * (self.options.scrape_interval_s)
+                + 2.0 * self.options.scrape_interval_s
             )
         self.view.note(f"measuring the warm replica: {rate:.0f} req/s for {seconds:g}s")
         before = await read_all(urls)

@@ -10,56 +10,48 @@ import pytest
 from aiohttp import web
 
 from slo_local.demo.probe import answered_rps, saturation_rps
+from tests.unit.demo.test_loadgen import Server
 
 
-class BatchServer:
+class BatchServer(Server):
     """A greedy batcher: takes the requests waiting, up to `batch`, as soon as one waits, and
     answers them `batch_s` seconds later: at most `batch / batch_s` per second, and only that
     many with `batch` requests in flight."""
 
     def __init__(self, batch: int, batch_s: float, status: int = 200) -> None:
-        self.batch, self.batch_s, self.status = batch, batch_s, status
+        super().__init__(status=status)
+        self.batch, self.batch_s = batch, batch_s
         self.waiting: list[asyncio.Future[None]] = []
-        self.arrived = asyncio.Event()
-        self.runner: web.AppRunner | None = None
+        self.work = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.url = ""
 
     async def predict(self, request: web.Request) -> web.Response:
         await request.json()
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append(done)
-        self.arrived.set()
+        self.work.set()
         await done
         return web.json_response({"variant": "full"}, status=self.status)
 
     async def batches(self) -> None:
         while True:
-            await self.arrived.wait()
+            await self.work.wait()
             take, self.waiting = self.waiting[: self.batch], self.waiting[self.batch :]
             if not self.waiting:
-                self.arrived.clear()
+                self.work.clear()
             await asyncio.sleep(self.batch_s)
             for f in take:
                 f.set_result(None)
 
     async def start(self) -> BatchServer:
-        app = web.Application()
-        app.router.add_post("/v1/predict", self.predict)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        await super().start()
         self.task = asyncio.create_task(self.batches())
         return self
 
     async def stop(self) -> None:
         if self.task is not None:
             self.task.cancel()
-        if self.runner is not None:
-            await self.runner.cleanup()
+        await super().stop()
 
 
 @pytest.fixture
