@@ -6,7 +6,8 @@ Every server runs the demo family's `full` variant through the project's own loa
 (`inference_worker.variants.LoadedVariant`: the same tokenizer, module and weights), one
 torch thread, one server at a time on loopback:
 
-- `latencyslo`: `python -m inference_worker --no-admin --threads 1`, window 0 and 5 ms;
+- `latencyslo`: `python -m inference_worker --no-admin --threads 1`, window 0 and 5 ms, and
+  window 5 ms with `--frontends N` HTTP processes (`--frontends`, default 2; 0 leaves it out);
 - `litserve`: LitServe (`LitAPI` batching up to 32, `batch_timeout` 0 and 5 ms, one inference
   worker, one API server process);
 - `fastapi`: FastAPI + uvicorn (uvloop, httptools), a sync endpoint, one forward at a time
@@ -232,13 +233,15 @@ def free_port() -> int:
 class Config:
     server: str
     setting: float  # batch window (latencyslo) or batch_timeout (litserve), seconds
+    frontends: int = 0  # latencyslo only: HTTP frontend processes (0: HTTP in-process)
 
     @property
     def name(self) -> str:
         if self.server == "fastapi":
             return "fastapi"
         label = "window" if self.server == "latencyslo" else "timeout"
-        return f"{self.server} {label} {self.setting * 1000:g} ms"
+        extra = f", {self.frontends} frontends" if self.frontends else ""
+        return f"{self.server} {label} {self.setting * 1000:g} ms{extra}"
 
 
 def server_command(cfg: Config, model_dir: Path, port: int, peers_py: Path) -> list[str]:
@@ -248,6 +251,7 @@ def server_command(cfg: Config, model_dir: Path, port: int, peers_py: Path) -> l
             "--host", "127.0.0.1", "--port", str(port), "--no-admin", "--threads", "1",
             "--device", "cpu", "--preload", "active", "--log-level", "warning",
             "--batch-window-ms", f"{cfg.setting * 1000:g}", "--max-batch-size", "32",
+            "--frontends", str(cfg.frontends),
         ]  # fmt: skip
     call = (
         f"serve_litserve({str(model_dir)!r}, {port}, {cfg.setting!r})"
@@ -453,6 +457,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="shorter probes, 1 round")
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--servers", default="latencyslo,litserve,fastapi")
+    parser.add_argument(
+        "--frontends", type=int, default=2, help="frontend processes of the third latencyslo "
+        "configuration (0: no such configuration)",
+    )  # fmt: skip
     args = parser.parse_args()
     if shutil.which("hey") is None:
         raise SystemExit("hey not found: apt-get install hey")
@@ -472,6 +480,7 @@ def main() -> int:
         for c in (
             Config("latencyslo", 0.0),
             Config("latencyslo", 0.005),
+            *([Config("latencyslo", 0.005, args.frontends)] if args.frontends else []),
             Config("litserve", 0.0),
             Config("litserve", 0.005),
             Config("fastapi", 0.0),

@@ -126,6 +126,12 @@ def _admin_token(token_file: Path | None) -> str | None:
     default=0.0, show_default=True,
     help="Seconds to keep serving after SIGTERM with readiness off, before draining.",
 )  # fmt: skip
+@click.option(
+    "--frontends", type=click.IntRange(min=0, max=64), envvar="LATENCYSLO_FRONTENDS",
+    default=0, show_default=True,
+    help="HTTP frontend processes sharing the public port (SO_REUSEPORT) and feeding this "
+    "process over a Unix socket; 0 serves HTTP in this process.",
+)  # fmt: skip
 @click.option("--log-level", default="info", show_default=True)
 def worker(
     model_dir: Path | None,
@@ -145,6 +151,7 @@ def worker(
     request_timeout_ms: float,
     preload: str,
     drain_delay: float,
+    frontends: int,
     log_level: str,
 ) -> None:
     """Serve the model variants over HTTP, with the admin API on its own port."""
@@ -184,6 +191,7 @@ def worker(
         request_timeout_s=request_timeout_ms / 1000.0,
         preload=preload,
         drain_delay_s=drain_delay,
+        frontends=frontends,
     )
 
     async def main() -> int:

@@ -21,6 +21,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ from inference_worker.batcher import (
     QueueFull,
 )
 from inference_worker.config import ConfigError, RuntimeSettings, parse_update
+from inference_worker.hub import FrontendHub
 from inference_worker.manifest import Manifest
 from inference_worker.metrics import CONTENT_TYPE, WorkerMetrics
 from inference_worker.openapi import admin_document, public_document
@@ -79,6 +81,8 @@ class WorkerOptions:
     preload: str = "all"
     drain_delay_s: float = 0.0
     config_poll_s: float = 1.0
+    frontends: int = 0
+    """0: this process serves the public port; N > 0: N frontend processes do (`hub`)."""
 
 
 def set_torch_threads(threads: int | None) -> None:
@@ -136,6 +140,7 @@ class Worker:
         self.answered: collections.Counter[int] = collections.Counter()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.hub: FrontendHub | None = None
 
     # ----- variants and configuration
 
@@ -180,6 +185,7 @@ class Worker:
         self.batcher.window_s = new.batch_window_s
         self.batcher.max_batch_size = new.max_batch_size
         self.metrics.set_config(new)
+        self._publish()
         if new != old:
             log.info("runtime config from %s: %s -> %s", source, old.to_json(), new.to_json())
         return new
@@ -232,6 +238,7 @@ class Worker:
             self._stop.set()
             return
         self.ready = True
+        self._publish()
         log.info("ready: serving %s", self.settings.to_json())
         if self.opts.preload == "all":
             for name in self.manifest.variants:
@@ -256,41 +263,82 @@ class Worker:
         self.metrics.batch_duration.labels(variant.name).observe(seconds)
         return variant.name, outputs
 
-    async def predict(self, request: web.Request) -> web.Response:
-        started = time.perf_counter()
-        variant = self.settings.variant
+    def _check_accepting(self) -> None:
+        if not self.accepting:
+            raise HttpError(503, "the worker is shutting down", retry_after=1, close=True)
+        if not self.ready:
+            raise HttpError(503, "not ready: the model is loading", retry_after=1)
+
+    async def _infer(self, texts: list[str]) -> dict[str, Any]:
+        """One request's texts through the batcher: the response body, or HttpError."""
+        try:
+            variant, outputs = await self.batcher.submit(texts, self.opts.request_timeout_s)
+        except QueueFull as exc:
+            raise HttpError(503, str(exc), retry_after=1) from None
+        except Draining as exc:
+            raise HttpError(503, str(exc), retry_after=1, close=True) from None
+        except DeadlineExceeded as exc:
+            raise HttpError(504, f"request deadline exceeded: {exc}") from None
+        except BatchFailed as exc:
+            raise HttpError(500, f"inference failed: {exc}") from None
+        return {"variant": variant, "outputs": [o.to_json() for o in outputs]}
+
+    @contextlib.contextmanager
+    def _in_flight(self) -> Iterator[None]:
         self.inflight += 1
         self._idle.clear()
         try:
-            if not self.accepting:
-                raise HttpError(503, "the worker is shutting down", retry_after=1, close=True)
-            if not self.ready:
-                raise HttpError(503, "not ready: the model is loading", retry_after=1)
-            texts = parse_inputs(await read_json(request, PREDICT_MAX_BYTES), self.opts.max_inputs)
-            try:
-                variant, outputs = await self.batcher.submit(texts, self.opts.request_timeout_s)
-            except QueueFull as exc:
-                raise HttpError(503, str(exc), retry_after=1) from None
-            except Draining as exc:
-                raise HttpError(503, str(exc), retry_after=1, close=True) from None
-            except DeadlineExceeded as exc:
-                raise HttpError(504, f"request deadline exceeded: {exc}") from None
-            except BatchFailed as exc:
-                raise HttpError(500, f"inference failed: {exc}") from None
-            body = {"variant": variant, "outputs": [o.to_json() for o in outputs]}
-            response = web.json_response(body)
-        except HttpError as exc:
-            response = exc.response()
+            yield
         finally:
             self.inflight -= 1
             if not self.inflight:
                 self._idle.set()
+
+    def record(self, variant: str, code: int, seconds: float) -> None:
+        """One answered predict request, in the log's tally and the metrics."""
+        self.answered[code] += 1
+        self.metrics.observe_request(variant, code, seconds)
+
+    async def predict(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        variant = self.settings.variant
+        with self._in_flight():
+            try:
+                self._check_accepting()
+                data = await read_json(request, PREDICT_MAX_BYTES)
+                body = await self._infer(parse_inputs(data, self.opts.max_inputs))
+                variant = body["variant"]
+                response = web.json_response(body)
+            except HttpError as exc:
+                response = exc.response()
         if self.terminating:
             response.force_close()  # no keep-alive reuse of a connection to a stopping worker
-        code = response.status
-        self.answered[code] += 1
-        self.metrics.observe_request(variant, code, time.perf_counter() - started)
+        self.record(variant, response.status, time.perf_counter() - started)
         return response
+
+    async def answer_frontend(self, texts: list[str]) -> dict[str, Any]:
+        """A frontend's validated request (`hub`): the body, or HttpError."""
+        with self._in_flight():
+            self._check_accepting()
+            return await self._infer(texts)
+
+    def state(self) -> dict[str, Any]:
+        """What the frontends need to answer `/readyz` and refuse requests as this process
+        would."""
+        return {
+            "ready": self.ready,
+            "terminating": self.terminating,
+            "accepting": self.accepting,
+            "variant": self.settings.variant,
+        }
+
+    def _publish(self) -> None:
+        if self.hub is not None:
+            self.hub.publish()
+
+    def _fatal(self) -> None:
+        self.exit_code = 1
+        self._stop.set()
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -388,7 +436,7 @@ class Worker:
             loop.add_signal_handler(sig, self.request_stop)
         runners: list[web.AppRunner] = []
         try:
-            apps = [(self.public_app(), self.opts.port)]
+            apps = [] if self.opts.frontends else [(self.public_app(), self.opts.port)]
             if self.opts.admin_enabled:
                 apps.append((self.admin_app(), self.opts.admin_port))
             for app, port in apps:
@@ -396,10 +444,14 @@ class Worker:
                 await runner.setup()
                 runners.append(runner)
                 await web.TCPSite(runner, self.opts.host, port).start()
+            if self.opts.frontends:
+                self.hub = self._hub()
+                await self.hub.start()
             log.info(
-                "listening on %s:%d%s (device %s, threads %d)",
+                "listening on %s:%d%s%s (device %s, threads %d)",
                 self.opts.host,
                 self.opts.port,
+                f" through {self.opts.frontends} frontends" if self.opts.frontends else "",
                 f", admin on :{self.opts.admin_port}" if self.opts.admin_enabled else "",
                 self.device,
                 torch.get_num_threads(),
@@ -411,6 +463,8 @@ class Worker:
             await self._stop.wait()
             await self._drain()
         finally:
+            if self.hub is not None:
+                await self.hub.stop()
             for task in self._tasks:
                 task.cancel()
             for runner in runners:
@@ -421,12 +475,28 @@ class Worker:
         log.info("stopped (exit %d)", self.exit_code)
         return self.exit_code
 
+    def _hub(self) -> FrontendHub:
+        return FrontendHub(
+            self.opts.frontends,
+            host=self.opts.host,
+            port=self.opts.port,
+            max_inputs=self.opts.max_inputs,
+            answer=self.answer_frontend,
+            render_metrics=self.metrics.render,
+            observe=self.record,
+            state=self.state,
+            on_fatal=self._fatal,
+            log_level=logging.getLevelName(log.getEffectiveLevel()).lower(),
+        )
+
     async def _drain(self) -> None:
         self.terminating = True
+        self._publish()
         log.info("stopping: readiness off, draining")
         if self.opts.drain_delay_s > 0 and self.exit_code == 0:
             await asyncio.sleep(self.opts.drain_delay_s)
         self.accepting = False
+        self._publish()
         await self.batcher.drain()
         if self.inflight:
             with contextlib.suppress(TimeoutError):

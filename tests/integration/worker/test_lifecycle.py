@@ -173,8 +173,9 @@ def test_queue_full_and_deadline(slow_model: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("frontends", [0, 2])
 def test_sigterm_drains_without_losing_an_accepted_request(
-    slow_model: Path, tmp_path: Path
+    slow_model: Path, tmp_path: Path, frontends: int
 ) -> None:
     """Clients keep sending until the worker refuses them; SIGTERM arrives with a full queue.
 
@@ -185,6 +186,7 @@ def test_sigterm_drains_without_losing_an_accepted_request(
     counts prove that no handled request went missing.
     """
     args = ["--batch-window-ms", "5", "--max-batch-size", "4", "--max-queue", "512"]
+    args += ["--frontends", str(frontends)]  # the same drain with HTTP in other processes
     w = start_worker(slow_model, args, workdir=tmp_path)
     try:
         w.wait_ready(60)
