@@ -21,10 +21,12 @@ It also measures the serving-path goals of the worker on a GPU (`goals` in the J
 - `throughput_goal_met`: HTTP at least 80 % of the in-process batched throughput at p99 <= 50 ms;
   `batch1_goal_met`: `http_batch1_p50_ms` within 1 ms of the CUDA-graph forward.
 
-The HTTP figures are measured twice, side by side in the same run: with HTTP in the model
-process (`--frontends 0`) and with `--frontends N` HTTP frontend processes (default 4), under
-`goals_by_frontends`; `goals` holds the better of the two. The load comes from `--clients`
-client processes (default 4), so that the load generator is not the bottleneck.
+The HTTP figures are measured three times, side by side in the same run, under
+`goals_by_config`: `--frontends N` HTTP frontend processes (default 4) with `--cuda-graphs`,
+HTTP in the model process with `--cuda-graphs`, and HTTP in the model process without graphs
+(the worker's default); `goals` holds the best of them (by throughput at p99 <= 50 ms). The
+load comes from `--clients` client processes (default 4), so that the load generator is not
+the bottleneck.
 """
 
 from __future__ import annotations
@@ -253,27 +255,32 @@ def main() -> None:
             [str(REPO), str(REPO / "operator"), os.environ.get("PYTHONPATH", "")]
         )
     }
-    by_frontends: dict[int, dict[str, Any]] = {}
-    for frontends in dict.fromkeys((args.frontends, 0)):
+    by_config: dict[str, dict[str, Any]] = {}
+    configs = {
+        f"frontends {args.frontends}, cuda graphs": [
+            "--frontends", str(args.frontends), "--cuda-graphs",
+        ],
+        "frontends 0, cuda graphs": ["--frontends", "0", "--cuda-graphs"],
+        "frontends 0, eager": ["--frontends", "0"],
+    }  # fmt: skip
+    for n, (name, flags) in enumerate(configs.items()):
         started = time.perf_counter()
         with run_worker(
             model_dir,
-            ["--device", args.device, "--preload", "all", "--frontends", str(frontends)],
+            ["--device", args.device, "--preload", "all", *flags],
             token=TOKEN,
             env=env,
             threads=args.threads,
             ready_timeout=300.0,
         ) as worker:
-            if frontends == args.frontends:  # the full check once, on the configuration asked
+            if n == 0:  # the full check once, on the first configuration
                 ready_s = time.perf_counter() - started
                 result = asyncio.run(check(worker.url, worker.admin_url, args))
-            by_frontends[frontends] = asyncio.run(
-                http_goals(worker.url, worker.admin_url, args.seconds)
-            )
+            by_config[name] = asyncio.run(http_goals(worker.url, worker.admin_url, args.seconds))
             metrics = httpx.get(worker.url + "/metrics", timeout=5.0).text
     floors = in_process(model_dir, args.device, args.seconds)
     floor = floors["cuda_graph_batch1_forward_ms"] or floors["eager_batch1_forward_ms"]
-    for goals in by_frontends.values():
+    for goals in by_config.values():
         goals.update(floors)
         goals["throughput_goal_met"] = (
             goals["http_best_rps_p99_under_50ms"] >= 0.8 * goals["in_process_batched_texts_per_s"]
@@ -281,9 +288,9 @@ def main() -> None:
         goals["batch1_goal_met"] = (
             goals["http_batch1_p50_ms"] is not None and goals["http_batch1_p50_ms"] <= floor + 1.0
         )
-    best = max(by_frontends, key=lambda n: by_frontends[n]["http_best_rps_p99_under_50ms"])
-    result["goals"] = {"frontends": best, **by_frontends[best]}
-    result["goals_by_frontends"] = by_frontends
+    best = max(by_config, key=lambda n: by_config[n]["http_best_rps_p99_under_50ms"])
+    result["goals"] = {"config": best, **by_config[best]}
+    result["goals_by_config"] = by_config
     result["device"] = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     result["ready_seconds"] = round(ready_s, 1)
     result["batch_duration_series"] = [

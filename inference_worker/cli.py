@@ -132,6 +132,11 @@ def _admin_token(token_file: Path | None) -> str | None:
     help="HTTP frontend processes sharing the public port (SO_REUSEPORT) and feeding this "
     "process over a Unix socket; 0 serves HTTP in this process.",
 )  # fmt: skip
+@click.option(
+    "--cuda-graphs/--no-cuda-graphs", envvar="LATENCYSLO_CUDA_GRAPHS", default=False,
+    show_default=True,
+    help="On CUDA, replay CUDA graphs of the forward per (batch, length) bucket.",
+)  # fmt: skip
 @click.option("--log-level", default="info", show_default=True)
 def worker(
     model_dir: Path | None,
@@ -152,6 +157,7 @@ def worker(
     preload: str,
     drain_delay: float,
     frontends: int,
+    cuda_graphs: bool,
     log_level: str,
 ) -> None:
     """Serve the model variants over HTTP, with the admin API on its own port."""
@@ -192,6 +198,7 @@ def worker(
         preload=preload,
         drain_delay_s=drain_delay,
         frontends=frontends,
+        cuda_graphs=cuda_graphs,
     )
 
     async def main() -> int:

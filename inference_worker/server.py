@@ -82,6 +82,8 @@ class WorkerOptions:
     drain_delay_s: float = 0.0
     config_poll_s: float = 1.0
     frontends: int = 0
+    cuda_graphs: bool = False
+    """Replay CUDA graphs per shape bucket on a CUDA device (`cuda_graphs`)."""
     """0: this process serves the public port; N > 0: N frontend processes do (`hub`)."""
 
 
@@ -162,7 +164,9 @@ class Worker:
 
     async def _load(self, name: str, warm_batch: int) -> LoadedVariant:
         def load() -> LoadedVariant:
-            variant = LoadedVariant(self.manifest, name, self.device)
+            variant = LoadedVariant(
+                self.manifest, name, self.device, cuda_graphs=self.opts.cuda_graphs
+            )
             warm_s = variant.warm((1, warm_batch))
             log.info(
                 "variant %s loaded in %.2fs, warmed in %.2fs",

@@ -23,6 +23,8 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 from torch import nn
 
+from inference_worker.config import MAX_BATCH_SIZE
+from inference_worker.cuda_graphs import GraphedForward
 from inference_worker.manifest import Manifest, ManifestError, VariantSpec
 
 WARM_TEXT = "the service was quick and the staff were friendly, i would come back again"
@@ -111,9 +113,12 @@ def build_model(spec: VariantSpec, device: torch.device) -> nn.Module:
 
 
 class LoadedVariant:
-    """A variant ready to serve: model on its device, tokenizer, labels."""
+    """A variant ready to serve: model on its device, tokenizer, labels. With `cuda_graphs`
+    on a CUDA device the forward replays CUDA graphs per shape bucket (`cuda_graphs`)."""
 
-    def __init__(self, manifest: Manifest, name: str, device: torch.device) -> None:
+    def __init__(
+        self, manifest: Manifest, name: str, device: torch.device, *, cuda_graphs: bool = False
+    ) -> None:
         if name not in manifest.variants:
             raise ManifestError(f"unknown variant {name!r}; known: {sorted(manifest.variants)}")
         self.name = name
@@ -123,6 +128,11 @@ class LoadedVariant:
         self.tokenizer = make_tokenizer(manifest, device)
         started = time.perf_counter()
         self.model = build_model(self.spec, device)
+        self.graphs = (
+            GraphedForward(self.model, device, MAX_BATCH_SIZE, manifest.max_length)
+            if cuda_graphs and device.type == "cuda"
+            else None
+        )
         self.load_seconds = time.perf_counter() - started
 
     @property
@@ -137,7 +147,8 @@ class LoadedVariant:
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            out = self.model(input_ids, attention_mask)
+            forward = self.graphs or self.model
+            out = forward(input_ids, attention_mask)
             return out.float().cpu()
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
@@ -157,8 +168,11 @@ class LoadedVariant:
     def warm(self, batch_sizes: Sequence[int] = (1, 8), rounds: int = 2) -> float:
         """Run the shapes it will see a few times (allocator, kernels, CUDA context)."""
         started = time.perf_counter()
+        sizes = list(batch_sizes)
+        if self.graphs is not None:  # capture every batch bucket up to the largest size warmed
+            sizes = [b for b in self.graphs.batch_buckets if b < max(sizes)] + sizes
         for _ in range(rounds):
-            for b in batch_sizes:
+            for b in sizes:
                 self.predict([WARM_TEXT] * b)
                 self.predict(["good"] * b)
         if self.device.type == "cuda":
