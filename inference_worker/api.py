@@ -46,6 +46,27 @@ class HttpError(Exception):
         self.retry_after = retry_after
         self.close = close
 
+    def to_message(self) -> dict[str, Any]:
+        """The error as a frontend link message (`inference_worker.ipc`)."""
+        message: dict[str, Any] = {"status": self.status, "error": self.reason}
+        if self.field is not None:
+            message["field"] = self.field
+        if self.retry_after is not None:
+            message["retry_after"] = self.retry_after
+        if self.close:
+            message["close"] = True
+        return message
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> HttpError:
+        return cls(
+            message["status"],
+            message["error"],
+            field=message.get("field"),
+            retry_after=message.get("retry_after"),
+            close=bool(message.get("close")),
+        )
+
     def response(self) -> web.Response:
         body: dict[str, Any] = {"error": self.reason}
         if self.field is not None:
@@ -151,6 +172,36 @@ def check_text(text: str, field: str) -> None:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def check_serving(*, accepting: bool, ready: bool) -> None:
+    """HttpError 503 unless the worker takes predict requests now."""
+    if not accepting:
+        raise HttpError(503, "the worker is shutting down", retry_after=1, close=True)
+    if not ready:
+        raise HttpError(503, "not ready: the model is loading", retry_after=1)
+
+
+def readiness(*, terminating: bool, ready: bool, variant: str) -> web.Response:
+    """The `/readyz` answer, or HttpError 503 saying why not."""
+    if terminating:
+        raise HttpError(503, "shutting down")
+    if not ready:
+        raise HttpError(503, f"loading variant {variant}")
+    return web.json_response({"ready": True, "variant": variant})
+
+
+def public_app(
+    *, predict: Handler, healthz: Handler, readyz: Handler, metrics: Handler, openapi: Handler
+) -> web.Application:
+    """The public port's routes: the worker's own, or each frontend's (the same contract)."""
+    app = web.Application(middlewares=[json_errors], client_max_size=PREDICT_MAX_BYTES)
+    app.router.add_post("/v1/predict", predict)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/openapi.json", openapi)
+    return app
 
 
 @web.middleware

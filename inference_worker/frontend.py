@@ -31,9 +31,11 @@ from inference_worker.api import (
     PREDICT_MAX_BYTES,
     HttpError,
     QuietBadRequests,
-    json_errors,
+    check_serving,
     parse_inputs,
+    public_app,
     read_json,
+    readiness,
 )
 from inference_worker.ipc import FrameProtocol
 from inference_worker.metrics import CONTENT_TYPE
@@ -105,21 +107,11 @@ class Frontend:
         started = time.perf_counter()
         variant = self.state.get("variant", "")
         try:
-            if not self.state["accepting"]:
-                raise HttpError(503, "the worker is shutting down", retry_after=1, close=True)
-            if not self.state["ready"]:
-                raise HttpError(503, "not ready: the model is loading", retry_after=1)
+            check_serving(accepting=self.state["accepting"], ready=self.state["ready"])
             texts = parse_inputs(await read_json(request, PREDICT_MAX_BYTES), self.max_inputs)
             answer = await self.ask({"op": "predict", "texts": texts})
-            status = answer["status"]
-            if status != 200:
-                raise HttpError(
-                    status,
-                    answer["error"],
-                    field=answer.get("field"),
-                    retry_after=answer.get("retry_after"),
-                    close=bool(answer.get("close")),
-                )
+            if answer["status"] != 200:
+                raise HttpError.from_message(answer)
             variant = answer["body"]["variant"]
             response = web.json_response(answer["body"])
         except HttpError as exc:
@@ -143,11 +135,11 @@ class Frontend:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if self.state["terminating"] or self.stopped.is_set():
-            raise HttpError(503, "shutting down")
-        if not self.state["ready"]:
-            raise HttpError(503, f"loading variant {self.state.get('variant', '')}")
-        return web.json_response({"ready": True, "variant": self.state["variant"]})
+        return readiness(
+            terminating=self.state["terminating"] or self.stopped.is_set(),
+            ready=self.state["ready"],
+            variant=self.state.get("variant", ""),
+        )
 
     async def metrics(self, request: web.Request) -> web.Response:
         answer = await self.ask({"op": "metrics"})
@@ -159,13 +151,13 @@ class Frontend:
         return web.json_response(public_document(self.max_inputs))
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[json_errors], client_max_size=PREDICT_MAX_BYTES)
-        app.router.add_post("/v1/predict", self.predict)
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/metrics", self.metrics)
-        app.router.add_get("/openapi.json", self.openapi)
-        return app
+        return public_app(
+            predict=self.predict,
+            healthz=self.healthz,
+            readyz=self.readyz,
+            metrics=self.metrics,
+            openapi=self.openapi,
+        )
 
 
 async def run(socket_path: str, host: str, port: int, max_inputs: int) -> int:

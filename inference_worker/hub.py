@@ -37,17 +37,6 @@ STOP_TIMEOUT_S = 15.0
 Answer = Callable[[list[str]], Awaitable[dict[str, Any]]]
 
 
-def error_message(exc: HttpError) -> dict[str, Any]:
-    message: dict[str, Any] = {"status": exc.status, "error": exc.reason}
-    if exc.field is not None:
-        message["field"] = exc.field
-    if exc.retry_after is not None:
-        message["retry_after"] = exc.retry_after
-    if exc.close:
-        message["close"] = True
-    return message
-
-
 class FrontendHub:
     def __init__(
         self,
@@ -138,10 +127,10 @@ class FrontendHub:
         try:
             answer: dict[str, Any] = {"status": 200, "body": await self._answer(texts)}
         except HttpError as exc:
-            answer = error_message(exc)
+            answer = exc.to_message()
         except Exception as exc:  # never leave a frontend waiting
             log.exception("answering a frontend's request failed")
-            answer = error_message(HttpError(500, f"internal error: {type(exc).__name__}"))
+            answer = HttpError(500, f"internal error: {type(exc).__name__}").to_message()
         link.send({"id": ident, **answer})
 
     def publish(self) -> None:

@@ -74,7 +74,7 @@ class FrameProtocol(asyncio.Protocol):
             end = start + HEADER.size + size
             if len(buffer) < end:
                 break
-            message = json.loads(bytes(buffer[start + HEADER.size : end]))
+            message = json.loads(buffer[start + HEADER.size : end])  # one copy: the slice
             start = end
             self._on_message(self, message)
         if start:

@@ -35,10 +35,13 @@ from inference_worker.api import (
     PREDICT_MAX_BYTES,
     HttpError,
     QuietBadRequests,
+    check_serving,
     json_errors,
     loads_strict,
     parse_inputs,
+    public_app,
     read_json,
+    readiness,
 )
 from inference_worker.auth import AdminToken
 from inference_worker.batcher import (
@@ -267,12 +270,6 @@ class Worker:
         self.metrics.batch_duration.labels(variant.name).observe(seconds)
         return variant.name, outputs
 
-    def _check_accepting(self) -> None:
-        if not self.accepting:
-            raise HttpError(503, "the worker is shutting down", retry_after=1, close=True)
-        if not self.ready:
-            raise HttpError(503, "not ready: the model is loading", retry_after=1)
-
     async def _infer(self, texts: list[str]) -> dict[str, Any]:
         """One request's texts through the batcher: the response body, or HttpError."""
         try:
@@ -308,7 +305,7 @@ class Worker:
         variant = self.settings.variant
         with self._in_flight():
             try:
-                self._check_accepting()
+                check_serving(accepting=self.accepting, ready=self.ready)
                 data = await read_json(request, PREDICT_MAX_BYTES)
                 body = await self._infer(parse_inputs(data, self.opts.max_inputs))
                 variant = body["variant"]
@@ -323,7 +320,7 @@ class Worker:
     async def answer_frontend(self, texts: list[str]) -> dict[str, Any]:
         """A frontend's validated request (`hub`): the body, or HttpError."""
         with self._in_flight():
-            self._check_accepting()
+            check_serving(accepting=self.accepting, ready=self.ready)
             return await self._infer(texts)
 
     def state(self) -> dict[str, Any]:
@@ -348,11 +345,9 @@ class Worker:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if self.terminating:
-            raise HttpError(503, "shutting down")
-        if not self.ready:
-            raise HttpError(503, f"loading variant {self.settings.variant}")
-        return web.json_response({"ready": True, "variant": self.settings.variant})
+        return readiness(
+            terminating=self.terminating, ready=self.ready, variant=self.settings.variant
+        )
 
     async def metrics_handler(self, request: web.Request) -> web.Response:
         response = web.Response(body=self.metrics.render())
@@ -412,13 +407,13 @@ class Worker:
     # ----- process lifecycle
 
     def public_app(self) -> web.Application:
-        app = web.Application(middlewares=[json_errors], client_max_size=PREDICT_MAX_BYTES)
-        app.router.add_post("/v1/predict", self.predict)
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/metrics", self.metrics_handler)
-        app.router.add_get("/openapi.json", self.public_openapi)
-        return app
+        return public_app(
+            predict=self.predict,
+            healthz=self.healthz,
+            readyz=self.readyz,
+            metrics=self.metrics_handler,
+            openapi=self.public_openapi,
+        )
 
     def admin_app(self) -> web.Application:
         app = web.Application(
