@@ -124,7 +124,11 @@ def closed_loop(
     rng = random.Random(seed)
     current = start or RuntimeConfig(max(1, math.ceil(rate_at(0) / 450)), 0, 32, "full")
     ready, ready_at = current.replicas, 0.0
-    state = replace(initial_state(-1000.0), fresh_since=-1000.0)
+    # a controller that has run at `current` on fresh data for a while: its stabilization
+    # history holds that many replicas (not an empty history, which no running loop has)
+    window = spec.policy.scale_down_stabilization_seconds
+    history = tuple((t, current.replicas) for t in range(-int(window), 0, 15))
+    state = replace(initial_state(-1000.0), fresh_since=-1000.0, recommendations=history)
     loop = Loop()
     t = 0.0
     while t < seconds:
