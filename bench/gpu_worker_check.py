@@ -21,12 +21,14 @@ It also measures the serving-path goals of the worker on a GPU (`goals` in the J
 - `throughput_goal_met`: HTTP at least 80 % of the in-process batched throughput at p99 <= 50 ms;
   `batch1_goal_met`: `http_batch1_p50_ms` within 1 ms of the CUDA-graph forward.
 
-The HTTP figures are measured three times, side by side in the same run, under
-`goals_by_config`: `--frontends N` HTTP frontend processes (default 4) with `--cuda-graphs`,
-HTTP in the model process with `--cuda-graphs`, and HTTP in the model process without graphs
-(the worker's default); `goals` holds the best of them (by throughput at p99 <= 50 ms). The
-load comes from `--clients` client processes (default 4), so that the load generator is not
-the bottleneck.
+The HTTP figures are measured side by side in the same run, under `goals_by_config`: HTTP in
+the model process without graphs (the worker's default; the per-variant check above runs on
+it), the same with `--cuda-graphs`, and `--frontends N --cuda-graphs` for each N in
+`--frontends` (default 4; several as `4,8`); `goals` holds the best of them (by throughput at
+p99 <= 50 ms). A configuration that fails to start is recorded under `config_errors` and the
+others still run. The load comes from Debian's `hey` where it is on PATH (`--hey`; its
+GOMAXPROCS is `--clients`), else from `--clients` processes of httpx clients, so that the load
+generator is not the bottleneck.
 """
 
 from __future__ import annotations
@@ -37,8 +39,12 @@ import concurrent.futures
 import json
 import multiprocessing
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -59,11 +65,15 @@ TOKEN = "gpu-check-token"
 CLIENTS: concurrent.futures.ProcessPoolExecutor | None = None
 """Client processes for `drive` (set by `main`); None drives from this process."""
 CLIENT_PROCESSES = 1
+HEY: str | None = None
+"""Path of Debian's `hey` (set by `main`): when set, `drive` runs it instead of httpx clients."""
 
 
 async def drive(url: str, seconds: float, concurrency: int, texts: list[str]) -> dict[str, Any]:
     """Closed-loop load from `concurrency` clients, spread over the client processes."""
     pool = CLIENTS
+    if HEY is not None:
+        return await asyncio.to_thread(_drive_hey, HEY, url, seconds, concurrency, texts[0])
     if pool is None or concurrency < 2:
         latencies, failures, elapsed = await _drive(url, seconds, concurrency, texts)
     else:
@@ -82,6 +92,47 @@ async def drive(url: str, seconds: float, concurrency: int, texts: list[str]) ->
         "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
         "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2) if latencies else None,
         "failures": failures,
+    }
+
+
+def _drive_hey(hey: str, url: str, seconds: float, concurrency: int, text: str) -> dict[str, Any]:
+    """`hey -c concurrency -z seconds`, every request the same one-text body, read from hey's
+    summary: requests/s answered 200, p50 and p99 of every answer (0.1 ms resolution; hey
+    prints no p99 under 100 answers: None), and failures (non-200 answers plus requests with
+    no answer, hey's error distribution)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        body = Path(tmp) / "body.json"
+        body.write_text(json.dumps({"inputs": [text]}))
+        cmd = [hey, "-z", f"{seconds}s", "-c", str(concurrency), "-t", "10", "-m", "POST"]
+        cmd += ["-T", "application/json", "-D", str(body), url + "/v1/predict"]
+        env = {**os.environ, "GOMAXPROCS": str(CLIENT_PROCESSES)}
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=seconds + 60, check=True
+        ).stdout
+    return parse_hey(out)
+
+
+def parse_hey(out: str) -> dict[str, Any]:
+    """Requests/s, p50, p99 (ms) and failures from `hey`'s text summary (`_drive_hey`)."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    pcts = {int(p): float(v) * 1000.0 for p, v in re.findall(r"(\d+)% in ([\d.]+) secs", out)}
+    ok = bad = 0
+    section = ""
+    for line in out.splitlines():
+        if line.strip().endswith("distribution:"):
+            section = line.strip()
+            continue
+        m = re.match(r"\s+\[(\d+)\]\s+(\S+)", line)
+        if m and section.startswith("Status code"):
+            ok += int(m[2]) if m[1] == "200" else 0
+            bad += int(m[2]) if m[1] != "200" else 0
+        elif m and section.startswith("Error"):
+            bad += int(m[1])  # [count] message
+    return {
+        "rps": round(float(rps[1]) * ok / max(ok + bad, 1), 1) if rps else 0.0,
+        "p50_ms": round(pcts[50], 2) if 50 in pcts else None,
+        "p99_ms": round(pcts[99], 2) if 99 in pcts else None,
+        "failures": bad,
     }
 
 
@@ -237,12 +288,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--device", default="cuda", help="cpu runs the same check as a dry run")
-    parser.add_argument("--frontends", type=int, default=4, help="HTTP frontend processes")
+    parser.add_argument(
+        "--frontends", default="4", help="HTTP frontend processes: one count or several (4,8)"
+    )
     parser.add_argument("--clients", type=int, default=4, help="load generator processes")
+    parser.add_argument(
+        "--hey", default=shutil.which("hey"),
+        help="Debian's hey as the load generator (default: on PATH; 'none': httpx clients)",
+    )  # fmt: skip
     args = parser.parse_args()
-    global CLIENTS, CLIENT_PROCESSES
-    if args.clients > 1:
-        CLIENT_PROCESSES = args.clients
+    global CLIENTS, CLIENT_PROCESSES, HEY
+    CLIENT_PROCESSES = max(1, args.clients)
+    HEY = None if args.hey in (None, "none") else args.hey
+    if args.clients > 1 and HEY is None:
         CLIENTS = concurrent.futures.ProcessPoolExecutor(
             args.clients, mp_context=multiprocessing.get_context("spawn")
         )
@@ -256,28 +314,43 @@ def main() -> None:
         )
     }
     by_config: dict[str, dict[str, Any]] = {}
-    configs = {
-        f"frontends {args.frontends}, cuda graphs": [
-            "--frontends", str(args.frontends), "--cuda-graphs",
-        ],
-        "frontends 0, cuda graphs": ["--frontends", "0", "--cuda-graphs"],
-        "frontends 0, eager": ["--frontends", "0"],
-    }  # fmt: skip
-    for n, (name, flags) in enumerate(configs.items()):
+    errors: dict[str, str] = {}
+    configs = {"frontends 0, eager": ["--frontends", "0"]}  # the default: the full check on it
+    configs["frontends 0, cuda graphs"] = ["--frontends", "0", "--cuda-graphs"]
+    for n in (int(x) for x in args.frontends.split(",")):
+        configs[f"frontends {n}, cuda graphs"] = ["--frontends", str(n), "--cuda-graphs"]
+    result: dict[str, Any] = {}
+    for name, flags in configs.items():
         started = time.perf_counter()
-        with run_worker(
-            model_dir,
-            ["--device", args.device, "--preload", "all", *flags],
-            token=TOKEN,
-            env=env,
-            threads=args.threads,
-            ready_timeout=300.0,
-        ) as worker:
-            if n == 0:  # the full check once, on the first configuration
-                ready_s = time.perf_counter() - started
-                result = asyncio.run(check(worker.url, worker.admin_url, args))
-            by_config[name] = asyncio.run(http_goals(worker.url, worker.admin_url, args.seconds))
-            metrics = httpx.get(worker.url + "/metrics", timeout=5.0).text
+        try:
+            with run_worker(
+                model_dir,
+                ["--device", args.device, "--preload", "all", *flags],
+                token=TOKEN,
+                env=env,
+                threads=args.threads,
+                ready_timeout=300.0,
+            ) as worker:
+                if not result:  # the full check once, on the first configuration that starts
+                    result["ready_seconds"] = round(time.perf_counter() - started, 1)
+                    result["config"] = name
+                    result.update(asyncio.run(check(worker.url, worker.admin_url, args)))
+                    result["batch_duration_series"] = [
+                        line
+                        for line in httpx.get(
+                            worker.url + "/metrics", timeout=5.0
+                        ).text.splitlines()
+                        if line.startswith("inference_batch_duration_seconds_count")
+                    ]
+                by_config[name] = asyncio.run(
+                    http_goals(worker.url, worker.admin_url, args.seconds)
+                )
+        except Exception as exc:  # one configuration failing must not lose the others
+            errors[name] = f"{type(exc).__name__}: {exc}"
+            print(f"{name}: {errors[name]}", file=sys.stderr)
+    if not by_config:
+        print(json.dumps({"errors": errors}))
+        sys.exit(1)
     floors = in_process(model_dir, args.device, args.seconds)
     floor = floors["cuda_graph_batch1_forward_ms"] or floors["eager_batch1_forward_ms"]
     for goals in by_config.values():
@@ -291,13 +364,9 @@ def main() -> None:
     best = max(by_config, key=lambda n: by_config[n]["http_best_rps_p99_under_50ms"])
     result["goals"] = {"config": best, **by_config[best]}
     result["goals_by_config"] = by_config
+    result["config_errors"] = errors
+    result["load_generator"] = f"hey, GOMAXPROCS={CLIENT_PROCESSES}" if HEY else "httpx"
     result["device"] = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
-    result["ready_seconds"] = round(ready_s, 1)
-    result["batch_duration_series"] = [
-        line
-        for line in metrics.splitlines()
-        if line.startswith("inference_batch_duration_seconds_count")
-    ]
     result["ok"] = result["switch_under_load"]["failures"] == 0 and all(
         r[k]["failures"] == 0
         for r in result["variants"].values()

@@ -153,6 +153,7 @@ def run_calibration(
     repeats: int = 7,
     variants: Sequence[str] | None = None,
     spread_repeats: int = 30,
+    cuda_graphs: bool = False,
 ) -> ProfileSet:
     if threads:
         torch.set_num_threads(threads)
@@ -168,7 +169,7 @@ def run_calibration(
     medians: dict[str, list[float]] = {}
     kept: dict[str, tuple[tuple[float, ...], ...]] = {}
     for name in names:
-        variant = LoadedVariant(manifest, name, device)
+        variant = LoadedVariant(manifest, name, device, cuda_graphs=cuda_graphs)
         variant.warm((1, max_batch_size))
         runs = measure(
             variant, sizes, texts, repeats, {b: max(0, spread_repeats - repeats) for b in spread}
@@ -202,6 +203,7 @@ def run_calibration(
             "batch_sizes": sizes,
             "median_ms": {n: [round(x, 3) for x in m] for n, m in medians.items()},
             "tokens": tokens,
+            "cuda_graphs": cuda_graphs and device.type == "cuda",
             "repeats": repeats,
             "spread_repeats": max(repeats, spread_repeats),
             "measured": "median tokenize + forward time of one batch of `tokens`-token texts "

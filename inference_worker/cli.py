@@ -263,6 +263,10 @@ def build_demo_model(out: Path | None, threads: int | None, force: bool) -> None
     "--refit", type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Measure nothing: fit this profile's kept medians again and write it to --out.",
 )  # fmt: skip
+@click.option(
+    "--cuda-graphs/--no-cuda-graphs", default=False, show_default=True,
+    help="Time the forward as the worker's --cuda-graphs replays it (CUDA only).",
+)  # fmt: skip
 def calibrate(
     model_dir: Path | None,
     out: Path,
@@ -273,6 +277,7 @@ def calibrate(
     repeats: int,
     variants: tuple[str, ...],
     refit: Path | None,
+    cuda_graphs: bool,
 ) -> None:
     """Measure batch service time per variant, fit alpha + beta*b, write a profile JSON."""
     _setup_logging("info")
@@ -294,6 +299,7 @@ def calibrate(
                 tokens=tokens,
                 repeats=repeats,
                 variants=variants or None,
+                cuda_graphs=cuda_graphs,
             )
     except (ManifestError, ValueError, KeyError, TypeError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -43,3 +43,29 @@ def test_demo_profile_orders_quality_and_keeps_every_run() -> None:
             assert len(bt.samples(name, b)) >= 30, (name, b)
         # the fitted line and the kept runs come from the same measurement
         assert p.batch_ms(16) == pytest.approx(bt.median(name, 16), rel=0.25), name
+
+
+GPU_PROFILE = PROFILE.with_name("demo-gpu.json")
+
+
+def test_gpu_profile_is_a_calibration_on_cuda_with_graphs() -> None:
+    profiles = ProfileSet.load(GPU_PROFILE)
+    assert set(profiles.variants) == {"full", "quantized", "distilled"}
+    assert profiles.device == "cuda"
+    assert "calibrate" in profiles.source
+    assert profiles.extra["cuda_graphs"] is True
+    bt = profiles.batch_times
+    assert bt is not None
+    v = profiles.variants
+    for name, p in v.items():
+        assert p.beta_ms > 0, name
+        assert p.alpha_ms > 0, name
+        assert profiles.extra["fit"][name]["r2"] > 0.9
+        for b in bt.batch_sizes:
+            assert len(bt.samples(name, b)) >= 30, (name, b)
+        assert p.batch_ms(16) == pytest.approx(bt.median(name, 16), rel=0.25), name
+    # on the GPU the fixed cost per batch is large: a batch of 32 costs under 8 batches of 1
+    for name, p in v.items():
+        assert p.batch_ms(32) < 8 * p.batch_ms(1), name
+    for b in (1, 16):
+        assert v["distilled"].batch_ms(b) < v["quantized"].batch_ms(b) < v["full"].batch_ms(b)
