@@ -139,20 +139,28 @@ class LoadedVariant:
     def accuracy(self) -> float | None:
         return self.spec.accuracy
 
-    def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_host(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask of `texts`, on the host."""
         enc = self.tokenizer.encode_batch(list(texts))
         ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
         mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long)
+        return ids, mask
+
+    def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self.encode_host(texts)
         return ids.to(self.device), mask.to(self.device)
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            forward = self.graphs or self.model
-            out = forward(input_ids, attention_mask)
-            return out.float().cpu()
+            return self.model(input_ids, attention_mask).float().cpu()
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
-        probs = torch.softmax(self.logits(*self.encode(texts)), dim=-1)
+        if self.graphs is not None:
+            with torch.inference_mode():
+                logits = self.graphs(*self.encode_host(texts))
+        else:
+            logits = self.logits(*self.encode(texts))
+        probs = torch.softmax(logits, dim=-1)
         if probs.shape != (len(texts), len(self.labels)):
             raise RuntimeError(
                 f"variant {self.name} returned shape {tuple(probs.shape)}, "

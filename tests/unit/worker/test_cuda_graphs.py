@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference_worker.cuda_graphs import GraphedForward, buckets, pad_batch
+from inference_worker.cuda_graphs import GraphedForward, buckets, pad_into
 from inference_worker.manifest import Manifest
 from inference_worker.texts import sample_texts
 from inference_worker.variants import LoadedVariant
@@ -48,8 +48,9 @@ def test_padding_to_the_bucket_leaves_the_real_rows_unchanged(fixture_dir: Path)
             graphed = GraphedForward(variant.model, CPU, max_batch=32, max_length=128)
             bucket = graphed.bucket(*ids.shape)
             assert bucket is not None
-            padded_ids, padded_mask = pad_batch(ids, mask, *bucket)
-            assert padded_ids.shape == bucket
+            staged = torch.full((2, *bucket), 7, dtype=torch.long)  # stale contents
+            pad_into(staged, ids, mask)
+            padded_ids, padded_mask = staged[0], staged[1]
             with torch.inference_mode():
                 plain = variant.model(ids, mask)
                 padded = variant.model(padded_ids, padded_mask)
