@@ -316,6 +316,9 @@ async def http_goals(url: str, admin_url: str, seconds: float) -> dict[str, Any]
     sweep = {}
     for concurrency in (8, 16, 32, 64, 128, 256):
         sweep[concurrency] = await drive(url, seconds, concurrency, texts)
+    # does the window pay here? the same load with window 0 (a greedy batcher)
+    await configure(admin_url, variant="full", batchWindowMs=0, maxBatchSize=32)
+    greedy = {c: await drive(url, seconds, c, texts) for c in (8, 32, 128)}
     passing = [r["rps"] for r in sweep.values() if r["p99_ms"] is not None and r["p99_ms"] <= 50]
     return {
         "http_batch1_p50_ms": round(statistics.median(precise), 3),
@@ -323,6 +326,7 @@ async def http_goals(url: str, admin_url: str, seconds: float) -> dict[str, Any]
         "http_batch1_p50_ms_load_generator": single["p50_ms"],
         "switch_under_load": await switch_under_load(url, admin_url, 64),
         "http_sweep_window_2ms": sweep,
+        "http_sweep_window_0ms": greedy,
         "http_best_rps_p99_under_50ms": max(passing) if passing else 0.0,
     }
 
