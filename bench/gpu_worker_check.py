@@ -344,6 +344,10 @@ def main() -> None:
     )
     parser.add_argument("--clients", type=int, default=4, help="load generator processes")
     parser.add_argument(
+        "--configs", default="eager,graphs,frontends",
+        help="which worker configurations to measure (comma list of eager, graphs, frontends)",
+    )  # fmt: skip
+    parser.add_argument(
         "--hey", default=shutil.which("hey"),
         help="Debian's hey as the load generator (default: on PATH; 'none': httpx clients)",
     )  # fmt: skip
@@ -366,10 +370,15 @@ def main() -> None:
     }
     by_config: dict[str, dict[str, Any]] = {}
     errors: dict[str, str] = {}
-    configs = {"frontends 0, eager": ["--frontends", "0"]}  # the default: the full check on it
-    configs["frontends 0, cuda graphs"] = ["--frontends", "0", "--cuda-graphs"]
-    for n in (int(x) for x in args.frontends.split(",")):
-        configs[f"frontends {n}, cuda graphs"] = ["--frontends", str(n), "--cuda-graphs"]
+    configs: dict[str, list[str]] = {}
+    kinds = set(args.configs.split(","))
+    if "eager" in kinds:  # the default: the full check runs on it
+        configs["frontends 0, eager"] = ["--frontends", "0"]
+    if "graphs" in kinds:
+        configs["frontends 0, cuda graphs"] = ["--frontends", "0", "--cuda-graphs"]
+    if "frontends" in kinds:
+        for n in (int(x) for x in args.frontends.split(",")):
+            configs[f"frontends {n}, cuda graphs"] = ["--frontends", str(n), "--cuda-graphs"]
     result: dict[str, Any] = {}
     for name, flags in configs.items():
         started = time.perf_counter()
@@ -382,20 +391,23 @@ def main() -> None:
                 threads=args.threads,
                 ready_timeout=300.0,
             ) as worker:
-                if not result:  # the full check once, on the first configuration that starts
-                    result["ready_seconds"] = round(time.perf_counter() - started, 1)
-                    result["config"] = name
-                    result.update(asyncio.run(check(worker.url, worker.admin_url, args)))
-                    result["batch_duration_series"] = [
-                        line
-                        for line in httpx.get(
-                            worker.url + "/metrics", timeout=5.0
-                        ).text.splitlines()
-                        if line.startswith("inference_batch_duration_seconds_count")
-                    ]
-                by_config[name] = asyncio.run(
-                    http_goals(worker.url, worker.admin_url, args.seconds)
-                )
+                try:
+                    if not result:  # the full check once, on the first configuration
+                        result["ready_seconds"] = round(time.perf_counter() - started, 1)
+                        result["config"] = name
+                        result.update(asyncio.run(check(worker.url, worker.admin_url, args)))
+                        metrics = httpx.get(worker.url + "/metrics", timeout=5.0).text
+                        result["batch_duration_series"] = [
+                            line
+                            for line in metrics.splitlines()
+                            if line.startswith("inference_batch_duration_seconds_count")
+                        ]
+                    by_config[name] = asyncio.run(
+                        http_goals(worker.url, worker.admin_url, args.seconds)
+                    )
+                except Exception as exc:
+                    tail = worker.log()[-6000:]
+                    raise RuntimeError(f"{type(exc).__name__}: {exc}\nworker log:\n{tail}") from exc
         except Exception as exc:  # one configuration failing must not lose the others
             errors[name] = f"{type(exc).__name__}: {exc}"
             print(f"{name}: {errors[name]}", file=sys.stderr)
@@ -418,10 +430,15 @@ def main() -> None:
     result["config_errors"] = errors
     result["load_generator"] = f"hey, GOMAXPROCS={CLIENT_PROCESSES}" if HEY else "httpx"
     result["device"] = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
-    result["ok"] = all(g["switch_under_load"]["failures"] == 0 for g in by_config.values()) and all(
-        r[k]["failures"] == 0
-        for r in result["variants"].values()
-        for k in ("no_batching", "window_2ms_batch_32")
+    result["ok"] = (
+        not errors
+        and "variants" in result
+        and all(g["switch_under_load"]["failures"] == 0 for g in by_config.values())
+        and all(
+            r[k]["failures"] == 0
+            for r in result["variants"].values()
+            for k in ("no_batching", "window_2ms_batch_32")
+        )
     )
     text = json.dumps(result, indent=2)
     print(text)

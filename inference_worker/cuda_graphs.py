@@ -10,8 +10,9 @@ does, so a model that respects its attention mask gives the same logits for the 
 outside every bucket runs eagerly.
 
 A graph is captured the first time its bucket is used (the worker's warm-up runs the sizes it
-expects) and kept; all graphs of a variant share one memory pool. Only the compute thread
-replays them. Enabled with `--cuda-graphs` (off by default).
+expects, on the loader thread, while the compute thread may be serving another variant: the
+capture is thread-local) and kept; all graphs of a variant share one memory pool. Only the
+compute thread replays them. Enabled with `--cuda-graphs` (off by default).
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ class GraphedForward:
                 self.forward(ids, mask)
         torch.cuda.current_stream(self.device).wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
+        # thread-local capture: the compute thread keeps serving another variant (allocating,
+        # copying, synchronizing) while the loader thread captures this one's graphs; in the
+        # default global mode any of those would invalidate the capture
+        with torch.cuda.graph(graph, pool=self._pool, capture_error_mode="thread_local"):
             out = self.forward(ids, mask)
         staged = torch.empty((2, batch, seq), dtype=torch.long, pin_memory=True)
         entry = (graph, staged, static_in, out)
