@@ -60,7 +60,10 @@ GPU_WORKER: dict[str, Any] = {
     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": "sentiment-models"}}],
     "volumeMounts": [{"name": "models", "mountPath": "/models", "readOnly": True}],
-    "env": [{"name": "LATENCYSLO_FRONTENDS", "value": "4"}],
+    "env": [
+        {"name": "LATENCYSLO_FRONTENDS", "value": "4"},
+        {"name": "LATENCYSLO_CUDA_GRAPHS", "value": "true"},
+    ],
     "drainDelaySeconds": 0,
 }
 """A user's own worker on a GPU node: the example of docs/install.md."""

@@ -1151,6 +1151,8 @@ def test_own_worker_env_parses_with_the_worker_command(monkeypatch: pytest.Monke
     assert params["device"] == "cuda"
     assert str(params["model_dir"]) == "/models/sentiment"
     assert params["drain_delay"] == 0.0
+    assert params["frontends"] == 4
+    assert params["cuda_graphs"] is True
 
 
 @pytest.mark.parametrize(
