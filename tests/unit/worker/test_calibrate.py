@@ -65,7 +65,9 @@ def test_calibration_keeps_every_run_at_the_spread_sizes(tmp_path: Path) -> None
         repeats=3,
         spread_repeats=5,
         variants=["full", "distilled"],
+        cuda_graphs=True,
     )
+    assert profiles.extra["cuda_graphs"] is False  # graphs are for CUDA: not on this device
     bt = profiles.batch_times
     assert bt is not None
     assert bt.batch_sizes == (1, 2, 4, 8)
