@@ -1,7 +1,8 @@
 """CUDA graphs of a variant's forward pass, one per (batch size, sequence length) bucket.
 
 On a GPU a small batch's forward is dominated by kernel launches from Python (the demo
-family's `full`: 2.1 ms eager for one text on an H200, 0.51 ms replaying a CUDA graph). A
+family's `full`: 1.73 ms eager for one text on an H200, 0.40 ms replaying a CUDA graph;
+`bench/results/gpu_worker_h200.json`). A
 graph needs static shapes, so a batch is padded up to the next bucket: batch sizes 1, 2, 4,
 8, 16, 32, ... up to the max batch size, sequence lengths 16, 32, 64, ... up to the
 tokenizer's maximum. Padded positions have attention mask 0, as the tokenizer's own padding
