@@ -8,7 +8,8 @@ graph needs static shapes, so a batch is padded up to the next bucket: batch siz
 tokenizer's maximum. Padded positions have attention mask 0, as the tokenizer's own padding
 does, so a model that respects its attention mask gives the same logits for the real rows
 (padded rows get one unmasked token, so nothing divides by zero, and are dropped). A batch
-outside every bucket runs eagerly.
+outside every bucket runs eagerly, and so does a bucket whose capture fails (a forward that
+synchronizes with the host cannot be captured): the worker keeps serving, with a warning.
 
 A graph is captured the first time its bucket is used (the worker's warm-up runs the sizes it
 expects, on the loader thread, while the compute thread may be serving another variant: the
@@ -19,9 +20,12 @@ compute thread replays them. Enabled with `--cuda-graphs` (off by default).
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Callable
 
 import torch
+
+log = logging.getLogger(__name__)
 
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Captured = tuple["torch.cuda.CUDAGraph", torch.Tensor, torch.Tensor, torch.Tensor]
@@ -63,6 +67,8 @@ class GraphedForward:
         self.batch_buckets = buckets(max_batch, 1)
         self.seq_buckets = buckets(max_length, min(16, max_length))
         self._graphs: dict[tuple[int, int], Captured] = {}
+        self.eager_buckets: set[tuple[int, int]] = set()
+        """Buckets whose capture failed: they run eagerly from then on."""
         self._pool = torch.cuda.graph_pool_handle() if device.type == "cuda" else None
 
     def bucket(self, batch: int, seq: int) -> tuple[int, int] | None:
@@ -79,14 +85,27 @@ class GraphedForward:
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Float logits on the host of the batch (`ids`, `mask` on the host)."""
         key = self.bucket(*ids.shape)
-        if key is None:  # outside every bucket: eagerly
-            return self.forward(ids.to(self.device), mask.to(self.device)).float().cpu()
-        graph, staged, static_in, static_out = self._graphs.get(key) or self._capture(key)
+        if key is None or key in self.eager_buckets:  # outside every bucket: eagerly
+            return self._eager(ids, mask)
+        entry = self._graphs.get(key)
+        if entry is None:
+            try:
+                entry = self._capture(key)
+            except RuntimeError as exc:  # a forward that cannot be captured (a host sync...)
+                log.warning(
+                    "bucket %s runs eagerly: its CUDA graph failed to capture: %s", key, exc
+                )
+                self.eager_buckets.add(key)
+                return self._eager(ids, mask)
+        graph, staged, static_in, static_out = entry
         pad_into(staged, ids, mask)
         static_in.copy_(staged, non_blocking=True)
         graph.replay()
         # the copy back waits for the replay, so the staging buffer is free again after it
         return static_out[: ids.shape[0]].float().cpu()
+
+    def _eager(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.forward(ids.to(self.device), mask.to(self.device)).float().cpu()
 
     def _capture(self, key: tuple[int, int]) -> Captured:
         batch, seq = key

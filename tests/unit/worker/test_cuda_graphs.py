@@ -62,3 +62,24 @@ def test_graphs_are_for_cuda_only(fixture_dir: Path) -> None:
     variant = LoadedVariant(Manifest.load(fixture_dir), "full", CPU, cuda_graphs=True)
     assert variant.graphs is None  # on the CPU the flag changes nothing
     assert len(variant.predict(["good", "bad"])) == 2
+
+
+def test_a_bucket_that_fails_to_capture_runs_eagerly_from_then_on(fixture_dir: Path) -> None:
+    variant = LoadedVariant(Manifest.load(fixture_dir), "full", CPU)
+    graphed = GraphedForward(variant.model, CPU, max_batch=32, max_length=128)
+    attempts = []
+
+    def fail(key: tuple[int, int]) -> None:
+        attempts.append(key)
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    graphed._capture = fail  # type: ignore[method-assign]
+    ids, mask = variant.encode_host(sample_texts(3, tokens=8, seed=1))
+    with torch.inference_mode():
+        expected = variant.model(ids, mask).float()
+        first = graphed(ids, mask)
+        second = graphed(ids, mask)
+    torch.testing.assert_close(first, expected)
+    torch.testing.assert_close(second, expected)
+    assert attempts == [graphed.bucket(*ids.shape)]  # tried once, then eager without retrying
+    assert graphed.eager_buckets == {graphed.bucket(*ids.shape)}
