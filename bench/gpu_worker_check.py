@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "operator")]
+sys.path[:0] = [str(REPO), str(REPO / "operator"), str(REPO / "local")]
 
 import httpx  # noqa: E402
 import torch  # noqa: E402
@@ -342,7 +342,10 @@ def main() -> None:
     parser.add_argument(
         "--frontends", default="4", help="HTTP frontend processes: one count or several (4,8)"
     )
-    parser.add_argument("--clients", type=int, default=4, help="load generator processes")
+    parser.add_argument(
+        "--clients", type=int, default=4,
+        help="load generator processes (httpx), or hey's GOMAXPROCS",
+    )  # fmt: skip
     parser.add_argument(
         "--configs", default="eager,graphs,frontends",
         help="which worker configurations to measure (comma list of eager, graphs, frontends)",

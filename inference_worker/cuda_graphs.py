@@ -78,10 +78,6 @@ class GraphedForward:
             return None
         return self.batch_buckets[i], self.seq_buckets[j]
 
-    @property
-    def captured(self) -> list[tuple[int, int]]:
-        return sorted(self._graphs)
-
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Float logits on the host of the batch (`ids`, `mask` on the host)."""
         key = self.bucket(*ids.shape)

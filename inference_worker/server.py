@@ -85,9 +85,9 @@ class WorkerOptions:
     drain_delay_s: float = 0.0
     config_poll_s: float = 1.0
     frontends: int = 0
+    """0: this process serves the public port; N > 0: N frontend processes do (`hub`)."""
     cuda_graphs: bool = False
     """Replay CUDA graphs per shape bucket on a CUDA device (`cuda_graphs`)."""
-    """0: this process serves the public port; N > 0: N frontend processes do (`hub`)."""
 
 
 def set_torch_threads(threads: int | None) -> None:
