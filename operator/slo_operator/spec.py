@@ -402,7 +402,11 @@ class PolicySpec(ApiModel):
         120,
         ge=0,
         le=3600,
-        description="Least seconds on a variant before it is changed again.",
+        description=(
+            "Least seconds on a variant before it is changed again, except to bridge a "
+            "measured breach (as an HPA never delays a scale-up): restoring the preferred "
+            "variant and degrading on a prediction wait for it."
+        ),
     )
 
 

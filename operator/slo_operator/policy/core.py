@@ -20,9 +20,9 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    quantile is within the target.
 4. Bridge with the fast knobs on the replicas that are ready now: the window that
    minimizes the predicted quantile, then, if the preferred variant still cannot hold the
-   target, the best-quality allowed variant that can (within the quality budget and the
-   variant's minimum dwell). Restore the preferred variant once the ready replicas can hold
-   headroom * target with it (hysteresis: degrade above the target, restore below the aim).
+   target, the best-quality allowed variant that can (within the quality budget; only a
+   predicted breach waits for the variant's minimum dwell). Restore the preferred variant
+   after the dwell once the ready replicas can hold headroom * target with it (hysteresis).
 5. Feedback. A clear breach (above twice the target) measured on a configuration unchanged
    for the quantile's whole range and one interval more, every replica ready, is one the
    model failed to predict at the rate it sized for: replicas are then sized with the
@@ -465,8 +465,8 @@ def _variant(
             return variant, [f"the load has fallen to {fallen:.0f} req/s, which {pref} holds"]
         if not settled:
             return variant, ["degrading waits for fresh data"]
-        if not dwell_ok:
-            return variant, ["degrading waits for the variant's minimum dwell"]
+        if not (dwell_ok or confirmed):  # a measured breach is bridged at once
+            return variant, ["degrading on a prediction waits for the variant's minimum dwell"]
         if remaining < max(pol.variant_min_dwell_seconds, pol.interval_seconds):
             return variant, ["quality budget spent: not degrading"]
         return candidate, []

@@ -161,12 +161,42 @@ def test_variant_min_dwell(since_switch: float, expect_restore: bool) -> None:
 
 
 @pytest.mark.parametrize("since_switch", [10.0, 60.0])
-def test_no_degrade_within_dwell_of_a_restore(since_switch: float) -> None:
+def test_no_degrade_on_a_prediction_within_dwell_of_a_restore(since_switch: float) -> None:
+    """The model says `full` cannot hold the rate, but the measured quantile is within the
+    target: the restore is not undone before the dwell (no flapping on a prediction)."""
     st = settled(last_variant_change_at=NOW - since_switch)
-    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    o = obs(rate=OVERLOAD, p99=90.0, ready=2)
     decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
     assert decision.target.variant == "full"
-    assert "dwell" in decision.reason
+    assert "degrading on a prediction waits for the variant's minimum dwell" in decision.reason
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, settled(), NOW)
+    assert decision.action is Action.DEGRADE_VARIANT  # the same prediction after the dwell
+
+
+@pytest.mark.parametrize("since_switch", [10.0, 60.0])
+@pytest.mark.parametrize(
+    ("p99", "last_p99"),
+    [pytest.param(400.0, None, id="clear-breach"), pytest.param(130.0, 120.0, id="seen-twice")],
+)
+def test_a_measured_breach_after_a_restore_is_bridged_at_once(
+    since_switch: float, p99: float, last_p99: float | None
+) -> None:
+    """A restore that breaches (measured, confirmed) is undone at the next decision, as an
+    HPA never delays a scale-up; the dwell only keeps a prediction from flapping."""
+    st = settled(last_variant_change_at=NOW - since_switch, last_p99=last_p99)
+    o = obs(rate=OVERLOAD, p99=p99, ready=2)
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
+    assert decision.action is Action.DEGRADE_VARIANT
+    assert "dwell" not in decision.reason
+
+
+def test_a_single_breach_just_over_the_target_within_dwell_waits() -> None:
+    """Not confirmed (seen once, under twice the target) and within the dwell: held."""
+    st = settled(last_variant_change_at=NOW - 10.0, last_p99=80.0)
+    o = obs(rate=OVERLOAD, p99=130.0, ready=2, current=cfg(2))
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
+    assert decision.target.variant == "full"
+    assert "minimum dwell" in decision.reason
 
 
 # ---------------------------------------------------------------------- quality budget
