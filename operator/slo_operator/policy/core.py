@@ -22,7 +22,11 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    minimizes the predicted quantile, then, if the preferred variant still cannot hold the
    target, the best-quality allowed variant that can (within the quality budget; only a
    predicted breach waits for the variant's minimum dwell). Restore the preferred variant
-   after the dwell once the ready replicas can hold headroom * target with it (hysteresis).
+   after the dwell once the ready replicas can hold headroom * target with it (hysteresis:
+   degrade above the target, restore below the aim). A restore that breaches is undone at
+   once, and what it measured (observed / predicted) sizes and restores the preferred
+   variant while the load stays near the rate it failed at, for a dwell and a stabilization
+   window (`history.note_failed_restore`): it is not retried blind.
 5. Feedback. A clear breach (above twice the target) measured on a configuration unchanged
    for the quantile's whole range and one interval more, every replica ready, is one the
    model failed to predict at the rate it sized for: replicas are then sized with the
@@ -37,10 +41,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from itertools import pairwise
 
 from slo_operator.model.queueing import predict
 from slo_operator.policy.explain import actions, explain
+from slo_operator.policy.history import (
+    STEADY_RATE_TOLERANCE,
+    TREND_POINTS,
+    learn_startup,
+    lesson_of_failed_restore,
+    note_failed_restore,
+    prune,
+    rate_stepped,
+    sustained_rise,
+)
 from slo_operator.policy.params import ControllerParams
 from slo_operator.policy.sizing import (
     Sizing,
@@ -59,8 +72,6 @@ CORRECTION_GAIN = 0.15
 FAST_CORRECTION_MAX = 4.0
 ASSUMED_STARTUP_S = 30.0
 """Seconds a new replica is assumed to take until one scale-up has been measured."""
-MIN_STARTUP_S, MAX_STARTUP_S = 5.0, 900.0
-TREND_POINTS = 4
 TREND_MIN = 0.03
 """A projected rise smaller than 3 % of the rate is noise."""
 DOWN_MARGIN = 0.9
@@ -69,21 +80,11 @@ removed only when one fewer would still have 10 % of margin, so noise cannot fli
 CLEAR_BREACH = 2.0
 """An observed quantile above twice the target is a breach at once; above the target only,
 the model not explaining it, it must be seen twice in a row (noise is not a breach)."""
-RISE_CONFIRMS = 1.25
-"""A breach seen together with a rise of the rate by 25 % or more since the previous step,
-while replicas are ordered for the new rate, is bridged at once, without waiting to see it
-twice: the step explains it (the model, sized on the rate before, could not foresee it), and
-waiting one more interval only lengthens the episode (the simulator's x2 step, five seeds:
-33 s to recover with the wait, 17 s without). Without replicas ordered (a burst the fleet is
-predicted to hold) it waits as before: bridging such bursts at once left the fleet one
-replica smaller on the trace and cost it 1.6 violating windows (docs/policy.md)."""
 BRIDGE_SURGE = 1.25
 """Rate margin for choosing a bridge variant during an observed breach."""
 LEARN_FROM = 0.4
 """Learn only from quantiles above 40 % of the aim: far below it the histogram's buckets are
 coarse and the model's error there says little about the error near the aim."""
-STEADY_RATE_TOLERANCE = 0.2
-"""The load counts as steady when the recent rate is within 20 % of the window's rate."""
 
 
 def _since(now: float, t: float | None) -> float:
@@ -233,11 +234,14 @@ def propose(
     st, raw_now = _learn(spec, profiles, observation, current, st, rate, now)
     st, sizing = _anticipate(spec, ctx, st, ready, now)
     st, confirmed, cf_fast = _confirm_breach(spec, st, p_obs, raw_now)
+    st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
+    lesson = lesson_of_failed_restore(spec, st, rate, now)
     # 3. replicas for the sustained rate, preferred variant (5. the quantile fed back)
     cf_replicas = _feedback_correction(params, observation, current, st, confirmed, cf_fast, now)
+    cf_replicas = max(cf_replicas, lesson)
     need, feasible = sizing.replicas_needed(pref, cf_replicas)
     need_down, _ = sizing.replicas_needed(pref, cf_replicas / DOWN_MARGIN)
-    recs = (*_prune(st.recommendations, now, stab), (now, need_down))
+    recs = (*prune(st.recommendations, now, stab), (now, need_down))
     st = replace(st, recommendations=recs)
     over = p_obs > spec.target_latency_ms
     new_replicas, notes = _replicas(spec, st, current, conformed, need, ready, settled, over, now)
@@ -246,10 +250,10 @@ def propose(
     # 4. fast knobs on the replicas that serve now
     serving = min(ready, new_replicas)
     # a breach that comes with a step in the rate, replicas ordered for it: bridged at once
-    stepped = p_obs > spec.target_latency_ms and _stepped(st.rates) and new_replicas > ready
+    stepped = p_obs > spec.target_latency_ms and rate_stepped(st.rates) and new_replicas > ready
     variant, more = _variant(
         spec, ctx, st, conformed.variant, serving, cf_fast, confirmed or stepped, p_obs,
-        settled, now, _fallen_to(observation, ctx),
+        settled, now, _fallen_to(observation, ctx), lesson,
     )  # fmt: skip
     window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
     target = RuntimeConfig(new_replicas, window, spec.batching.max_batch_size, variant)
@@ -274,7 +278,7 @@ def _hold_untrusted(
     """Untrusted data: hold inside the bounds; a trusted rate alone may add replicas."""
     stab = float(spec.policy.scale_down_stabilization_seconds)
     kept = max(current.replicas, conformed.replicas)  # blocks scale-down for a window
-    st = replace(st, recommendations=(*_prune(st.recommendations, now, stab), (now, kept)))
+    st = replace(st, recommendations=(*prune(st.recommendations, now, stab), (now, kept)))
     target, reason = conformed, f"holding: {why}; no capacity removed, variant kept"
     predicted = None
     pref = spec.variants.effective_preferred
@@ -341,10 +345,10 @@ def _anticipate(
 ) -> tuple[ControllerState, Sizing]:
     """On a sustained rise, size for the rate one start-up (learned) and one interval ahead:
     replicas ordered now serve only then."""
-    st = _learn_startup(st, ready, now)
+    st = learn_startup(st, ready, now)
     st = replace(st, rates=(*st.rates, (now, ctx.rate))[-TREND_POINTS:])
     startup = st.startup_s if st.startup_s is not None else ASSUMED_STARTUP_S
-    rise = _rise(st.rates) * (startup + spec.policy.interval_seconds)
+    rise = sustained_rise(st.rates) * (startup + spec.policy.interval_seconds)
     return st, (ctx.at_rate(ctx.rate + rise) if rise > TREND_MIN * ctx.rate else ctx)
 
 
@@ -439,6 +443,7 @@ def _variant(
     settled: bool,
     now: float,
     fallen: float | None = None,
+    lesson: float = 0.0,
 ) -> tuple[str, list[str]]:
     """Degrade to bridge a breach the ready replicas cannot hold; restore when they can.
     With the load `fallen` to a recent rate the preferred variant holds on the ready
@@ -473,7 +478,11 @@ def _variant(
     if remaining <= pol.interval_seconds and settled:
         return pref, ["quality budget spent"]  # the budget is a limit, not a target
     if settled and dwell_ok and p_obs <= target_ms:
-        return restore_variant(ctx, order, variant, serving, st.correction, aim), []
+        cf = max(st.correction, lesson)  # a restore that failed here is not retried blind
+        restored = restore_variant(ctx, order, variant, serving, cf, aim)
+        if lesson > st.correction and restored != pref:
+            return restored, [f"{pref} breached when restored at this load ({lesson:.2f}x)"]
+        return restored, []
     return variant, []
 
 
@@ -484,37 +493,3 @@ def _fallen_to(obs: Observation, ctx: Sizing) -> float | None:
     if recent is None or not math.isfinite(recent) or ctx.rate <= 0:
         return None
     return recent if recent < (1.0 - STEADY_RATE_TOLERANCE) * ctx.rate else None
-
-
-def _stepped(rates: tuple[tuple[float, float], ...]) -> bool:
-    """The rate sized for rose by RISE_CONFIRMS or more since the previous step."""
-    return len(rates) >= 2 and rates[-1][1] >= RISE_CONFIRMS * rates[-2][1] > 0
-
-
-def _rise(rates: tuple[tuple[float, float], ...]) -> float:
-    """A sustained rise in req/s per second: the smallest of the last three increases. A
-    ramp rises three times in a row; a step (even one that lands mid-interval and shows as
-    two rises) or noise does not. 0 when there is no such rise."""
-    if len(rates) < TREND_POINTS:
-        return 0.0
-    pts = rates[-TREND_POINTS:]
-    slopes = [(r1 - r0) / (t1 - t0) if t1 > t0 else 0.0 for (t0, r0), (t1, r1) in pairwise(pts)]
-    return max(0.0, min(slopes))
-
-
-def _learn_startup(st: ControllerState, ready: int, now: float) -> ControllerState:
-    """Measure how long ordered replicas take to become ready (EWMA, clamped)."""
-    if st.pending_up is None:
-        return st
-    since, wanted = st.pending_up
-    if ready < wanted:
-        return st if now - since < MAX_STARTUP_S else replace(st, pending_up=None)
-    sample = min(max(now - since, MIN_STARTUP_S), MAX_STARTUP_S)
-    est = sample if st.startup_s is None else 0.5 * st.startup_s + 0.5 * sample
-    return replace(st, startup_s=est, pending_up=None)
-
-
-def _prune(
-    recs: tuple[tuple[float, int], ...], now: float, window_s: float
-) -> tuple[tuple[float, int], ...]:
-    return tuple((t, n) for t, n in recs if t > now - window_s)

@@ -45,6 +45,9 @@ class ControllerState:
     """Learned seconds from a scale-up until its replicas are ready (None: not seen yet)."""
     last_p99: float | None = None
     """The previous trusted quantile (a modest breach must be seen twice)."""
+    failed_restore: tuple[float, float, float] | None = None
+    """(time, rate, observed/predicted ratio) of the last restore of the preferred variant
+    that breached: the controller's measurement of what that variant really costs there."""
     profile_factors: tuple[tuple[str, float], ...] = ()
     """(variant, factor) last measured while that variant served alone: its batch time over
     the calibrated profile's (`slo_operator.policy.profiles`), sorted by variant."""
@@ -92,6 +95,7 @@ class ControllerState:
             "pendingUp": None if self.pending_up is None else list(self.pending_up),
             "startupSeconds": self.startup_s,
             "lastP99": self.last_p99,
+            "failedRestore": None if self.failed_restore is None else list(self.failed_restore),
             "profileFactors": {v: f for v, f in self.profile_factors},
         }
 
@@ -122,9 +126,12 @@ class ControllerState:
             rates = tuple((float(t), float(r)) for t, r in data.get("rates", []))
             raw_pending = data.get("pendingUp")
             pending = None if raw_pending is None else (float(raw_pending[0]), int(raw_pending[1]))
+            raw_failed = data.get("failedRestore")
+            failed = None if raw_failed is None else _triple(raw_failed)
         except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ValueError(f"controller state: malformed list ({exc})") from exc
-        for key, items in (("recommendations", recs), ("degraded", degraded), ("rates", rates)):
+        lists = [("recommendations", recs), ("degraded", degraded), ("rates", rates)]
+        for key, items in (*lists, ("failedRestore", (failed,) if failed else ())):
             if not all(math.isfinite(x) for item in items for x in item):
                 raise ValueError(f"controller state: {key} must hold finite numbers")
         variant = data.get("variantInForce")
@@ -162,12 +169,19 @@ class ControllerState:
             pending_up=pending,
             startup_s=num("startupSeconds"),
             last_p99=num("lastP99"),
+            failed_restore=failed,
             profile_factors=tuple(factors),
         )
 
 
 _MAX_NUMBER = 10**300
 """Larger integers are refused: float() of them overflows (a float tops out near 1.8e308)."""
+
+
+def _triple(raw: Any) -> tuple[float, float, float]:
+    if isinstance(raw, str | bytes) or len(raw) != 3:
+        raise ValueError("failedRestore must be [time, rate, ratio]")
+    return float(raw[0]), float(raw[1]), float(raw[2])
 
 
 def _count(value: Any) -> int:

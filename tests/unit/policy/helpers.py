@@ -116,11 +116,13 @@ def closed_loop(
     spec: LatencySLOSpec = SPEC,
     startup_s: float = 30.0,
     plant_factor: float = 1.0,
+    slowdown: Callable[[RuntimeConfig], float] | None = None,
 ) -> Loop:
     """decide() every interval against a plant: the observed p99 is the model's p99 at the
     true rate on the ready replicas (times `plant_factor`, a plant slower than the model,
-    and log-normal noise), the rate has Poisson noise, ordered replicas are ready startup_s
-    later, a variant switch acts at once."""
+    and log-normal noise; `slowdown` of the configuration in force slows it further, as
+    shared cores do), the rate has Poisson noise, ordered replicas are ready startup_s later,
+    a variant switch acts at once."""
     rng = random.Random(seed)
     current = start or RuntimeConfig(max(1, math.ceil(rate_at(0) / 450)), 0, 32, "full")
     ready, ready_at = current.replicas, 0.0
@@ -138,6 +140,7 @@ def closed_loop(
         rate = rate_at(t)
         seen = max(0.0, rate + rng.gauss(0, math.sqrt(rate * 60) / 60))
         p99 = model_p99(rate, current.with_(replicas=max(ready, 1))) * plant_factor
+        p99 *= slowdown(current) if slowdown else 1.0
         p99 *= rng.lognormvariate(0, noise)
         p99 = min(p99, 2000.0)  # the histogram's last finite edge
         o = Observation(t, p99, seen, seen * 60, 3.0, ready, recent_request_rate=rate)

@@ -190,6 +190,60 @@ def test_a_measured_breach_after_a_restore_is_bridged_at_once(
     assert "dwell" not in decision.reason
 
 
+# ------------------------------------------------------------------- failed restore
+RESTORED = cfg(3)  # `full` on three replicas, restored 30 s ago
+BUSY = 1200.0  # req/s: the model says three replicas of `full` hold it
+
+
+def _restored_and_breaching() -> tuple[object, object]:
+    st = settled(last_variant_change_at=NOW - 30.0, last_p99=140.0)
+    return obs(rate=BUSY, p99=150.0, ready=3, current=RESTORED), st
+
+
+def test_a_restore_that_breaches_is_remembered_and_undone() -> None:
+    o, st = _restored_and_breaching()
+    decision, after = decide(SPEC, o, RESTORED, PROFILES, st, NOW)  # type: ignore[arg-type]
+    assert decision.action is Action.DEGRADE_VARIANT
+    assert after.failed_restore is not None
+    t, rate, ratio = after.failed_restore
+    assert t == NOW
+    assert rate == pytest.approx(BUSY, rel=0.05)
+    assert ratio > 1.5
+    # the preferred variant is sized with what its restore measured: replicas are ordered
+    assert decision.target.replicas > 3
+    assert "measured quantile" in decision.reason
+
+
+def test_a_breach_long_after_the_restore_is_not_a_failed_restore() -> None:
+    o, st = _restored_and_breaching()
+    st = replace(st, last_variant_change_at=NOW - 600.0)  # type: ignore[arg-type]
+    _, after = decide(SPEC, o, RESTORED, PROFILES, st, NOW)  # type: ignore[arg-type]
+    assert after.failed_restore is None
+
+
+@pytest.mark.parametrize(
+    ("rate", "age", "expect_restore"),
+    [
+        pytest.param(BUSY, 300.0, False, id="same-load-within-memory"),
+        pytest.param(0.85 * BUSY, 300.0, False, id="load-within-20-percent"),
+        pytest.param(0.6 * BUSY, 300.0, True, id="load-fell"),
+        pytest.param(BUSY, 421.0, True, id="memory-expired"),  # dwell 120 + stabilization 300
+    ],
+)
+def test_a_failed_restore_is_not_retried_blind(
+    rate: float, age: float, expect_restore: bool
+) -> None:
+    """Degraded after a failed restore, dwell over, the model saying three replicas of `full`
+    hold: the restore waits while the failure's ratio says otherwise."""
+    degraded = cfg(3, variant="quantized")
+    st = settled(failed_restore=(NOW - age, BUSY, 3.0), last_variant_change_at=NOW - 200.0)
+    o = obs(rate=rate, p99=20.0, ready=3, current=degraded)
+    decision, _ = decide(SPEC, o, degraded, PROFILES, st, NOW)
+    assert (decision.target.variant == "full") is expect_restore
+    if not expect_restore:
+        assert "full breached when restored at this load" in decision.reason
+
+
 def test_a_single_breach_just_over_the_target_within_dwell_waits() -> None:
     """Not confirmed (seen once, under twice the target) and within the dwell: held."""
     st = settled(last_variant_change_at=NOW - 10.0, last_p99=80.0)

@@ -52,3 +52,22 @@ def test_falling_load_releases_replicas_one_by_one_after_the_stabilization() -> 
     assert downs[0][0] >= 285 + 300  # a window after the last high need (285 s)
     assert all(step == 1 for _, step in downs)
     assert loop.configs[-1].replicas < loop.configs[0].replicas
+
+
+def test_a_restore_that_breaches_is_undone_and_not_retried_blind() -> None:
+    """From three replicas on, `full` is much slower than the model says (shared cores), the
+    other variants are not: the restore onto three breaches. It is undone at the next decision that
+    confirms the breach, replicas are added for what it measured, and `full` comes back on
+    them for good."""
+    slow = lambda c: 3.5 if c.variant == "full" and c.replicas >= 3 else 1.0  # noqa: E731
+    loop = closed_loop(_step, 1500, slowdown=slow)
+    restores = [t for t, a, b in loop.changes() if b.variant == "full" != a.variant]
+    degrades = [t for t, a, b in loop.changes() if a.variant == "full" != b.variant]
+    assert len(restores) == 2, loop.changes()
+    assert len(degrades) == 2, loop.changes()
+    first_restore, second_degrade = restores[0], degrades[1]
+    assert second_degrade - first_restore <= 2 * 15  # seen twice, then undone
+    over = [t for t, p in zip(loop.times, loop.p99, strict=True) if t > 330 and p > 100.0]
+    assert len(over) <= 2  # only the intervals that confirmed the failed restore
+    assert loop.configs[-1].variant == "full"
+    assert loop.configs[-1].replicas > 3

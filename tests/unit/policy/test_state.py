@@ -24,6 +24,11 @@ def test_round_trip_through_json_after_real_decisions() -> None:
     assert restored == state
 
 
+def test_a_failed_restore_survives_the_round_trip() -> None:
+    state = settled(failed_restore=(NOW, 1200.0, 2.5))
+    assert ControllerState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
 def test_initial_state() -> None:
     st = initial_state(5.0)
     assert st.started_at == 5.0
@@ -42,6 +47,9 @@ def test_initial_state() -> None:
         ({"recommendations": [[1.0]]}, "malformed"),
         ({"variantInForce": 3}, "variantInForce"),
         ({"lastScaleUpAt": float("nan")}, "lastScaleUpAt"),
+        ({"failedRestore": [1.0, 2.0]}, "failedRestore"),
+        ({"failedRestore": 7}, "malformed"),
+        ({"failedRestore": [1.0, 2.0, float("inf")]}, "failedRestore"),
     ],
 )
 def test_bad_state_is_refused_with_the_field_named(change: dict, field: str) -> None:

@@ -1,0 +1,96 @@
+"""What the controller reads from its own recent history: the trend of the rate it sized
+for, how long ordered replicas took to become ready, and what a failed restore measured."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from itertools import pairwise
+
+from slo_operator.policy.state import ControllerState
+from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import RuntimeConfig
+
+MIN_STARTUP_S, MAX_STARTUP_S = 5.0, 900.0
+TREND_POINTS = 4
+STEADY_RATE_TOLERANCE = 0.2
+"""The load counts as steady when the recent rate is within 20 % of the window's rate."""
+RISE_CONFIRMS = 1.25
+"""A breach seen together with a rise of the rate by 25 % or more since the previous step,
+while replicas are ordered for the new rate, is bridged at once, without waiting to see it
+twice: the step explains it (the model, sized on the rate before, could not foresee it), and
+waiting one more interval only lengthens the episode (the simulator's x2 step, five seeds:
+33 s to recover with the wait, 17 s without). Without replicas ordered (a burst the fleet is
+predicted to hold) it waits as before: bridging such bursts at once left the fleet one
+replica smaller on the trace and cost it 1.6 violating windows (docs/policy.md)."""
+
+
+def rate_stepped(rates: tuple[tuple[float, float], ...]) -> bool:
+    """The rate sized for rose by RISE_CONFIRMS or more since the previous step."""
+    return len(rates) >= 2 and rates[-1][1] >= RISE_CONFIRMS * rates[-2][1] > 0
+
+
+def sustained_rise(rates: tuple[tuple[float, float], ...]) -> float:
+    """A sustained rise in req/s per second: the smallest of the last three increases. A
+    ramp rises three times in a row; a step (even one that lands mid-interval and shows as
+    two rises) or noise does not. 0 when there is no such rise."""
+    if len(rates) < TREND_POINTS:
+        return 0.0
+    pts = rates[-TREND_POINTS:]
+    slopes = [(r1 - r0) / (t1 - t0) if t1 > t0 else 0.0 for (t0, r0), (t1, r1) in pairwise(pts)]
+    return max(0.0, min(slopes))
+
+
+def learn_startup(st: ControllerState, ready: int, now: float) -> ControllerState:
+    """Measure how long ordered replicas take to become ready (EWMA, clamped)."""
+    if st.pending_up is None:
+        return st
+    since, wanted = st.pending_up
+    if ready < wanted:
+        return st if now - since < MAX_STARTUP_S else replace(st, pending_up=None)
+    sample = min(max(now - since, MIN_STARTUP_S), MAX_STARTUP_S)
+    est = sample if st.startup_s is None else 0.5 * st.startup_s + 0.5 * sample
+    return replace(st, startup_s=est, pending_up=None)
+
+
+def prune(
+    recs: tuple[tuple[float, int], ...], now: float, window_s: float
+) -> tuple[tuple[float, int], ...]:
+    """The recommendations of the last `window_s` seconds."""
+    return tuple((t, n) for t, n in recs if t > now - window_s)
+
+
+def note_failed_restore(
+    spec: LatencySLOSpec,
+    st: ControllerState,
+    current: RuntimeConfig,
+    confirmed: bool,
+    cf_fast: float,
+    rate: float,
+    now: float,
+) -> ControllerState:
+    """A breach confirmed on the preferred variant soon after switching to it (within the
+    dwell, or three intervals) is a restore that failed: remember when, at what rate, and the
+    observed / predicted ratio (the fast knobs' correction)."""
+    pol = spec.policy
+    soon = max(pol.variant_min_dwell_seconds, 3 * pol.interval_seconds)
+    if not confirmed or current.variant != spec.variants.effective_preferred:
+        return st
+    since = None if st.last_variant_change_at is None else now - st.last_variant_change_at
+    if since is None or since > soon or cf_fast <= st.correction:
+        return st
+    return replace(st, failed_restore=(now, rate, cf_fast))
+
+
+def lesson_of_failed_restore(
+    spec: LatencySLOSpec, st: ControllerState, rate: float, now: float
+) -> float:
+    """The failed restore's ratio, which sizes and restores the preferred variant for one dwell
+    and one stabilization window after it, while the load stays within 20 % below the rate it
+    failed at or above it (0 otherwise)."""
+    if st.failed_restore is None:
+        return 0.0
+    t, at_rate, ratio = st.failed_restore
+    pol = spec.policy
+    if now - t > pol.variant_min_dwell_seconds + pol.scale_down_stabilization_seconds:
+        return 0.0
+    return ratio if rate >= (1.0 - STEADY_RATE_TOLERANCE) * at_rate else 0.0
