@@ -34,6 +34,10 @@ TARGETS = [
 ]
 
 
+CELL_LOOKBACK_S = 20.0
+"""How far before the present `test_groups_and_cells` evaluates (a 10 s cell, one back)."""
+
+
 def spec_for(deployment: str, interval_s: int = 5, **metrics: object) -> LatencySLOSpec:
     raw = slo_spec(intervalSeconds=interval_s)
     raw["targetRef"]["name"] = deployment
@@ -57,7 +61,9 @@ def prometheus() -> Iterator[PrometheusServer]:
                 if result and float(result[0]["value"][1]) == len(TARGETS):
                     break
                 time.sleep(0.5)
-            time.sleep(window + 3.0)  # the whole window holds data: rates are the true ones
+            # the whole window holds data at every instant the tests evaluate: the cells test
+            # evaluates up to 20 s in the past (its cell start, one cell back)
+            time.sleep(window + CELL_LOOKBACK_S + 3.0)
             yield prom
 
 
