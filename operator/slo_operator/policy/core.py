@@ -34,7 +34,7 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    quantile acting at once as it does for an HPA on p99, where learning would take many
    windows. A quantile measured partly before the last change, or while replicas start,
    says nothing about the configuration in force and is not fed back; nor is noise just
-   above the target.
+   above the target, nor an overload the model predicts that the histogram's top censors.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.model.queueing import predict
 from slo_operator.policy.explain import actions, explain
 from slo_operator.policy.history import (
@@ -237,7 +238,12 @@ def propose(
     st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
     lesson = lesson_of_failed_restore(spec, st, rate, now)
     # 3. replicas for the sustained rate, preferred variant (5. the quantile fed back)
-    cf_replicas = _feedback_correction(params, observation, current, st, confirmed, cf_fast, now)
+    # a quantile at the histogram's top that the model (learned correction) also predicts for
+    # the configuration in force is an overload, not a model error: the rate sizes it
+    overload = p_obs >= LATENCY_BUCKETS_MS[-1] and raw_now * st.correction > spec.target_latency_ms
+    cf_replicas = _feedback_correction(
+        params, observation, current, st, confirmed and not overload, cf_fast, now
+    )
     cf_replicas = max(cf_replicas, lesson)
     need, feasible = sizing.replicas_needed(pref, cf_replicas)
     need_down, _ = sizing.replicas_needed(pref, cf_replicas / DOWN_MARGIN)

@@ -67,6 +67,28 @@ def test_a_breach_the_model_explains_is_not_fed_back() -> None:
     assert "measured quantile" not in decision.reason
 
 
+@pytest.mark.parametrize(
+    ("p99", "correction", "fed"),
+    [
+        pytest.param(2000.0, 2.5, False, id="at-the-histogram-top-and-predicted-over-target"),
+        pytest.param(1500.0, 2.5, True, id="below-the-top-a-measured-ratio"),
+        pytest.param(2000.0, 1.0, True, id="at-the-top-but-the-model-says-it-holds"),
+    ],
+)
+def test_an_overload_at_the_histogram_top_is_sized_by_the_rate(
+    p99: float, correction: float, fed: bool
+) -> None:
+    """Three replicas at RATE: the raw model says ~48 ms; with a learned correction of 2.5 it
+    predicts the breach. A quantile at the histogram's last edge (censored: only "2 s or
+    more") then measures the overload's backlog, not the model's error: the learned
+    correction sizes the replicas. Below the top, or unexplained by the model, it is fed back."""
+    state = settled(last_change_at=UNCHANGED, last_p99=p99, correction=correction)
+    o = replace(obs(rate=RATE, p99=p99, ready=3), recent_request_rate=RATE)
+    decision, _ = decide(SPEC, o, cfg(3), PROFILES, state, NOW)
+    assert ("sized on the measured quantile" in decision.reason) is fed
+    assert decision.target.replicas > MODEL_ONLY  # more replicas either way: it is over target
+
+
 def test_feedback_is_bounded_by_the_replica_maximum() -> None:
     spec = SPEC.model_copy(update={"replicas": SPEC.replicas.model_copy(update={"max": 4})})
     state = settled(last_change_at=UNCHANGED, last_p99=900.0)
