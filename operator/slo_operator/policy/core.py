@@ -238,11 +238,8 @@ def propose(
     st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
     lesson = lesson_of_failed_restore(spec, st, rate, now)
     # 3. replicas for the sustained rate, preferred variant (5. the quantile fed back)
-    # a quantile at the histogram's top that the model (learned correction) also predicts for
-    # the configuration in force is an overload, not a model error: the rate sizes it
-    overload = p_obs >= LATENCY_BUCKETS_MS[-1] and raw_now * st.correction > spec.target_latency_ms
     cf_replicas = _feedback_correction(
-        params, observation, current, st, confirmed and not overload, cf_fast, now
+        params, observation, current, st, confirmed, cf_fast, raw_now, now
     )
     cf_replicas = max(cf_replicas, lesson)
     need, feasible = sizing.replicas_needed(pref, cf_replicas)
@@ -383,6 +380,7 @@ def _feedback_correction(
     st: ControllerState,
     confirmed: bool,
     cf_fast: float,
+    raw_now: float,
     now: float,
 ) -> float:
     """The correction replicas are sized with: the learned one, or the observed / predicted
@@ -390,11 +388,16 @@ def _feedback_correction(
     the configuration in force (unchanged for the quantile's whole range and one interval
     more, for the switch, the drain of a backlog and the scrape to lag the change; every
     ordered replica ready). A quantile just above the target may be noise: it is not fed
-    back (the fast knobs and learning handle it)."""
+    back (the fast knobs and learning handle it). Nor is one at the histogram's top that the
+    model (learned correction) predicts for the configuration in force (`raw_now`): an
+    overload's backlog, not a model error; the rate sizes it."""
+    target = params.spec.target_latency_ms
     if not confirmed or cf_fast <= st.correction:
         return st.correction
-    if obs.latency_ms is None or obs.latency_ms < CLEAR_BREACH * params.spec.target_latency_ms:
+    if obs.latency_ms is None or obs.latency_ms < CLEAR_BREACH * target:
         return st.correction  # noise around the target is not fed back
+    if obs.latency_ms >= LATENCY_BUCKETS_MS[-1] and raw_now * st.correction > target:
+        return st.correction  # censored at the top, and predicted: an overload
     ranges = obs.ranges or params.ranges
     since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
     settle = ranges.window_s + params.spec.policy.interval_seconds

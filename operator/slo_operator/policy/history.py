@@ -75,8 +75,8 @@ def note_failed_restore(
     soon = max(pol.variant_min_dwell_seconds, 3 * pol.interval_seconds)
     if not confirmed or current.variant != spec.variants.effective_preferred:
         return st
-    since = None if st.last_variant_change_at is None else now - st.last_variant_change_at
-    if since is None or since > soon or cf_fast <= st.correction:
+    changed = st.last_variant_change_at
+    if changed is None or now - changed > soon or cf_fast <= st.correction:
         return st
     return replace(st, failed_restore=(now, rate, cf_fast))
 
