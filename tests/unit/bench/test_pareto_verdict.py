@@ -94,3 +94,30 @@ def test_g1_g5_g6_thresholds(pareto: ModuleType) -> None:
     d["scenarios"]["trace"] = d["scenarios"].pop("step")
     d["meta"]["table"]["trace"] = d["meta"]["table"].pop("step")
     assert pareto.verdict(d)["scenarios"]["trace"]["G1"]["met"] is True  # traces: 98 %
+
+
+def test_zero_against_zero_windows_is_not_clearly_better(pareto: ModuleType) -> None:
+    """G3's "20 % fewer violating windows": none against none is not fewer, so a fleet with
+    no violating windows dominates ours (with none) only when it is 5 % cheaper."""
+    ours = point(1000.0, 1.0)
+    close = {"keda": [point(960.0, 1.0)]}  # 4 % cheaper, 0 against 0
+    g = pareto.verdict(doc(pareto, "diurnal", ours, close, oracle_cost=900.0))
+    assert g["scenarios"]["diurnal"]["G3"]["dominated_by"] == []
+    cheaper = {"keda": [point(940.0, 1.0)]}  # 6 % cheaper
+    g = pareto.verdict(doc(pareto, "diurnal", ours, cheaper, oracle_cost=900.0))
+    assert [d["frontier"] for d in g["scenarios"]["diurnal"]["G3"]["dominated_by"]] == ["keda"]
+    fewer = {"keda": [point(990.0, 0.97)]}  # 3 against ours' 4 (of 100): 25 % fewer
+    g = pareto.verdict(doc(pareto, "diurnal", point(1000.0, 0.96), fewer, oracle_cost=900.0))
+    assert [d["frontier"] for d in g["scenarios"]["diurnal"]["G3"]["dominated_by"]] == ["keda"]
+
+
+def test_g2_is_also_reported_against_the_oracle_serving_the_preferred_variant(
+    pareto: ModuleType,
+) -> None:
+    d = doc(pareto, "ramp", point(1200.0, 1.0), {"hpa": [point(2000.0, 1.0)]}, oracle_cost=800.0)
+    assert "vs_preferred_oracle" not in pareto.verdict(d)["scenarios"]["ramp"]["G2"]
+    d["scenarios"]["ramp"]["oracle_preferred"] = point(1000.0, 1.0)
+    g2 = pareto.verdict(d)["scenarios"]["ramp"]["G2"]
+    assert g2["value"] == pytest.approx(1.5)  # the goal stays judged against the oracle
+    assert g2["met"] is False
+    assert g2["vs_preferred_oracle"] == pytest.approx(1.2)
