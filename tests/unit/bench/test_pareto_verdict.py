@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -121,3 +122,30 @@ def test_g2_is_also_reported_against_the_oracle_serving_the_preferred_variant(
     assert g2["value"] == pytest.approx(1.5)  # the goal stays judged against the oracle
     assert g2["met"] is False
     assert g2["vs_preferred_oracle"] == pytest.approx(1.2)
+
+
+def test_a_merge_keeps_the_preferred_oracle_weighted_by_seeds(
+    pareto: ModuleType, tmp_path: Path
+) -> None:
+    files = []
+    for seeds, cost in (([0], 900.0), ([1, 2], 1200.0)):
+        d = doc(pareto, "ramp", point(1000.0, 1.0), {"hpa": [point(2000.0, 1.0)]}, 800.0)
+        d["meta"]["seeds"] = seeds
+        d["meta"]["table"]["ramp"]["oracle_search"] = {
+            "met_per_seed": [True] * len(seeds),
+            "tried_per_seed": [[] for _ in seeds],
+        }
+        d["scenarios"]["ramp"]["oracle_preferred"] = {
+            **point(cost, 1.0),
+            "met_per_seed": [True] * len(seeds),
+        }
+        f = tmp_path / f"seeds-{seeds[0]}.json"
+        f.write_text(json.dumps(d))
+        files.append(f)
+    merged = pareto.merge(files)["scenarios"]["ramp"]["oracle_preferred"]
+    assert merged["replica_seconds"] == pytest.approx((900.0 + 2 * 1200.0) / 3)
+    assert merged["met_per_seed"] == [True, True, True]
+    d0 = json.loads(files[0].read_text())
+    del d0["scenarios"]["ramp"]["oracle_preferred"]
+    files[0].write_text(json.dumps(d0))
+    assert "oracle_preferred" not in pareto.merge(files)["scenarios"]["ramp"]  # not in every file
