@@ -35,7 +35,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,8 @@ from slo_operator.sim.plant import Plant, measured_plant
 from slo_operator.sim.policies import _Hold
 from slo_operator.sim.profiles import MEASURED_PROFILE, default_profiles
 from slo_operator.sim.runner import default_spec
-from slo_operator.sim.sweep import prepare, run_baseline, run_oracle, run_ours
+from slo_operator.sim.sweep import Prepared, prepare, run_baseline, run_oracle, run_ours
+from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import ProfileSet, RuntimeConfig
 
 SCENARIOS = ("step", "step4", "ramp", "diurnal", "bursty", "trace")
@@ -463,11 +464,15 @@ def _search(t: Mapping[str, Any]) -> Mapping[str, Any]:
     return t.get("oracle_search") or t["oracle"]
 
 
-def rerun_ours(doc: dict[str, Any]) -> None:
-    """latencyslo's points again, on every seed, with the controller as it is now."""
-    profiles, _ = default_profiles()
-    plant = measured_plant(MEASURED_PROFILE if MEASURED_PROFILE.is_file() else None)
-    spec, settings = default_spec(), SimSettings()
+def _per_seed(
+    doc: Mapping[str, Any],
+    spec: LatencySLOSpec,
+    sim: tuple[ProfileSet, Plant, SimSettings],
+    run: Callable[[Prepared], dict[str, Any]],
+) -> Iterator[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+    """(name, scenario, runs): `run` on each seed's prepared arrivals of every built-in
+    scenario of `doc`, with `spec` on the measured plant."""
+    profiles, plant, settings = sim
     for name, scen in doc["scenarios"].items():
         if name not in SCENARIOS:
             continue
@@ -475,12 +480,29 @@ def rerun_ours(doc: dict[str, Any]) -> None:
         for seed in doc["meta"]["seeds"]:
             prep = prepare(name, spec=spec, profiles=profiles, settings=settings, plant=plant,
                            seed=seed)  # fmt: skip
-            m = run_ours(prep)
-            m["target"] = spec.target_latency_ms
-            runs.append(m)
+            runs.append(run(prep))
+        yield name, scen, runs
+
+
+def _measured_sim() -> tuple[ProfileSet, Plant, SimSettings]:
+    profiles, _ = default_profiles()
+    plant = measured_plant(MEASURED_PROFILE if MEASURED_PROFILE.is_file() else None)
+    return profiles, plant, SimSettings()
+
+
+def rerun_ours(doc: dict[str, Any]) -> None:
+    """latencyslo's points again, on every seed, with the controller as it is now."""
+    sim = _measured_sim()
+    spec = default_spec()
+
+    def ours(prep: Prepared) -> dict[str, Any]:
+        return {**run_ours(prep), "target": spec.target_latency_ms}
+
+    for name, scen, runs in _per_seed(doc, spec, sim, ours):
         scen[OURS] = mean_point(runs)
         scen["latencyslo_detail"] = mean_detail(runs)
         print(f"latencyslo rerun on {name}", file=sys.stderr)
+    profiles, plant, settings = sim
     doc["meta"]["stationary"] = mean_stationary(
         [run_stationary(spec, profiles, settings, plant, s) for s in doc["meta"]["seeds"]]
     )
@@ -491,22 +513,12 @@ def preferred_oracle(doc: dict[str, Any]) -> None:
     """The oracle's search again on every seed, with `variants.allowed` reduced to the
     preferred variant: the cheapest plan that meets the SLO knowing the arrivals, without the
     variants' help (`scenarios.NAME.oracle_preferred`)."""
-    profiles, _ = default_profiles()
-    plant = measured_plant(MEASURED_PROFILE if MEASURED_PROFILE.is_file() else None)
-    base, settings = default_spec(), SimSettings()
+    base = default_spec()
     pref = base.variants.effective_preferred
     spec = base.model_copy(
         update={"variants": base.variants.model_copy(update={"allowed": [pref]})}
     )
-    for name, scen in doc["scenarios"].items():
-        if name not in SCENARIOS:
-            continue
-        runs = []
-        for seed in doc["meta"]["seeds"]:
-            prep = prepare(name, spec=spec, profiles=profiles, settings=settings, plant=plant,
-                           seed=seed)  # fmt: skip
-            m, _ = run_oracle(prep)
-            runs.append(m)
+    for name, scen, runs in _per_seed(doc, spec, _measured_sim(), lambda p: run_oracle(p)[0]):
         scen["oracle_preferred"] = {
             **mean_point(runs),
             "met_per_seed": [bool(r["met"]) for r in runs],
