@@ -273,11 +273,15 @@ def main() -> None:
                     help="with --merge: run latencyslo again (today's code)")  # fmt: skip
     ap.add_argument("--preferred-oracle", action="store_true",
                     help="with --merge: the oracle serving the preferred variant only")  # fmt: skip
+    ap.add_argument("--cost-share", type=float, default=None,
+                    help="with --rerun-ours: latencyslo with this qualityBudget.costShare")  # fmt: skip
     args = ap.parse_args()
     if args.merge:
         doc = merge(args.merge)
         if args.rerun_ours:
-            rerun_ours(doc)
+            rerun_ours(doc, args.cost_share)
+        elif args.cost_share is not None:
+            ap.error("--cost-share needs --rerun-ours")
         if args.preferred_oracle:
             preferred_oracle(doc)
         args.json.write_text(json.dumps(doc, indent=1, default=float) + "\n")
@@ -490,10 +494,23 @@ def _measured_sim() -> tuple[ProfileSet, Plant, SimSettings]:
     return profiles, plant, SimSettings()
 
 
-def rerun_ours(doc: dict[str, Any]) -> None:
-    """latencyslo's points again, on every seed, with the controller as it is now."""
-    sim = _measured_sim()
+def ours_spec(cost_share: float | None = None) -> LatencySLOSpec:
+    """The LatencySLO latencyslo runs with: the defaults, or `qualityBudget.costShare` set."""
     spec = default_spec()
+    if cost_share is None:
+        return spec
+    budget = spec.variants.quality_budget.model_copy(update={"cost_share": cost_share})
+    variants = spec.variants.model_copy(update={"quality_budget": budget})
+    return LatencySLOSpec.model_validate(
+        spec.model_copy(update={"variants": variants}).model_dump(by_alias=True)
+    )
+
+
+def rerun_ours(doc: dict[str, Any], cost_share: float | None = None) -> None:
+    """latencyslo's points again, on every seed, with the controller as it is now (and
+    `qualityBudget.costShare` when given; "meta.latencyslo_spec" records what it ran)."""
+    sim = _measured_sim()
+    spec = ours_spec(cost_share)
 
     def ours(prep: Prepared) -> dict[str, Any]:
         return {**run_ours(prep), "target": spec.target_latency_ms}
@@ -507,6 +524,7 @@ def rerun_ours(doc: dict[str, Any]) -> None:
         [run_stationary(spec, profiles, settings, plant, s) for s in doc["meta"]["seeds"]]
     )
     doc["meta"]["latencyslo_rerun"] = _git_head()
+    doc["meta"]["latencyslo_spec"] = spec.model_dump(mode="json", by_alias=True)
 
 
 def preferred_oracle(doc: dict[str, Any]) -> None:
@@ -547,6 +565,10 @@ def render(path: Path) -> None:
         windows = doc["meta"]["table"][name]["windows"]
         png = path.with_name(f"{path.stem}-{name.replace(':', '-')}.png")
         plot(png, name, scen, windows, preferred)
+    ran = doc["meta"].get("latencyslo_spec") or doc["meta"].get("spec") or {}
+    share = ran.get("variants", {}).get("qualityBudget", {}).get("costShare") or 0.0
+    if share:
+        print(f"latencyslo with qualityBudget.costShare {share:g} (otherwise the defaults)\n")
     print_table(doc)
     doc["verdict"] = verdict(doc)
     print_verdict(doc["verdict"])

@@ -302,6 +302,17 @@ class QualityBudget(ApiModel):
     window_minutes: ApiInt = Field(
         60, ge=1, le=10080, description="Length of the quality-budget window in minutes."
     )
+    cost_share: ApiFloat = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description=(
+            "Share (0..1) of the budget that may be spent to save replicas: when the load "
+            "rises, the next allowed variant serves on the replicas in force instead of more "
+            "replicas of the preferred one, until that share is spent. The rest stays for "
+            "bridging bursts. 0 spends the budget only on bridging."
+        ),
+    )
 
 
 class Variants(ApiModel):

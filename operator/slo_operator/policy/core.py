@@ -35,6 +35,9 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    windows. A quantile measured partly before the last change, or while replicas start,
    says nothing about the configuration in force and is not fed back; nor is noise just
    above the target, nor an overload the model predicts that the histogram's top censors.
+6. Saving (`qualityBudget.costShare` > 0, economy.py): on a smooth rise, a cheaper variant
+   may serve on the replicas in force instead of more replicas, sized for itself, until its
+   share of the budget is spent or the load turns bursty.
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ from dataclasses import replace
 
 from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.model.queueing import predict
+from slo_operator.policy.economy import saving_decision, saving_in_force, smooth, start_saving
 from slo_operator.policy.explain import actions, explain
 from slo_operator.policy.history import (
+    ASSUMED_STARTUP_S,
     STEADY_RATE_TOLERANCE,
     TREND_POINTS,
     learn_startup,
@@ -57,6 +62,8 @@ from slo_operator.policy.history import (
 )
 from slo_operator.policy.params import ControllerParams
 from slo_operator.policy.sizing import (
+    BRIDGE_SURGE,
+    DOWN_MARGIN,
     Sizing,
     bridge_variant,
     restore_variant,
@@ -71,18 +78,11 @@ from slo_operator.types import Decision, Observation, ProfileSet, RuntimeConfig
 CORRECTION_MIN, CORRECTION_MAX = 0.5, 2.5
 CORRECTION_GAIN = 0.15
 FAST_CORRECTION_MAX = 4.0
-ASSUMED_STARTUP_S = 30.0
-"""Seconds a new replica is assumed to take until one scale-up has been measured."""
 TREND_MIN = 0.03
 """A projected rise smaller than 3 % of the rate is noise."""
-DOWN_MARGIN = 0.9
-"""Scale-down recommendations are sized for 90 % of the aim (a hysteresis band: a replica is
-removed only when one fewer would still have 10 % of margin, so noise cannot flip it back)."""
 CLEAR_BREACH = 2.0
 """An observed quantile above twice the target is a breach at once; above the target only,
 the model not explaining it, it must be seen twice in a row (noise is not a breach)."""
-BRIDGE_SURGE = 1.25
-"""Rate margin for choosing a bridge variant during an observed breach."""
 LEARN_FROM = 0.4
 """Learn only from quantiles above 40 % of the aim: far below it the histogram's buckets are
 coarse and the model's error there says little about the error near the aim."""
@@ -235,19 +235,32 @@ def propose(
     st, raw_now = _learn(spec, profiles, observation, current, st, rate, now)
     st, sizing = _anticipate(spec, ctx, st, ready, now)
     st, confirmed, cf_fast = _confirm_breach(spec, st, p_obs, raw_now)
-    st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
+    is_smooth = smooth(observation, observation.ranges or params.ranges)
+    if is_smooth:  # on bursty load a breach after a restore is the burst's
+        st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
     lesson = lesson_of_failed_restore(spec, st, rate, now)
     # 3. replicas for the sustained rate, preferred variant (5. the quantile fed back)
     cf_replicas = _feedback_correction(
         params, observation, current, st, confirmed, cf_fast, raw_now, now
     )
     cf_replicas = max(cf_replicas, lesson)
-    need, feasible = sizing.replicas_needed(pref, cf_replicas)
-    need_down, _ = sizing.replicas_needed(pref, cf_replicas / DOWN_MARGIN)
+    st, account, sized_for = saving_in_force(spec, profiles, st, conformed.variant, is_smooth, now)
+    need, feasible = sizing.replicas_needed(sized_for, cf_replicas)
+    need_down, _ = sizing.replicas_needed(sized_for, cf_replicas / DOWN_MARGIN)
     recs = (*prune(st.recommendations, now, stab), (now, need_down))
     st = replace(st, recommendations=recs)
     over = p_obs > spec.target_latency_ms
+    start = start_saving(spec, sizing, st, conformed, account, need, is_smooth, ready, cf_fast,
+                         settled, over, now)  # fmt: skip
+    if start is not None:
+        st, target, reason, predicted = saving_decision(
+            spec, ctx, st, current, conformed, start, p_obs, now
+        )
+        return _finish(spec, st, current, target, reason, predicted, now)
     new_replicas, notes = _replicas(spec, st, current, conformed, need, ready, settled, over, now)
+    if account is not None and st.economy_since is not None and sized_for == pref:
+        why = "the cost share is spent" if is_smooth else "the load turned bursty"
+        notes.append(f"{why}: replicas ordered for {pref}")
     if cf_replicas != st.correction:
         notes.append(f"replicas sized on the measured quantile ({cf_replicas:.2f}x the model)")
     # 4. fast knobs on the replicas that serve now
@@ -433,7 +446,7 @@ def _replicas(
         return desired, ["scale-down waits for a stabilization window of fresh data"]
     if max(n for _, n in st.recommendations) >= desired:
         return desired, ["scale-down waits for the stabilization window"]
-    if current.variant != spec.variants.effective_preferred:
+    if current.variant != spec.variants.effective_preferred and st.economy_since is None:
         return desired, ["scale-down waits for the preferred variant"]
     if ready < desired:
         return desired, ["scale-down waits for starting replicas"]

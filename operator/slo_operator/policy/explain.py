@@ -53,6 +53,8 @@ def explain(
     predicted: float,
     correction: float,
     notes: list[str],
+    *,
+    saving: bool = False,
 ) -> str:
     target_ms = spec.target_latency_ms
     rel = ">" if p_obs > target_ms else "<="
@@ -71,6 +73,11 @@ def explain(
     if target.variant != current.variant:
         if target.variant == pref:
             parts.append(f"{pref} restored: {serving} ready replica(s) hold the aim with it")
+        elif saving:
+            parts.append(
+                f"{target.variant} serves on the {serving} ready replica(s) instead of "
+                f"{need} of {pref} (saving replicas)"
+            )
         elif target.variant != pref and current.variant == pref:
             waiting = max(0, target.replicas - serving)
             until = f"until {waiting} more replica(s) are ready" if waiting else "for now"

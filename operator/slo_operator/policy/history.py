@@ -11,6 +11,8 @@ from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import RuntimeConfig
 
 MIN_STARTUP_S, MAX_STARTUP_S = 5.0, 900.0
+ASSUMED_STARTUP_S = 30.0
+"""Seconds a new replica is assumed to take until one scale-up has been measured."""
 TREND_POINTS = 4
 STEADY_RATE_TOLERANCE = 0.2
 """The load counts as steady when the recent rate is within 20 % of the window's rate."""

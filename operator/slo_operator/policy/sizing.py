@@ -15,6 +15,11 @@ WINDOW_GRID_MS: tuple[int, ...] = (0, 1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 75, 100
 RECENT_Z, PEAK_Z = 2.0, 3.0
 """A recent (peak) rate counts when it exceeds the window's rate by more than 2 (3) standard
 deviations of a Poisson count over its range; the peak is the max of about ten such rates."""
+DOWN_MARGIN = 0.9
+"""Scale-down recommendations are sized for 90 % of the aim (a hysteresis band: a replica is
+removed only when one fewer would still have 10 % of margin, so noise cannot flip it back)."""
+BRIDGE_SURGE = 1.25
+"""Rate margin for choosing a bridge variant during an observed breach."""
 WINDOW_TIE = 0.02
 """Windows predicted within 2 % of the best count as equally good (the smallest one wins,
 the current one is kept)."""

@@ -45,6 +45,12 @@ class ControllerState:
     """Learned seconds from a scale-up until its replicas are ready (None: not seen yet)."""
     last_p99: float | None = None
     """The previous trusted quantile (a modest breach must be seen twice)."""
+    economy_since: float | None = None
+    last_burst_at: float | None = None
+    """The last trusted observation of bursty load (`economy.smooth`): a saving starts only
+    after a stabilization window of smooth load."""
+    """Start of the current switch off the preferred variant made to save replicas
+    (`qualityBudget.costShare`), None when the variant in force bridges or is preferred."""
     failed_restore: tuple[float, float, float] | None = None
     """(time, rate, observed/predicted ratio) of the last restore of the preferred variant
     that breached: the controller's measurement of what that variant really costs there."""
@@ -95,6 +101,8 @@ class ControllerState:
             "pendingUp": None if self.pending_up is None else list(self.pending_up),
             "startupSeconds": self.startup_s,
             "lastP99": self.last_p99,
+            "economySince": self.economy_since,
+            "lastBurstAt": self.last_burst_at,
             "failedRestore": None if self.failed_restore is None else list(self.failed_restore),
             "profileFactors": {v: f for v, f in self.profile_factors},
         }
@@ -169,6 +177,8 @@ class ControllerState:
             pending_up=pending,
             startup_s=num("startupSeconds"),
             last_p99=num("lastP99"),
+            economy_since=num("economySince"),
+            last_burst_at=num("lastBurstAt"),
             failed_restore=failed,
             profile_factors=tuple(factors),
         )

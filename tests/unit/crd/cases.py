@@ -138,6 +138,7 @@ GOOD = [
     Case("update-same-target", old={}),
     Case("update-target-defaults-spelled-out", {"spec.targetRef.kind": "Deployment"}, old={}),
     Case("paused", {"spec.policy.mode": "Paused"}),
+    Case("cost-share-whole-budget", {"spec.variants.qualityBudget.costShare": 1}),
 ]
 
 BAD = [
@@ -261,6 +262,18 @@ BAD = [
         {"spec.variants.qualityBudget.maxDegradedFraction": 1.5},
         "schema",
         "spec.variants.qualityBudget.maxDegradedFraction",
+    ),
+    Case(
+        "cost-share-above-1",
+        {"spec.variants.qualityBudget.costShare": 1.5},
+        "schema",
+        "spec.variants.qualityBudget.costShare",
+    ),
+    Case(
+        "cost-share-negative",
+        {"spec.variants.qualityBudget.costShare": -0.1},
+        "schema",
+        "spec.variants.qualityBudget.costShare",
     ),
     Case(
         "budget-window-zero",

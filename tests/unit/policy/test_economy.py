@@ -1,0 +1,248 @@
+"""Spending the quality budget to save replicas (`qualityBudget.costShare`): table tests of
+each rule, and closed loops (a ramp, stationary noise)."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+import pytest
+
+from slo_operator.policy import ControllerState, decide, initial_state
+from slo_operator.policy.economy import smooth
+from slo_operator.policy.params import default_ranges
+from slo_operator.spec import Action
+from slo_operator.types import Observation
+from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, closed_loop, make_spec, obs, settled
+
+SAVE = make_spec(variants={"qualityBudget": {"costShare": 1}})
+HALF = make_spec(variants={"qualityBudget": {"costShare": 0.5}})
+RISE = 1650.0  # req/s: three replicas of `full` miss the aim (four needed), `quantized` holds
+BUDGET_S = 0.2 * 3600  # the default budget: 20 % of 60 minutes
+
+
+def _rise(**changes: object) -> Observation:
+    return replace(obs(rate=RISE, p99=90.0, ready=3), **changes)  # type: ignore[arg-type]
+
+
+def rising(**changes: object) -> ControllerState:
+    """Settled, the rate sized for having risen at each of the last three decisions."""
+    rates = tuple((NOW - 15.0 * k, RISE - 40.0 * k) for k in (3, 2, 1))
+    return settled(rates=rates, **changes)
+
+
+def test_by_default_the_budget_buys_no_replicas() -> None:
+    decision, st = decide(SPEC, _rise(), cfg(3), PROFILES, rising(), NOW)
+    assert decision.action is Action.SCALE_UP
+    assert decision.target.variant == "full"
+    assert st.economy_since is None
+
+
+def test_a_smooth_rise_is_served_by_a_cheaper_variant_on_the_replicas_in_force() -> None:
+    decision, st = decide(SAVE, _rise(), cfg(3), PROFILES, rising(), NOW)
+    assert decision.actions == (Action.DEGRADE_VARIANT,)
+    assert decision.target == cfg(3, variant="quantized")
+    assert decision.apply
+    assert "instead of 4 of full (saving replicas)" in decision.reason
+    assert "720s of the quality budget's cost share left" in decision.reason
+    assert st.economy_since == NOW
+    # the stabilization window restarts with recommendations for the variant in force
+    assert len(st.recommendations) == 1
+    assert st.recommendations[0][1] < 3
+
+
+@pytest.mark.parametrize(
+    ("spec", "observation", "state"),
+    [
+        pytest.param(SAVE, _rise(), settled(), id="no-rise-seen"),  # noise, not a rise
+        pytest.param(SAVE, _rise(peak_request_rate=1.3 * RISE), rising(), id="bursty-now"),
+        pytest.param(SAVE, _rise(), rising(last_burst_at=NOW - 200.0), id="burst-200s-ago"),
+        pytest.param(SAVE, _rise(), rising(fresh_since=NOW - 100.0), id="restart-guard"),
+        pytest.param(
+            SAVE, _rise(), rising(last_variant_change_at=NOW - 60.0), id="within-the-dwell"
+        ),
+        pytest.param(
+            SAVE,
+            _rise(),
+            rising(degraded=((NOW - 2000.0, NOW - 2000.0 + BUDGET_S - 150.0),)),
+            id="share-nearly-spent",
+        ),
+        pytest.param(  # costShare 0.5: the other half is kept for bridges, which spent it
+            HALF,
+            _rise(),
+            rising(degraded=((NOW - 2000.0, NOW - 2000.0 + BUDGET_S / 2),)),
+            id="half-the-budget-spent-on-bridges",
+        ),
+    ],
+)
+def test_no_saving(spec: object, observation: Observation, state: ControllerState) -> None:
+    """Replicas of the preferred variant are ordered as without a cost share (a bridge may
+    come with them where the ready replicas cannot hold the load)."""
+    decision, st = decide(spec, observation, cfg(3), PROFILES, state, NOW)  # type: ignore[arg-type]
+    assert Action.SCALE_UP in decision.actions
+    assert "saving replicas" not in decision.reason
+    assert st.economy_since is None
+
+
+def test_half_the_share_left_still_saves() -> None:
+    st = rising(degraded=((NOW - 2000.0, NOW - 2000.0 + BUDGET_S / 4),))
+    decision, _ = decide(HALF, _rise(), cfg(3), PROFILES, st, NOW)
+    assert decision.target.variant == "quantized"
+
+
+def test_a_burst_long_enough_ago_no_longer_holds_a_saving_back() -> None:
+    st = rising(last_burst_at=NOW - 300.0)
+    decision, _ = decide(SAVE, _rise(), cfg(3), PROFILES, st, NOW)
+    assert decision.target.variant == "quantized"
+
+
+def test_no_cheaper_variant_that_holds_no_saving() -> None:
+    only_full = make_spec(
+        variants={"allowed": ["full"], "qualityBudget": {"costShare": 1}},
+    )
+    decision, st = decide(only_full, _rise(), cfg(3), PROFILES, rising(), NOW)
+    assert decision.action is Action.SCALE_UP
+    assert st.economy_since is None
+
+
+def _saving(**changes: object) -> ControllerState:
+    """Serving `quantized` to save replicas since 400 s, its stabilization window quiet."""
+    base = settled(
+        economy_since=NOW - 400.0,
+        last_variant_change_at=NOW - 400.0,
+        variant_in_force="quantized",
+        degraded=((NOW - 400.0, NOW - 15.0),),
+        recommendations=tuple((NOW - s, 2) for s in range(15, 300, 15)),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+SAVING = cfg(5, variant="quantized")
+
+
+def test_a_saving_sizes_replicas_for_the_variant_in_force() -> None:
+    o = obs(rate=2800.0, p99=40.0, ready=5)  # full would need 6, quantized holds it on 3
+    decision, _ = decide(SAVE, o, SAVING, PROFILES, _saving(), NOW)
+    assert decision.action is Action.SCALE_DOWN
+    assert decision.target == cfg(4, variant="quantized")
+    # a bridge (no saving) orders replicas for the preferred variant
+    bridge = _saving(economy_since=None)
+    decision, _ = decide(SAVE, o, SAVING, PROFILES, bridge, NOW)
+    assert decision.target == cfg(6, variant="quantized")
+
+
+def test_a_spent_share_orders_replicas_for_the_preferred_variant_then_restores_it() -> None:
+    spent = _saving(degraded=((NOW - BUDGET_S + 60.0, NOW - 15.0),))  # 75 s left, lead 60 s
+    o = obs(rate=RISE, p99=20.0, ready=3)
+    current = cfg(3, variant="quantized")
+    decision, st = decide(SAVE, o, current, PROFILES, spent, NOW)
+    assert decision.actions == (Action.SCALE_UP,)
+    assert decision.target == cfg(4, variant="quantized")  # full needs 4; ready: not yet
+    assert "the cost share is spent: replicas ordered for full" in decision.reason
+    later = NOW + 30.0
+    st = replace(st, last_scale_up_at=NOW, last_decision_at=later - 15.0)
+    ready = replace(obs(rate=RISE, p99=20.0, ready=4), at=later)
+    decision, st = decide(SAVE, ready, cfg(4, variant="quantized"), PROFILES, st, later)
+    assert decision.actions == (Action.RESTORE_VARIANT,)
+    assert decision.target == cfg(4)
+    # the saving is over once the preferred variant serves
+    _, st = decide(SAVE, replace(ready, at=later + 15), cfg(4), PROFILES, st, later + 15)
+    assert st.economy_since is None
+
+
+def test_bursty_load_ends_a_saving() -> None:
+    o = replace(obs(rate=RISE, p99=20.0, ready=3), peak_request_rate=2 * RISE)
+    current = cfg(3, variant="quantized")
+    decision, st = decide(SAVE, o, current, PROFILES, _saving(), NOW)
+    assert decision.action is Action.SCALE_UP
+    assert decision.target.variant == "quantized"  # until the ordered replicas are ready
+    assert "the load turned bursty: replicas ordered for full" in decision.reason
+    assert st.last_burst_at == NOW
+
+
+def test_a_breach_on_bursty_load_after_a_restore_is_not_a_failed_restore() -> None:
+    restored = cfg(3)
+    st = settled(last_variant_change_at=NOW - 30.0, last_p99=140.0)
+    smooth_breach = obs(rate=1200.0, p99=150.0, ready=3, current=restored)
+    _, after = decide(SPEC, smooth_breach, restored, PROFILES, st, NOW)
+    assert after.failed_restore is not None
+    bursty = replace(smooth_breach, peak_request_rate=1.3 * 1200.0)
+    _, after = decide(SPEC, bursty, restored, PROFILES, st, NOW)
+    assert after.failed_restore is None
+
+
+@pytest.mark.parametrize(
+    ("recent", "peak", "expected"),
+    [
+        pytest.param(300.0, 300.0, True, id="level"),
+        pytest.param(355.0, None, True, id="recent-18-percent-up"),
+        pytest.param(300.0, 370.0, False, id="peak-23-percent-up"),
+        pytest.param(230.0, None, False, id="recent-23-percent-down"),
+        pytest.param(None, float("nan"), False, id="nan-peak"),
+    ],
+)
+def test_smooth_load(recent: float | None, peak: float | None, expected: bool) -> None:
+    o = Observation(NOW, 50.0, 300.0, 18000.0, 2.0, 3, recent_request_rate=recent,
+                    peak_request_rate=peak)  # fmt: skip
+    assert smooth(o, default_ranges(SPEC)) is expected
+
+
+def test_smooth_allows_poisson_noise_at_low_rates() -> None:
+    # 5 req/s: a 30 s rate has a standard deviation of 0.41 req/s; three of them (1.22 req/s)
+    # are wider than 20 % of the rate
+    r = default_ranges(SPEC)
+    o = Observation(NOW, 50.0, 5.0, 300.0, 2.0, 1, recent_request_rate=5.0,
+                    peak_request_rate=6.1)  # fmt: skip
+    assert smooth(o, r)
+    assert not smooth(replace(o, peak_request_rate=12.0), r)
+
+
+def test_the_saving_survives_a_restart_of_the_operator() -> None:
+    st = replace(initial_state(0.0), economy_since=120.0, last_burst_at=60.0)
+    back = ControllerState.from_dict(st.to_dict())
+    assert back.economy_since == 120.0
+    assert back.last_burst_at == 60.0
+    with pytest.raises(ValueError, match="economySince"):
+        ControllerState.from_dict({**st.to_dict(), "economySince": "soon"})
+    with pytest.raises(ValueError, match="lastBurstAt"):
+        ControllerState.from_dict({**st.to_dict(), "lastBurstAt": float("inf")})
+
+
+# ---------------------------------------------------------------------- closed loops
+def _ramp(t: float) -> float:
+    return 600.0 + min(max(t - 300, 0), 600) * 3.0  # 600 -> 2400 req/s over 10 min
+
+
+def test_a_ramp_costs_fewer_replicas_within_the_budget_and_the_target() -> None:
+    plain = closed_loop(_ramp, 2400, spec=SPEC)
+    saving = closed_loop(_ramp, 2400, spec=SAVE)
+    cost = [sum(c.replicas for c in loop.configs) for loop in (plain, saving)]
+    assert cost[1] < 0.9 * cost[0], cost
+    served = [(t, c.variant) for t, c in zip(saving.times, saving.configs, strict=True)]
+    off = [t for t, v in served if v != "full"]
+    assert off, "never saved"
+    assert len(off) * SAVE.policy.interval_seconds <= BUDGET_S
+    assert saving.configs[-1].variant == "full"  # restored once the share is spent
+    late = [p for t, p in zip(saving.times, saving.p99, strict=True) if t >= 330]
+    assert max(late) <= 100.0
+    switches = [t for t, a, b in saving.changes() if a.variant != b.variant]
+    assert len(switches) <= 3, switches
+
+
+@pytest.mark.parametrize(
+    ("rate", "noise", "seed"),
+    [(600.0, 0.1, 1), (1576.0, 0.2, 0), (1588.0, 0.2, 3566), (1569.0, 0.2, 238),
+     (2500.0, 0.1, 7), (3400.0, 0.05, 11)],
+)  # fmt: skip
+def test_no_oscillation_when_saving_under_stationary_noise(
+    rate: float, noise: float, seed: int
+) -> None:
+    changes = closed_loop(lambda _t: rate, 3600, noise=noise, seed=seed, spec=SAVE).changes()
+    replica_moves = [
+        (t, b.replicas - a.replicas) for t, a, b in changes if a.replicas != b.replicas
+    ]
+    variant_moves = [t for t, a, b in changes if a.variant != b.variant]
+    assert len(replica_moves) <= 4, replica_moves
+    assert len(variant_moves) <= 2, variant_moves
+    for (t0, d0), (t1, d1) in itertools.pairwise(replica_moves):
+        assert not (d0 * d1 < 0 and t1 - t0 < 300), replica_moves
