@@ -274,7 +274,7 @@ def main() -> None:
     ap.add_argument("--preferred-oracle", action="store_true",
                     help="with --merge: the oracle serving the preferred variant only")  # fmt: skip
     ap.add_argument("--cost-share", type=float, default=None,
-                    help="with --rerun-ours: latencyslo with this qualityBudget.costShare")  # fmt: skip
+                    help="with --rerun-ours: this qualityBudget.costShare")  # fmt: skip
     args = ap.parse_args()
     if args.merge:
         doc = merge(args.merge)

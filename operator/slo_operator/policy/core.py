@@ -46,18 +46,19 @@ import math
 from dataclasses import replace
 
 from slo_contracts.buckets import LATENCY_BUCKETS_MS
-from slo_operator.model.queueing import predict
 from slo_operator.policy.economy import saving_decision, saving_in_force, smooth, start_saving
 from slo_operator.policy.explain import actions, explain
 from slo_operator.policy.history import (
     ASSUMED_STARTUP_S,
     STEADY_RATE_TOLERANCE,
     TREND_POINTS,
+    learn_correction,
     learn_startup,
     lesson_of_failed_restore,
     note_failed_restore,
     prune,
     rate_stepped,
+    sustained_fall,
     sustained_rise,
 )
 from slo_operator.policy.params import ControllerParams
@@ -75,17 +76,16 @@ from slo_operator.policy.trust import assess
 from slo_operator.spec import Action, LatencySLOSpec, Mode
 from slo_operator.types import Decision, Observation, ProfileSet, RuntimeConfig
 
-CORRECTION_MIN, CORRECTION_MAX = 0.5, 2.5
-CORRECTION_GAIN = 0.15
 FAST_CORRECTION_MAX = 4.0
 TREND_MIN = 0.03
 """A projected rise smaller than 3 % of the rate is noise."""
 CLEAR_BREACH = 2.0
 """An observed quantile above twice the target is a breach at once; above the target only,
 the model not explaining it, it must be seen twice in a row (noise is not a breach)."""
-LEARN_FROM = 0.4
-"""Learn only from quantiles above 40 % of the aim: far below it the histogram's buckets are
-coarse and the model's error there says little about the error near the aim."""
+FALL_WINDOW_S = 60.0
+"""On a smooth, sustained fall the stabilization window shrinks to this (Knative's stable
+window): the falling rate itself shows the busier past is over, and noise does not fall
+three times in a row on smooth load."""
 
 
 def _since(now: float, t: float | None) -> float:
@@ -232,7 +232,7 @@ def propose(
     p_obs = observation.latency_ms
     ready = max(0, observation.ready_replicas)
     # 2. learn
-    st, raw_now = _learn(spec, profiles, observation, current, st, rate, now)
+    st, raw_now = learn_correction(spec, profiles, observation, current, st, rate, now)
     st, sizing = _anticipate(spec, ctx, st, ready, now)
     st, confirmed, cf_fast = _confirm_breach(spec, st, p_obs, raw_now)
     is_smooth = smooth(observation, observation.ranges or params.ranges)
@@ -257,7 +257,11 @@ def propose(
             spec, ctx, st, current, conformed, start, p_obs, now
         )
         return _finish(spec, st, current, target, reason, predicted, now)
-    new_replicas, notes = _replicas(spec, st, current, conformed, need, ready, settled, over, now)
+    fall = sustained_fall(st.rates) * (TREND_POINTS - 1) * spec.policy.interval_seconds
+    falling = is_smooth and fall > TREND_MIN * rate
+    new_replicas, notes = _replicas(
+        spec, st, current, conformed, need, ready, settled, over, now, falling
+    )
     if account is not None and st.economy_since is not None and sized_for == pref:
         why = "the cost share is spent" if is_smooth else "the load turned bursty"
         notes.append(f"{why}: replicas ordered for {pref}")
@@ -311,49 +315,6 @@ def _hold_untrusted(
     if conformed != current and target == conformed:
         reason = f"{reason}; moved into the spec's bounds"
     return _finish(spec, st, current, target, reason, predicted, now)
-
-
-def _learn(
-    spec: LatencySLOSpec,
-    profiles: ProfileSet,
-    obs: Observation,
-    current: RuntimeConfig,
-    st: ControllerState,
-    rate: float,
-    now: float,
-) -> tuple[ControllerState, float]:
-    """Update the correction factor on a steady, unchanged configuration near the aim.
-
-    Returns the state and the raw (uncorrected) prediction for the configuration in force."""
-    assert obs.latency_ms is not None
-    ready = max(0, obs.ready_replicas)
-    if ready == 0 or current.variant not in profiles.variants:
-        return st, math.inf
-    raw = predict(
-        profiles.variants[current.variant],
-        rate,  # the rate sizing uses: the factor must not count burstiness twice
-        ready,
-        current.batch_window_ms,
-        current.max_batch_size,
-        spec.quantile,
-    ).latency_ms
-    since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
-    window_rate, recent = obs.request_rate or 0.0, obs.recent_request_rate
-    steady = recent is None or abs(recent - window_rate) <= STEADY_RATE_TOLERANCE * window_rate
-    if not (
-        since_change >= spec.objective.window_seconds
-        and ready == current.replicas
-        and current.variant == spec.variants.effective_preferred  # it sizes that variant
-        and steady
-        and math.isfinite(raw)
-        and obs.latency_ms > 0
-        and max(raw, obs.latency_ms) >= LEARN_FROM * spec.aim_latency_ms
-    ):
-        return st, raw
-    ratio = min(max(obs.latency_ms / raw, CORRECTION_MIN), CORRECTION_MAX)
-    log_c = (1 - CORRECTION_GAIN) * math.log(st.correction) + CORRECTION_GAIN * math.log(ratio)
-    correction = min(max(math.exp(log_c), CORRECTION_MIN), CORRECTION_MAX)
-    return replace(st, correction=correction, correction_samples=st.correction_samples + 1), raw
 
 
 def _anticipate(
@@ -429,6 +390,7 @@ def _replicas(
     settled: bool,
     over: bool,
     now: float,
+    falling: bool = False,
 ) -> tuple[int, list[str]]:
     """Scale up at once (after the cooldown); down one replica after the stabilization, and
     never while the measured quantile is over the target (whatever the model says: removing
@@ -444,7 +406,9 @@ def _replicas(
         return desired, ["no scale-down while the measured quantile is over the target"]
     if not settled:
         return desired, ["scale-down waits for a stabilization window of fresh data"]
-    if max(n for _, n in st.recommendations) >= desired:
+    stab = float(spec.policy.scale_down_stabilization_seconds)
+    horizon = now - min(FALL_WINDOW_S, stab) if falling else -math.inf
+    if max(n for t, n in st.recommendations if t > horizon) >= desired:
         return desired, ["scale-down waits for the stabilization window"]
     if current.variant != spec.variants.effective_preferred and st.economy_since is None:
         return desired, ["scale-down waits for the preferred variant"]

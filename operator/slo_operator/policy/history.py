@@ -1,16 +1,24 @@
-"""What the controller reads from its own recent history: the trend of the rate it sized
-for, how long ordered replicas took to become ready, and what a failed restore measured."""
+"""What the controller reads from its own recent history: the model's correction factor,
+the trend of the rate it sized for, how long ordered replicas took to become ready, and what
+a failed restore measured."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from itertools import pairwise
 
+from slo_operator.model.queueing import predict
 from slo_operator.policy.state import ControllerState
 from slo_operator.spec import LatencySLOSpec
-from slo_operator.types import RuntimeConfig
+from slo_operator.types import Observation, ProfileSet, RuntimeConfig
 
 MIN_STARTUP_S, MAX_STARTUP_S = 5.0, 900.0
+CORRECTION_MIN, CORRECTION_MAX = 0.5, 2.5
+CORRECTION_GAIN = 0.15
+LEARN_FROM = 0.4
+"""Learn only from quantiles above 40 % of the aim: far below it the histogram's buckets are
+coarse and the model's error there says little about the error near the aim."""
 ASSUMED_STARTUP_S = 30.0
 """Seconds a new replica is assumed to take until one scale-up has been measured."""
 TREND_POINTS = 4
@@ -40,6 +48,12 @@ def sustained_rise(rates: tuple[tuple[float, float], ...]) -> float:
     pts = rates[-TREND_POINTS:]
     slopes = [(r1 - r0) / (t1 - t0) if t1 > t0 else 0.0 for (t0, r0), (t1, r1) in pairwise(pts)]
     return max(0.0, min(slopes))
+
+
+def sustained_fall(rates: tuple[tuple[float, float], ...]) -> float:
+    """A sustained fall in req/s per second (positive): the smallest of the last three
+    decreases; 0 unless the rate fell three times in a row."""
+    return sustained_rise(tuple((t, -r) for t, r in rates))
 
 
 def learn_startup(st: ControllerState, ready: int, now: float) -> ControllerState:
@@ -96,3 +110,46 @@ def lesson_of_failed_restore(
     if now - t > pol.variant_min_dwell_seconds + pol.scale_down_stabilization_seconds:
         return 0.0
     return ratio if rate >= (1.0 - STEADY_RATE_TOLERANCE) * at_rate else 0.0
+
+
+def learn_correction(
+    spec: LatencySLOSpec,
+    profiles: ProfileSet,
+    obs: Observation,
+    current: RuntimeConfig,
+    st: ControllerState,
+    rate: float,
+    now: float,
+) -> tuple[ControllerState, float]:
+    """Update the correction factor on a steady, unchanged configuration near the aim.
+
+    Returns the state and the raw (uncorrected) prediction for the configuration in force."""
+    assert obs.latency_ms is not None
+    ready = max(0, obs.ready_replicas)
+    if ready == 0 or current.variant not in profiles.variants:
+        return st, math.inf
+    raw = predict(
+        profiles.variants[current.variant],
+        rate,  # the rate sizing uses: the factor must not count burstiness twice
+        ready,
+        current.batch_window_ms,
+        current.max_batch_size,
+        spec.quantile,
+    ).latency_ms
+    since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
+    window_rate, recent = obs.request_rate or 0.0, obs.recent_request_rate
+    steady = recent is None or abs(recent - window_rate) <= STEADY_RATE_TOLERANCE * window_rate
+    if not (
+        since_change >= spec.objective.window_seconds
+        and ready == current.replicas
+        and current.variant == spec.variants.effective_preferred  # it sizes that variant
+        and steady
+        and math.isfinite(raw)
+        and obs.latency_ms > 0
+        and max(raw, obs.latency_ms) >= LEARN_FROM * spec.aim_latency_ms
+    ):
+        return st, raw
+    ratio = min(max(obs.latency_ms / raw, CORRECTION_MIN), CORRECTION_MAX)
+    log_c = (1 - CORRECTION_GAIN) * math.log(st.correction) + CORRECTION_GAIN * math.log(ratio)
+    correction = min(max(math.exp(log_c), CORRECTION_MIN), CORRECTION_MAX)
+    return replace(st, correction=correction, correction_samples=st.correction_samples + 1), raw

@@ -116,6 +116,37 @@ def test_scale_down_stabilization(recs: tuple[tuple[float, int], ...], expect_do
         assert "stabilization" in decision.reason
 
 
+def _falling(drop: float) -> tuple[tuple[float, float], ...]:
+    """The rate sized for at the last three decisions, falling by `drop` each time to LIGHT."""
+    return tuple((NOW - 15.0 * k, LIGHT + drop * k) for k in (3, 2, 1))
+
+
+@pytest.mark.parametrize(
+    ("drop", "peak", "stab", "expect_down"),
+    [
+        pytest.param(10.0, None, 300, True, id="smooth-fall"),  # 20 % over 45 s
+        pytest.param(1.0, None, 300, False, id="fall-within-noise"),  # 2 %: noise
+        pytest.param(10.0, 1.5 * LIGHT, 300, False, id="bursty-fall"),
+        pytest.param(0.0, None, 300, False, id="level"),
+        pytest.param(10.0, None, 45, True, id="shorter-stabilization-kept"),
+    ],
+)
+def test_a_smooth_sustained_fall_shortens_the_stabilization_to_a_minute(
+    drop: float, peak: float | None, stab: int, expect_down: bool
+) -> None:
+    """Six replicas were needed 100 s ago; for the last minute fewer were."""
+    spec = make_spec(policy={"scaleDownStabilizationSeconds": stab})
+    recs = ((NOW - 100.0, 6), (NOW - 45.0, 2), (NOW - 30.0, 2), (NOW - 15.0, 2))
+    if stab < 100:
+        recs = recs[1:]
+    st = settled(recommendations=recs, rates=_falling(drop))
+    o = replace(obs(rate=LIGHT, current=cfg(6), ready=6), peak_request_rate=peak)
+    decision, _ = decide(spec, o, cfg(6), PROFILES, st, NOW)
+    assert (decision.target.replicas == 5) is expect_down, decision.reason
+    if not expect_down:
+        assert "stabilization" in decision.reason
+
+
 def test_scale_down_waits_for_starting_replicas_and_the_preferred_variant() -> None:
     starting = obs(rate=LIGHT, current=cfg(6), ready=4)
     decision, _ = decide(SPEC, starting, cfg(6), PROFILES, settled(), NOW)

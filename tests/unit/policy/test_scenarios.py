@@ -54,6 +54,20 @@ def test_falling_load_releases_replicas_one_by_one_after_the_stabilization() -> 
     assert loop.configs[-1].replicas < loop.configs[0].replicas
 
 
+def test_a_smooth_fall_releases_replicas_within_a_minute_of_lower_need() -> None:
+    def ramp_down(t: float) -> float:
+        return 3000.0 - min(max(t - 300, 0), 600) * 4.5  # 3000 -> 300 req/s over 10 min
+
+    loop = closed_loop(ramp_down, 1500)
+    downs = [t for t, a, b in loop.changes() if b.replicas < a.replicas and t > 300]
+    assert downs, "never scaled down"
+    # the fall is seen after three lower rates, and the last minute's need released
+    # (a whole stabilization window of lower need would take until 675 s here)
+    assert downs[0] <= 300 + 150
+    assert all(p <= 100.0 for p in loop.p99)  # released only what the falling load frees
+    assert loop.configs[-1].replicas < loop.configs[0].replicas
+
+
 def test_a_restore_that_breaches_is_undone_and_not_retried_blind() -> None:
     """From three replicas on, `full` is much slower than the model says (shared cores), the
     other variants are not: the restore onto three breaches. It is undone at the next decision that
