@@ -8,7 +8,9 @@ batch times drawn from the measured medians and spread, not the controller's lin
 
 - every baseline of `slo_operator.sim.baselines` serving each variant (a fleet of `full`,
   `quantized`, `distilled`), its target swept loose to tight (`SWEEPS`);
-- latencyslo at its defaults (the default LatencySLO, as `latencyslo simulate` runs it);
+- latencyslo at its defaults (the default LatencySLO, as `latencyslo simulate` runs it); with
+  `--merge FILE --rerun-ours --cost-share X` latencyslo again with `qualityBudget.costShare`
+  X against the same frontiers ("meta.latencyslo_spec" records what it ran);
 - the oracle: the cheapest plan found that meets the SLO, with variant switching in the
   quality budget (`slo_operator.sim.oracle`); with `--merge FILE --preferred-oracle` also the
   same search serving the preferred variant only ("oracle_preferred": what foresight alone

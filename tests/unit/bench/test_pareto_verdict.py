@@ -149,3 +149,19 @@ def test_a_merge_keeps_the_preferred_oracle_weighted_by_seeds(
     del d0["scenarios"]["ramp"]["oracle_preferred"]
     files[0].write_text(json.dumps(d0))
     assert "oracle_preferred" not in pareto.merge(files)["scenarios"]["ramp"]  # not in every file
+
+
+def test_ours_runs_with_the_cost_share_asked_for_and_the_defaults_otherwise(
+    pareto: ModuleType,
+) -> None:
+    default = pareto.ours_spec()
+    assert default.variants.quality_budget.cost_share == 0
+    shared = pareto.ours_spec(0.5)
+    assert shared.variants.quality_budget.cost_share == 0.5
+    budget = shared.variants.quality_budget
+    assert budget.max_degraded_fraction == default.variants.quality_budget.max_degraded_fraction
+    assert shared.model_copy(
+        update={"variants": default.variants}
+    ) == default  # nothing else moved
+    with pytest.raises(ValueError, match="costShare"):
+        pareto.ours_spec(1.5)
