@@ -160,8 +160,6 @@ def test_ours_runs_with_the_cost_share_asked_for_and_the_defaults_otherwise(
     assert shared.variants.quality_budget.cost_share == 0.5
     budget = shared.variants.quality_budget
     assert budget.max_degraded_fraction == default.variants.quality_budget.max_degraded_fraction
-    assert shared.model_copy(
-        update={"variants": default.variants}
-    ) == default  # nothing else moved
+    assert shared.model_copy(update={"variants": default.variants}) == default  # nothing else moved
     with pytest.raises(ValueError, match="costShare"):
         pareto.ours_spec(1.5)
