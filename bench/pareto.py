@@ -14,7 +14,8 @@ batch times drawn from the measured medians and spread, not the controller's lin
 - the oracle: the cheapest plan found that meets the SLO, with variant switching in the
   quality budget (`slo_operator.sim.oracle`); with `--merge FILE --preferred-oracle` also the
   same search serving the preferred variant only ("oracle_preferred": what foresight alone
-  saves, apart from what the variants save; G2 is reported against both).
+  saves, apart from what the variants save), and with `--oracle-allowed full,quantized`
+  serving only those ("oracle_restricted"); G2 is reported against each.
 
 Writes FILE: {"scenarios": {NAME: {"latencyslo": POINT, "frontiers": {BASELINE: [POINT]},
 "oracle": POINT}}, "meta": {...}} with POINT = {"target", "replica_seconds",
@@ -275,6 +276,8 @@ def main() -> None:
                     help="with --merge: run latencyslo again (today's code)")  # fmt: skip
     ap.add_argument("--preferred-oracle", action="store_true",
                     help="with --merge: the oracle serving the preferred variant only")  # fmt: skip
+    ap.add_argument("--oracle-allowed", default=None,
+                    help="with --merge: the oracle serving only these (v1,v2)")  # fmt: skip
     ap.add_argument("--cost-share", type=float, default=None,
                     help="with --rerun-ours: this qualityBudget.costShare")  # fmt: skip
     args = ap.parse_args()
@@ -285,7 +288,9 @@ def main() -> None:
         elif args.cost_share is not None:
             ap.error("--cost-share needs --rerun-ours")
         if args.preferred_oracle:
-            preferred_oracle(doc)
+            restricted_oracle(doc)
+        if args.oracle_allowed:
+            restricted_oracle(doc, [v for v in args.oracle_allowed.split(",") if v])
         args.json.write_text(json.dumps(doc, indent=1, default=float) + "\n")
         render(args.json)
         return
@@ -432,12 +437,14 @@ def merge(paths: Sequence[Path]) -> dict[str, Any]:
             "oracle": _weighted([x["oracle"] for x in scen], w),
         }
     for name in scenarios:
-        kept = [d["scenarios"][name].get("oracle_preferred") for d in docs]
-        if all(kept):  # kept through a merge when every file has it
-            scenarios[name]["oracle_preferred"] = {
-                **_weighted(kept, w),
-                "met_per_seed": [m for x in kept for m in x.get("met_per_seed", [])],
-            }
+        for key in ("oracle_preferred", "oracle_restricted"):
+            kept = [d["scenarios"][name].get(key) for d in docs]
+            if all(kept):  # kept through a merge when every file has it
+                scenarios[name][key] = {
+                    **_weighted(kept, w),
+                    "met_per_seed": [m for x in kept for m in x.get("met_per_seed", [])],
+                    **({"allowed": kept[0]["allowed"]} if "allowed" in kept[0] else {}),
+                }
         details = [d["scenarios"][name].get("latencyslo_detail") for d in docs]
         if all(details):
             scenarios[name]["latencyslo_detail"] = {
@@ -529,21 +536,25 @@ def rerun_ours(doc: dict[str, Any], cost_share: float | None = None) -> None:
     doc["meta"]["latencyslo_spec"] = spec.model_dump(mode="json", by_alias=True)
 
 
-def preferred_oracle(doc: dict[str, Any]) -> None:
-    """The oracle's search again on every seed, with `variants.allowed` reduced to the
-    preferred variant: the cheapest plan that meets the SLO knowing the arrivals, without the
-    variants' help (`scenarios.NAME.oracle_preferred`)."""
+def restricted_oracle(doc: dict[str, Any], allowed: Sequence[str] | None = None) -> None:
+    """The oracle's search again on every seed, with `variants.allowed` reduced to `allowed`
+    (`scenarios.NAME.oracle_restricted`, with the list), or to the preferred variant alone
+    when None (`scenarios.NAME.oracle_preferred`: the cheapest plan that meets the SLO
+    knowing the arrivals, without the variants' help)."""
     base = default_spec()
     pref = base.variants.effective_preferred
-    spec = base.model_copy(
-        update={"variants": base.variants.model_copy(update={"allowed": [pref]})}
-    )
+    kept = [pref] if allowed is None else list(allowed)
+    if pref not in kept or any(v not in base.variants.allowed for v in kept):
+        raise ValueError(f"allowed {kept}: must hold {pref} and only {base.variants.allowed}")
+    spec = base.model_copy(update={"variants": base.variants.model_copy(update={"allowed": kept})})
+    key = "oracle_preferred" if allowed is None else "oracle_restricted"
     for name, scen, runs in _per_seed(doc, spec, _measured_sim(), lambda p: run_oracle(p)[0]):
-        scen["oracle_preferred"] = {
+        scen[key] = {
             **mean_point(runs),
             "met_per_seed": [bool(r["met"]) for r in runs],
+            **({} if allowed is None else {"allowed": kept}),
         }
-        print(f"oracle serving {pref} only on {name}", file=sys.stderr)
+        print(f"oracle serving {', '.join(kept)} on {name}", file=sys.stderr)
 
 
 def _git_head() -> str | None:
@@ -632,6 +643,11 @@ def verdict(doc: Mapping[str, Any]) -> dict[str, Any]:
             g["G2"]["vs_preferred_oracle"] = cost / float(
                 scen["oracle_preferred"]["replica_seconds"]
             )
+        if scen.get("oracle_restricted"):  # not a goal: against an oracle of fewer variants
+            g["G2"]["vs_restricted_oracle"] = cost / float(
+                scen["oracle_restricted"]["replica_seconds"]
+            )
+            g["G2"]["restricted_to"] = scen["oracle_restricted"]["allowed"]
         dominated = []
         for f, pts in scen["frontiers"].items():
             for p in pts:
@@ -698,6 +714,9 @@ def print_verdict(v: Mapping[str, Any]) -> None:
         g2s += f" {_mark(g2['met'])}"
         if "vs_preferred_oracle" in g2:
             g2s += f"; {g2['vs_preferred_oracle']:.2f}x the oracle serving the preferred only"
+        if "vs_restricted_oracle" in g2:
+            g2s += (f"; {g2['vs_restricted_oracle']:.2f}x the oracle serving "
+                    f"{'+'.join(g2['restricted_to'])}")  # fmt: skip
         acc = "-" if g4["value"] is None else f"{100 * g4['value']:.2f}"
         pref = "-" if g4["preferred"] is None else f"{100 * g4['preferred']:.2f}"
         g5 = g.get("G5")

@@ -163,3 +163,36 @@ def test_ours_runs_with_the_cost_share_asked_for_and_the_defaults_otherwise(
     assert shared.model_copy(update={"variants": default.variants}) == default  # nothing else moved
     with pytest.raises(ValueError, match="costShare"):
         pareto.ours_spec(1.5)
+
+
+def test_g2_is_also_reported_against_an_oracle_of_fewer_variants(
+    pareto: ModuleType, tmp_path: Path
+) -> None:
+    files = []
+    for seeds, cost in (([0], 500.0), ([1], 700.0)):
+        d = doc(pareto, "ramp", point(1200.0, 1.0), {"hpa": [point(2000.0, 1.0)]}, 400.0)
+        d["meta"]["seeds"] = seeds
+        d["meta"]["table"]["ramp"]["oracle_search"] = {"met_per_seed": [True],
+                                                       "tried_per_seed": [[]]}  # fmt: skip
+        d["scenarios"]["ramp"]["oracle_restricted"] = {
+            **point(cost, 1.0), "met_per_seed": [True], "allowed": ["full", "quantized"],
+        }  # fmt: skip
+        f = tmp_path / f"seed-{seeds[0]}.json"
+        f.write_text(json.dumps(d))
+        files.append(f)
+    merged = pareto.merge(files)
+    kept = merged["scenarios"]["ramp"]["oracle_restricted"]
+    assert kept["replica_seconds"] == pytest.approx(600.0)
+    assert kept["allowed"] == ["full", "quantized"]
+    merged["meta"]["table"]["ramp"].update(
+        pareto.scenario_table(merged["scenarios"]["ramp"], 100.0)
+    )
+    g2 = pareto.verdict(merged)["scenarios"]["ramp"]["G2"]
+    assert g2["vs_restricted_oracle"] == pytest.approx(2.0)
+    assert g2["value"] == pytest.approx(3.0)  # the goal stays judged on the oracle
+    assert g2["restricted_to"] == ["full", "quantized"]
+
+
+def test_an_oracle_without_the_preferred_variant_is_refused(pareto: ModuleType) -> None:
+    with pytest.raises(ValueError, match="must hold full"):
+        pareto.restricted_oracle({"scenarios": {}, "meta": {"seeds": []}}, ["quantized"])
