@@ -280,13 +280,15 @@ def main() -> None:
                     help="with --merge: the oracle serving only these (v1,v2)")  # fmt: skip
     ap.add_argument("--cost-share", type=float, default=None,
                     help="with --rerun-ours: this qualityBudget.costShare")  # fmt: skip
+    ap.add_argument("--degraded-fraction", type=float, default=None,
+                    help="with --rerun-ours: this qualityBudget.maxDegradedFraction")  # fmt: skip
     args = ap.parse_args()
     if args.merge:
         doc = merge(args.merge)
         if args.rerun_ours:
-            rerun_ours(doc, args.cost_share)
-        elif args.cost_share is not None:
-            ap.error("--cost-share needs --rerun-ours")
+            rerun_ours(doc, args.cost_share, args.degraded_fraction)
+        elif args.cost_share is not None or args.degraded_fraction is not None:
+            ap.error("--cost-share and --degraded-fraction need --rerun-ours")
         if args.preferred_oracle:
             restricted_oracle(doc)
         if args.oracle_allowed:
@@ -503,23 +505,30 @@ def _measured_sim() -> tuple[ProfileSet, Plant, SimSettings]:
     return profiles, plant, SimSettings()
 
 
-def ours_spec(cost_share: float | None = None) -> LatencySLOSpec:
-    """The LatencySLO latencyslo runs with: the defaults, or `qualityBudget.costShare` set."""
+def ours_spec(
+    cost_share: float | None = None, degraded_fraction: float | None = None
+) -> LatencySLOSpec:
+    """The LatencySLO latencyslo runs with: the defaults, or `qualityBudget.costShare` and
+    `maxDegradedFraction` set."""
     spec = default_spec()
-    if cost_share is None:
+    update = {"cost_share": cost_share, "max_degraded_fraction": degraded_fraction}
+    update = {k: v for k, v in update.items() if v is not None}
+    if not update:
         return spec
-    budget = spec.variants.quality_budget.model_copy(update={"cost_share": cost_share})
+    budget = spec.variants.quality_budget.model_copy(update=update)
     variants = spec.variants.model_copy(update={"quality_budget": budget})
     return LatencySLOSpec.model_validate(
         spec.model_copy(update={"variants": variants}).model_dump(by_alias=True)
     )
 
 
-def rerun_ours(doc: dict[str, Any], cost_share: float | None = None) -> None:
+def rerun_ours(
+    doc: dict[str, Any], cost_share: float | None = None, degraded_fraction: float | None = None
+) -> None:
     """latencyslo's points again, on every seed, with the controller as it is now (and
     `qualityBudget.costShare` when given; "meta.latencyslo_spec" records what it ran)."""
     sim = _measured_sim()
-    spec = ours_spec(cost_share)
+    spec = ours_spec(cost_share, degraded_fraction)
 
     def ours(prep: Prepared) -> dict[str, Any]:
         return {**run_ours(prep), "target": spec.target_latency_ms}
@@ -579,9 +588,10 @@ def render(path: Path) -> None:
         png = path.with_name(f"{path.stem}-{name.replace(':', '-')}.png")
         plot(png, name, scen, windows, preferred)
     ran = doc["meta"].get("latencyslo_spec") or doc["meta"].get("spec") or {}
-    share = ran.get("variants", {}).get("qualityBudget", {}).get("costShare") or 0.0
-    if share:
-        print(f"latencyslo with qualityBudget.costShare {share:g} (otherwise the defaults)\n")
+    budget = ran.get("variants", {}).get("qualityBudget", {})
+    if budget.get("costShare"):
+        print(f"latencyslo with qualityBudget.costShare {budget['costShare']:g} and "
+              f"maxDegradedFraction {budget.get('maxDegradedFraction', 0.2):g}\n")  # fmt: skip
     print_table(doc)
     doc["verdict"] = verdict(doc)
     print_verdict(doc["verdict"])

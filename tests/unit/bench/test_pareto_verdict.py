@@ -196,3 +196,9 @@ def test_g2_is_also_reported_against_an_oracle_of_fewer_variants(
 def test_an_oracle_without_the_preferred_variant_is_refused(pareto: ModuleType) -> None:
     with pytest.raises(ValueError, match="must hold full"):
         pareto.restricted_oracle({"scenarios": {}, "meta": {"seeds": []}}, ["quantized"])
+
+
+def test_ours_may_run_with_a_larger_quality_budget(pareto: ModuleType) -> None:
+    budget = pareto.ours_spec(1.0, 0.5).variants.quality_budget
+    assert (budget.cost_share, budget.max_degraded_fraction) == (1.0, 0.5)
+    assert pareto.ours_spec(None, 0.3).variants.quality_budget.cost_share == 0
