@@ -408,9 +408,13 @@ def _replicas(
         return desired, ["scale-down waits for a stabilization window of fresh data"]
     stab = float(spec.policy.scale_down_stabilization_seconds)
     horizon = now - min(FALL_WINDOW_S, stab) if falling else -math.inf
+    since = st.economy_since
+    saving = since is not None and current.variant != spec.variants.effective_preferred
+    if since is not None and saving:  # only the recommendations for the variant in force
+        horizon = max(horizon, since)
     if max(n for t, n in st.recommendations if t > horizon) >= desired:
         return desired, ["scale-down waits for the stabilization window"]
-    if current.variant != spec.variants.effective_preferred and st.economy_since is None:
+    if current.variant != spec.variants.effective_preferred and not saving:
         return desired, ["scale-down waits for the preferred variant"]
     if ready < desired:
         return desired, ["scale-down waits for starting replicas"]

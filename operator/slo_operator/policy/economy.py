@@ -20,7 +20,7 @@ from slo_operator.policy.history import (
     rate_stepped,
     sustained_rise,
 )
-from slo_operator.policy.sizing import BRIDGE_SURGE, DOWN_MARGIN, PEAK_Z, Sizing
+from slo_operator.policy.sizing import BRIDGE_SURGE, PEAK_Z, Sizing
 from slo_operator.policy.state import ControllerState
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import Observation, ProfileSet, Ranges, RuntimeConfig
@@ -76,9 +76,6 @@ class SavingStart:
     variant: str
     serving: int
     """Ready replicas it serves on."""
-    down: int
-    """Replicas it needs with the scale-down margin (the first recommendation of its
-    stabilization window)."""
     correction: float
     left_s: float
     need: int
@@ -173,8 +170,7 @@ def start_saving(
     cheaper = cheaper_variant(spec, gauge, serving, correction)
     if cheaper is None:
         return None
-    down, _ = gauge.replicas_needed(cheaper, correction / DOWN_MARGIN)
-    return SavingStart(cheaper, serving, down, correction, account.left_s, need)
+    return SavingStart(cheaper, serving, correction, account.left_s, need)
 
 
 def saving_decision(
@@ -187,10 +183,9 @@ def saving_decision(
     p_obs: float,
     now: float,
 ) -> tuple[ControllerState, RuntimeConfig, str, float]:
-    """(state, target, reason, predicted quantile) of the decision that starts `start`; its
-    stabilization window restarts with recommendations for the variant it serves."""
+    """(state, target, reason, predicted quantile) of the decision that starts `start`."""
     cheaper = start.variant
-    st = replace(st, economy_since=now, recommendations=((now, start.down),))
+    st = replace(st, economy_since=now)
     serving = max(start.serving, 1)
     window, _ = ctx.best_window(cheaper, serving, start.correction, keep=conformed.batch_window_ms)
     target = conformed.with_(batch_window_ms=window, variant=cheaper)
