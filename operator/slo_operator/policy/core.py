@@ -26,7 +26,9 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    degrade above the target, restore below the aim). A restore that breaches is undone at
    once, and what it measured (observed / predicted) sizes and restores the preferred
    variant while the load stays near the rate it failed at, for a dwell and a stabilization
-   window (`history.note_failed_restore`): it is not retried blind.
+   window (`history.note_failed_restore`): it is not retried blind. Nor is the preferred
+   variant restored within a stabilization window of a rate that `replicas.max` replicas
+   of it could not hold: the next such burst would find no replicas to add.
 5. Feedback. A clear breach (above twice the target) measured on a configuration unchanged
    for the quantile's whole range and one interval more, every replica ready, is one the
    model failed to predict at the rate it sized for: replicas are then sized with the
@@ -271,9 +273,12 @@ def propose(
     serving = min(ready, new_replicas)
     # a breach that comes with a step in the rate, replicas ordered for it: bridged at once
     stepped = p_obs > spec.target_latency_ms and rate_stepped(st.rates) and new_replicas > ready
+    if not sizing.holds(pref, spec.replicas.max, st.correction, spec.aim_latency_ms):
+        st = replace(st, ceiling_at=now)
+    ceiling = st.ceiling_at is not None and now - st.ceiling_at < stab
     variant, more = _variant(
         spec, ctx, st, conformed.variant, serving, cf_fast, confirmed or stepped, p_obs,
-        settled, now, _fallen_to(observation, ctx), lesson,
+        settled, now, _fallen_to(observation, ctx), lesson, ceiling,
     )  # fmt: skip
     window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
     target = RuntimeConfig(new_replicas, window, spec.batching.max_batch_size, variant)
@@ -434,6 +439,7 @@ def _variant(
     now: float,
     fallen: float | None = None,
     lesson: float = 0.0,
+    ceiling: bool = False,
 ) -> tuple[str, list[str]]:
     """Degrade to bridge a breach the ready replicas cannot hold; restore when they can.
     With the load `fallen` to a recent rate the preferred variant holds on the ready
@@ -472,6 +478,9 @@ def _variant(
         restored = restore_variant(ctx, order, variant, serving, cf, aim)
         if lesson > st.correction and restored != pref:
             return restored, [f"{pref} breached when restored at this load ({lesson:.2f}x)"]
+        if ceiling and restored == pref:
+            return variant, [f"{pref} waits: replicas.max of it did not hold a burst of the "
+                             "last stabilization window"]  # fmt: skip
         return restored, []
     return variant, []
 

@@ -47,6 +47,9 @@ class ControllerState:
     """The previous trusted quantile (a modest breach must be seen twice)."""
     economy_since: float | None = None
     last_burst_at: float | None = None
+    ceiling_at: float | None = None
+    """The last decision at which even `replicas.max` replicas of the preferred variant could
+    not hold the aim at the rate sized for (learned correction)."""
     """The last trusted observation of bursty load (`economy.smooth`): a saving starts only
     after a stabilization window of smooth load."""
     """Start of the current switch off the preferred variant made to save replicas
@@ -103,6 +106,7 @@ class ControllerState:
             "lastP99": self.last_p99,
             "economySince": self.economy_since,
             "lastBurstAt": self.last_burst_at,
+            "ceilingAt": self.ceiling_at,
             "failedRestore": None if self.failed_restore is None else list(self.failed_restore),
             "profileFactors": {v: f for v, f in self.profile_factors},
         }
@@ -179,6 +183,7 @@ class ControllerState:
             last_p99=num("lastP99"),
             economy_since=num("economySince"),
             last_burst_at=num("lastBurstAt"),
+            ceiling_at=num("ceilingAt"),
             failed_restore=failed,
             profile_factors=tuple(factors),
         )

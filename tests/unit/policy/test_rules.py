@@ -545,3 +545,54 @@ def test_a_burst_the_fleet_holds_is_not_bridged_at_once() -> None:
     seen_twice = replace(st, last_p99=120.0)  # the same breach, seen again: bridged
     decision, _ = decide(SPEC, o, cfg(3), PROFILES, seen_twice, NOW)
     assert decision.target.variant != "full"
+
+
+# ---------------------------------------------------------------------------- ceiling
+def _at_max_degraded(ceiling_age: float | None, spent_s: float = 200.0) -> tuple[object, ...]:
+    """Sixteen replicas (replicas.max) serving `distilled` after a burst, the load light
+    again: the model says `full` holds it on them."""
+    current = cfg(16, variant="distilled")
+    st = settled(
+        last_variant_change_at=NOW - 200.0,
+        variant_in_force="distilled",
+        degraded=((NOW - spent_s, NOW - 15.0),),
+        ceiling_at=None if ceiling_age is None else NOW - ceiling_age,
+    )
+    return current, st, obs(rate=LIGHT * 10, p99=20.0, ready=16)
+
+
+@pytest.mark.parametrize(
+    ("age", "expect_restore"),
+    [
+        pytest.param(None, True, id="never-at-the-ceiling"),
+        pytest.param(100.0, False, id="ceiling-100s-ago"),
+        pytest.param(301.0, True, id="ceiling-a-window-ago"),
+    ],
+)
+def test_after_a_burst_beyond_replicas_max_the_faster_variant_is_kept(
+    age: float | None, expect_restore: bool
+) -> None:
+    """A burst that `replicas.max` replicas of `full` could not hold will find no replicas
+    to add next time: the faster variant stays for a stabilization window (within the
+    budget)."""
+    current, st, o = _at_max_degraded(age)
+    decision, _ = decide(SPEC, o, current, PROFILES, st, NOW)  # type: ignore[arg-type]
+    assert (decision.target.variant == "full") is expect_restore
+    if not expect_restore:
+        assert "replicas.max of it did not hold a burst" in decision.reason
+
+
+def test_a_spent_budget_restores_even_after_a_ceiling_burst() -> None:
+    current, st, o = _at_max_degraded(100.0, spent_s=0.2 * 3600 - 5.0)
+    decision, _ = decide(SPEC, o, current, PROFILES, st, NOW)  # type: ignore[arg-type]
+    assert decision.target.variant == "full"
+
+
+def test_a_rate_beyond_what_replicas_max_of_full_hold_is_remembered() -> None:
+    beyond = obs(rate=20_000.0, p99=90.0, ready=16)
+    _, st = decide(SPEC, beyond, cfg(16, variant="distilled"), PROFILES, settled(), NOW)
+    assert st.ceiling_at == NOW
+    _, st = decide(SPEC, obs(rate=LIGHT, p99=20.0, ready=2), cfg(2), PROFILES, settled(), NOW)
+    assert st.ceiling_at is None
+    back = type(st).from_dict({**st.to_dict(), "ceilingAt": 5.0})
+    assert back.ceiling_at == 5.0
