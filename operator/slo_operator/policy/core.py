@@ -417,7 +417,7 @@ def _replicas(
     saving = since is not None and current.variant != spec.variants.effective_preferred
     if since is not None and saving:  # only the recommendations for the variant in force
         horizon = max(horizon, since)
-    if max(n for t, n in st.recommendations if t > horizon) >= desired:
+    if max((n for t, n in st.recommendations if t > horizon), default=0) >= desired:
         return desired, ["scale-down waits for the stabilization window"]
     if current.variant != spec.variants.effective_preferred and not saving:
         return desired, ["scale-down waits for the preferred variant"]
