@@ -307,10 +307,11 @@ class QualityBudget(ApiModel):
         ge=0,
         le=1,
         description=(
-            "Share (0..1) of the budget that may be spent to save replicas: when the load "
-            "rises, the next allowed variant serves on the replicas in force instead of more "
-            "replicas of the preferred one, until that share is spent. The rest stays for "
-            "bridging bursts. 0 spends the budget only on bridging."
+            "Share (0..1) of the budget that may be spent to save replicas: on a smooth rise "
+            "of the load, the best allowed variant below the preferred one that holds the aim "
+            "serves on the replicas in force instead of more replicas of the preferred one, "
+            "until that share is spent or the load turns bursty. The rest stays for bridging "
+            "bursts. 0 spends the budget only on bridging."
         ),
     )
 
