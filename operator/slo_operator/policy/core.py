@@ -48,7 +48,13 @@ import math
 from dataclasses import replace
 
 from slo_contracts.buckets import LATENCY_BUCKETS_MS
-from slo_operator.policy.economy import saving_decision, saving_in_force, smooth, start_saving
+from slo_operator.policy.economy import (
+    budget_left,
+    saving_decision,
+    saving_in_force,
+    smooth,
+    start_saving,
+)
 from slo_operator.policy.explain import actions, explain
 from slo_operator.policy.history import (
     ASSUMED_STARTUP_S,
@@ -240,6 +246,8 @@ def propose(
     is_smooth = smooth(observation, observation.ranges or params.ranges)
     if is_smooth:  # on bursty load a breach after a restore is the burst's
         st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
+    else:
+        st = replace(st, last_burst_at=now)
     lesson = lesson_of_failed_restore(spec, st, rate, now)
     # 3. replicas for the sustained rate, preferred variant (5. the quantile fed back)
     cf_replicas = _feedback_correction(
@@ -273,7 +281,9 @@ def propose(
     serving = min(ready, new_replicas)
     # a breach that comes with a step in the rate, replicas ordered for it: bridged at once
     stepped = p_obs > spec.target_latency_ms and rate_stepped(st.rates) and new_replicas > ready
-    if not sizing.holds(pref, spec.replicas.max, st.correction, spec.aim_latency_ms):
+    same_question = sized_for == pref and cf_replicas == st.correction
+    if not (feasible if same_question else sizing.holds(pref, spec.replicas.max, st.correction,
+                                                         spec.aim_latency_ms)):  # fmt: skip
         st = replace(st, ceiling_at=now)
     ceiling = st.ceiling_at is not None and now - st.ceiling_at < stab
     variant, more = _variant(
@@ -449,8 +459,7 @@ def _variant(
     order = list(spec.variants.allowed)
     target_ms, aim = spec.target_latency_ms, spec.aim_latency_ms
     budget = spec.variants.quality_budget
-    budget_s = budget.max_degraded_fraction * budget.window_minutes * 60.0
-    remaining = budget_s - st.degraded_seconds(now, budget.window_minutes * 60.0)
+    _, remaining = budget_left(spec, st, now)
     dwell_ok = _since(now, st.last_variant_change_at) >= pol.variant_min_dwell_seconds
     if variant == pref:
         p_pref = ctx.best_window(pref, serving, cf_fast)[1] if serving > 0 else math.inf

@@ -42,6 +42,14 @@ class Saving:
         return self.left_s > self.lead_s
 
 
+def budget_left(spec: LatencySLOSpec, st: ControllerState, now: float) -> tuple[float, float]:
+    """(the quality budget in seconds, the seconds of it left) over its sliding window."""
+    budget = spec.variants.quality_budget
+    window_s = budget.window_minutes * 60.0
+    budget_s = budget.max_degraded_fraction * window_s
+    return budget_s, budget_s - st.degraded_seconds(now, window_s)
+
+
 def saving(
     spec: LatencySLOSpec, st: ControllerState, startup_s: float, now: float
 ) -> Saving | None:
@@ -49,9 +57,7 @@ def saving(
     budget = spec.variants.quality_budget
     if budget.cost_share <= 0 or budget.max_degraded_fraction <= 0:
         return None
-    window_s = budget.window_minutes * 60.0
-    budget_s = budget.max_degraded_fraction * window_s
-    remaining = budget_s - st.degraded_seconds(now, window_s)
+    budget_s, remaining = budget_left(spec, st, now)
     reserve = (1.0 - budget.cost_share) * budget_s
     lead = startup_s + 2.0 * spec.policy.interval_seconds
     return Saving(left_s=remaining - reserve, lead_s=lead)
@@ -96,8 +102,6 @@ def saving_in_force(
     pref = spec.variants.effective_preferred
     if st.economy_since is not None and variant == pref:
         st = replace(st, economy_since=None)  # the saving is over, or was never applied
-    if not is_smooth:
-        st = replace(st, last_burst_at=now)
     startup = st.startup_s if st.startup_s is not None else ASSUMED_STARTUP_S
     account = saving(spec, st, startup, now)
     if (

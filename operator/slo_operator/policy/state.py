@@ -46,14 +46,14 @@ class ControllerState:
     last_p99: float | None = None
     """The previous trusted quantile (a modest breach must be seen twice)."""
     economy_since: float | None = None
+    """Start of the current switch off the preferred variant made to save replicas
+    (`qualityBudget.costShare`), None when the variant in force bridges or is preferred."""
     last_burst_at: float | None = None
+    """The last trusted observation of bursty load (`economy.smooth`): a saving starts only
+    after a stabilization window of smooth load."""
     ceiling_at: float | None = None
     """The last decision at which even `replicas.max` replicas of the preferred variant could
     not hold the aim at the rate sized for (learned correction)."""
-    """The last trusted observation of bursty load (`economy.smooth`): a saving starts only
-    after a stabilization window of smooth load."""
-    """Start of the current switch off the preferred variant made to save replicas
-    (`qualityBudget.costShare`), None when the variant in force bridges or is preferred."""
     failed_restore: tuple[float, float, float] | None = None
     """(time, rate, observed/predicted ratio) of the last restore of the preferred variant
     that breached: the controller's measurement of what that variant really costs there."""

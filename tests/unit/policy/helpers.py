@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable
@@ -104,6 +105,19 @@ class Loop:
             if self.configs[k] != self.configs[k - 1]:
                 out.append((self.times[k], self.configs[k - 1], self.configs[k]))
         return out
+
+
+def assert_no_oscillation(changes: list[tuple[float, RuntimeConfig, RuntimeConfig]]) -> None:
+    """At most 4 replica changes and 2 variant switches (an hour of stationary load), and no
+    replica reversal within 5 minutes."""
+    replica_moves = [
+        (t, b.replicas - a.replicas) for t, a, b in changes if a.replicas != b.replicas
+    ]
+    variant_moves = [t for t, a, b in changes if a.variant != b.variant]
+    assert len(replica_moves) <= 4, replica_moves
+    assert len(variant_moves) <= 2, variant_moves
+    for (t0, d0), (t1, d1) in itertools.pairwise(replica_moves):
+        assert not (d0 * d1 < 0 and t1 - t0 < 300), replica_moves  # no reversal within 5 min
 
 
 def closed_loop(
