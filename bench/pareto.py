@@ -1,10 +1,13 @@
 """Cost against violated SLO windows: every baseline's target swept, latencyslo at its defaults.
 
     python bench/pareto.py --json FILE [--seeds N] [--trace-file CSV ...] [--scenarios LIST]
+                           [--trace-load X,Y]
 
 For every scenario (step, step4, ramp, diurnal, bursty, the shipped trace, and each
-`--trace-file`) on identical arrivals and the measured plant (`slo_operator.sim.plant`:
-batch times drawn from the measured medians and spread, not the controller's line):
+`--trace-file`; with `--trace-load 1,3` each trace rescaled to a mean of 1 and of 3 replicas'
+capacity, named `trace`, `trace@3x`, `file:STEM@1x`, ...) on identical arrivals and the
+measured plant (`slo_operator.sim.plant`: batch times drawn from the measured medians and
+spread, not the controller's line):
 
 - every baseline of `slo_operator.sim.baselines` serving each variant (a fleet of `full`,
   `quantized`, `distilled`), its target swept loose to tight (`SWEEPS`);
@@ -40,7 +43,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -52,7 +55,7 @@ from slo_operator.sim.engine import SimSettings, Simulation
 from slo_operator.sim.plant import Plant, measured_plant
 from slo_operator.sim.policies import _Hold
 from slo_operator.sim.profiles import MEASURED_PROFILE, default_profiles
-from slo_operator.sim.runner import default_spec
+from slo_operator.sim.runner import TRACE_LOAD, default_spec
 from slo_operator.sim.sweep import Prepared, prepare, run_baseline, run_oracle, run_ours
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import ProfileSet, RuntimeConfig
@@ -176,6 +179,69 @@ def mean_detail(runs: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return {k: float(np.mean([float(r[k]) for r in runs])) for k in DETAIL_KEYS if k in runs[0]}
 
 
+class Job(NamedTuple):
+    """One scenario of a run: a built-in workload, or a trace (the shipped one when `file`
+    is None) rescaled to `load` times one replica's capacity (None: the shipped trace at
+    `TRACE_LOAD`, a file as it is)."""
+
+    name: str
+    workload: str
+    file: Path | None = None
+    load: float | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What "meta.traces" keeps, so that a merge can prepare the trace again."""
+        return {"file": None if self.file is None else str(self.file), "load": self.load}
+
+    @classmethod
+    def of(cls, name: str, trace: Mapping[str, Any] | None) -> Job | None:
+        """The job of a written scenario: a built-in name, else its recorded trace."""
+        if trace is not None:
+            file = trace.get("file")
+            return cls(name, "trace", None if file is None else Path(file), trace.get("load"))
+        return cls(name, name) if name in SCENARIOS else None
+
+    def prepare(
+        self, spec: LatencySLOSpec, sim: tuple[ProfileSet, Plant, SimSettings], seed: int
+    ) -> Prepared:
+        profiles, plant, settings = sim
+        if self.file is not None and not self.file.is_file():
+            raise SystemExit(f"{self.name}: trace file {self.file} not found")
+        return prepare(self.workload, spec=spec, profiles=profiles, settings=settings,
+                       plant=plant, seed=seed, trace_file=self.file,
+                       trace_load=self.load)  # fmt: skip
+
+
+def scenario_jobs(
+    names: Sequence[str], files: Sequence[Path], loads: Sequence[float] | None
+) -> list[Job]:
+    """The built-in scenarios of `names`, then the shipped trace (when "trace" is among them)
+    and every file at each of `loads`: NAME@Xx, except the shipped trace at `TRACE_LOAD`,
+    which keeps the name "trace". Without `loads`: the shipped trace at 1x, files as they
+    are."""
+    jobs = [Job(n, n) for n in names if n != "trace"]
+    traces: list[tuple[str, Path | None]] = [("trace", None)] if "trace" in names else []
+    traces += [(f"file:{f.stem}", f) for f in files]
+    for base, file in traces:
+        if loads is None:
+            jobs.append(Job(base, "trace", file))
+            continue
+        for x in loads:
+            plain = file is None and x == TRACE_LOAD
+            jobs.append(Job(base if plain else f"{base}@{x:g}x", "trace", file, x))
+    return jobs
+
+
+def _loads(text: str) -> list[float]:
+    try:
+        loads = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated numbers") from None
+    if not loads or any(not (x > 0 and math.isfinite(x)) for x in loads):
+        raise argparse.ArgumentTypeError(f"{text!r}: each load must be a number > 0")
+    return loads
+
+
 def run_stationary(
     spec: Any, profiles: ProfileSet, settings: SimSettings, plant: Plant | None, seed: int
 ) -> dict[str, Any]:
@@ -264,6 +330,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--trace-file", type=Path, action="append", default=[])
+    ap.add_argument("--trace-load", type=_loads, default=None, metavar="X[,Y...]",
+                    help="rescale the shipped trace and every --trace-file to these multiples "
+                    "of one replica's capacity, one scenario each (NAME@Xx) [default: the "
+                    "shipped trace at 1x, a file as it is]")  # fmt: skip
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--baselines", default=",".join(BASELINES))
     ap.add_argument("--spread", type=Path, default=None,
@@ -323,8 +393,7 @@ def main() -> None:
     settings = SimSettings()
     preferred = spec.variants.effective_preferred
     variants = [v for v in spec.variants.allowed if v in profiles.variants]
-    jobs: list[tuple[str, Path | None]] = [(n, None) for n in names]
-    jobs += [(f"file:{f.stem}", f) for f in args.trace_file]
+    jobs = scenario_jobs(names, args.trace_file, args.trace_load)
     started = time.perf_counter()
     raw: dict[str, dict[str, Any]] = {}
     stationary: list[dict[str, Any]] = []
@@ -337,13 +406,13 @@ def main() -> None:
         "variants": variants,
         "commit": _git_head(),
         "prediction_error": prediction_error(profiles, plant, settings),
+        "traces": {j.name: j.record() for j in jobs if j.workload == "trace"},
     }
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for name, trace_file in jobs:
+        for job in jobs:
             t0 = time.perf_counter()
-            workload = "trace" if trace_file is not None else name
-            prep = prepare(workload, spec=spec, profiles=profiles, settings=settings,
-                           plant=plant, seed=seed, trace_file=trace_file)  # fmt: skip
+            name = job.name
+            prep = job.prepare(spec, (profiles, plant, settings), seed)
             per = raw.setdefault(name, {OURS: [], "frontiers": {}, "oracle": []})
             ours = run_ours(prep)
             ours["target"] = spec.target_latency_ms
@@ -485,18 +554,15 @@ def _per_seed(
     sim: tuple[ProfileSet, Plant, SimSettings],
     run: Callable[[Prepared], dict[str, Any]],
 ) -> Iterator[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
-    """(name, scenario, runs): `run` on each seed's prepared arrivals of every built-in
-    scenario of `doc`, with `spec` on the measured plant."""
-    profiles, plant, settings = sim
+    """(name, scenario, runs): `run` on each seed's prepared arrivals of every scenario of
+    `doc` (a trace as "meta.traces" recorded it), with `spec` on the measured plant."""
+    traces = doc["meta"].get("traces", {})
     for name, scen in doc["scenarios"].items():
-        if name not in SCENARIOS:
+        job = Job.of(name, traces.get(name))
+        if job is None:
+            print(f"skipped {name}: not a built-in scenario, no trace recorded", file=sys.stderr)
             continue
-        runs = []
-        for seed in doc["meta"]["seeds"]:
-            prep = prepare(name, spec=spec, profiles=profiles, settings=settings, plant=plant,
-                           seed=seed)  # fmt: skip
-            runs.append(run(prep))
-        yield name, scen, runs
+        yield name, scen, [run(job.prepare(spec, sim, seed)) for seed in doc["meta"]["seeds"]]
 
 
 def _measured_sim() -> tuple[ProfileSet, Plant, SimSettings]:

@@ -93,16 +93,24 @@ def prepare(
     trace_file: str | Path | None = None,
     warmup_s: int = DEFAULT_WARMUP_S,
     duration_s: float | None = None,
+    trace_load: float | None = None,
 ) -> Prepared:
     """The scenario at the simulator's usual load: built-in workloads start at twice one
     replica's capacity, the shipped trace is rescaled to a mean of one replica's capacity
     (capacity: one replica of the preferred variant on this plant); a given trace file is
-    replayed as it is."""
+    replayed as it is. With `trace_load`, either trace is rescaled to a mean of that many
+    replicas' capacity."""
     cap = calibrate_fleet(
         spec, profiles, spec.variants.effective_preferred, settings, plant
     ).capacity_rps
     target_mean = None
-    if name == "trace" and trace_file is None:
+    if trace_load is not None:
+        if name != "trace":
+            raise ValueError(f"trace_load applies to the 'trace' workload, not {name!r}")
+        if not trace_load > 0:
+            raise ValueError(f"trace_load must be > 0, got {trace_load}")
+        target_mean = trace_load * cap
+    elif name == "trace" and trace_file is None:
         target_mean = TRACE_LOAD * cap
     workload = make_workload(
         name,
