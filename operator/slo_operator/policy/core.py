@@ -63,6 +63,7 @@ from slo_operator.policy.history import (
     learn_correction,
     learn_startup,
     lesson_of_failed_restore,
+    note_ceiling,
     note_failed_restore,
     prune,
     rate_stepped,
@@ -282,10 +283,9 @@ def propose(
     # a breach that comes with a step in the rate, replicas ordered for it: bridged at once
     stepped = p_obs > spec.target_latency_ms and rate_stepped(st.rates) and new_replicas > ready
     same_question = sized_for == pref and cf_replicas == st.correction
-    if not (feasible if same_question else sizing.holds(pref, spec.replicas.max, st.correction,
-                                                         spec.aim_latency_ms)):  # fmt: skip
-        st = replace(st, ceiling_at=now)
-    ceiling = st.ceiling_at is not None and now - st.ceiling_at < stab
+    held = feasible if same_question else sizing.holds(pref, spec.replicas.max, st.correction,
+                                                        spec.aim_latency_ms)  # fmt: skip
+    st, ceiling = note_ceiling(st, held, sizing.rate, now, stab)
     variant, more = _variant(
         spec, ctx, st, conformed.variant, serving, cf_fast, confirmed or stepped, p_obs,
         settled, now, _fallen_to(observation, ctx), lesson, ceiling,
@@ -449,22 +449,30 @@ def _variant(
     now: float,
     fallen: float | None = None,
     lesson: float = 0.0,
-    ceiling: bool = False,
+    ceiling: float | None = None,
 ) -> tuple[str, list[str]]:
     """Degrade to bridge a breach the ready replicas cannot hold; restore when they can.
     With the load `fallen` to a recent rate the preferred variant holds on the ready
     replicas (learned correction), the breach the window still shows is the past's: no
-    degrade."""
+    degrade. Within a stabilization window of a burst (`ceiling`, req/s) that `replicas.max`
+    of the preferred variant did not hold, the best variant that holds it serves instead."""
     pol, pref = spec.policy, spec.variants.effective_preferred
     order = list(spec.variants.allowed)
     target_ms, aim = spec.target_latency_ms, spec.aim_latency_ms
     budget = spec.variants.quality_budget
     _, remaining = budget_left(spec, st, now)
     dwell_ok = _since(now, st.last_variant_change_at) >= pol.variant_min_dwell_seconds
+    kept = remaining >= max(pol.variant_min_dwell_seconds, pol.interval_seconds)
     if variant == pref:
-        p_pref = ctx.best_window(pref, serving, cf_fast)[1] if serving > 0 else math.inf
-        if not (p_pref > target_ms or confirmed) or budget.max_degraded_fraction <= 0:
+        if budget.max_degraded_fraction <= 0:
             return variant, []
+        p_pref = ctx.best_window(pref, serving, cf_fast)[1] if serving > 0 else math.inf
+        if not (p_pref > target_ms or confirmed):
+            if ceiling is None or not (math.isfinite(ceiling) and settled and dwell_ok and kept):
+                return variant, []
+            ahead = bridge_variant(ctx.at_rate(ceiling), order, serving, st.correction, aim)
+            why = f"{ahead} ahead of the next burst: {_ceiling_note(spec, ceiling)}"
+            return ahead, [] if ahead == pref else [why]
         # size the bridge with a surge margin when the breach is already visible: a backlog
         # has to drain and the rate seen so far trails a step's true height
         surge = ctx.at_rate(ctx.rate * BRIDGE_SURGE) if confirmed else ctx
@@ -477,7 +485,7 @@ def _variant(
             return variant, ["degrading waits for fresh data"]
         if not (dwell_ok or confirmed):  # a measured breach is bridged at once
             return variant, ["degrading on a prediction waits for the variant's minimum dwell"]
-        if remaining < max(pol.variant_min_dwell_seconds, pol.interval_seconds):
+        if not kept:
             return variant, ["quality budget spent: not degrading"]
         return candidate, []
     if remaining <= pol.interval_seconds and settled:
@@ -487,11 +495,17 @@ def _variant(
         restored = restore_variant(ctx, order, variant, serving, cf, aim)
         if lesson > st.correction and restored != pref:
             return restored, [f"{pref} breached when restored at this load ({lesson:.2f}x)"]
-        if ceiling and restored == pref:
-            return variant, [f"{pref} waits: replicas.max of it did not hold a burst of the "
-                             "last stabilization window"]  # fmt: skip
+        if ceiling is not None and restored == pref:
+            # the best variant that holds the burst, if better than the one in force
+            held = restore_variant(ctx.at_rate(ceiling), order, variant, serving, cf, aim)
+            return held, [f"{pref} waits: {_ceiling_note(spec, ceiling)}"]
         return restored, []
     return variant, []
+
+
+def _ceiling_note(spec: LatencySLOSpec, rate: float) -> str:
+    burst = f"{rate:.0f} req/s" if math.isfinite(rate) else "a burst"
+    return f"replicas.max of {spec.variants.effective_preferred} did not hold {burst} lately"
 
 
 def _fallen_to(obs: Observation, ctx: Sizing) -> float | None:

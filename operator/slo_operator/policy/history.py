@@ -1,6 +1,7 @@
 """What the controller reads from its own recent history: the model's correction factor,
-the trend of the rate it sized for, how long ordered replicas took to become ready, and what
-a failed restore measured."""
+the trend of the rate it sized for, how long ordered replicas took to become ready, what
+a failed restore measured, and the last burst `replicas.max` of the preferred variant did not
+hold."""
 
 from __future__ import annotations
 
@@ -153,3 +154,17 @@ def learn_correction(
     log_c = (1 - CORRECTION_GAIN) * math.log(st.correction) + CORRECTION_GAIN * math.log(ratio)
     correction = min(max(math.exp(log_c), CORRECTION_MIN), CORRECTION_MAX)
     return replace(st, correction=correction, correction_samples=st.correction_samples + 1), raw
+
+
+def note_ceiling(
+    st: ControllerState, held: bool, rate: float, now: float, window: float
+) -> tuple[ControllerState, float | None]:
+    """(state, burst): remember a rate that `replicas.max` replicas of the preferred variant
+    could not hold (`held` False), the highest within `window` seconds of the last one; the
+    burst to prepare for while that window lasts (infinite when its rate is unknown, as in
+    a memory written before rates were kept), else None."""
+    active = st.ceiling_at is not None and now - st.ceiling_at < window
+    if not held:
+        top = max(rate, st.ceiling_rate or 0.0) if active else rate
+        return replace(st, ceiling_at=now, ceiling_rate=top), top
+    return st, ((st.ceiling_rate or math.inf) if active else None)

@@ -54,6 +54,9 @@ class ControllerState:
     ceiling_at: float | None = None
     """The last decision at which even `replicas.max` replicas of the preferred variant could
     not hold the aim at the rate sized for (learned correction)."""
+    ceiling_rate: float | None = None
+    """The highest such rate within a stabilization window of `ceiling_at`: the burst a
+    variant must hold before it serves ahead of the next one."""
     failed_restore: tuple[float, float, float] | None = None
     """(time, rate, observed/predicted ratio) of the last restore of the preferred variant
     that breached: the controller's measurement of what that variant really costs there."""
@@ -107,6 +110,7 @@ class ControllerState:
             "economySince": self.economy_since,
             "lastBurstAt": self.last_burst_at,
             "ceilingAt": self.ceiling_at,
+            "ceilingRate": self.ceiling_rate,
             "failedRestore": None if self.failed_restore is None else list(self.failed_restore),
             "profileFactors": {v: f for v, f in self.profile_factors},
         }
@@ -184,6 +188,7 @@ class ControllerState:
             economy_since=num("economySince"),
             last_burst_at=num("lastBurstAt"),
             ceiling_at=num("ceilingAt"),
+            ceiling_rate=num("ceilingRate"),
             failed_restore=failed,
             profile_factors=tuple(factors),
         )

@@ -579,7 +579,7 @@ def test_after_a_burst_beyond_replicas_max_the_faster_variant_is_kept(
     decision, _ = decide(SPEC, o, current, PROFILES, st, NOW)  # type: ignore[arg-type]
     assert (decision.target.variant == "full") is expect_restore
     if not expect_restore:
-        assert "replicas.max of it did not hold a burst" in decision.reason
+        assert "full waits: replicas.max of full did not hold a burst lately" in decision.reason
 
 
 def test_a_spent_budget_restores_even_after_a_ceiling_burst() -> None:
@@ -594,5 +594,78 @@ def test_a_rate_beyond_what_replicas_max_of_full_hold_is_remembered() -> None:
     assert st.ceiling_at == NOW
     _, st = decide(SPEC, obs(rate=LIGHT, p99=20.0, ready=2), cfg(2), PROFILES, settled(), NOW)
     assert st.ceiling_at is None
-    back = type(st).from_dict({**st.to_dict(), "ceilingAt": 5.0})
-    assert back.ceiling_at == 5.0
+    back = type(st).from_dict({**st.to_dict(), "ceilingAt": 5.0, "ceilingRate": 900.0})
+    assert (back.ceiling_at, back.ceiling_rate) == (5.0, 900.0)
+
+
+def _beyond_full_within_quantized() -> float:
+    """A rate 16 replicas of `full` cannot hold at the aim and 16 of `quantized` can."""
+    low, high = 1.0, 100_000.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (
+            (mid, high) if model_p99(mid, cfg(16)) < 1.3 * SPEC.aim_latency_ms else (low, mid)
+        )
+    assert model_p99(low, cfg(16, variant="quantized")) < 0.8 * SPEC.aim_latency_ms
+    return low
+
+
+def test_the_burst_is_remembered_at_its_highest_for_a_window() -> None:
+    burst = _beyond_full_within_quantized()
+    at = {"ready": 16, "p99": 60.0}
+    _, st = decide(SPEC, obs(rate=burst, **at), cfg(16), PROFILES, settled(), NOW)
+    assert (st.ceiling_at, st.ceiling_rate) == (NOW, pytest.approx(burst))
+    smaller = replace(st, ceiling_rate=2 * burst)  # a higher one 100 s before: kept
+    _, st = decide(SPEC, obs(rate=burst, **at), cfg(16), PROFILES,
+                   replace(smaller, ceiling_at=NOW - 100.0), NOW)  # fmt: skip
+    assert st.ceiling_rate == pytest.approx(2 * burst)
+    _, st = decide(SPEC, obs(rate=burst, **at), cfg(16), PROFILES,
+                   replace(smaller, ceiling_at=NOW - 301.0), NOW)  # fmt: skip
+    assert st.ceiling_rate == pytest.approx(burst)  # an expired one: the new burst alone
+
+
+@pytest.mark.parametrize(
+    ("changes", "expect"),
+    [
+        pytest.param({}, "quantized", id="within-a-window: served ahead"),
+        pytest.param({"ceiling_at": NOW - 301.0}, "full", id="a-window-ago: full"),
+        pytest.param({"ceiling_at": None, "ceiling_rate": None}, "full", id="never: full"),
+        pytest.param({"last_variant_change_at": NOW - 60.0}, "full", id="within-the-dwell"),
+        pytest.param(
+            {"degraded": ((NOW - 0.2 * 3600 + 100.0, NOW - 15.0),)},
+            "full",
+            id="budget-nearly-spent",
+        ),
+        pytest.param({"ceiling_rate": None}, "full", id="rate-unknown: no guess"),
+        pytest.param({"fresh_since": NOW - 100.0}, "full", id="data-not-settled"),
+    ],
+)
+def test_after_a_burst_beyond_replicas_max_the_variant_that_holds_it_serves_ahead(
+    changes: dict[str, object], expect: str
+) -> None:
+    """Serving `full` on replicas.max, the load light again: within a stabilization window of
+    a burst that 16 `full` replicas did not hold, the best variant that holds it serves ahead
+    of the next one (no breach to wait for: the next burst finds no replicas to add)."""
+    burst = _beyond_full_within_quantized()
+    base = {"last_variant_change_at": NOW - 600.0, "ceiling_at": NOW - 100.0,
+            "ceiling_rate": burst}  # fmt: skip
+    st = settled(**{**base, **changes})
+    decision, _ = decide(SPEC, obs(rate=LIGHT * 10, p99=20.0, ready=16), cfg(16), PROFILES, st,
+                         NOW)  # fmt: skip
+    assert decision.target.variant == expect
+    if expect != "full":
+        assert "quantized ahead of the next burst: replicas.max of full did not hold" in (
+            decision.reason
+        )
+
+
+def test_waiting_for_full_the_best_variant_that_holds_the_burst_serves() -> None:
+    """On `distilled` after the burst, `full` not yet restored: `quantized` holds the burst
+    and is more accurate, so it serves meanwhile; a burst nothing holds keeps `distilled`."""
+    current, st, o = _at_max_degraded(100.0)
+    burst = _beyond_full_within_quantized()
+    decision, _ = decide(SPEC, o, current, PROFILES, replace(st, ceiling_rate=burst), NOW)  # type: ignore[arg-type]
+    assert decision.target.variant == "quantized"
+    assert f"full waits: replicas.max of full did not hold {burst:.0f} req/s" in decision.reason
+    decision, _ = decide(SPEC, o, current, PROFILES, replace(st, ceiling_rate=100 * burst), NOW)  # type: ignore[arg-type]
+    assert decision.target.variant == "distilled"
