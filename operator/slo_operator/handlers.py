@@ -11,9 +11,9 @@ run several operators) with:
   and the runtime ConfigMaps labelled as the operator's (a server-side label selector);
   every index function is `async`, so kopf runs it on the event loop rather than handing
   each watch event to a worker thread;
-- one daemon per LatencySLO running `ControlLoop.step` every `policy.intervalSeconds`, posting
-  the step's Events with kopf's event API, and dropping the object's operator metrics when it
-  is deleted.
+- one daemon per LatencySLO running `ControlLoop.step` every `policy.intervalSeconds` (at once
+  when a look between steps finds a clear breach: `slo_operator.look`), posting the step's
+  Events with kopf's event API, and dropping the object's operator metrics when it is deleted.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from slo_operator.actuate.watched import (
 )
 from slo_operator.conflicts import Claim, find_conflict
 from slo_operator.errors import StoreError
+from slo_operator.look import look, wait_looking
 from slo_operator.loop import ControlLoop
 from slo_operator.memory import phase_of
 from slo_operator.metrics.batch import BatchedPrometheus
@@ -94,10 +95,12 @@ class Runtime:
                 concurrency=s.prometheus_concurrency,
                 on_query=self.metrics.prometheus_queries.inc,
             )
+            # a look reads figures at most one look old (none when looks are off)
+            looks = max(s.look_interval_s, s.scrape_interval_s) if s.look_interval_s else None
             self.prometheus = BatchedPrometheus(
                 client,
                 max_age_s=s.max_data_age_s,
-                share_s=s.query_share_s,
+                share_s=min(s.query_share_s, looks or s.query_share_s),
                 target_label=s.target_label or None,
             )
         return self.prometheus
@@ -130,7 +133,10 @@ def operator_limits(settings: OperatorSettings) -> OperatorLimits:
     """The operator-wide part of every controller's parameters (one staleness limit: the
     metrics source and the controller both use `--max-data-age`)."""
     return OperatorLimits(
-        max_replicas=settings.max_replicas, max_data_age_s=settings.max_data_age_s
+        max_replicas=settings.max_replicas,
+        max_data_age_s=settings.max_data_age_s,
+        scrape_interval_s=settings.scrape_interval_s,
+        look_interval_s=settings.look_interval_s,
     )
 
 
@@ -431,7 +437,26 @@ async def _run_steps(
                 logger.exception(f"control step failed: {exc}")
             spec = checked[1] or spec
             due = next_due(time.monotonic(), runtime.interval(spec), phase_of(namespace, name))
-            await stopped.wait(max(0.0, due - time.monotonic()))
+            if await _until_due(runtime, loop, namespace, due, stopped):
+                logger.info("a clear breach between steps: stepping now")
+                due = time.monotonic()
+
+
+async def _until_due(
+    runtime: Runtime, loop: ControlLoop, namespace: str, due: float, stopped: kopf.DaemonStopped
+) -> bool:
+    """Wait until `due` (monotonic), looking at the metrics between steps (`slo_operator.look`,
+    in the namespace's step slot); True when a look found the step due now."""
+
+    async def nap(seconds: float) -> bool:
+        await stopped.wait(seconds)
+        return bool(stopped)
+
+    async def looked() -> bool:
+        async with runtime.step_slots().slot(namespace):
+            return await look(loop)
+
+    return await wait_looking(loop, due - time.monotonic(), nap, looked, time.monotonic)
 
 
 def next_due(now: float, interval: float, phase: float) -> float:

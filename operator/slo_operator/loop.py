@@ -15,12 +15,12 @@
 Crash safety: the memory is saved *before* the status with `pending`, and the actuator is
 called only after both are stored. An operator that dies after that point restarts, finds
 `pending`, and applies the same absolute target instead of deciding again (a change already
-done is a no-op). A pending change older than the gap limit is dropped: after a long downtime
-the world has moved on. After a restart the controller's trust is reset, so scale-down and
-variant switches wait for one stabilization window of fresh data.
+done is a no-op); one older than the gap limit is dropped (the world has moved on). After a
+restart the controller's trust is reset: scale-down and variant switches wait for one
+stabilization window of fresh data.
 
-The loop holds no Kubernetes or kopf code: the ports (`slo_operator.ports`) are injected.
-"""
+No Kubernetes or kopf code: the ports (`slo_operator.ports`) are injected. Between steps,
+`slo_operator.look` looks at the metrics."""
 
 from __future__ import annotations
 
@@ -105,6 +105,7 @@ class ControlLoop:
         self.status = LatencySLOStatus()
         self.memory = LoopMemory()
         self.controller: Controller | None = None
+        self.seen: tuple[RuntimeConfig, int] | None = None  # after the last step that decided
 
     def restore(self, status: Mapping[str, Any] | None, memory: Mapping[str, Any] | None) -> None:
         """Start from what an earlier operator left (the object's status and memory)."""
@@ -225,7 +226,7 @@ class ControlLoop:
                     controller, observation, current, previous, generation, now, self.memory
                 )
             pending = None
-
+        self.seen = (acted.in_force, ready) if acted and acted.decision and not conflict else None
         report = build_report(
             Facts(
                 spec=spec,

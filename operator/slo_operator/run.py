@@ -255,6 +255,21 @@ every 10,000 allocations promotes far fewer of them; every cycle is still collec
     "[$LATENCYSLO_QUERY_SHARE_S; 7.5]",
 )
 @click.option(
+    "--scrape-interval",
+    "scrape_interval_s",
+    default=None,
+    help="How often Prometheus scrapes the workers, s (sets the shortest rate ranges). "
+    "[$LATENCYSLO_SCRAPE_INTERVAL_S; 15]",
+)
+@click.option(
+    "--look-interval",
+    "look_interval_s",
+    default=None,
+    help="Look at the metrics this often between steps and step at once on a clear breach, "
+    "s; never more often than the scrape interval; 0 = no looks. "
+    "[$LATENCYSLO_LOOK_INTERVAL_S; 5]",
+)
+@click.option(
     "--prometheus-concurrency",
     default=None,
     help="Prometheus queries in flight at most. [$LATENCYSLO_PROMETHEUS_CONCURRENCY; 4]",

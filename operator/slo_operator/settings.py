@@ -48,6 +48,8 @@ SOURCES: tuple[Setting, ...] = (
     Setting("standalone", "--standalone", "LATENCYSLO_STANDALONE"),
     Setting("target_label", "--target-label", "LATENCYSLO_TARGET_LABEL"),
     Setting("query_share_s", "--query-share", "LATENCYSLO_QUERY_SHARE_S"),
+    Setting("scrape_interval_s", "--scrape-interval", "LATENCYSLO_SCRAPE_INTERVAL_S"),
+    Setting("look_interval_s", "--look-interval", "LATENCYSLO_LOOK_INTERVAL_S"),
     Setting(
         "prometheus_concurrency", "--prometheus-concurrency", "LATENCYSLO_PROMETHEUS_CONCURRENCY"
     ),
@@ -93,6 +95,13 @@ class OperatorSettings:
     query_share_s: float = 7.5
     """LatencySLOs of one query group whose steps fall in the same cell of this many seconds
     share one evaluation (0 = evaluate at each step's instant)."""
+    scrape_interval_s: float = 15.0
+    """How often Prometheus scrapes the workers (the chart's PodMonitor: 5 s): the shortest
+    rate ranges the controller uses span two scrapes of it."""
+    look_interval_s: float = 5.0
+    """Seconds between two looks at the metrics between steps (never shorter than the scrape
+    interval): a clear breach that a step would answer with replicas or a faster variant is
+    answered at once (`Controller.urgent`); 0 = no looks."""
     prometheus_concurrency: int = 4
     """Prometheus queries in flight at most, shared round-robin between query groups."""
     prometheus_max_mib: int = 16
@@ -251,8 +260,10 @@ def load_settings(
             if text in ("namespace", "le"):
                 raise SettingsError(f"{_source_label(setting)}: {text!r} is reserved")
             values[name] = text
-        elif name == "query_share_s":
+        elif name in ("query_share_s", "look_interval_s"):
             values[name] = _to_seconds_or_zero(value, setting, maximum=300.0)
+        elif name == "scrape_interval_s":
+            values[name] = _to_seconds(value, setting, maximum=300.0)
         elif name == "prometheus_concurrency":
             values[name] = _to_int(value, setting, minimum=1, maximum=256)
         elif name == "prometheus_max_mib":

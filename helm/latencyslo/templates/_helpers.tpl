@@ -125,3 +125,18 @@ seccompProfile:
 {{- fail (printf "demo.enabled installs the demo into the release namespace %q, which operator.watchNamespaces %v does not list" .Release.Namespace .Values.operator.watchNamespaces) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Seconds between two scrapes of the workers, as the operator's ranges assume them: the value
+given, else the PodMonitor's interval when the chart creates it (whole seconds), else 15.
+*/}}
+{{- define "latencyslo.scrapeSeconds" -}}
+{{- $pm := .Values.monitoring.podMonitor -}}
+{{- if not (kindIs "invalid" .Values.operator.scrapeIntervalSeconds) -}}
+{{- .Values.operator.scrapeIntervalSeconds -}}
+{{- else if and $pm.enabled (regexMatch "^[1-9][0-9]*s$" ($pm.interval | toString)) -}}
+{{- trimSuffix "s" $pm.interval -}}
+{{- else -}}
+15
+{{- end -}}
+{{- end -}}

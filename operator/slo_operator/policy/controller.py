@@ -28,11 +28,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from slo_operator.policy.core import propose, record_applied
+from slo_operator.policy.core import CLEAR_BREACH, propose, record_applied
+from slo_operator.policy.history import RISE_CONFIRMS
 from slo_operator.policy.params import ControllerParams
 from slo_operator.policy.profiles import ProfileFit, fit_profiles
 from slo_operator.policy.state import ControllerState, initial_state
 from slo_operator.policy.trust import Trust, assess
+from slo_operator.spec import Action
 from slo_operator.types import ApplyResult, Decision, Observation, ProfileSet, RuntimeConfig
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,24 @@ class Controller:
             self._proposed = _Proposed(after, current, decision, now)
         self._state = after
         return decision
+
+    def urgent(self, observation: Observation, current: RuntimeConfig, now: float) -> bool:
+        """The early look between two steps: True when the measured quantile is over twice
+        the target, or over it with the recent rate up by `RISE_CONFIRMS` on the rate last
+        sized for, and a decision now would add replicas or bridge with a faster variant.
+        Nothing is booked or learned; the caller steps at once when True."""
+        state = self.state
+        target = self.params.spec.target_latency_ms
+        p_obs, recent = observation.latency_ms, observation.recent_request_rate
+        last = state.rates[-1][1] if state.rates else None
+        stepped = recent is not None and last is not None and recent >= RISE_CONFIRMS * last > 0
+        if p_obs is None or not (p_obs >= CLEAR_BREACH * target or (p_obs > target and stepped)):
+            return False
+        fit = fit_profiles(self.baseline, observation.batch, dict(state.profile_factors))
+        state = state.with_profile_factors(fit.measured_alone)
+        decision, _ = propose(self.params, observation, current, fit.profiles, state, now)
+        urgent = (Action.SCALE_UP, Action.DEGRADE_VARIANT)
+        return decision.apply and any(a in urgent for a in decision.actions)
 
     def applied(self, result: ApplyResult) -> None:
         """Book the outcome of applying the last decision, knob by knob."""

@@ -19,6 +19,8 @@ from slo_operator.types import Ranges, RuntimeConfig
 
 DEFAULT_SCRAPE_INTERVAL_S = 15.0
 """The Prometheus scrape interval the operator's ranges assume (Prometheus' usual 15 s)."""
+DEFAULT_LOOK_INTERVAL_S = 5.0
+"""Seconds between two looks at the metrics between steps (`Controller.urgent`)."""
 MIN_PEAK_RANGE_S = 10
 """The shortest range of the peak's short rates (shorter rates are mostly noise)."""
 
@@ -49,6 +51,8 @@ class OperatorLimits:
     never less than 30 s."""
     scrape_interval_s: float = DEFAULT_SCRAPE_INTERVAL_S
     """How often the metrics are scraped (sets the shortest usable rate ranges)."""
+    look_interval_s: float = DEFAULT_LOOK_INTERVAL_S
+    """Seconds between two looks at the metrics between steps (0: no looks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,16 @@ class ControllerParams:
             gap_s=max(60.0, 3.0 * interval),
             limits=limits,
         )
+
+    @property
+    def look_s(self) -> float | None:
+        """Seconds between two looks between steps: never shorter than the scrape interval
+        (nothing new to see); None when looks are off or would be no shorter than a step."""
+        look = self.limits.look_interval_s
+        if look <= 0:
+            return None
+        look = max(look, self.limits.scrape_interval_s)
+        return look if look < self.spec.policy.interval_seconds else None
 
     @property
     def pending_expiry_s(self) -> float:

@@ -163,7 +163,8 @@ class LatencySLOPolicy:
     """The product's controller: the very `slo_operator.policy.Controller` the operator's
     control loop holds, observed through the simulated Prometheus over the controller's own
     ranges (`ControllerParams.ranges`, for this simulation's scrape interval), every change
-    applied in full."""
+    applied in full; between steps it looks at the metrics every `look_s` and steps at once
+    when `Controller.urgent` says so, as the operator does."""
 
     name = "latencyslo"
 
@@ -179,7 +180,15 @@ class LatencySLOPolicy:
         self.limits = limits
         self.controller: Controller | None = None
         self._initial = state
+        self._early: int | None = None
+        """The last step a look brought forward."""
         self.decisions: list[tuple[int, object]] = []
+
+    def _looks_at(self, t: int) -> bool:
+        """A look between steps at `t` (the operator's `--look-interval`, from the first
+        step on: `ControllerParams.look_s`)."""
+        look = self.controller.params.look_s if self.controller is not None else None
+        return look is not None and t % max(1, round(look)) == 0
 
     def controller_for(self, t: int, view: SimView) -> Controller:
         """Built at the first step, as the operator builds it (a fresh state starts then)."""
@@ -191,13 +200,22 @@ class LatencySLOPolicy:
         return self.controller
 
     def act(self, t: int, view: SimView) -> RuntimeConfig | None:
-        if t == 0 or t % self.spec.policy.interval_seconds:
+        if t == 0:
+            return None
+        interval = self.spec.policy.interval_seconds
+        # as the operator's daemon: a step at least half an interval after an early one
+        due = t % interval == 0 and (self._early is None or t - self._early >= interval / 2)
+        if not due and not self._looks_at(t):
             return None
         controller = self.controller_for(t, view)
         r = controller.params.ranges
         obs = view.observe(
             r.window_s, self.spec.quantile, r.recent_s, peak_s=r.peak_s, peak_step_s=r.peak_step_s
         )
+        if not due:
+            if not controller.urgent(obs, view.config, float(t)):
+                return None
+            self._early = t
         decision = controller.step(obs, view.config, float(t))
         self.decisions.append((t, decision))
         if not decision.apply:

@@ -460,6 +460,8 @@ def test_operator_deployment() -> None:
         "LATENCYSLO_MAX_DATA_AGE_S": "60",
         "LATENCYSLO_TARGET_LABEL": "deployment",
         "LATENCYSLO_QUERY_SHARE_S": "7.5",
+        "LATENCYSLO_SCRAPE_INTERVAL_S": "15",
+        "LATENCYSLO_LOOK_INTERVAL_S": "5",
         "LATENCYSLO_PROMETHEUS_CONCURRENCY": "4",
         "LATENCYSLO_PROMETHEUS_MAX_MIB": "16",
         "LATENCYSLO_MAX_CONCURRENT_STEPS": "16",

@@ -30,6 +30,7 @@ LEASE_RULES = [
 FLAGS = {
     "targetLabel": "LATENCYSLO_TARGET_LABEL",
     "queryShareSeconds": "LATENCYSLO_QUERY_SHARE_S",
+    "lookIntervalSeconds": "LATENCYSLO_LOOK_INTERVAL_S",
     "prometheusConcurrency": "LATENCYSLO_PROMETHEUS_CONCURRENCY",
     "prometheusMaxMiB": "LATENCYSLO_PROMETHEUS_MAX_MIB",
     "maxConcurrentSteps": "LATENCYSLO_MAX_CONCURRENT_STEPS",
@@ -56,11 +57,50 @@ def test_defaults_are_the_operators_defaults() -> None:
     for name in (
         "target_label",
         "query_share_s",
+        "scrape_interval_s",
+        "look_interval_s",
         "prometheus_concurrency",
         "prometheus_max_mib",
         "max_concurrent_steps",
     ):
         assert getattr(settings, name) == getattr(defaults, name), name
+
+
+@pytest.mark.parametrize(
+    ("values", "expect"),
+    [
+        pytest.param({}, 15.0, id="no-pod-monitor: prometheus-usual-15s"),
+        pytest.param(
+            {"monitoring": {"podMonitor": {"enabled": True}}},
+            5.0,
+            id="the-chart's-pod-monitor: its-5s",
+        ),
+        pytest.param(
+            {"monitoring": {"podMonitor": {"enabled": True, "interval": "10s"}}},
+            10.0,
+            id="its-interval-in-seconds",
+        ),
+        pytest.param(
+            {"monitoring": {"podMonitor": {"enabled": True, "interval": "1m"}}},
+            15.0,
+            id="not-whole-seconds: the-usual-15s",
+        ),
+        pytest.param(
+            {
+                "operator": {"scrapeIntervalSeconds": 30},
+                "monitoring": {"podMonitor": {"enabled": True}},
+            },
+            30.0,
+            id="given: it-wins",
+        ),
+    ],
+)
+def test_the_scrape_interval_follows_the_pod_monitor_unless_given(
+    values: dict[str, Any], expect: float
+) -> None:
+    settings = settings_from(operator_env(values))
+    assert settings.scrape_interval_s == expect
+    assert settings.look_interval_s == 5.0
 
 
 def test_values_reach_the_operator() -> None:
@@ -69,6 +109,7 @@ def test_values_reach_the_operator() -> None:
             "operator": {
                 "targetLabel": "app_kubernetes_io_name",
                 "queryShareSeconds": 0,
+                "lookIntervalSeconds": 0,
                 "prometheusConcurrency": 12,
                 "prometheusMaxMiB": 64,
                 "maxConcurrentSteps": 200,
@@ -80,6 +121,7 @@ def test_values_reach_the_operator() -> None:
     settings = settings_from(env)
     assert settings.target_label == "app_kubernetes_io_name"
     assert settings.query_share_s == 0.0
+    assert settings.look_interval_s == 0.0
     assert settings.prometheus_concurrency == 12
     assert settings.prometheus_max_mib == 64
     assert settings.max_concurrent_steps == 200

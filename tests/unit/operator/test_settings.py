@@ -26,6 +26,15 @@ def test_defaults_are_the_documented_ones() -> None:
     assert s.max_data_age_s == 60.0
     assert s.profiles is None
     assert (s.peering, s.peering_mandatory, s.standalone) == ("latencyslo", False, False)
+    assert (s.scrape_interval_s, s.look_interval_s) == (15.0, 5.0)
+
+
+def test_scrape_and_look_intervals() -> None:
+    env = {"LATENCYSLO_SCRAPE_INTERVAL_S": "5", "LATENCYSLO_LOOK_INTERVAL_S": "0"}
+    s = load_settings({}, environ=env)
+    assert (s.scrape_interval_s, s.look_interval_s) == (5.0, 0.0)  # 0: no looks
+    s = load_settings({"look_interval_s": "2.5"}, environ=env)
+    assert s.look_interval_s == 2.5
 
 
 def test_environment() -> None:
@@ -121,6 +130,16 @@ def test_profiles_file(tmp_path: Path) -> None:
         ({"liveness": "localhost:8080"}, {}, "--liveness: 'localhost:8080' is not an http(s) URL"),
         ({"peering": "Not A Name"}, {}, "--peering / $LATENCYSLO_PEERING"),
         ({"nonsense": 1}, {}, "unknown settings: nonsense"),
+        (
+            {},
+            {"LATENCYSLO_SCRAPE_INTERVAL_S": "0"},
+            "--scrape-interval / $LATENCYSLO_SCRAPE_INTERVAL_S: 0.0 must be a number of seconds",
+        ),
+        (
+            {"look_interval_s": "-5"},
+            {},
+            "--look-interval / $LATENCYSLO_LOOK_INTERVAL_S: -5.0 must be a number of seconds",
+        ),
     ],
 )
 def test_bad_values_name_the_flag_and_the_variable(flags, environ, message) -> None:

@@ -90,3 +90,71 @@ def test_profile_factors_are_learned_from_batch_times_and_remembered() -> None:
     assert c.last_fit.profiles.variants["full"].alpha_ms == pytest.approx(
         2.0 * PROFILES.variants["full"].alpha_ms
     )
+
+
+# ---------------------------------------------------------------------------- looks
+@pytest.mark.parametrize(
+    ("look", "scrape", "interval", "expect"),
+    [
+        pytest.param(5.0, 5.0, 15, 5.0, id="every-5s"),
+        pytest.param(5.0, 15.0, 15, None, id="a-15s-scrape: nothing new between steps"),
+        pytest.param(5.0, 10.0, 15, 10.0, id="never-faster-than-the-scrape"),
+        pytest.param(0.0, 5.0, 15, None, id="off"),
+        pytest.param(5.0, 5.0, 5, None, id="no-shorter-than-a-step"),
+    ],
+)
+def test_looks_between_steps_never_outpace_the_scrape(
+    look: float, scrape: float, interval: int, expect: float | None
+) -> None:
+    spec = make_spec(policy={"intervalSeconds": interval})
+    limits = OperatorLimits(scrape_interval_s=scrape, look_interval_s=look)
+    assert ControllerParams.build(spec, limits).look_s == expect
+
+
+def _rose(last_rate: float, **changes: object) -> object:
+    return settled(rates=((NOW - 15.0, last_rate),), **changes)
+
+
+@pytest.mark.parametrize(
+    ("observation", "state", "expect"),
+    [
+        pytest.param(BREACH, settled(), True, id="over-twice-the-target: step now"),
+        pytest.param(
+            obs(rate=1500.0, p99=130.0, ready=2),
+            _rose(1450.0),
+            False,
+            id="a-modest-breach-on-steady-load: the step waits",
+        ),
+        pytest.param(
+            obs(rate=1500.0, p99=130.0, ready=2),
+            _rose(1000.0),
+            True,
+            id="a-modest-breach-with-the-rate-up-50%: step now",
+        ),
+        pytest.param(
+            obs(rate=1500.0, p99=60.0, ready=2),
+            _rose(500.0),
+            False,
+            id="a-rise-within-the-target: the step waits",
+        ),
+        pytest.param(
+            obs(rate=None, p99=400.0, ready=2), settled(), False, id="no-rate: nothing to act on"
+        ),
+    ],
+)
+def test_a_look_asks_for_a_step_only_for_a_clear_breach(
+    observation: object, state: object, expect: bool
+) -> None:
+    c = Controller(ControllerParams.build(SPEC, OperatorLimits()), PROFILES, state)  # type: ignore[arg-type]
+    before = c.memory()
+    assert c.urgent(observation, cfg(2), NOW) is expect  # type: ignore[arg-type]
+    assert c.memory() == before  # a look learns and books nothing
+
+
+def test_a_look_does_not_ask_for_a_step_that_would_change_nothing_urgent() -> None:
+    at_max = cfg(16, variant="distilled")  # replicas.max on the fastest variant already
+    c = Controller(ControllerParams.build(SPEC, OperatorLimits()), PROFILES, settled())
+    assert not c.urgent(obs(rate=60_000.0, p99=900.0, ready=16), at_max, NOW)
+    recommend = make_spec(policy={"mode": "Recommend"})
+    c = Controller(ControllerParams.build(recommend, OperatorLimits()), PROFILES, settled())
+    assert not c.urgent(BREACH, cfg(2), NOW)  # nothing is applied in Recommend mode
