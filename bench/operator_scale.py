@@ -250,6 +250,7 @@ async def reference_decisions(
     prometheus_url: str,
     interval_s: int,
     sample: int,
+    scrape_s: float,
 ) -> dict[str, Any]:
     """Each sampled object's first decision by the operator vs. the same controller alone."""
     baseline = load_profiles(None)
@@ -278,7 +279,7 @@ async def reference_decisions(
             metrics=source,
             actuator=OneObject(config, was["replicas"]),
             profiles=baseline,
-            limits=OperatorLimits(max_replicas=32, max_data_age_s=60.0),
+            limits=OperatorLimits(max_replicas=32, max_data_age_s=60.0, scrape_interval_s=scrape_s),
         )
         at = time.mktime(time.strptime(first["time"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
         result = await loop.step(slo_spec(deployment, interval_s), now=at)
@@ -395,7 +396,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, *profile, "-m", "slo_operator.cli", "operator", "--standalone",
                 "--prometheus-url", prom.url, "--metrics-port", str(metrics_port),
-                "--liveness", "", *args.operator_args,
+                "--liveness", "", "--scrape-interval", str(args.scrape_interval),
+                *args.operator_args,
                 cwd=REPO, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT,
             )  # fmt: skip
             started = time.monotonic()
@@ -437,12 +439,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             log.close()
             tracker.cancel()
             say("measured; checking decisions")
-            reference = await reference_decisions(kube, objects, prom.url, interval, args.check)
+            reference = await reference_decisions(
+                kube, objects, prom.url, interval, args.check, args.scrape_interval
+            )
             writes = sum(kinds.values()) / intervals
             return {
                 "objects": n,
                 "namespaces": k,
                 "interval_s": interval,
+                "scrape_interval_s": args.scrape_interval,
                 "prometheus_queries_per_interval": round(
                     (after["queries"] - before["queries"]) / intervals, 2
                 ),
@@ -560,6 +565,13 @@ def main() -> None:
         "(1,200 s) on average)",
     )
     parser.add_argument("--check", type=int, default=300, help="objects' decisions checked")
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=15.0,
+        help="the operator's --scrape-interval (Prometheus scrapes every 5 s here): 15, the "
+        "operator's default, leaves no looks between steps; 5 looks every 5 s",
+    )
     parser.add_argument("--ready-timeout", type=float, default=900.0)
     parser.add_argument("--profile", metavar="DIR", help="cProfile the operator and emulator")
     parser.add_argument("--plot", nargs="+", metavar=("PNG", "FILE"), help="plot result files")

@@ -55,9 +55,10 @@ from slo_operator.policy.economy import (
     smooth,
     start_saving,
 )
-from slo_operator.policy.explain import actions, explain
+from slo_operator.policy.explain import actions, ceiling_note, explain
 from slo_operator.policy.history import (
     ASSUMED_STARTUP_S,
+    RISE_CONFIRMS,
     STEADY_RATE_TOLERANCE,
     TREND_POINTS,
     learn_correction,
@@ -414,6 +415,8 @@ def _replicas(
     if need > desired:
         if _since(now, st.last_scale_up_at) >= spec.policy.scale_up_cooldown_seconds:
             return need, []
+        if need >= max(desired + 2, RISE_CONFIRMS * desired):  # new evidence, not the same
+            return need, ["the rate outgrew the last scale-up within its cooldown"]
         return desired, ["scale-up waits for its cooldown"]
     if need == desired:
         return desired, []
@@ -471,7 +474,7 @@ def _variant(
             if ceiling is None or not (math.isfinite(ceiling) and settled and dwell_ok and kept):
                 return variant, []
             ahead = bridge_variant(ctx.at_rate(ceiling), order, serving, st.correction, aim)
-            why = f"{ahead} ahead of the next burst: {_ceiling_note(spec, ceiling)}"
+            why = f"{ahead} ahead of the next burst: {ceiling_note(spec, ceiling)}"
             return ahead, [] if ahead == pref else [why]
         # size the bridge with a surge margin when the breach is already visible: a backlog
         # has to drain and the rate seen so far trails a step's true height
@@ -498,14 +501,9 @@ def _variant(
         if ceiling is not None and restored == pref:
             # the best variant that holds the burst, if better than the one in force
             held = restore_variant(ctx.at_rate(ceiling), order, variant, serving, cf, aim)
-            return held, [f"{pref} waits: {_ceiling_note(spec, ceiling)}"]
+            return held, [f"{pref} waits: {ceiling_note(spec, ceiling)}"]
         return restored, []
     return variant, []
-
-
-def _ceiling_note(spec: LatencySLOSpec, rate: float) -> str:
-    burst = f"{rate:.0f} req/s" if math.isfinite(rate) else "a burst"
-    return f"replicas.max of {spec.variants.effective_preferred} did not hold {burst} lately"
 
 
 def _fallen_to(obs: Observation, ctx: Sizing) -> float | None:

@@ -96,3 +96,9 @@ def explain(
     parts.extend(notes)
     parts.append(f"predicted p99 {fmt_ms(predicted)} (model x{correction:.2f})")
     return "; ".join(parts)
+
+
+def ceiling_note(spec: LatencySLOSpec, rate: float) -> str:
+    """Why the preferred variant waits, or a faster one serves ahead: the ceiling rule."""
+    burst = f"{rate:.0f} req/s" if math.isfinite(rate) else "a burst"
+    return f"replicas.max of {spec.variants.effective_preferred} did not hold {burst} lately"

@@ -90,6 +90,40 @@ def test_scale_up_cooldown(since_last_up: float | None, expect_up: bool) -> None
         assert "cooldown" in decision.reason
 
 
+def _rate_ordering(replicas: int, current: int) -> float:
+    """The lowest rate at which `current` replicas (cooldown over) are scaled to `replicas`."""
+    low, high = 1.0, 100_000.0
+    for _ in range(50):
+        mid = (low + high) / 2
+        o = obs(rate=mid, p99=300.0, ready=current)
+        got = decide(SPEC, o, cfg(current), PROFILES, settled(), NOW)[0].target.replicas
+        low, high = (mid, high) if got < replicas else (low, mid)
+    return high
+
+
+@pytest.mark.parametrize(
+    ("needed", "expect"),
+    [
+        pytest.param(5, 4, id="one-more: waits for the cooldown"),
+        pytest.param(6, 6, id="two-more-and-25%: new evidence, at once"),
+        pytest.param(9, 9, id="more: at once"),
+    ],
+)
+def test_a_rate_that_outgrew_the_last_scale_up_is_not_held_by_the_cooldown(
+    needed: int, expect: int
+) -> None:
+    """Within the cooldown of a scale-up to 4 replicas (sized, say, on the first seconds of a
+    step), a rate that needs 25 % and two replicas more is new evidence: ordered at once."""
+    rate = _rate_ordering(needed, 4)
+    st = settled(last_scale_up_at=NOW - 10.0)
+    decision, _ = decide(SPEC, obs(rate=rate, p99=300.0, ready=4), cfg(4), PROFILES, st, NOW)
+    assert decision.target.replicas == expect
+    if expect > 4:
+        assert "the rate outgrew the last scale-up within its cooldown" in decision.reason
+    else:
+        assert "scale-up waits for its cooldown" in decision.reason
+
+
 # ------------------------------------------------------------ scale-down stabilization
 def _low_recs(n: int, start: float, step: float = 15.0) -> tuple[tuple[float, int], ...]:
     return tuple((start + k * step, 1) for k in range(n))
