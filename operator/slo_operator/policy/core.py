@@ -271,8 +271,10 @@ def propose(
         return _finish(spec, st, current, target, reason, predicted, now)
     fall = sustained_fall(st.rates) * (TREND_POINTS - 1) * spec.policy.interval_seconds
     falling = is_smooth and fall > TREND_MIN * rate
+    sized_up = dict(st.rates).get(st.last_scale_up_at or -1.0)  # the rate the last one saw
+    outgrew = sized_up is not None and rate >= RISE_CONFIRMS * sized_up > 0
     new_replicas, notes = _replicas(
-        spec, st, current, conformed, need, ready, settled, over, now, falling
+        spec, st, current, conformed, need, ready, settled, over, now, falling, outgrew
     )
     if account is not None and st.economy_since is not None and sized_for == pref:
         why = "the cost share is spent" if is_smooth else "the load turned bursty"
@@ -407,15 +409,16 @@ def _replicas(
     over: bool,
     now: float,
     falling: bool = False,
+    outgrew: bool = False,
 ) -> tuple[int, list[str]]:
-    """Scale up at once (after the cooldown); down one replica after the stabilization, and
-    never while the measured quantile is over the target (whatever the model says: removing
-    capacity from a service that misses its objective is never the safe move)."""
+    """Scale up after the cooldown (at once if the rate `outgrew` the last scale-up's); down
+    one replica after the stabilization, never while the measured quantile is over the
+    target (removing capacity from a service that misses its objective is never safe)."""
     desired = conformed.replicas
     if need > desired:
         if _since(now, st.last_scale_up_at) >= spec.policy.scale_up_cooldown_seconds:
             return need, []
-        if need >= max(desired + 2, RISE_CONFIRMS * desired):  # new evidence, not the same
+        if outgrew:  # new evidence, not the same breach seen again
             return need, ["the rate outgrew the last scale-up within its cooldown"]
         return desired, ["scale-up waits for its cooldown"]
     if need == desired:

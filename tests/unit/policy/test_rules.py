@@ -90,37 +90,29 @@ def test_scale_up_cooldown(since_last_up: float | None, expect_up: bool) -> None
         assert "cooldown" in decision.reason
 
 
-def _rate_ordering(replicas: int, current: int) -> float:
-    """The lowest rate at which `current` replicas (cooldown over) are scaled to `replicas`."""
-    low, high = 1.0, 100_000.0
-    for _ in range(50):
-        mid = (low + high) / 2
-        o = obs(rate=mid, p99=300.0, ready=current)
-        got = decide(SPEC, o, cfg(current), PROFILES, settled(), NOW)[0].target.replicas
-        low, high = (mid, high) if got < replicas else (low, mid)
-    return high
-
-
 @pytest.mark.parametrize(
-    ("needed", "expect"),
+    ("rise", "recorded", "expect_up"),
     [
-        pytest.param(5, 4, id="one-more: waits for the cooldown"),
-        pytest.param(6, 6, id="two-more-and-25%: new evidence, at once"),
-        pytest.param(9, 9, id="more: at once"),
+        pytest.param(1.1, True, False, id="10%-more: the same breach, waits for the cooldown"),
+        pytest.param(1.3, True, True, id="30%-more: new evidence, at once"),
+        pytest.param(1.3, False, False, id="the-last-scale-up's-rate-unknown: waits"),
     ],
 )
 def test_a_rate_that_outgrew_the_last_scale_up_is_not_held_by_the_cooldown(
-    needed: int, expect: int
+    rise: float, recorded: bool, expect_up: bool
 ) -> None:
-    """Within the cooldown of a scale-up to 4 replicas (sized, say, on the first seconds of a
-    step), a rate that needs 25 % and two replicas more is new evidence: ordered at once."""
-    rate = _rate_ordering(needed, 4)
-    st = settled(last_scale_up_at=NOW - 10.0)
-    decision, _ = decide(SPEC, obs(rate=rate, p99=300.0, ready=4), cfg(4), PROFILES, st, NOW)
-    assert decision.target.replicas == expect
-    if expect > 4:
-        assert "the rate outgrew the last scale-up within its cooldown" in decision.reason
-    else:
+    """Within the cooldown of a scale-up sized, say, on the first seconds of a step, a rate
+    25 % or more above the one it was sized for is new evidence: more replicas at once."""
+    last_up = NOW - 10.0
+    seen = 1000.0
+    rates = ((last_up, seen),) if recorded else ((NOW - 40.0, seen),)
+    st = settled(last_scale_up_at=last_up, rates=rates)
+    o = obs(rate=seen * rise, p99=300.0, ready=2)
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
+    assert (decision.target.replicas > 2) is expect_up
+    note = "the rate outgrew the last scale-up within its cooldown"
+    assert (note in decision.reason) is expect_up
+    if not expect_up:
         assert "scale-up waits for its cooldown" in decision.reason
 
 
