@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from slo_operator.spec import Action
-from tests.unit.policy.helpers import closed_loop
+from tests.unit.policy.helpers import cfg, closed_loop, make_spec
 
 
 def _step(t: float) -> float:
@@ -85,3 +85,37 @@ def test_a_restore_that_breaches_is_undone_and_not_retried_blind() -> None:
     assert len(over) <= 2  # only the intervals that confirmed the failed restore
     assert loop.configs[-1].variant == "full"
     assert loop.configs[-1].replicas > 3
+
+
+def _bursts_beyond_four_full(t: float) -> float:
+    return 2200.0 if 300 <= t < 315 else 2350.0 if 540 <= t < 555 else 600.0
+
+
+def test_after_a_burst_beyond_replicas_max_the_next_one_meets_a_variant_that_holds_it() -> None:
+    """Four `full` replicas hold 2,200 req/s under the target but not at the aim, 2,350 not
+    at all; `quantized` holds both easily. Fifteen-second bursts at 300 s and 540 s: after
+    the first, the variant that holds it serves until a stabilization window has passed
+    without one, so the second meets it."""
+    # replicas fixed at 4: the first burst stays under the target (nothing to bridge), and
+    # the variant that holds it serves ahead of the next one
+    fixed = make_spec(replicas={"min": 4, "max": 4})
+    ahead = closed_loop(_bursts_beyond_four_full, 1200, spec=fixed, start=cfg(4))
+    switches = [(t, b.variant) for t, a, b in ahead.changes() if a.variant != b.variant]
+    assert switches[0] == (300.0, "quantized"), switches
+    assert ahead.p99[ahead.times.index(300.0)] <= 100.0
+    assert "quantized ahead of the next burst" in ahead.decisions[ahead.times.index(300.0)].reason
+    # from two replicas (max 4): the first burst breaches and is bridged with `distilled`;
+    # after the dwell the more accurate `quantized`, which holds it, serves, not `full`
+    spec = make_spec(replicas={"min": 1, "max": 4})
+    bridged = closed_loop(_bursts_beyond_four_full, 1200, spec=spec)
+    switches = [(t, b.variant) for t, a, b in bridged.changes() if a.variant != b.variant]
+    assert switches[:2] == [(300.0, "distilled"), (420.0, "quantized")], switches
+    for run in (ahead, bridged):
+        second = run.times.index(540.0)
+        assert run.configs[second - 1].variant == "quantized"
+        assert run.p99[second] <= 100.0  # the second burst is held
+        # `full` is back a stabilization window after the last burst beyond it, for good
+        back = [t for t, a, b in run.changes() if b.variant == "full" != a.variant]
+        assert back
+        assert 540 + 300 <= back[-1] <= 540 + 300 + 30
+        assert run.configs[-1].variant == "full"
