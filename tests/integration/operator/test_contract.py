@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from slo_local.promserver import free_port
+from slo_operator.look import look
 from slo_operator.loop import ControlLoop
 from slo_operator.metrics.prometheus import PrometheusSource
 from slo_operator.policy import OperatorLimits
@@ -209,7 +210,10 @@ class ObjectStore:
 
 
 class OperatorDriven:
-    """A simulator controller that runs the operator's control loop every interval."""
+    """A simulator controller that runs the operator's control loop as its daemon does: a step
+    every interval, and between steps a look every `look_s` (`slo_operator.look.look`) that
+    steps at once when it finds a clear breach, the next step half an interval later at
+    least."""
 
     name = "operator-loop"
 
@@ -222,6 +226,8 @@ class OperatorDriven:
         self.loop: ControlLoop | None = None
         self.events = asyncio.new_event_loop()
         self.decisions: list[tuple[int, Decision]] = []
+        self.early: int | None = None
+        self.looks = 0
         if self.prometheus is not None:
             self.events.run_until_complete(self.prometheus.start())
             self.source = PrometheusSource(self.prometheus.url, timeout_s=5.0, max_age_s=60.0)
@@ -247,13 +253,24 @@ class OperatorDriven:
         return loop
 
     def act(self, t: int, view: SimView) -> RuntimeConfig | None:
-        if t == 0 or t % SPEC.policy.interval_seconds:
+        if t == 0:
+            return None
+        interval = SPEC.policy.interval_seconds
+        due = t % interval == 0 and (self.early is None or t - self.early >= interval / 2)
+        controller = self.loop.controller if self.loop is not None else None
+        look_s = controller.params.look_s if controller is not None else None
+        if not due and (look_s is None or t % round(look_s)):
             return None
         self.plant_metrics.view = self.actuator.view = view
         if self.prometheus is not None:
             self.prometheus.view = view
         if self.loop is None:
             self.loop = self._new_loop(view)
+        if not due:
+            self.looks += 1
+            if not self.events.run_until_complete(look(self.loop, now=float(t))):
+                return None
+            self.early = t
         self.actuator.target = None
         result = self.events.run_until_complete(self.loop.step(SPEC, now=float(t)))
         if result.decision is not None:
@@ -285,7 +302,12 @@ def test_the_simulator_and_the_operator_loop_decide_alike(seed: int, through_pro
         assert operated.prometheus.unknown == []  # every query the operator sent was answered
 
     ours, theirs = sequence(simulated.decisions), sequence(operated.decisions)  # type: ignore[arg-type]
-    assert len(ours) == DURATION_S // SPEC.policy.interval_seconds - 1
+    interval = SPEC.policy.interval_seconds
+    assert operated.looks > 0  # the loop looked between steps (10 s steps, a 5 s scrape)
+    early = [step for step in ours if step[0] % interval]
+    if seed == 1:  # on these arrivals a look answers the step at 120 s, in both
+        assert early
+    assert len(ours) >= DURATION_S // interval - 1
     for step, (a, b) in enumerate(zip(ours, theirs, strict=True)):
         assert a == b, f"step {step} differs"
     # the scenario moves every knob the loop books: up, down, a bridge and its restore
