@@ -8,7 +8,8 @@ it with the recent rate up 25 %); when it would, the caller steps at once instea
 next interval. A look learns and books nothing, reads no Kubernetes object (it takes the
 configuration and ready replicas the last step saw), and is skipped until a step has decided
 (no controller yet, a conflict, a pending change being finished). A metrics failure is no
-reason to step early: the next step reports it.
+reason to step early: the next step reports it; nor is a look that fails (logged with its
+traceback, as a failed step is).
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ async def look(loop: ControlLoop, now: float | None = None) -> bool:
         observation = await loop.metrics.observe(
             params.spec, loop.namespace, ready, now, params.ranges
         )
+        return controller.urgent(observation, current, now)
     except MetricsError as exc:
         log.debug("%s/%s: look skipped: %s", loop.namespace, loop.name, exc)
-        return False
-    return controller.urgent(observation, current, now)
+    except Exception:  # a bug in a look must neither end the daemon nor bring a step forward
+        log.exception("%s/%s: look failed", loop.namespace, loop.name)
+    return False
 
 
 async def wait_looking(

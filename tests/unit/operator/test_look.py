@@ -79,6 +79,15 @@ async def test_calm_metrics_or_a_failed_query_never_bring_a_step_forward() -> No
     loop = await stepped(Failing((40.0, 20.0)))
     assert await look(loop, T0 + 2.0) is False
 
+    class Buggy(FakeMetrics):
+        async def observe(self, *args: Any, **kwargs: Any) -> Any:
+            if self.calls:
+                raise RuntimeError("a bug")
+            return await super().observe(*args, **kwargs)
+
+    loop = await stepped(Buggy((40.0, 20.0)))
+    assert await look(loop, T0 + 2.0) is False  # logged; the daemon goes on waiting
+
 
 async def test_no_look_before_a_step_has_decided() -> None:
     metrics = FakeMetrics((900.0, 400.0))
