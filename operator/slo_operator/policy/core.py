@@ -58,9 +58,11 @@ from slo_operator.policy.economy import (
 from slo_operator.policy.explain import actions, ceiling_note, explain
 from slo_operator.policy.history import (
     ASSUMED_STARTUP_S,
+    FALL_POINTS,
     RISE_CONFIRMS,
     STEADY_RATE_TOLERANCE,
-    TREND_POINTS,
+    TREND_MIN,
+    falling_load,
     learn_correction,
     learn_startup,
     lesson_of_failed_restore,
@@ -68,7 +70,6 @@ from slo_operator.policy.history import (
     note_failed_restore,
     prune,
     rate_stepped,
-    sustained_fall,
     sustained_rise,
 )
 from slo_operator.policy.params import ControllerParams
@@ -87,8 +88,6 @@ from slo_operator.spec import Action, LatencySLOSpec, Mode
 from slo_operator.types import Decision, Observation, ProfileSet, RuntimeConfig
 
 FAST_CORRECTION_MAX = 4.0
-TREND_MIN = 0.03
-"""A projected rise smaller than 3 % of the rate is noise."""
 CLEAR_BREACH = 2.0
 """An observed quantile above twice the target is a breach at once; above the target only,
 the model not explaining it, it must be seen twice in a row (noise is not a breach)."""
@@ -258,7 +257,10 @@ def propose(
     cf_replicas = max(cf_replicas, lesson)
     st, account, sized_for = saving_in_force(spec, profiles, st, conformed.variant, is_smooth, now)
     need, feasible = sizing.replicas_needed(sized_for, cf_replicas)
-    need_down, _ = sizing.replicas_needed(sized_for, cf_replicas / DOWN_MARGIN)
+    falling, calm_fall = falling_load(st, is_smooth, rate, spec.policy.interval_seconds, stab, now)
+    recent = observation.recent_request_rate
+    down = sizing.at_rate(recent) if calm_fall and recent is not None and recent < rate else sizing
+    need_down, _ = down.replicas_needed(sized_for, cf_replicas / DOWN_MARGIN)
     recs = (*prune(st.recommendations, now, stab), (now, need_down))
     st = replace(st, recommendations=recs)
     over = p_obs > spec.target_latency_ms
@@ -269,8 +271,6 @@ def propose(
             spec, ctx, st, current, conformed, start, p_obs, now
         )
         return _finish(spec, st, current, target, reason, predicted, now)
-    fall = sustained_fall(st.rates) * (TREND_POINTS - 1) * spec.policy.interval_seconds
-    falling = is_smooth and fall > TREND_MIN * rate
     sized_up = dict(st.rates).get(st.last_scale_up_at or -1.0)  # the rate the last one saw
     outgrew = sized_up is not None and rate >= RISE_CONFIRMS * sized_up > 0
     new_replicas, notes = _replicas(
@@ -341,7 +341,7 @@ def _anticipate(
     """On a sustained rise, size for the rate one start-up (learned) and one interval ahead:
     replicas ordered now serve only then."""
     st = learn_startup(st, ready, now)
-    st = replace(st, rates=(*st.rates, (now, ctx.rate))[-TREND_POINTS:])
+    st = replace(st, rates=(*st.rates, (now, ctx.rate))[-FALL_POINTS:])
     startup = st.startup_s if st.startup_s is not None else ASSUMED_STARTUP_S
     rise = sustained_rise(st.rates) * (startup + spec.policy.interval_seconds)
     return st, (ctx.at_rate(ctx.rate + rise) if rise > TREND_MIN * ctx.rate else ctx)

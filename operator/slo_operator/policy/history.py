@@ -23,6 +23,12 @@ coarse and the model's error there says little about the error near the aim."""
 ASSUMED_STARTUP_S = 30.0
 """Seconds a new replica is assumed to take until one scale-up has been measured."""
 TREND_POINTS = 4
+FALL_POINTS = 6
+"""The rates sized for that are kept: the last six decisions (a fall is fitted on them, a
+rise and a step read the last four and two)."""
+FALL_T = 2.0
+TREND_MIN = 0.03
+"""A projected rise, or a fall, smaller than 3 % of the rate is noise."""
 STEADY_RATE_TOLERANCE = 0.2
 """The load counts as steady when the recent rate is within 20 % of the window's rate."""
 RISE_CONFIRMS = 1.25
@@ -55,6 +61,50 @@ def sustained_fall(rates: tuple[tuple[float, float], ...]) -> float:
     """A sustained fall in req/s per second (positive): the smallest of the last three
     decreases; 0 unless the rate fell three times in a row."""
     return sustained_rise(tuple((t, -r) for t, r in rates))
+
+
+def significant_fall(rates: tuple[tuple[float, float], ...]) -> float:
+    """A fall in req/s per second (positive) that the rates sized for at the last FALL_POINTS
+    decisions show beyond their own scatter: the least-squares slope, at least FALL_T
+    standard errors below zero; 0 otherwise. A smooth fall passes even when one decision
+    ticks up (the three-in-a-row rule then waits three more); a flat rate with noise does
+    not, nor a step down (the rate at one decision below 1 / RISE_CONFIRMS of the one
+    before): a lull may end as suddenly, so a step waits the whole stabilization window."""
+    pts = rates[-FALL_POINTS:]
+    n = len(pts)
+    if n < FALL_POINTS or any(r1 * RISE_CONFIRMS < r0 for (_, r0), (_, r1) in pairwise(pts)):
+        return 0.0
+    t_mean = sum(t for t, _ in pts) / n
+    r_mean = sum(r for _, r in pts) / n
+    sxx = sum((t - t_mean) ** 2 for t, _ in pts)
+    if sxx <= 0:
+        return 0.0
+    slope = sum((t - t_mean) * (r - r_mean) for t, r in pts) / sxx
+    scatter = sum((r - r_mean - slope * (t - t_mean)) ** 2 for t, r in pts)
+    stderr = math.sqrt(scatter / (n - 2) / sxx)
+    return -slope if slope < 0 and -slope >= FALL_T * stderr else 0.0
+
+
+def falling_load(
+    st: ControllerState,
+    is_smooth: bool,
+    rate: float,
+    interval: float,
+    stab: float,
+    now: float,
+) -> tuple[bool, bool]:
+    """(falling, calm fall). Falling: on smooth load, the rate sized for fell by more than
+    TREND_MIN of the rate, three times in a row or, on load calm for a stabilization window
+    (no burst seen), as a least-squares trend over the last FALL_POINTS decisions. A calm fall
+    also sizes the scale-down for the recent rate: the window's rate trails a fall by half
+    the window."""
+    if not is_smooth:
+        return False, False
+    falling = sustained_fall(st.rates) * (TREND_POINTS - 1) * interval > TREND_MIN * rate
+    calm = st.last_burst_at is None or now - st.last_burst_at >= stab
+    span = st.rates[-1][0] - st.rates[0][0] if st.rates else 0.0
+    calm_fall = calm and significant_fall(st.rates) * span > TREND_MIN * rate
+    return falling or calm_fall, calm_fall
 
 
 def learn_startup(st: ControllerState, ready: int, now: float) -> ControllerState:

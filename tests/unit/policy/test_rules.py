@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from slo_operator.policy import decide, initial_state
+from slo_operator.policy.history import significant_fall, sustained_fall
 from slo_operator.spec import Action
 from slo_operator.types import Observation, ProfileSet, RuntimeConfig
 from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, make_spec, model_p99, obs, settled
@@ -171,6 +172,67 @@ def test_a_smooth_sustained_fall_shortens_the_stabilization_to_a_minute(
     assert (decision.target.replicas == 5) is expect_down, decision.reason
     if not expect_down:
         assert "stabilization" in decision.reason
+
+
+def _series(*rates: float) -> tuple[tuple[float, float], ...]:
+    """The rate sized for at the last decisions (15 s apart), the last one at NOW - 15."""
+    return tuple((NOW - 15.0 * (len(rates) - i), r) for i, r in enumerate(rates))
+
+
+@pytest.mark.parametrize(
+    ("rates", "significant"),
+    [
+        pytest.param((200, 195, 198, 185, 178, 170), True, id="fall-with-one-uptick"),
+        pytest.param((200, 190, 180, 170, 160, 150), True, id="clean-fall"),
+        pytest.param((200, 203, 198, 201, 199, 202), False, id="flat-with-noise"),
+        pytest.param((200, 200, 200, 200, 200, 120), False, id="step-down"),
+        pytest.param((150, 160, 170, 180, 190, 200), False, id="rise"),
+        pytest.param((195, 198, 185, 178, 170), False, id="five-points"),
+    ],
+)
+def test_a_fall_counts_when_it_stands_out_of_its_scatter(
+    rates: tuple[float, ...], significant: bool
+) -> None:
+    assert (significant_fall(_series(*rates)) > 0) is significant
+
+
+def test_the_three_in_a_row_rule_misses_a_fall_with_one_uptick() -> None:
+    assert sustained_fall(_series(200, 195, 198, 185, 178, 170)) > 0  # last three fell
+    assert sustained_fall(_series(200, 195, 185, 178, 181, 170)) == 0  # one tick up
+
+
+@pytest.mark.parametrize(
+    ("burst_ago", "expect_down"),
+    [
+        pytest.param(None, True, id="calm"),
+        pytest.param(1000.0, True, id="burst-long-ago"),
+        pytest.param(100.0, False, id="burst-within-the-window"),
+    ],
+)
+def test_a_calm_fall_with_an_uptick_shortens_the_stabilization(
+    burst_ago: float | None, expect_down: bool
+) -> None:
+    """The rate sized for fell 200 -> 150 over 75 s with one decision ticking up: not three
+    falls in a row, but a fall beyond the scatter; on load without a burst for a whole
+    stabilization window it shortens the window to a minute, as three falls would."""
+    recs = ((NOW - 100.0, 6), (NOW - 45.0, 2), (NOW - 30.0, 2), (NOW - 15.0, 2))
+    rates = _series(200, 185, 178, 170, 160, 163)
+    burst = None if burst_ago is None else NOW - burst_ago
+    st = settled(recommendations=recs, rates=rates, last_burst_at=burst)
+    decision, _ = decide(SPEC, obs(rate=150.0, current=cfg(6), ready=6), cfg(6), PROFILES, st, NOW)
+    assert (decision.target.replicas == 5) is expect_down, decision.reason
+
+
+def test_a_calm_fall_sizes_the_scale_down_for_the_recent_rate() -> None:
+    """The window's rate trails a fall by half the window: on a calm fall the scale-down
+    recommendation is sized for the recent rate; on level load, for the window's."""
+    falling = settled(rates=_series(1800, 1680, 1560, 1440, 1320, 1200))
+    level = settled(rates=_series(1200, 1200, 1200, 1200, 1200, 1200))
+    o = replace(obs(rate=1200.0, current=cfg(6), ready=6), recent_request_rate=1000.0)
+    _, after_fall = decide(SPEC, o, cfg(6), PROFILES, falling, NOW)
+    _, after_level = decide(SPEC, o, cfg(6), PROFILES, level, NOW)
+    assert after_fall.recommendations[-1] == (NOW, 2)  # 1,000 req/s
+    assert after_level.recommendations[-1] == (NOW, 3)  # 1,200 req/s
 
 
 def test_scale_down_waits_for_starting_replicas_and_the_preferred_variant() -> None:

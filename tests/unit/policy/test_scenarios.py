@@ -68,6 +68,22 @@ def test_a_smooth_fall_releases_replicas_within_a_minute_of_lower_need() -> None
     assert loop.configs[-1].replicas < loop.configs[0].replicas
 
 
+def test_a_wobbly_smooth_fall_releases_replicas_without_three_falls_in_a_row() -> None:
+    """The same fall with every third decision 150 req/s up: the rate never falls three
+    times in a row, but its trend stands out of the scatter on calm load."""
+
+    def wobbly(t: float) -> float:
+        base = 3000.0 - min(max(t - 300, 0), 600) * 4.5
+        return base + (150.0 if int(t // 15) % 3 == 0 and 300 < t < 900 else 0.0)
+
+    loop = closed_loop(wobbly, 1500)
+    downs = [t for t, a, b in loop.changes() if b.replicas < a.replicas and t > 300]
+    assert downs, "never scaled down"
+    assert downs[0] <= 300 + 200  # three falls in a row would wait until 705 s here
+    assert all(p <= 100.0 for p in loop.p99)
+    assert loop.configs[-1].replicas < loop.configs[0].replicas
+
+
 def test_a_restore_that_breaches_is_undone_and_not_retried_blind() -> None:
     """From three replicas on, `full` is much slower than the model says (shared cores), the
     other variants are not: the restore onto three breaches. It is undone at the next decision that
