@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -11,19 +9,14 @@ import pytest
 from slo_operator.model.queueing import predict
 from slo_operator.sim.runner import default_spec
 from slo_operator.types import ProfileSet, VariantProfile
+from tests.unit.bench.scripts import load
 
-SCRIPT = Path(__file__).resolve().parents[3] / "bench" / "bridge_reach.py"
 SPEC = default_spec()  # 100 ms target, 0.8 headroom, maxBatchSize 32
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bridge_reach_bench", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("bridge_reach.py", "bridge_reach_bench")
 
 
 def family(full: tuple[float, float], fast: tuple[float, float]) -> ProfileSet:

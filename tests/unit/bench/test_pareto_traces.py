@@ -4,7 +4,6 @@ and prepared again from what the results file recorded."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -16,18 +15,12 @@ from slo_operator.sim.engine import SimSettings
 from slo_operator.sim.profiles import default_profiles
 from slo_operator.sim.runner import default_spec
 from slo_operator.sim.sweep import prepare
-
-PARETO = Path(__file__).resolve().parents[3] / "bench" / "pareto.py"
+from tests.unit.bench.scripts import load
 
 
 @pytest.fixture(scope="module")
 def pareto() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pareto_bench_traces", PARETO)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("pareto.py", "pareto_bench_traces")
 
 
 def test_without_loads_the_shipped_trace_runs_at_1x_and_a_file_as_it_is(

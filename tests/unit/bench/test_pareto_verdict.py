@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import ModuleType
@@ -10,17 +9,12 @@ from typing import Any
 
 import pytest
 
-PARETO = Path(__file__).resolve().parents[3] / "bench" / "pareto.py"
+from tests.unit.bench.scripts import load
 
 
 @pytest.fixture(scope="module")
 def pareto() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pareto_bench", PARETO)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load("pareto.py", "pareto_bench")
 
 
 def point(cost: float, windows_ok: float, requests: float = 0.995, acc: float = 0.91) -> dict:
