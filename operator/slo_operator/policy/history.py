@@ -27,6 +27,7 @@ FALL_POINTS = 6
 """The rates sized for that are kept: the last six decisions (a fall is fitted on them, a
 rise and a step read the last four and two)."""
 FALL_T = 2.0
+"""A fall counts when its slope is at least two standard errors below zero."""
 TREND_MIN = 0.03
 """A projected rise, or a fall, smaller than 3 % of the rate is noise."""
 STEADY_RATE_TOLERANCE = 0.2

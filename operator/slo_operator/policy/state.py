@@ -38,7 +38,7 @@ class ControllerState:
     """Learned observed/predicted ratio of the latency quantile (multiplies the model)."""
     correction_samples: int = 0
     rates: tuple[tuple[float, float], ...] = ()
-    """(time, sizing rate) of the last four trusted decisions, for the trend."""
+    """(time, sizing rate) of the last six trusted decisions, for the trends."""
     pending_up: tuple[float, int] | None = None
     """(time, replicas) of the last scale-up until that many replicas are ready."""
     startup_s: float | None = None
