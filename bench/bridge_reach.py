@@ -20,9 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from slo_operator.model.queueing import predict
+from slo_operator.model.queueing import max_throughput_rps, predict
+from slo_operator.sim.cli import load_spec
 from slo_operator.sim.profiles import load_profiles
 from slo_operator.sim.runner import default_spec
 from slo_operator.spec import LatencySLOSpec
@@ -35,7 +34,7 @@ def rate_at(
     """The largest rate one replica of `variant` serves with its quantile (the model's times
     `correction`) at `latency_ms`."""
     prof, batch = profiles.variants[variant], spec.batching.max_batch_size
-    lo, hi = 1e-3, batch / (prof.alpha_ms + prof.beta_ms * batch) * 1000.0
+    lo, hi = 1e-3, max_throughput_rps(prof, batch)
     for _ in range(80):
         mid = (lo + hi) / 2
         p = predict(prof, mid, 1, 0.0, batch, spec.quantile).latency_ms
@@ -51,7 +50,7 @@ def reach(spec: LatencySLOSpec, profiles: ProfileSet, correction: float = 1.0) -
         prof = profiles.variants[v]
         rows[v] = {
             "rps_at_target": rate_at(profiles, v, spec, spec.target_latency_ms, correction),
-            "rps_at_max_batch": batch / (prof.alpha_ms + prof.beta_ms * batch) * 1000.0,
+            "rps_at_max_batch": max_throughput_rps(prof, batch),
             "rps_any_batch": 1000.0 / prof.beta_ms,  # no batch size serves more
         }
     best = max(r["rps_at_target"] for r in rows.values())
@@ -67,14 +66,6 @@ def reach(spec: LatencySLOSpec, profiles: ProfileSet, correction: float = 1.0) -
     }
 
 
-def load_spec(path: str | None) -> LatencySLOSpec:
-    """A LatencySLO manifest's spec (or a bare spec); the simulator's default without one."""
-    if path is None:
-        return default_spec()
-    doc = yaml.safe_load(Path(path).read_text())
-    return LatencySLOSpec.model_validate(doc.get("spec", doc))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--slo", help="a LatencySLO manifest [default: the simulator's spec]")
@@ -85,7 +76,7 @@ def main() -> None:
     )  # fmt: skip
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
-    spec = load_spec(args.slo)
+    spec = load_spec(Path(args.slo)) if args.slo else default_spec()
     profiles, source = load_profiles(args.profile)
     if Path(source).is_absolute() and Path(source).is_relative_to(Path.cwd()):
         source = str(Path(source).relative_to(Path.cwd()))

@@ -26,7 +26,8 @@ from slo_operator.sim.workloads import BUILTIN, NAMES
 from slo_operator.spec import LatencySLOSpec
 
 
-def _load_spec(path: Path) -> LatencySLOSpec:
+def load_spec(path: Path) -> LatencySLOSpec:
+    """A LatencySLO manifest's spec (or a bare spec); a clear error naming the file."""
     import yaml
     from pydantic import ValidationError
 
@@ -137,7 +138,7 @@ def simulate(
         profiles, profile_source = load_profiles(profile_file)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--profile") from exc
-    spec = _load_spec(slo_file) if slo_file else default_spec()
+    spec = load_spec(slo_file) if slo_file else default_spec()
     missing = [v for v in spec.variants.allowed if v not in profiles.variants]
     if missing:
         raise click.BadParameter(
