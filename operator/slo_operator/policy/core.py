@@ -258,9 +258,7 @@ def propose(
     st, account, sized_for = saving_in_force(spec, profiles, st, conformed.variant, is_smooth, now)
     need, feasible = sizing.replicas_needed(sized_for, cf_replicas)
     falling, calm_fall = falling_load(st, is_smooth, rate, spec.policy.interval_seconds, stab, now)
-    recent = observation.recent_request_rate
-    down = sizing.at_rate(recent) if calm_fall and recent is not None and recent < rate else sizing
-    need_down, _ = down.replicas_needed(sized_for, cf_replicas / DOWN_MARGIN)
+    need_down = _down_need(sizing, sized_for, cf_replicas, calm_fall, observation, rate)
     recs = (*prune(st.recommendations, now, stab), (now, need_down))
     st = replace(st, recommendations=recs)
     over = p_obs > spec.target_latency_ms
@@ -274,7 +272,7 @@ def propose(
     sized_up = dict(st.rates).get(st.last_scale_up_at or -1.0)  # the rate the last one saw
     outgrew = sized_up is not None and rate >= RISE_CONFIRMS * sized_up > 0
     new_replicas, notes = _replicas(
-        spec, st, current, conformed, need, ready, settled, over, now, falling, outgrew
+        spec, st, current, conformed, need, ready, settled, over, now, falling, outgrew, calm_fall
     )
     if account is not None and st.economy_since is not None and sized_for == pref:
         why = "the cost share is spent" if is_smooth else "the load turned bursty"
@@ -398,6 +396,30 @@ def _feedback_correction(
     return cf_fast
 
 
+def _down_need(
+    sizing: Sizing,
+    variant: str,
+    correction: float,
+    calm_fall: bool,
+    obs: Observation,
+    rate: float,
+) -> int:
+    """The replicas a scale-down recommendation asks for: a margin under the aim, so that
+    noise at a boundary cannot order a removed replica back (hysteresis). Elsewhere the margin
+    is in latency (the model's prediction / DOWN_MARGIN): it also covers the model's error
+    when one replica fewer takes each replica's load beyond where the correction was learned
+    (the correction grows with the load). On a calm fall the load is past its busier rates:
+    the recommendation is sized for the recent rate (the window's trails a fall by half the
+    window), with the margin in rate (one replica fewer must hold the aim at the rate /
+    DOWN_MARGIN): where the quantile barely moves with the replicas, as when the service
+    time dominates it, a latency margin holds two to four replicas more than a rate margin."""
+    if not calm_fall:
+        return sizing.replicas_needed(variant, correction / DOWN_MARGIN)[0]
+    recent = obs.recent_request_rate
+    fall_to = recent if recent is not None and recent < rate else sizing.rate
+    return sizing.at_rate(fall_to / DOWN_MARGIN).replicas_needed(variant, correction)[0]
+
+
 def _replicas(
     spec: LatencySLOSpec,
     st: ControllerState,
@@ -410,10 +432,14 @@ def _replicas(
     now: float,
     falling: bool = False,
     outgrew: bool = False,
+    calm_fall: bool = False,
 ) -> tuple[int, list[str]]:
     """Scale up after the cooldown (at once if the rate `outgrew` the last scale-up's); down
     one replica after the stabilization, never while the measured quantile is over the
-    target (removing capacity from a service that misses its objective is never safe)."""
+    target (removing capacity from a service that misses its objective is never safe). On a
+    fall the window shrinks to FALL_WINDOW_S; on a calm fall the current recommendation
+    alone decides: the trend over FALL_POINTS decisions stands for the window, and the
+    recommendation's rate margin is many times the noise of the recent rate."""
     desired = conformed.replicas
     if need > desired:
         if _since(now, st.last_scale_up_at) >= spec.policy.scale_up_cooldown_seconds:
@@ -433,7 +459,10 @@ def _replicas(
     saving = since is not None and current.variant != spec.variants.effective_preferred
     if since is not None and saving:  # only the recommendations for the variant in force
         horizon = max(horizon, since)
-    if max((n for t, n in st.recommendations if t > horizon), default=0) >= desired:
+    recs = [n for t, n in st.recommendations if t > horizon]
+    if calm_fall:
+        recs = recs[-1:]
+    if max(recs, default=0) >= desired:
         return desired, ["scale-down waits for the stabilization window"]
     if current.variant != spec.variants.effective_preferred and not saving:
         return desired, ["scale-down waits for the preferred variant"]

@@ -10,7 +10,7 @@ import pytest
 from slo_operator.policy import decide, initial_state
 from slo_operator.policy.history import significant_fall, sustained_fall
 from slo_operator.spec import Action
-from slo_operator.types import Observation, ProfileSet, RuntimeConfig
+from slo_operator.types import Observation, ProfileSet, RuntimeConfig, VariantProfile
 from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, make_spec, model_p99, obs, settled
 
 OVERLOAD = 1400.0  # req/s: two replicas of `full` cannot hold 100 ms (capacity ~550 each)
@@ -226,13 +226,69 @@ def test_a_calm_fall_with_an_uptick_shortens_the_stabilization(
 def test_a_calm_fall_sizes_the_scale_down_for_the_recent_rate() -> None:
     """The window's rate trails a fall by half the window: on a calm fall the scale-down
     recommendation is sized for the recent rate; on level load, for the window's."""
-    falling = settled(rates=_series(1800, 1680, 1560, 1440, 1320, 1200))
-    level = settled(rates=_series(1200, 1200, 1200, 1200, 1200, 1200))
-    o = replace(obs(rate=1200.0, current=cfg(6), ready=6), recent_request_rate=1000.0)
+    falling = settled(rates=_series(1600, 1500, 1400, 1300, 1200, 1100))
+    level = settled(rates=_series(1100, 1100, 1100, 1100, 1100, 1100))
+    o = replace(obs(rate=1100.0, current=cfg(6), ready=6), recent_request_rate=900.0)
     _, after_fall = decide(SPEC, o, cfg(6), PROFILES, falling, NOW)
     _, after_level = decide(SPEC, o, cfg(6), PROFILES, level, NOW)
-    assert after_fall.recommendations[-1] == (NOW, 2)  # 1,000 req/s
-    assert after_level.recommendations[-1] == (NOW, 3)  # 1,200 req/s
+    assert after_fall.recommendations[-1] == (NOW, 2)  # 900 req/s (1,000 with the margin)
+    assert after_level.recommendations[-1] == (NOW, 3)  # 1,100 req/s
+
+
+FLAT = ProfileSet(
+    variants={"full": VariantProfile(alpha_ms=30.0, beta_ms=2.0, accuracy=0.9)}, source="tests"
+)
+"""A service time that dominates the quantile: at 300 req/s six replicas hold 79 ms, eight
+76 ms, fourteen 73 ms (the aim is 80 ms)."""
+
+
+@pytest.mark.parametrize(
+    ("profiles", "rate", "calm_fall", "expected"),
+    [
+        # flat: 10 % of latency margin is 14 replicas (73 ms), 10 % of rate 7 (333 req/s)
+        pytest.param(FLAT, 300.0, True, 7, id="flat-calm-fall-rate-margin"),
+        pytest.param(FLAT, 300.0, False, 14, id="flat-level-latency-margin"),
+        # steep: 1,111 req/s needs one more than 1,000 at 90 % of the aim
+        pytest.param(PROFILES, 1000.0, True, 3, id="steep-calm-fall-rate-margin"),
+        pytest.param(PROFILES, 1000.0, False, 2, id="steep-level-latency-margin"),
+    ],
+)
+def test_a_calm_fall_keeps_its_scale_down_margin_in_rate(
+    profiles: ProfileSet, rate: float, calm_fall: bool, expected: int
+) -> None:
+    """Scale-down recommendations keep a margin under the aim (hysteresis). On a calm fall it
+    is a margin of rate: one replica fewer must hold the aim at the rate / 0.9, wherever the
+    quantile is flat or steep in the replicas; elsewhere a margin of latency (90 % of the
+    aim), which also covers the model's error at a higher load per replica."""
+    series = (1.5, 1.4, 1.3, 1.2, 1.1, 1.0) if calm_fall else (1.0,) * 6
+    st = settled(rates=_series(*(rate * f for f in series)))
+    p99 = model_p99(rate, cfg(8), profiles)
+    o = replace(obs(rate=rate, current=cfg(8), ready=8, p99=p99), recent_request_rate=rate)
+    _, after = decide(SPEC, o, cfg(8), profiles, st, NOW)
+    assert after.recommendations[-1] == (NOW, expected)
+
+
+@pytest.mark.parametrize(
+    ("burst_ago", "expect_down"),
+    [
+        pytest.param(None, True, id="calm"),
+        pytest.param(100.0, False, id="burst-within-the-window"),
+    ],
+)
+def test_on_a_calm_fall_the_current_recommendation_decides(
+    burst_ago: float | None, expect_down: bool
+) -> None:
+    """Six replicas were recommended at each of the last three decisions; the load fell at
+    each of the last six and the current recommendation is lower. On calm load the trend over six
+    decisions stands for the stabilization window and the recommendation's rate margin is
+    many times the recent rate's noise: one replica goes now. After a burst the fall waits
+    for its minute."""
+    recs = ((NOW - 45.0, 6), (NOW - 30.0, 6), (NOW - 15.0, 6))
+    burst = None if burst_ago is None else NOW - burst_ago
+    rates = _series(210, 200, 190, 180, 170, 160)
+    st = settled(recommendations=recs, rates=rates, last_burst_at=burst)
+    decision, _ = decide(SPEC, obs(rate=LIGHT, current=cfg(6), ready=6), cfg(6), PROFILES, st, NOW)
+    assert (decision.target.replicas == 5) is expect_down, decision.reason
 
 
 def test_scale_down_waits_for_starting_replicas_and_the_preferred_variant() -> None:
