@@ -16,8 +16,9 @@ RECENT_Z, PEAK_Z = 2.0, 3.0
 """A recent (peak) rate counts when it exceeds the window's rate by more than 2 (3) standard
 deviations of a Poisson count over its range; the peak is the max of about ten such rates."""
 DOWN_MARGIN = 0.9
-"""Scale-down recommendations are sized for 90 % of the aim (a hysteresis band: a replica is
-removed only when one fewer would still have 10 % of margin, so noise cannot flip it back)."""
+"""Scale-down recommendations are sized for 90 % of the aim, on a calm fall for the rate / 0.9
+at the aim (a hysteresis band: a replica is removed only when one fewer would still have 10 %
+of margin, so noise cannot flip it back; `core._down_need`)."""
 BRIDGE_SURGE = 1.25
 """Rate margin for choosing a bridge variant during an observed breach."""
 WINDOW_TIE = 0.02
