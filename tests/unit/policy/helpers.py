@@ -131,6 +131,7 @@ def closed_loop(
     startup_s: float = 30.0,
     plant_factor: float = 1.0,
     slowdown: Callable[[RuntimeConfig], float] | None = None,
+    profiles: ProfileSet = PROFILES,
 ) -> Loop:
     """decide() every interval against a plant: the observed p99 is the model's p99 at the
     true rate on the ready replicas (times `plant_factor`, a plant slower than the model,
@@ -153,12 +154,12 @@ def closed_loop(
             ready = current.replicas
         rate = rate_at(t)
         seen = max(0.0, rate + rng.gauss(0, math.sqrt(rate * 60) / 60))
-        p99 = model_p99(rate, current.with_(replicas=max(ready, 1))) * plant_factor
+        p99 = model_p99(rate, current.with_(replicas=max(ready, 1)), profiles) * plant_factor
         p99 *= slowdown(current) if slowdown else 1.0
         p99 *= rng.lognormvariate(0, noise)
         p99 = min(p99, 2000.0)  # the histogram's last finite edge
         o = Observation(t, p99, seen, seen * 60, 3.0, ready, recent_request_rate=rate)
-        decision, state = decide(spec, o, current, PROFILES, state, t)
+        decision, state = decide(spec, o, current, profiles, state, t)
         if decision.apply and decision.target != current:
             if decision.target.replicas > current.replicas:
                 ready_at = t + startup_s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from slo_operator.spec import Action
+from slo_operator.types import ProfileSet, VariantProfile
 from tests.unit.policy.helpers import cfg, closed_loop, make_spec
 
 
@@ -82,6 +83,31 @@ def test_a_wobbly_smooth_fall_releases_replicas_without_three_falls_in_a_row() -
     assert downs[0] <= 300 + 200  # three falls in a row would wait until 705 s here
     assert all(p <= 100.0 for p in loop.p99)
     assert loop.configs[-1].replicas < loop.configs[0].replicas
+
+
+FLAT = ProfileSet(
+    variants={"full": VariantProfile(alpha_ms=30.0, beta_ms=2.0, accuracy=0.9)}, source="tests"
+)
+"""A service time that dominates the quantile: it barely moves with the replicas."""
+
+
+def test_a_calm_fall_on_a_flat_quantile_releases_what_the_rate_frees() -> None:
+    """600 -> 100 req/s over ten minutes where the quantile barely moves with the replicas
+    (at 300 req/s: six replicas 79 ms, eight 76, fourteen 73; the aim 80). A margin of 10 %
+    of latency would keep about twice the replicas the rate needs until the fall ends; the
+    calm fall's margin of 10 % of rate releases them as the rate falls."""
+
+    def fall(t: float) -> float:
+        return 600.0 - min(max(t - 300, 0), 600) * 500 / 600
+
+    loop = closed_loop(fall, 1500, profiles=FLAT, start=cfg(12))
+    at = dict(zip(loop.times, loop.configs, strict=True))
+    downs = [t for t, a, b in loop.changes() if b.replicas < a.replicas]
+    assert downs, "never scaled down"
+    assert downs[0] <= 300 + 150, downs  # a latency margin: not before 780 s
+    assert at[660.0].replicas <= 8  # 300 req/s: 7 hold the aim at 333 (a latency margin: 12)
+    assert loop.configs[-1].replicas == 3  # 100 req/s, the fall over (a latency margin: 5)
+    assert all(p <= 100.0 for p in loop.p99)
 
 
 def test_a_restore_that_breaches_is_undone_and_not_retried_blind() -> None:
