@@ -62,7 +62,6 @@ from slo_operator.policy.history import (
     ASSUMED_STARTUP_S,
     FALL_POINTS,
     RISE_CONFIRMS,
-    STEADY_RATE_TOLERANCE,
     TREND_MIN,
     falling_load,
     learn_correction,
@@ -77,7 +76,6 @@ from slo_operator.policy.history import (
 from slo_operator.policy.params import ControllerParams
 from slo_operator.policy.sizing import (
     BRIDGE_SURGE,
-    DOWN_MARGIN,
     Sizing,
     bridge_variant,
     restore_variant,
@@ -260,7 +258,9 @@ def propose(
     st, account, sized_for = saving_in_force(spec, profiles, st, conformed.variant, is_smooth, now)
     need, feasible = sizing.replicas_needed(sized_for, cf_replicas)
     falling, calm_fall = falling_load(st, is_smooth, rate, spec.policy.interval_seconds, stab, now)
-    need_down = _down_need(sizing, sized_for, cf_replicas, calm_fall, observation, rate)
+    need_down = sizing.down_need(
+        sized_for, cf_replicas, calm_fall, observation.recent_request_rate, rate
+    )
     recs = (*prune(st.recommendations, now, stab), (now, need_down))
     st = replace(st, recommendations=recs)
     over = p_obs > spec.target_latency_ms
@@ -291,7 +291,7 @@ def propose(
     st, ceiling = note_ceiling(st, held, sizing.rate, now, stab)
     variant, more = _variant(
         spec, ctx, st, conformed.variant, serving, cf_fast, confirmed or stepped, p_obs,
-        settled, now, _fallen_to(observation, ctx), lesson, ceiling,
+        settled, now, ctx.fallen_to(observation.recent_request_rate), lesson, ceiling,
     )  # fmt: skip
     window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
     target = RuntimeConfig(new_replicas, window, spec.batching.max_batch_size, variant)
@@ -396,30 +396,6 @@ def _feedback_correction(
     if since_change < settle or obs.ready_replicas < current.replicas:
         return st.correction
     return cf_fast
-
-
-def _down_need(
-    sizing: Sizing,
-    variant: str,
-    correction: float,
-    calm_fall: bool,
-    obs: Observation,
-    rate: float,
-) -> int:
-    """The replicas a scale-down recommendation asks for: a margin under the aim, so that
-    noise at a boundary cannot order a removed replica back (hysteresis). Elsewhere the margin
-    is in latency (the model's prediction / DOWN_MARGIN): it also covers the model's error
-    when one replica fewer takes each replica's load beyond where the correction was learned
-    (the correction grows with the load). On a calm fall the load is past its busier rates:
-    the recommendation is sized for the recent rate (the window's trails a fall by half the
-    window), with the margin in rate (one replica fewer must hold the aim at the rate /
-    DOWN_MARGIN): where the quantile barely moves with the replicas, as when the service
-    time dominates it, a latency margin holds two to four replicas more than a rate margin."""
-    if not calm_fall:
-        return sizing.replicas_needed(variant, correction / DOWN_MARGIN)[0]
-    recent = obs.recent_request_rate
-    fall_to = recent if recent is not None and recent < rate else sizing.rate
-    return sizing.at_rate(fall_to / DOWN_MARGIN).replicas_needed(variant, correction)[0]
 
 
 def _replicas(
@@ -538,12 +514,3 @@ def _variant(
             return held, [f"{pref} waits: {ceiling_note(spec, ceiling)}"]
         return restored, []
     return variant, []
-
-
-def _fallen_to(obs: Observation, ctx: Sizing) -> float | None:
-    """The recent rate when the load has clearly fallen below the rate sized for (the
-    quantile's window then still holds the busier past), else None."""
-    recent = obs.recent_request_rate
-    if recent is None or not math.isfinite(recent) or ctx.rate <= 0:
-        return None
-    return recent if recent < (1.0 - STEADY_RATE_TOLERANCE) * ctx.rate else None

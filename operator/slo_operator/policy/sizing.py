@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, replace
 
 from slo_operator.model.queueing import predict
+from slo_operator.policy.history import STEADY_RATE_TOLERANCE
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import Observation, ProfileSet, Ranges
 
@@ -18,7 +19,7 @@ deviations of a Poisson count over its range; the peak is the max of about ten s
 DOWN_MARGIN = 0.9
 """Scale-down recommendations are sized for 90 % of the aim, on a calm fall for the rate / 0.9
 at the aim (a hysteresis band: a replica is removed only when one fewer would still have 10 %
-of margin, so noise cannot flip it back; `core._down_need`)."""
+of margin, so noise cannot flip it back; `Sizing.down_need`)."""
 BRIDGE_SURGE = 1.25
 """Rate margin for choosing a bridge variant during an observed breach."""
 WINDOW_TIE = 0.02
@@ -66,6 +67,31 @@ class Sizing:
     def holds(self, variant: str, replicas: int, correction: float, aim: float) -> bool:
         """Whether `replicas` of `variant` meet `aim` at the best window."""
         return replicas > 0 and self.best_window(variant, replicas, correction)[1] <= aim
+
+    def down_need(
+        self, variant: str, correction: float, calm_fall: bool, recent: float | None, rate: float
+    ) -> int:
+        """The replicas a scale-down recommendation asks for: a margin under the aim, so that
+        noise at a boundary cannot order a removed replica back (hysteresis). Elsewhere the
+        margin is in latency (the prediction / DOWN_MARGIN): it also covers the model's error
+        when one replica fewer takes each replica's load beyond where the correction was
+        learned (the correction grows with the load). On a calm fall the load is past its
+        busier rates: the recommendation is sized for the `recent` rate (the window's `rate`
+        trails a fall by half the window), with the margin in rate (one replica fewer must
+        hold the aim at the rate / DOWN_MARGIN): where the quantile barely moves with the
+        replicas, as when the service time dominates it, a latency margin holds two to four
+        replicas more than a rate margin."""
+        if not calm_fall:
+            return self.replicas_needed(variant, correction / DOWN_MARGIN)[0]
+        fall_to = recent if recent is not None and recent < rate else self.rate
+        return self.at_rate(fall_to / DOWN_MARGIN).replicas_needed(variant, correction)[0]
+
+    def fallen_to(self, recent: float | None) -> float | None:
+        """The `recent` rate when the load has clearly fallen below the rate sized for (the
+        quantile's window then still holds the busier past), else None."""
+        if recent is None or not math.isfinite(recent) or self.rate <= 0:
+            return None
+        return recent if recent < (1.0 - STEADY_RATE_TOLERANCE) * self.rate else None
 
     def replicas_needed(self, variant: str, correction: float) -> tuple[int, bool]:
         """Fewest replicas in bounds meeting the aim (binary search); (max, False) if none."""
