@@ -72,15 +72,15 @@ class Sizing:
         self, variant: str, correction: float, calm_fall: bool, recent: float | None, rate: float
     ) -> int:
         """The replicas a scale-down recommendation asks for: a margin under the aim, so that
-        noise at a boundary cannot order a removed replica back (hysteresis). Elsewhere the
-        margin is in latency (the prediction / DOWN_MARGIN): it also covers the model's error
-        when one replica fewer takes each replica's load beyond where the correction was
-        learned (the correction grows with the load). On a calm fall the load is past its
-        busier rates: the recommendation is sized for the `recent` rate (the window's `rate`
-        trails a fall by half the window), with the margin in rate (one replica fewer must
-        hold the aim at the rate / DOWN_MARGIN): where the quantile barely moves with the
-        replicas, as when the service time dominates it, a latency margin holds two to four
-        replicas more than a rate margin."""
+        noise at a boundary cannot order a removed replica back (hysteresis). Unless the load
+        falls calmly the margin is in latency (the prediction / DOWN_MARGIN): it also covers
+        the model's error when one replica fewer takes each replica's load beyond where the
+        correction was learned (the correction grows with the load). On a calm fall the load
+        is past its busier rates: the recommendation is sized for the `recent` rate (the
+        window's `rate` trails a fall by half the window), with the margin in rate (one
+        replica fewer must hold the aim at the rate / DOWN_MARGIN): where the quantile barely
+        moves with the replicas, as when the service time dominates it, a latency margin
+        holds two to four replicas more than a rate margin."""
         if not calm_fall:
             return self.replicas_needed(variant, correction / DOWN_MARGIN)[0]
         fall_to = recent if recent is not None and recent < rate else self.rate
