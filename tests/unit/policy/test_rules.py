@@ -10,8 +10,18 @@ import pytest
 from slo_operator.policy import decide, initial_state
 from slo_operator.policy.history import significant_fall, sustained_fall
 from slo_operator.spec import Action
-from slo_operator.types import Observation, ProfileSet, RuntimeConfig, VariantProfile
-from tests.unit.policy.helpers import NOW, PROFILES, SPEC, cfg, make_spec, model_p99, obs, settled
+from slo_operator.types import Observation, ProfileSet, RuntimeConfig
+from tests.unit.policy.helpers import (
+    FLAT,
+    NOW,
+    PROFILES,
+    SPEC,
+    cfg,
+    make_spec,
+    model_p99,
+    obs,
+    settled,
+)
 
 OVERLOAD = 1400.0  # req/s: two replicas of `full` cannot hold 100 ms (capacity ~550 each)
 LIGHT = 150.0  # req/s: one replica is plenty
@@ -233,13 +243,6 @@ def test_a_calm_fall_sizes_the_scale_down_for_the_recent_rate() -> None:
     _, after_level = decide(SPEC, o, cfg(6), PROFILES, level, NOW)
     assert after_fall.recommendations[-1] == (NOW, 2)  # 900 req/s (1,000 with the margin)
     assert after_level.recommendations[-1] == (NOW, 3)  # 1,100 req/s
-
-
-FLAT = ProfileSet(
-    variants={"full": VariantProfile(alpha_ms=30.0, beta_ms=2.0, accuracy=0.9)}, source="tests"
-)
-"""A service time that dominates the quantile: at 300 req/s six replicas hold 79 ms, eight
-76 ms, fourteen 73 ms (the aim is 80 ms)."""
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from slo_operator.spec import Action
-from slo_operator.types import ProfileSet, VariantProfile
-from tests.unit.policy.helpers import cfg, closed_loop, make_spec
+from tests.unit.policy.helpers import FLAT, cfg, closed_loop, make_spec
 
 
 def _step(t: float) -> float:
@@ -83,12 +82,6 @@ def test_a_wobbly_smooth_fall_releases_replicas_without_three_falls_in_a_row() -
     assert downs[0] <= 300 + 200  # three falls in a row would wait until 705 s here
     assert all(p <= 100.0 for p in loop.p99)
     assert loop.configs[-1].replicas < loop.configs[0].replicas
-
-
-FLAT = ProfileSet(
-    variants={"full": VariantProfile(alpha_ms=30.0, beta_ms=2.0, accuracy=0.9)}, source="tests"
-)
-"""A service time that dominates the quantile: it barely moves with the replicas."""
 
 
 def test_a_calm_fall_on_a_flat_quantile_releases_what_the_rate_frees() -> None:

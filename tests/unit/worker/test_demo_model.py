@@ -98,11 +98,8 @@ def measure_family() -> tuple[dict[str, float], dict[str, float], Manifest, dict
         variant = LoadedVariant(manifest, name, torch.device("cpu"))
         preds[name] = _served(variant, texts, SERVED_BATCHES[-1])
         if manifest.variants[name].recipe is not None:
-            served = [float((preds[name] == labels).float().mean())]
-            served += [
-                float((_served(variant, texts, b) == labels).float().mean())
-                for b in SERVED_BATCHES[:-1]
-            ]
+            others = [_served(variant, texts, b) for b in SERVED_BATCHES[:-1]]
+            served = [float((p == labels).float().mean()) for p in (preds[name], *others)]
             spread[name] = max(served) - min(served)
     accuracy = {n: float((p == labels).float().mean()) for n, p in preds.items()}
     agreement = {n: float((p == preds["full"]).float().mean()) for n, p in preds.items()}
