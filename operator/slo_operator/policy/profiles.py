@@ -13,7 +13,11 @@ fast variant's factor says little about a slow one's: a fixed per-batch cost wei
 short batch, so borrowing it can keep the preferred variant from ever being restored after a
 bridge; and the batch-size histogram has no variant label, so only a window served by one
 variant gives that variant's own mean batch size); variants never measured alone take the
-median factor of the measured ones (same hardware, same contention). Those remembered factors
+median factor of the measured ones (same hardware, same contention). For the same reason a
+window served by several variants (a bridge, a restore) keeps each variant's factor measured
+alone where there is one: its mean batch size mixes both variants' batches (a bridge's short
+batches and the breach's long ones), and a factor read against it would take a backlog's
+batch time for the preferred variant's and order replicas for it. Those remembered factors
 are part of the controller's state (`ControllerState.profile_factors`), so a restart keeps them.
 Without any measurement the calibrated profiles are used as they are.
 """
@@ -72,7 +76,14 @@ def fit_profiles(
     if not factors:
         return ProfileFit(baseline, {}, {})
     median = statistics.median(factors.values())
-    scale = {name: factors.get(name, remembered.get(name, median)) for name in baseline.variants}
+    if len(factors) == 1:
+        scale = {
+            name: factors.get(name, remembered.get(name, median)) for name in baseline.variants
+        }
+    else:  # the mean batch size mixes the variants' batches: what each measured alone first
+        scale = {
+            name: remembered.get(name, factors.get(name, median)) for name in baseline.variants
+        }
     return ProfileFit(
         profiles=baseline.scaled(
             scale, source="scaled to measured batch times", extra={"scale": dict(scale)}

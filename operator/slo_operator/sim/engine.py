@@ -152,6 +152,13 @@ class Simulation:
         }
         self.acc_sum = np.zeros(n)
         self.acc_n = np.zeros(n)
+        # what the workers' batch metrics count, per second: batches, their sizes, and their
+        # time per variant (the operator's profile factors come from these)
+        self.batch_n = np.zeros(n)
+        self.batch_size_sum = np.zeros(n)
+        self.batch_s_by_variant: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            name: (np.zeros(n), np.zeros(n)) for name in profiles.variants
+        }
 
     # ------------------------------------------------------------------------ cluster state
     def ready_count(self) -> int:
@@ -238,6 +245,7 @@ class Simulation:
         start = i
         busy = 0.0
         longest = 0.0
+        batches = 0
         limit = self.settings.queue_limit
         while i < n:
             a = arr[i]  # the oldest queued request
@@ -276,8 +284,16 @@ class Simulation:
                 longest = s
             bcounts.append(c)
             bdones.append(free)
+            batches += 1
             i += c
         self._noise_i = ni
+        if batches:
+            t = self.t
+            self.batch_n[t] += batches
+            self.batch_size_sum[t] += i - start
+            times, counts = self.batch_s_by_variant[pod.variant]
+            times[t] += busy
+            counts[t] += batches
         if i > start:
             served.extend(arr[start:i])
             acc = self._acc.get(pod.variant)

@@ -1,12 +1,14 @@
 """What a controller can see of a running simulation (`SimView`): a Prometheus-style
 observation (a histogram with the worker's bucket edges, scraped every `scrape_s`, read over
 the objective's window and interpolated like `histogram_quantile`), request rates, CPU busy
-time, requests in flight, batch service times. The view reads the simulation's per-second
+time, requests in flight, batch service times (per variant, with the mean batch size: the
+profile factors the operator measures). The view reads the simulation's per-second
 records through `Recording`, the part of `engine.Simulation` it needs."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Protocol
 
 import numpy as np
@@ -14,7 +16,7 @@ import numpy as np
 from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.model.histogram import histogram_quantile
 from slo_operator.sim.trace import SimSettings
-from slo_operator.types import Observation, Ranges, RuntimeConfig
+from slo_operator.types import BatchMeasurement, Observation, Ranges, RuntimeConfig
 
 PEAK_RANGE_S = 10
 """Default range of the short rates whose maximum over the window is the peak rate (a
@@ -36,6 +38,9 @@ class Recording(Protocol):
     conc_ap: np.ndarray
     conc_d: np.ndarray
     conc_dp: np.ndarray
+    batch_n: np.ndarray
+    batch_size_sum: np.ndarray
+    batch_s_by_variant: Mapping[str, tuple[np.ndarray, np.ndarray]]
 
     def ready_count(self) -> int: ...
 
@@ -111,6 +116,7 @@ class SimView:
             ready_replicas=sim.ready_count(),
             recent_request_rate=recent,
             peak_request_rate=peak,
+            batch=self._batches(start, end),
             ranges=Ranges(
                 window_s=window_s,
                 recent_s=recent_s or window_s,
@@ -118,6 +124,20 @@ class SimView:
                 peak_step_s=peak_step_s or self._sim.settings.scrape_s,
             ),
         )
+
+    def _batches(self, start: int, end: int) -> BatchMeasurement | None:
+        """Mean batch time per variant that served in [start, end) and the mean batch size,
+        as the workers' batch metrics give them (`rate(sum) / rate(count)`)."""
+        sim = self._sim
+        n = float(sim.batch_n[start:end].sum())
+        if n <= 0:
+            return None
+        by_variant: dict[str, float] = {}
+        for name, (times, counts) in sim.batch_s_by_variant.items():
+            k = float(counts[start:end].sum())
+            if k > 0:
+                by_variant[name] = 1000.0 * float(times[start:end].sum()) / k
+        return BatchMeasurement(by_variant, float(sim.batch_size_sum[start:end].sum()) / n)
 
     def request_rate(self, span_s: int, lag_s: int = 0) -> float:
         """Arrivals per second over the last span_s seconds, lag_s seconds ago."""

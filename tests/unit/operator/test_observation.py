@@ -17,9 +17,9 @@ from slo_operator.metrics.prometheus import (
     parse_observation,
     parse_vector,
 )
-from slo_operator.policy.profiles import scale_profiles
+from slo_operator.policy.profiles import fit_profiles, scale_profiles
 from slo_operator.spec import LatencySLOSpec
-from slo_operator.types import ProfileSet, VariantProfile
+from slo_operator.types import BatchMeasurement, ProfileSet, VariantProfile
 
 SPEC = LatencySLOSpec.model_validate(
     {"targetRef": {"name": "w"}, "objective": {"latencyMs": 150, "minRequestRate": 5}}
@@ -157,6 +157,21 @@ def test_profile_scaling_is_clamped() -> None:
     assert scaled is not None
     assert scaled.extra["scale"]["full"] == 5.0
     assert scaled.extra["scale"]["quantized"] == 0.2
+
+
+def test_a_window_served_by_two_variants_keeps_the_factors_measured_alone() -> None:
+    """A bridge's window: `full` ran long backlog batches, `quantized` short ones, and the
+    one mean batch size (10) fits neither. `full` keeps the factor it was measured at alone;
+    `quantized`, never measured alone, takes this window's; a window served by one variant
+    measures it afresh."""
+    mixed = BatchMeasurement({"full": 90.0, "quantized": 30.0}, 10.0)
+    fit = fit_profiles(BASE, mixed, {"full": 1.2})
+    assert fit.scale["full"] == pytest.approx(1.2)  # not 90 / 30 = 3
+    assert fit.scale["quantized"] == pytest.approx(2.0)  # 30 / (5 + 10)
+    assert fit.measured_alone == {}
+    alone = fit_profiles(BASE, BatchMeasurement({"full": 45.0}, 10.0), {"full": 1.2})
+    assert alone.scale["full"] == pytest.approx(1.5)
+    assert alone.measured_alone == {"full": pytest.approx(1.5)}
 
 
 @pytest.mark.parametrize(

@@ -118,6 +118,33 @@ def test_observation_shows_only_scraped_data() -> None:
     assert seen[0].latency_ms is None  # nothing scraped yet: no data, not zero
 
 
+def test_observation_carries_the_batch_times_the_workers_measure() -> None:
+    """Per variant that served in the window, the mean batch time, and one mean batch size
+    for all (the workers' histogram has no variant label): what the operator's profile
+    factors are read from. Here 10 ms `full` batches, then 5 ms `quantized` ones."""
+    arrivals = np.arange(0, 40, 0.01)  # 100 req/s: one request per batch
+    sim = _run(RuntimeConfig(1, 0, 32, "full"), arrivals, 40, scrape_s=5, switch_s=0)
+    seen: dict[int, object] = {}
+
+    class SwitchAt20:
+        name = "switch"
+
+        def act(self, t: int, view):  # type: ignore[no-untyped-def]
+            seen[t] = view.observe(10, 0.99)
+            return RuntimeConfig(1, 0, 32, "quantized") if t == 20 else None
+
+    sim.run(SwitchAt20())
+    alone = seen[15].batch  # [5, 15): full alone
+    assert dict(alone.batch_ms_by_variant) == {"full": pytest.approx(10.0)}
+    assert alone.mean_batch_size == pytest.approx(1.0)
+    both = seen[25].batch  # [15, 25): full, then quantized from 20 s
+    assert dict(both.batch_ms_by_variant) == {
+        "full": pytest.approx(10.0),
+        "quantized": pytest.approx(5.0),
+    }
+    assert seen[0].batch is None  # nothing scraped yet
+
+
 def test_same_inputs_same_trace() -> None:
     arrivals = poisson(800, 40, seed=4)
     a = _run(RuntimeConfig(2, 0, 32, "full"), arrivals, 40, service_cv=0.05).run(Hold())
