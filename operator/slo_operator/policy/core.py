@@ -256,10 +256,12 @@ def propose(
     )
     cf_replicas = max(cf_replicas, lesson)
     st, account, sized_for = saving_in_force(spec, profiles, st, conformed.variant, is_smooth, now)
-    need, feasible = sizing.replicas_needed(sized_for, cf_replicas)
+    # a saving is sized with its own variant's error where learned
+    cf_sized = max(cf_replicas, st.correction_for(sized_for, pref))
+    need, feasible = sizing.replicas_needed(sized_for, cf_sized)
     falling, calm_fall = falling_load(st, is_smooth, rate, spec.policy.interval_seconds, stab, now)
     need_down = sizing.down_need(
-        sized_for, cf_replicas, calm_fall, observation.recent_request_rate, rate
+        sized_for, cf_sized, calm_fall, observation.recent_request_rate, rate
     )
     recs = (*prune(st.recommendations, now, stab), (now, need_down))
     st = replace(st, recommendations=recs)

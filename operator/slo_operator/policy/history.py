@@ -173,7 +173,10 @@ def learn_correction(
     rate: float,
     now: float,
 ) -> tuple[ControllerState, float]:
-    """Update the correction factor on a steady, unchanged configuration near the aim.
+    """Update the correction factor on a steady, unchanged configuration near the aim: the
+    preferred variant's (`correction`), or, while a cheaper variant serves to save replicas,
+    that variant's (`saving_corrections`, from the preferred one's the first time: the
+    model's error is not the same for every variant, and a long saving is sized with it).
 
     Returns the state and the raw (uncorrected) prediction for the configuration in force."""
     assert obs.latency_ms is not None
@@ -189,12 +192,14 @@ def learn_correction(
         spec.quantile,
     ).latency_ms
     since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
+    pref = spec.variants.effective_preferred
+    saving = st.economy_since is not None and current.variant != pref
     window_rate, recent = obs.request_rate or 0.0, obs.recent_request_rate
     steady = recent is None or abs(recent - window_rate) <= STEADY_RATE_TOLERANCE * window_rate
     if not (
         since_change >= spec.objective.window_seconds
         and ready == current.replicas
-        and current.variant == spec.variants.effective_preferred  # it sizes that variant
+        and (saving or current.variant == pref)  # replicas are sized for that variant
         and steady
         and math.isfinite(raw)
         and obs.latency_ms > 0
@@ -202,8 +207,12 @@ def learn_correction(
     ):
         return st, raw
     ratio = min(max(obs.latency_ms / raw, CORRECTION_MIN), CORRECTION_MAX)
-    log_c = (1 - CORRECTION_GAIN) * math.log(st.correction) + CORRECTION_GAIN * math.log(ratio)
+    before = st.correction_for(current.variant, pref)
+    log_c = (1 - CORRECTION_GAIN) * math.log(before) + CORRECTION_GAIN * math.log(ratio)
     correction = min(max(math.exp(log_c), CORRECTION_MIN), CORRECTION_MAX)
+    if saving:
+        learned = {**dict(st.saving_corrections), current.variant: correction}
+        return replace(st, saving_corrections=tuple(sorted(learned.items()))), raw
     return replace(st, correction=correction, correction_samples=st.correction_samples + 1), raw
 
 

@@ -63,6 +63,10 @@ class ControllerState:
     profile_factors: tuple[tuple[str, float], ...] = ()
     """(variant, factor) last measured while that variant served alone: its batch time over
     the calibrated profile's (`slo_operator.policy.profiles`), sorted by variant."""
+    saving_corrections: tuple[tuple[str, float], ...] = ()
+    """(variant, correction) learned like `correction` while that cheaper variant served to
+    save replicas (`qualityBudget.costShare`), sorted by variant: replicas sized for it use
+    it, not the preferred variant's."""
 
     # ------------------------------------------------------------------------- helpers
     def degraded_seconds(self, now: float, window_s: float) -> float:
@@ -86,6 +90,13 @@ class ControllerState:
             return self
         merged = {**dict(self.profile_factors), **dict(measured)}
         return replace(self, profile_factors=tuple(sorted(merged.items())))
+
+    def correction_for(self, variant: str, preferred: str) -> float:
+        """The correction replicas of `variant` are sized with: the one learned while it
+        served to save replicas, else (and for the preferred variant) `correction`."""
+        if variant == preferred:
+            return self.correction
+        return dict(self.saving_corrections).get(variant, self.correction)
 
     # ---------------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +124,7 @@ class ControllerState:
             "ceilingRate": self.ceiling_rate,
             "failedRestore": None if self.failed_restore is None else list(self.failed_restore),
             "profileFactors": {v: f for v, f in self.profile_factors},
+            "savingCorrections": {v: c for v, c in self.saving_corrections},
         }
 
     @classmethod
@@ -153,18 +165,8 @@ class ControllerState:
         variant = data.get("variantInForce")
         if variant is not None and not isinstance(variant, str):
             raise ValueError("controller state: variantInForce must be a string or null")
-        raw_factors = data.get("profileFactors") or {}
-        if not isinstance(raw_factors, Mapping):
-            raise ValueError("controller state: profileFactors must be an object")
-        factors: list[tuple[str, float]] = []
-        for variant, factor in sorted(raw_factors.items()):
-            if isinstance(factor, bool) or not isinstance(factor, int | float):
-                raise ValueError(f"controller state: profileFactors.{variant} must be a number")
-            if isinstance(factor, int) and factor > _MAX_NUMBER:
-                raise ValueError(f"controller state: profileFactors.{variant} is out of range")
-            if not (math.isfinite(factor) and factor > 0):
-                raise ValueError(f"controller state: profileFactors.{variant} must be > 0")
-            factors.append((str(variant), float(factor)))
+        factors = _positive_map(data, "profileFactors")
+        savings = _positive_map(data, "savingCorrections")
         correction = num("correction") or 1.0
         if correction <= 0:
             raise ValueError("controller state: correction must be > 0")
@@ -190,12 +192,30 @@ class ControllerState:
             ceiling_at=num("ceilingAt"),
             ceiling_rate=num("ceilingRate"),
             failed_restore=failed,
-            profile_factors=tuple(factors),
+            profile_factors=factors,
+            saving_corrections=savings,
         )
 
 
 _MAX_NUMBER = 10**300
 """Larger integers are refused: float() of them overflows (a float tops out near 1.8e308)."""
+
+
+def _positive_map(data: Mapping[str, Any], key: str) -> tuple[tuple[str, float], ...]:
+    """The object at `key` ({variant: positive number}) as sorted pairs ({} when absent)."""
+    raw = data.get(key) or {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"controller state: {key} must be an object")
+    out: list[tuple[str, float]] = []
+    for variant, value in sorted(raw.items()):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"controller state: {key}.{variant} must be a number")
+        if isinstance(value, int) and value > _MAX_NUMBER:
+            raise ValueError(f"controller state: {key}.{variant} is out of range")
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"controller state: {key}.{variant} must be > 0")
+        out.append((str(variant), float(value)))
+    return tuple(out)
 
 
 def _triple(raw: Any) -> tuple[float, float, float]:

@@ -137,6 +137,32 @@ def test_a_saving_sizes_replicas_for_the_variant_in_force() -> None:
     assert decision.target == cfg(6, variant="quantized")
 
 
+def test_a_saving_learns_and_sizes_with_its_own_variants_correction() -> None:
+    """The model's error is not the same for every variant. While `quantized` serves to
+    save, steady near the aim, the ratio observed / predicted is learned for it, not for
+    `full`; replicas sized for the saving take the larger of the two."""
+    o = obs(rate=2800.0, p99=75.0, ready=4)  # well above what the model says on 4
+    _, st = decide(SAVE, o, cfg(4, variant="quantized"), PROFILES, _saving(), NOW)
+    learned = dict(st.saving_corrections)
+    assert learned["quantized"] > 1.0
+    assert st.correction == 1.0  # `full`'s is not touched
+    back = ControllerState.from_dict(st.to_dict())  # kept across a restart
+    assert dict(back.saving_corrections) == learned
+    # a bridge is not a saving: nothing learned for the variant that bridges
+    _, bridging = decide(
+        SAVE, o, cfg(4, variant="quantized"), PROFILES, _saving(economy_since=None), NOW
+    )
+    assert bridging.saving_corrections == ()
+    # sizing: the same saving with a learned correction of 3 for `quantized`
+    three = cfg(3, variant="quantized")  # quantized holds 2,800 req/s on 3 by the model
+    quiet = obs(rate=2800.0, p99=40.0, ready=3)
+    plain, _ = decide(SAVE, quiet, three, PROFILES, _saving(), NOW)
+    worse = _saving(saving_corrections=(("quantized", 3.0),))
+    sized, _ = decide(SAVE, quiet, three, PROFILES, worse, NOW)
+    assert plain.target == three
+    assert sized.target == cfg(4, variant="quantized")  # 3, moved toward 0.9 this step: 4
+
+
 def test_a_savings_stabilization_window_starts_with_it() -> None:
     """Recommendations made for the preferred variant before the switch do not hold the
     replicas of a saving; if the switch was never applied, they all count."""

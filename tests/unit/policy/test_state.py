@@ -50,6 +50,9 @@ def test_initial_state() -> None:
         ({"failedRestore": [1.0, 2.0]}, "failedRestore"),
         ({"failedRestore": 7}, "malformed"),
         ({"failedRestore": [1.0, 2.0, float("inf")]}, "failedRestore"),
+        ({"savingCorrections": [1.2]}, "savingCorrections must be an object"),
+        ({"savingCorrections": {"quantized": 0}}, r"savingCorrections\.quantized"),
+        ({"profileFactors": {"full": "fast"}}, r"profileFactors\.full"),
     ],
 )
 def test_bad_state_is_refused_with_the_field_named(change: dict, field: str) -> None:
