@@ -151,19 +151,38 @@ class PlantPrometheus:
             return view.observe(int(m[1]), SPEC.quantile).samples
         if self.AGE.match(expr):
             return view.observe(window, SPEC.quantile).age_seconds
-        if "inference_batch" not in expr:
-            self.unknown.append(expr)
-        return None  # batch-time queries: the plant exports none
+        self.unknown.append(expr)
+        return None
+
+    BATCH = re.compile(r"^sum by \(variant\) \(rate\(inference_batch_duration_seconds_sum")
+    SIZE = re.compile(r"^sum\(rate\(inference_batch_size_sum")
+
+    def samples(self, expr: str, at: float) -> list[tuple[dict[str, str], float]]:
+        """The answer's series: the batch-time queries (by variant, and the mean batch size
+        over the objective's window, as the workers export them), else one unlabelled
+        value."""
+        view = self.view
+        assert view is not None
+        if self.BATCH.match(expr) or self.SIZE.match(expr):
+            batch = view.observe(SPEC.objective.window_seconds, SPEC.quantile).batch
+            if batch is None:
+                return []
+            if self.SIZE.match(expr):
+                size = batch.mean_batch_size
+                return [] if size is None else [({}, size)]
+            return [({"variant": v}, ms / 1000.0) for v, ms in batch.batch_ms_by_variant.items()]
+        value = self.value(expr, at)
+        return [] if value is None else [({}, value)]
 
     async def _query(self, request: web.Request) -> web.Response:
         params = dict(request.query)
         if request.method == "POST":
             params.update(await request.post())
-        value = self.value(str(params["query"]), float(params["time"]))
-        result = []
-        if value is not None:
-            text = "NaN" if math.isnan(value) else repr(float(value))
-            result = [{"metric": {}, "value": [float(params["time"]), text]}]
+        at = float(params["time"])
+        result = [
+            {"metric": labels, "value": [at, "NaN" if math.isnan(v) else repr(float(v))]}
+            for labels, v in self.samples(str(params["query"]), at)
+        ]
         return web.json_response({"status": "success", "data": {"result": result}})
 
     async def start(self) -> None:
