@@ -76,14 +76,10 @@ def fit_profiles(
     if not factors:
         return ProfileFit(baseline, {}, {})
     median = statistics.median(factors.values())
-    if len(factors) == 1:
-        scale = {
-            name: factors.get(name, remembered.get(name, median)) for name in baseline.variants
-        }
-    else:  # the mean batch size mixes the variants' batches: what each measured alone first
-        scale = {
-            name: remembered.get(name, factors.get(name, median)) for name in baseline.variants
-        }
+    # one variant measured: its own factor first; several (one mean batch size for all of
+    # them): what each measured alone first
+    first, then = (factors, remembered) if len(factors) == 1 else (remembered, factors)
+    scale = {name: first.get(name, then.get(name, median)) for name in baseline.variants}
     return ProfileFit(
         profiles=baseline.scaled(
             scale, source="scaled to measured batch times", extra={"scale": dict(scale)}
