@@ -352,13 +352,15 @@ def main() -> None:
                     help="with --rerun-ours: this qualityBudget.costShare")  # fmt: skip
     ap.add_argument("--degraded-fraction", type=float, default=None,
                     help="with --rerun-ours: this qualityBudget.maxDegradedFraction")  # fmt: skip
+    ap.add_argument("--headroom", type=float, default=None,
+                    help="with --rerun-ours: this policy.headroom")  # fmt: skip
     args = ap.parse_args()
     if args.merge:
         doc = merge(args.merge)
         if args.rerun_ours:
-            rerun_ours(doc, args.cost_share, args.degraded_fraction)
-        elif args.cost_share is not None or args.degraded_fraction is not None:
-            ap.error("--cost-share and --degraded-fraction need --rerun-ours")
+            rerun_ours(doc, ours_spec(args.cost_share, args.degraded_fraction, args.headroom))
+        elif (args.cost_share, args.degraded_fraction, args.headroom) != (None, None, None):
+            ap.error("--cost-share, --degraded-fraction and --headroom need --rerun-ours")
         if args.preferred_oracle:
             restricted_oracle(doc)
         if args.oracle_allowed:
@@ -572,29 +574,29 @@ def _measured_sim() -> tuple[ProfileSet, Plant, SimSettings]:
 
 
 def ours_spec(
-    cost_share: float | None = None, degraded_fraction: float | None = None
+    cost_share: float | None = None,
+    degraded_fraction: float | None = None,
+    headroom: float | None = None,
 ) -> LatencySLOSpec:
-    """The LatencySLO latencyslo runs with: the defaults, or `qualityBudget.costShare` and
-    `maxDegradedFraction` set."""
+    """The LatencySLO latencyslo runs with: the defaults, or `qualityBudget.costShare`,
+    `maxDegradedFraction` and `policy.headroom` set (validated as the API server would)."""
     spec = default_spec()
     update = {"cost_share": cost_share, "max_degraded_fraction": degraded_fraction}
     update = {k: v for k, v in update.items() if v is not None}
-    if not update:
+    if not update and headroom is None:
         return spec
     budget = spec.variants.quality_budget.model_copy(update=update)
     variants = spec.variants.model_copy(update={"quality_budget": budget})
-    return LatencySLOSpec.model_validate(
-        spec.model_copy(update={"variants": variants}).model_dump(by_alias=True)
-    )
+    policy = spec.policy.model_copy(update={} if headroom is None else {"headroom": headroom})
+    changed = spec.model_copy(update={"variants": variants, "policy": policy})
+    return LatencySLOSpec.model_validate(changed.model_dump(by_alias=True))
 
 
-def rerun_ours(
-    doc: dict[str, Any], cost_share: float | None = None, degraded_fraction: float | None = None
-) -> None:
-    """latencyslo's points again, on every seed, with the controller as it is now (and
-    `qualityBudget.costShare` when given; "meta.latencyslo_spec" records what it ran)."""
+def rerun_ours(doc: dict[str, Any], spec: LatencySLOSpec | None = None) -> None:
+    """latencyslo's points again, on every seed, with the controller as it is now and `spec`
+    (default: `ours_spec()`; "meta.latencyslo_spec" records what it ran)."""
     sim = _measured_sim()
-    spec = ours_spec(cost_share, degraded_fraction)
+    spec = spec or ours_spec()
 
     def ours(prep: Prepared) -> dict[str, Any]:
         return {**run_ours(prep), "target": spec.target_latency_ms}

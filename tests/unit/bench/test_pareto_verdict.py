@@ -196,3 +196,13 @@ def test_ours_may_run_with_a_larger_quality_budget(pareto: ModuleType) -> None:
     budget = pareto.ours_spec(1.0, 0.5).variants.quality_budget
     assert (budget.cost_share, budget.max_degraded_fraction) == (1.0, 0.5)
     assert pareto.ours_spec(None, 0.3).variants.quality_budget.cost_share == 0
+
+
+def test_ours_may_run_with_another_headroom(pareto: ModuleType) -> None:
+    default = pareto.ours_spec()
+    spec = pareto.ours_spec(headroom=0.9)
+    assert spec.policy.headroom == 0.9
+    assert spec.aim_latency_ms == pytest.approx(0.9 * default.target_latency_ms)
+    assert spec.model_copy(update={"policy": default.policy}) == default  # nothing else moved
+    with pytest.raises(ValueError, match="headroom"):
+        pareto.ours_spec(headroom=1.2)
