@@ -1,6 +1,6 @@
 """Histogram bucket edges shared by the worker's metrics and the simulator.
 
-Dense from 1 ms to 2 s, with every common SLO target (and 0.8 x those, the default headroom)
+Dense from 1 ms to 2 s, with every common SLO target (and 0.8 x those)
 on an edge, so that "share of requests under the target" is read exactly from the buckets
 and `histogram_quantile` interpolates inside narrow buckets near the targets.
 """

@@ -390,7 +390,7 @@ class PolicySpec(ApiModel):
         ),
     )
     headroom: ApiFloat = Field(
-        0.8,
+        0.85,
         gt=0,
         le=1,
         description="Aim at headroom * latencyMs so that noise does not breach the target.",

@@ -90,7 +90,7 @@ def latencyslo(name: str, **spec: Any) -> dict[str, Any]:
         },
         "policy": {
             "mode": "Enforce",
-            "headroom": 0.8,
+            "headroom": 0.85,
             "intervalSeconds": 5,
             "scaleUpCooldownSeconds": 15,
             "scaleDownStabilizationSeconds": 45,

@@ -27,8 +27,8 @@ def test_defaults_match_api():
     assert spec.variants.effective_preferred == "full"
     assert spec.variants.quality_budget.max_degraded_fraction == 0.2
     assert spec.policy.mode is Mode.ENFORCE
-    assert spec.policy.headroom == 0.8
-    assert spec.aim_latency_ms == pytest.approx(120.0)
+    assert spec.policy.headroom == 0.85
+    assert spec.aim_latency_ms == pytest.approx(127.5)
 
 
 def test_round_trip_is_camel_case():
