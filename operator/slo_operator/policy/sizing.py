@@ -93,16 +93,30 @@ class Sizing:
             return None
         return recent if recent < (1.0 - STEADY_RATE_TOLERANCE) * self.rate else None
 
+    def meets(self, variant: str, replicas: int, correction: float) -> bool:
+        """Whether `replicas` of `variant` are enough: the aim (headroom * target) at the
+        rate, and the target at the rate / headroom. The headroom is a margin in latency and
+        in rate, whichever asks more: where a few replicas run near their capacity the
+        latency curve is steep, and 15 % of latency is only a few percent of rate, less than
+        a rise brings before a new replica is ready (one `quantized` replica at 97 % of its
+        capacity met the aim by the model and breached by the plant, docs/policy.md
+        section 7, "The headroom"); where many replicas share the load the curve is flat and
+        the aim asks more."""
+        if self.best_window(variant, replicas, correction)[1] > self.spec.aim_latency_ms:
+            return False
+        surge = self.at_rate(self.rate / self.spec.policy.headroom)
+        return surge.best_window(variant, replicas, correction)[1] <= self.spec.target_latency_ms
+
     def replicas_needed(self, variant: str, correction: float) -> tuple[int, bool]:
-        """Fewest replicas in bounds meeting the aim (binary search); (max, False) if none."""
+        """Fewest replicas in bounds that are enough (`meets`; binary search); (max, False)
+        if none."""
         lo, hi = self.spec.replicas.min, self.spec.replicas.max
-        aim = self.spec.aim_latency_ms
-        if self.best_window(variant, hi, correction)[1] > aim:
+        if not self.meets(variant, hi, correction):
             return hi, False
         lo = max(lo, 1) if self.rate > 0 else lo
         while lo < hi:
             mid = (lo + hi) // 2
-            if self.best_window(variant, mid, correction)[1] <= aim:
+            if self.meets(variant, mid, correction):
                 hi = mid
             else:
                 lo = mid + 1
