@@ -14,12 +14,14 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    (EWMA in log space, clamped) that multiplies every prediction of the model.
 3. Size replicas for the sustained rate with the preferred variant: the fewest replicas
    (within bounds) whose predicted quantile, at the best window, is at most
-   headroom * target. Scale up at once (after `scaleUpCooldownSeconds`); scale down by one
-   replica only when every recommendation of the last `scaleDownStabilizationSeconds` was
-   lower, the variant is the preferred one, no replica is still starting, and the measured
-   quantile is within the target. On a smooth fall the window shrinks to a minute; on a
-   calm fall (no burst for a window, a trend over six decisions) the current recommendation
-   decides, sized for the recent rate with a margin of rate rather than of latency.
+   headroom * target, and at most the target at the rate / headroom (`Sizing.meets`: a
+   margin in latency and in rate, whichever asks more). Scale up at once (after
+   `scaleUpCooldownSeconds`); scale down by one replica only when every recommendation of
+   the last `scaleDownStabilizationSeconds` was lower, the variant is the preferred one, no
+   replica is still starting, and the measured quantile is within the target. On a smooth
+   fall the window shrinks to a minute; on a calm fall (no burst for a window, a trend over
+   six decisions) the current recommendation decides, sized for the recent rate with a
+   margin of rate rather than of latency.
 4. Bridge with the fast knobs on the replicas that are ready now: the window that
    minimizes the predicted quantile, then, if the preferred variant still cannot hold the
    target, the best-quality allowed variant that can (within the quality budget; only a
