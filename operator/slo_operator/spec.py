@@ -393,7 +393,10 @@ class PolicySpec(ApiModel):
         0.85,
         gt=0,
         le=1,
-        description="Aim at headroom * latencyMs so that noise does not breach the target.",
+        description=(
+            "Aim at headroom * latencyMs, and hold latencyMs at the rate / headroom, so that "
+            "noise and a rise do not breach the target."
+        ),
     )
     interval_seconds: ApiInt = Field(
         15, ge=5, le=300, description="Seconds between two reconciliations, 5..300."

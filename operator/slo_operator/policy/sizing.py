@@ -100,7 +100,7 @@ class Sizing:
         latency curve is steep, and 15 % of latency is only a few percent of rate, less than
         a rise brings before a new replica is ready (one `quantized` replica at 97 % of its
         capacity met the aim by the model and breached by the plant, docs/policy.md
-        section 7, "The headroom"); where many replicas share the load the curve is flat and
+        section 7, "The headroom in rate"); where many replicas share the load the curve is flat and
         the aim asks more."""
         if self.best_window(variant, replicas, correction)[1] > self.spec.aim_latency_ms:
             return False
