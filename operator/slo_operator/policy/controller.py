@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from slo_operator.policy.core import CLEAR_BREACH, propose, record_applied
+from slo_operator.policy.core import propose, record_applied
+from slo_operator.policy.feedback import CLEAR_BREACH
 from slo_operator.policy.history import RISE_CONFIRMS
 from slo_operator.policy.params import ControllerParams
 from slo_operator.policy.profiles import ProfileFit, fit_profiles

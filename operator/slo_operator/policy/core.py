@@ -16,12 +16,14 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    (within bounds) whose predicted quantile, at the best window, is at most
    headroom * target, and at most the target at the rate / headroom (`Sizing.meets`: a
    margin in latency and in rate, whichever asks more). Scale up at once (after
-   `scaleUpCooldownSeconds`); scale down by one replica only when every recommendation of
-   the last `scaleDownStabilizationSeconds` was lower, the variant is the preferred one, no
-   replica is still starting, and the measured quantile is within the target. On a smooth
-   fall the window shrinks to a minute; on a calm fall (no burst for a window, a trend over
-   six decisions) the current recommendation decides, sized for the recent rate with a
-   margin of rate rather than of latency.
+   `scaleUpCooldownSeconds`), unless the fleet in force is within 5 % of the aim on smooth,
+   stationary load (`sizing.tolerated`); scale down by one replica only when every
+   recommendation of the last `scaleDownStabilizationSeconds` was lower, the variant is the
+   preferred one, no replica is still starting, and the measured quantile is within the
+   target. On a smooth fall the window shrinks to a minute; on a calm fall (no burst for a
+   window, a trend over six decisions) the current recommendation decides, sized for the
+   recent rate with a margin of rate rather than of latency. A fall (or rise) within the
+   Poisson noise of the window's rate is none (`history.trend_floor`).
 4. Bridge with the fast knobs on the replicas that are ready now: the window that
    minimizes the predicted quantile, then, if the preferred variant still cannot hold the
    target, the best-quality allowed variant that can (within the quality budget; only a
@@ -51,7 +53,6 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.policy.economy import (
     budget_left,
     saving_decision,
@@ -60,6 +61,7 @@ from slo_operator.policy.economy import (
     start_saving,
 )
 from slo_operator.policy.explain import actions, ceiling_note, explain
+from slo_operator.policy.feedback import confirm_breach, feedback_correction
 from slo_operator.policy.history import (
     ASSUMED_STARTUP_S,
     FALL_POINTS,
@@ -78,10 +80,12 @@ from slo_operator.policy.history import (
 from slo_operator.policy.params import ControllerParams
 from slo_operator.policy.sizing import (
     BRIDGE_SURGE,
+    UP_TOLERANCE,
     Sizing,
     bridge_variant,
     restore_variant,
     sizing_rate,
+    tolerated,
     windows,
 )
 from slo_operator.policy.state import ControllerState
@@ -89,10 +93,6 @@ from slo_operator.policy.trust import assess
 from slo_operator.spec import Action, LatencySLOSpec, Mode
 from slo_operator.types import Decision, Observation, ProfileSet, RuntimeConfig
 
-FAST_CORRECTION_MAX = 4.0
-CLEAR_BREACH = 2.0
-"""An observed quantile above twice the target is a breach at once; above the target only,
-the model not explaining it, it must be seen twice in a row (noise is not a breach)."""
 FALL_WINDOW_S = 60.0
 """On a smooth, sustained fall the stabilization window shrinks to this (Knative's stable
 window): the falling rate itself shows the busier past is over, and noise does not fall
@@ -221,7 +221,8 @@ def propose(
         # without a profile of the preferred variant nothing can be predicted: never guess
         lat_ok, rate_ok = False, False
         why = f"no performance profile for the preferred variant {pref!r}"
-    rate = sizing_rate(observation, observation.ranges or params.ranges) if rate_ok else 0.0
+    ranges = observation.ranges or params.ranges
+    rate = sizing_rate(observation, ranges) if rate_ok else 0.0
     ctx = Sizing(
         spec=spec,
         profiles=profiles,
@@ -245,15 +246,15 @@ def propose(
     # 2. learn
     st, raw_now = learn_correction(spec, profiles, observation, current, st, rate, now)
     st, sizing = _anticipate(spec, ctx, st, ready, now)
-    st, confirmed, cf_fast = _confirm_breach(spec, st, p_obs, raw_now)
-    is_smooth = smooth(observation, observation.ranges or params.ranges)
+    st, confirmed, cf_fast = confirm_breach(spec, st, p_obs, raw_now)
+    is_smooth = smooth(observation, ranges)
     if is_smooth:  # on bursty load a breach after a restore is the burst's
         st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
     else:
         st = replace(st, last_burst_at=now)
     lesson = lesson_of_failed_restore(spec, st, rate, now)
     # 3. replicas for the sustained rate, preferred variant (5. the quantile fed back)
-    cf_replicas = _feedback_correction(
+    cf_replicas = feedback_correction(
         params, observation, current, st, confirmed, cf_fast, raw_now, now
     )
     cf_replicas = max(cf_replicas, lesson)
@@ -261,7 +262,14 @@ def propose(
     # a saving is sized with its own variant's error where learned
     cf_sized = max(cf_replicas, st.correction_for(sized_for, pref))
     need, feasible = sizing.replicas_needed(sized_for, cf_sized)
-    falling, calm_fall = falling_load(st, is_smooth, rate, spec.policy.interval_seconds, stab, now)
+    tolerant = need > conformed.replicas > 0 and tolerated(
+        sizing, st.rates, conformed.replicas, sized_for, cf_sized, is_smooth, p_obs,
+        float(ranges.window_s),
+    )  # fmt: skip
+    need = conformed.replicas if tolerant else need
+    falling, calm_fall = falling_load(
+        st, is_smooth, rate, spec.policy.interval_seconds, stab, now, float(ranges.window_s)
+    )
     need_down = sizing.down_need(
         sized_for, cf_sized, calm_fall, observation.recent_request_rate, rate
     )
@@ -283,6 +291,8 @@ def propose(
     if account is not None and st.economy_since is not None and sized_for == pref:
         why = "the cost share is spent" if is_smooth else "the load turned bursty"
         notes.append(f"{why}: replicas ordered for {pref}")
+    if tolerant:
+        notes.append(f"within {UP_TOLERANCE:.0%} of the aim on stationary load: no replica added")
     if cf_replicas != st.correction:
         notes.append(f"replicas sized on the measured quantile ({cf_replicas:.2f}x the model)")
     # 4. fast knobs on the replicas that serve now
@@ -349,57 +359,6 @@ def _anticipate(
     startup = st.startup_s if st.startup_s is not None else ASSUMED_STARTUP_S
     rise = sustained_rise(st.rates) * (startup + spec.policy.interval_seconds)
     return st, (ctx.at_rate(ctx.rate + rise) if rise > TREND_MIN * ctx.rate else ctx)
-
-
-def _confirm_breach(
-    spec: LatencySLOSpec, st: ControllerState, p_obs: float, raw_now: float
-) -> tuple[ControllerState, bool, float]:
-    """(state, confirmed breach, correction for the fast knobs). A breach the model does not
-    explain counts when seen twice in a row or above CLEAR_BREACH x target; then the fast
-    knobs trust the observation rather than the model."""
-    target = spec.target_latency_ms
-    previous = st.last_p99
-    st = replace(st, last_p99=p_obs)
-    confirmed = p_obs > target and (
-        p_obs >= CLEAR_BREACH * target or (previous is not None and previous > target)
-    )
-    cf_fast = st.correction
-    if confirmed and math.isfinite(raw_now) and raw_now > 0:
-        cf_fast = min(max(cf_fast, p_obs / raw_now), FAST_CORRECTION_MAX)
-    return st, confirmed, cf_fast
-
-
-def _feedback_correction(
-    params: ControllerParams,
-    obs: Observation,
-    current: RuntimeConfig,
-    st: ControllerState,
-    confirmed: bool,
-    cf_fast: float,
-    raw_now: float,
-    now: float,
-) -> float:
-    """The correction replicas are sized with: the learned one, or the observed / predicted
-    ratio of a clear breach (at least CLEAR_BREACH x target) when the quantile measured it on
-    the configuration in force (unchanged for the quantile's whole range and one interval
-    more, for the switch, the drain of a backlog and the scrape to lag the change; every
-    ordered replica ready). A quantile just above the target may be noise: it is not fed
-    back (the fast knobs and learning handle it). Nor is one at the histogram's top that the
-    model (learned correction) predicts for the configuration in force (`raw_now`): an
-    overload's backlog, not a model error; the rate sizes it."""
-    target = params.spec.target_latency_ms
-    if not confirmed or cf_fast <= st.correction:
-        return st.correction
-    if obs.latency_ms is None or obs.latency_ms < CLEAR_BREACH * target:
-        return st.correction  # noise around the target is not fed back
-    if obs.latency_ms >= LATENCY_BUCKETS_MS[-1] and raw_now * st.correction > target:
-        return st.correction  # censored at the top, and predicted: an overload
-    ranges = obs.ranges or params.ranges
-    since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
-    settle = ranges.window_s + params.spec.policy.interval_seconds
-    if since_change < settle or obs.ready_replicas < current.replicas:
-        return st.correction
-    return cf_fast
 
 
 def _replicas(

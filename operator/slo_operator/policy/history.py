@@ -30,6 +30,12 @@ FALL_T = 2.0
 """A fall counts when its slope is at least two standard errors below zero."""
 TREND_MIN = 0.03
 """A projected rise, or a fall, smaller than 3 % of the rate is noise."""
+FALL_Z = 3.0
+"""Nor is a fall (or a rise) counted within 3 standard deviations of the difference between
+two independent window rates of Poisson arrivals (sqrt(2 * rate / window)): at a few dozen
+requests a second that noise exceeds 3 %, and the rates sized for, read every interval from
+overlapping windows, wander together far enough for a least-squares trend to pass its own
+test (`trend_floor`)."""
 STEADY_RATE_TOLERANCE = 0.2
 """The load counts as steady when the recent rate is within 20 % of the window's rate."""
 RISE_CONFIRMS = 1.25
@@ -64,6 +70,20 @@ def sustained_fall(rates: tuple[tuple[float, float], ...]) -> float:
     return sustained_rise(tuple((t, -r) for t, r in rates))
 
 
+def _trend(pts: tuple[tuple[float, float], ...]) -> tuple[float, float]:
+    """(least-squares slope in req/s per second, its standard error) of (time, rate) points;
+    (0, inf) when the times do not spread."""
+    n = len(pts)
+    t_mean = sum(t for t, _ in pts) / n
+    r_mean = sum(r for _, r in pts) / n
+    sxx = sum((t - t_mean) ** 2 for t, _ in pts)
+    if sxx <= 0:
+        return 0.0, math.inf
+    slope = sum((t - t_mean) * (r - r_mean) for t, r in pts) / sxx
+    scatter = sum((r - r_mean - slope * (t - t_mean)) ** 2 for t, r in pts)
+    return slope, math.sqrt(scatter / (n - 2) / sxx)
+
+
 def significant_fall(rates: tuple[tuple[float, float], ...]) -> float:
     """A fall in req/s per second (positive) that the rates sized for at the last FALL_POINTS
     decisions show beyond their own scatter: the least-squares slope, at least FALL_T
@@ -72,18 +92,29 @@ def significant_fall(rates: tuple[tuple[float, float], ...]) -> float:
     not, nor a step down (the rate at one decision below 1 / RISE_CONFIRMS of the one
     before): a lull may end as suddenly, so a step waits the whole stabilization window."""
     pts = rates[-FALL_POINTS:]
-    n = len(pts)
-    if n < FALL_POINTS or any(r1 * RISE_CONFIRMS < r0 for (_, r0), (_, r1) in pairwise(pts)):
+    if len(pts) < FALL_POINTS or any(r1 * RISE_CONFIRMS < r0 for (_, r0), (_, r1) in pairwise(pts)):
         return 0.0
-    t_mean = sum(t for t, _ in pts) / n
-    r_mean = sum(r for _, r in pts) / n
-    sxx = sum((t - t_mean) ** 2 for t, _ in pts)
-    if sxx <= 0:
-        return 0.0
-    slope = sum((t - t_mean) * (r - r_mean) for t, r in pts) / sxx
-    scatter = sum((r - r_mean - slope * (t - t_mean)) ** 2 for t, r in pts)
-    stderr = math.sqrt(scatter / (n - 2) / sxx)
+    slope, stderr = _trend(pts)
     return -slope if slope < 0 and -slope >= FALL_T * stderr else 0.0
+
+
+def significant_rise(rates: tuple[tuple[float, float], ...]) -> float:
+    """A rise in req/s per second that the rates sized for at the last FALL_POINTS decisions
+    show beyond their own scatter (the least-squares slope, at least FALL_T standard errors
+    above zero), else 0; infinite while fewer decisions are kept (a rise is not ruled out)."""
+    pts = rates[-FALL_POINTS:]
+    if len(pts) < FALL_POINTS:
+        return math.inf
+    slope, stderr = _trend(pts)
+    return slope if slope > 0 and slope >= FALL_T * stderr else 0.0
+
+
+def trend_floor(rate: float, window_s: float) -> float:
+    """The smallest fall (or rise) of the rate (req/s) that is not noise: TREND_MIN of the rate, or
+    FALL_Z standard deviations of the difference between two window rates of Poisson
+    arrivals, whichever is larger."""
+    noise = math.sqrt(2.0 * rate / window_s) if rate > 0 and window_s > 0 else 0.0
+    return max(TREND_MIN * rate, FALL_Z * noise)
 
 
 def falling_load(
@@ -93,18 +124,20 @@ def falling_load(
     interval: float,
     stab: float,
     now: float,
+    window_s: float,
 ) -> tuple[bool, bool]:
     """(falling, calm fall). Falling: on smooth load, the rate sized for fell by more than
-    TREND_MIN of the rate, three times in a row or, on load calm for a stabilization window
-    (no burst seen), as a least-squares trend over the last FALL_POINTS decisions. A calm fall
-    also sizes the scale-down for the recent rate: the window's rate trails a fall by half
-    the window."""
+    `trend_floor` (of a rate over `window_s` seconds), three times in a row or, on load calm
+    for a stabilization window (no burst seen), as a least-squares trend over the last
+    FALL_POINTS decisions. A calm fall also sizes the scale-down for the recent rate: the
+    window's rate trails a fall by half the window."""
     if not is_smooth:
         return False, False
-    falling = sustained_fall(st.rates) * (TREND_POINTS - 1) * interval > TREND_MIN * rate
+    floor = trend_floor(rate, window_s)
+    falling = sustained_fall(st.rates) * (TREND_POINTS - 1) * interval > floor
     calm = st.last_burst_at is None or now - st.last_burst_at >= stab
     span = st.rates[-1][0] - st.rates[0][0] if st.rates else 0.0
-    calm_fall = calm and significant_fall(st.rates) * span > TREND_MIN * rate
+    calm_fall = calm and significant_fall(st.rates) * span > floor
     return falling or calm_fall, calm_fall
 
 

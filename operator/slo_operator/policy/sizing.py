@@ -7,7 +7,12 @@ import math
 from dataclasses import dataclass, replace
 
 from slo_operator.model.queueing import predict
-from slo_operator.policy.history import STEADY_RATE_TOLERANCE
+from slo_operator.policy.history import (
+    STEADY_RATE_TOLERANCE,
+    rate_stepped,
+    significant_rise,
+    trend_floor,
+)
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import Observation, ProfileSet, Ranges
 
@@ -22,6 +27,12 @@ at the aim (a hysteresis band: a replica is removed only when one fewer would st
 of margin, so noise cannot flip it back; `Sizing.down_need`)."""
 BRIDGE_SURGE = 1.25
 """Rate margin for choosing a bridge variant during an observed breach."""
+UP_TOLERANCE = 0.05
+"""No replica is added for the aim alone while the fleet in force is predicted within 5 % of
+it, on smooth load that neither rises nor stepped, the measured quantile within the target
+(`tolerated`): where the quantile barely moves with the replicas, a drift of the learned
+correction by a few percent changes the replicas the aim asks for, and the replica added
+for it was released minutes later (the HPA's 10 % tolerance plays the same role)."""
 WINDOW_TIE = 0.02
 """Windows predicted within 2 % of the best count as equally good (the smallest one wins,
 the current one is kept)."""
@@ -93,16 +104,17 @@ class Sizing:
             return None
         return recent if recent < (1.0 - STEADY_RATE_TOLERANCE) * self.rate else None
 
-    def meets(self, variant: str, replicas: int, correction: float) -> bool:
-        """Whether `replicas` of `variant` are enough: the aim (headroom * target) at the
-        rate, and the target at the rate / headroom. The headroom is a margin in latency and
-        in rate, whichever asks more: where a few replicas run near their capacity the
-        latency curve is steep, and 15 % of latency is only a few percent of rate, less than
-        a rise brings before a new replica is ready (one `quantized` replica at 97 % of its
-        capacity met the aim by the model and breached by the plant, docs/policy.md
-        section 7, "The headroom in rate"); where many replicas share the load the curve is flat and
-        the aim asks more."""
-        if self.best_window(variant, replicas, correction)[1] > self.spec.aim_latency_ms:
+    def meets(self, variant: str, replicas: int, correction: float, slack: float = 0.0) -> bool:
+        """Whether `replicas` of `variant` are enough: the aim (headroom * target, raised by
+        the fraction `slack`) at the rate, and the target at the rate / headroom. The
+        headroom is a margin in latency and in rate, whichever asks more: where a few
+        replicas run near their capacity the latency curve is steep, and 15 % of latency is
+        only a few percent of rate, less than a rise brings before a new replica is ready
+        (one `quantized` replica at 97 % of its capacity met the aim by the model and
+        breached by the plant, docs/policy.md section 7, "The headroom in rate"); where many
+        replicas share the load the curve is flat and the aim asks more."""
+        aim = self.spec.aim_latency_ms * (1.0 + slack)
+        if self.best_window(variant, replicas, correction)[1] > aim:
             return False
         surge = self.at_rate(self.rate / self.spec.policy.headroom)
         return surge.best_window(variant, replicas, correction)[1] <= self.spec.target_latency_ms
@@ -121,6 +133,29 @@ class Sizing:
             else:
                 lo = mid + 1
         return lo, True
+
+
+def tolerated(
+    sizing: Sizing,
+    rates: tuple[tuple[float, float], ...],
+    replicas: int,
+    variant: str,
+    correction: float,
+    is_smooth: bool,
+    p_obs: float,
+    window_s: float,
+) -> bool:
+    """Whether `replicas` (in force) may stay although the aim asks for more: at the rate
+    sized for they hold `variant` within UP_TOLERANCE of the aim and the target at the rate
+    / headroom, on smooth load, with no rise over the last decisions (`rates`) beyond its
+    scatter and the rate's noise (`trend_floor`), no step since the previous decision, and
+    the measured quantile `p_obs` within the target."""
+    if not is_smooth or p_obs > sizing.spec.target_latency_ms or rate_stepped(rates):
+        return False
+    span = rates[-1][0] - rates[0][0] if rates else 0.0
+    if significant_rise(rates) * span > trend_floor(sizing.rate, window_s):
+        return False
+    return sizing.meets(variant, replicas, correction, slack=UP_TOLERANCE)
 
 
 def windows(spec: LatencySLOSpec, current: int) -> tuple[int, ...]:

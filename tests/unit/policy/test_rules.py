@@ -8,7 +8,13 @@ from dataclasses import replace
 import pytest
 
 from slo_operator.policy import decide, initial_state
-from slo_operator.policy.history import significant_fall, sustained_fall
+from slo_operator.policy.history import (
+    falling_load,
+    significant_fall,
+    significant_rise,
+    sustained_fall,
+    trend_floor,
+)
 from slo_operator.policy.sizing import Sizing, windows
 from slo_operator.spec import Action
 from slo_operator.types import Observation, ProfileSet, RuntimeConfig
@@ -207,6 +213,61 @@ def test_a_fall_counts_when_it_stands_out_of_its_scatter(
     assert (significant_fall(_series(*rates)) > 0) is significant
 
 
+@pytest.mark.parametrize(
+    ("rate", "floor"),
+    [
+        pytest.param(53.0, 3.99, id="tens-of-req/s-poisson-noise-binds"),  # 7.5 % of the rate
+        pytest.param(300.0, 9.49, id="hundreds-of-req/s-about-even"),  # 3.2 %
+        pytest.param(3000.0, 90.0, id="thousands-of-req/s-3-percent-binds"),
+    ],
+)
+def test_the_smallest_trend_that_is_not_noise(rate: float, floor: float) -> None:
+    """3 % of the rate, or 3 standard deviations of the difference between two one-minute
+    window rates of Poisson arrivals (sqrt(2 * rate / 60)), whichever is larger."""
+    assert trend_floor(rate, 60.0) == pytest.approx(floor, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("scale", "calm_fall"),
+    [
+        pytest.param(1.0, False, id="95-req/s-a-wander-within-the-noise"),
+        pytest.param(30.0, True, id="2850-req/s-the-same-fall-in-percent-is-real"),
+    ],
+)
+def test_a_fall_within_the_poisson_noise_of_the_window_rate_is_none(
+    scale: float, calm_fall: bool
+) -> None:
+    """The rates sized for at 15 s steps of a stationary 95 req/s (one-minute windows overlap,
+    so they wander together): 98 -> 93 passes the least-squares test but is 5 req/s, within
+    the noise of the window's rate (5.3 req/s); the same 5 % at thirty times the rate is
+    beyond it. Read as a calm fall, the wander released a replica that the aim ordered back
+    (tests/unit/sim/test_tight_target.py)."""
+    rates = _series(*(scale * r for r in (98.0, 97.0, 95.0, 95.0, 94.0, 93.0)))
+    assert significant_fall(rates) > 0  # the trend test alone would count it
+    st = settled(rates=rates)
+    got = falling_load(st, True, 95.0 * scale, 15.0, 300.0, NOW, 60.0)
+    assert got == (calm_fall, calm_fall)
+
+
+@pytest.mark.parametrize(
+    ("rates", "significant"),
+    [
+        pytest.param((150, 160, 170, 180, 190, 200), True, id="clean-rise"),
+        pytest.param((200, 203, 198, 201, 199, 202), False, id="flat-with-noise"),
+        pytest.param((200, 190, 180, 170, 160, 150), False, id="fall"),
+        pytest.param((160, 170, 180, 190, 200), None, id="five-points-not-ruled-out"),
+    ],
+)
+def test_a_rise_counts_when_it_stands_out_of_its_scatter(
+    rates: tuple[float, ...], significant: bool | None
+) -> None:
+    got = significant_rise(_series(*rates))
+    if significant is None:
+        assert got == math.inf
+    else:
+        assert (got > 0) is significant
+
+
 def test_the_three_in_a_row_rule_misses_a_fall_with_one_uptick() -> None:
     assert sustained_fall(_series(200, 195, 198, 185, 178, 170)) > 0  # last three fell
     assert sustained_fall(_series(200, 195, 185, 178, 181, 170)) == 0  # one tick up
@@ -269,6 +330,56 @@ def test_the_headroom_is_a_margin_in_latency_and_in_rate(
     surge = ctx.at_rate(rate / SPEC.policy.headroom)
     assert surge.best_window("full", expected, 1.0)[1] <= SPEC.target_latency_ms
     assert ctx.best_window("full", expected, 1.0)[1] <= SPEC.aim_latency_ms
+
+
+@pytest.mark.parametrize(
+    ("replicas", "rates", "p99", "extra", "expected"),
+    [
+        # FLAT at 300 req/s: five replicas 81.8 ms, within 5 % of the 80 ms aim; six 79.2
+        pytest.param(5, (300.0,) * 6, None, {}, 5, id="within-5-percent-held"),
+        pytest.param(4, (300.0,) * 6, None, {}, 6, id="beyond-5-percent-4-holds-85.9"),
+        pytest.param(5, (250, 260, 270, 280, 290, 300), None, {}, 6, id="rising"),
+        # up 25 % since the previous decision (300 -> 240 -> 300: no trend over six)
+        pytest.param(5, (300,) * 5 + (240,), None, {}, 6, id="stepped"),
+        # the breach also teaches the correction (1.04): eight replicas meet the aim with it
+        pytest.param(5, (300.0,) * 6, 105.0, {}, 8, id="measured-over-the-target"),
+        # not smooth: the recent rate 30 % off the window's (sizing keeps the window's rate)
+        pytest.param(5, (300.0,) * 6, None, {"recent_request_rate": 210.0}, 6, id="bursty"),
+        pytest.param(5, (300.0,) * 3, None, {}, 6, id="too-few-decisions-to-rule-out-a-rise"),
+    ],
+)
+def test_no_replica_is_added_for_a_drift_within_the_tolerance_of_the_aim(
+    replicas: int,
+    rates: tuple[float, ...],
+    p99: float | None,
+    extra: dict[str, float],
+    expected: int,
+) -> None:
+    """Where the quantile barely moves with the replicas, a few percent of drift in the
+    learned correction changes the replicas the aim asks for; on smooth, stationary load with
+    the measured quantile within the target, a fleet predicted within 5 % of the aim (and
+    holding the target at the rate / headroom) is kept. A rise, a step, a breach or bursty
+    load adds the replicas at once."""
+    current = cfg(replicas)
+    measured = model_p99(300.0, current, FLAT) if p99 is None else p99
+    o = replace(obs(rate=300.0, current=current, ready=replicas, p99=measured), **extra)
+    st = settled(rates=_series(*rates))
+    decision, _ = decide(SPEC, o, current, FLAT, st, NOW)
+    assert decision.target.replicas == expected, decision.reason
+    if expected == replicas:
+        assert "within 5% of the aim" in decision.reason
+
+
+def test_a_measured_breach_is_never_within_the_tolerance() -> None:
+    """Five replicas predicted at 81.8 ms (within 5 % of the aim) while 101 ms is measured,
+    just after a change (nothing learned from it yet, and no feedback below twice the
+    target): the replica the aim asks for is added."""
+    current = cfg(5)
+    o = obs(rate=300.0, current=current, ready=5, p99=101.0)
+    st = settled(rates=_series(*(300.0,) * 6), last_change_at=NOW - 30.0)
+    decision, after = decide(SPEC, o, current, FLAT, st, NOW)
+    assert after.correction == st.correction
+    assert decision.target.replicas == 6, decision.reason
 
 
 @pytest.mark.parametrize(

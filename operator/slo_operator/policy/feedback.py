@@ -1,0 +1,69 @@
+"""The measured quantile against the model (pure): when a breach is confirmed, the correction
+the fast knobs then use, and when a clear breach sizes replicas (docs/policy.md, step 5)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
+from slo_operator.policy.params import ControllerParams
+from slo_operator.policy.state import ControllerState
+from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import Observation, RuntimeConfig
+
+FAST_CORRECTION_MAX = 4.0
+CLEAR_BREACH = 2.0
+"""An observed quantile above twice the target is a breach at once; above the target only,
+the model not explaining it, it must be seen twice in a row (noise is not a breach)."""
+
+
+def confirm_breach(
+    spec: LatencySLOSpec, st: ControllerState, p_obs: float, raw_now: float
+) -> tuple[ControllerState, bool, float]:
+    """(state, confirmed breach, correction for the fast knobs). A breach the model does not
+    explain counts when seen twice in a row or above CLEAR_BREACH x target; then the fast
+    knobs trust the observation rather than the model."""
+    target = spec.target_latency_ms
+    previous = st.last_p99
+    st = replace(st, last_p99=p_obs)
+    confirmed = p_obs > target and (
+        p_obs >= CLEAR_BREACH * target or (previous is not None and previous > target)
+    )
+    cf_fast = st.correction
+    if confirmed and math.isfinite(raw_now) and raw_now > 0:
+        cf_fast = min(max(cf_fast, p_obs / raw_now), FAST_CORRECTION_MAX)
+    return st, confirmed, cf_fast
+
+
+def feedback_correction(
+    params: ControllerParams,
+    obs: Observation,
+    current: RuntimeConfig,
+    st: ControllerState,
+    confirmed: bool,
+    cf_fast: float,
+    raw_now: float,
+    now: float,
+) -> float:
+    """The correction replicas are sized with: the learned one, or the observed / predicted
+    ratio of a clear breach (at least CLEAR_BREACH x target) when the quantile measured it on
+    the configuration in force (unchanged for the quantile's whole range and one interval
+    more, for the switch, the drain of a backlog and the scrape to lag the change; every
+    ordered replica ready). A quantile just above the target may be noise: it is not fed
+    back (the fast knobs and learning handle it). Nor is one at the histogram's top that the
+    model (learned correction) predicts for the configuration in force (`raw_now`): an
+    overload's backlog, not a model error; the rate sizes it."""
+    target = params.spec.target_latency_ms
+    if not confirmed or cf_fast <= st.correction:
+        return st.correction
+    if obs.latency_ms is None or obs.latency_ms < CLEAR_BREACH * target:
+        return st.correction  # noise around the target is not fed back
+    if obs.latency_ms >= LATENCY_BUCKETS_MS[-1] and raw_now * st.correction > target:
+        return st.correction  # censored at the top, and predicted: an overload
+    ranges = obs.ranges or params.ranges
+    since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)
+    settle = ranges.window_s + params.spec.policy.interval_seconds
+    if since_change < settle or obs.ready_replicas < current.replicas:
+        return st.correction
+    return cf_fast
