@@ -61,7 +61,7 @@ from slo_operator.policy.economy import (
     start_saving,
 )
 from slo_operator.policy.explain import actions, ceiling_note, explain
-from slo_operator.policy.feedback import confirm_breach, feedback_correction
+from slo_operator.policy.feedback import confirm_breach, feedback_correction, feedback_refuted
 from slo_operator.policy.history import (
     ASSUMED_STARTUP_S,
     FALL_POINTS,
@@ -257,6 +257,8 @@ def propose(
     cf_replicas = feedback_correction(
         params, observation, current, st, confirmed, cf_fast, raw_now, now
     )
+    if cf_replicas > st.correction:
+        st = replace(st, feedback_at=now)
     cf_replicas = max(cf_replicas, lesson)
     st, account, sized_for = saving_in_force(spec, profiles, st, conformed.variant, is_smooth, now)
     # a saving is sized with its own variant's error where learned
@@ -285,9 +287,11 @@ def propose(
         return _finish(spec, st, current, target, reason, predicted, now)
     sized_up = dict(st.rates).get(st.last_scale_up_at or -1.0)  # the rate the last one saw
     outgrew = sized_up is not None and rate >= RISE_CONFIRMS * sized_up > 0
+    refuted = feedback_refuted(params, st, ranges, is_smooth, p_obs, ready, conformed, now)
     new_replicas, notes = _replicas(
-        spec, st, current, conformed, need, ready, settled, over, now, falling, outgrew, calm_fall
-    )
+        spec, st, current, conformed, need, ready, settled, over, now, falling, outgrew, calm_fall,
+        refuted,
+    )  # fmt: skip
     if account is not None and st.economy_since is not None and sized_for == pref:
         why = "the cost share is spent" if is_smooth else "the load turned bursty"
         notes.append(f"{why}: replicas ordered for {pref}")
@@ -374,6 +378,7 @@ def _replicas(
     falling: bool = False,
     outgrew: bool = False,
     calm_fall: bool = False,
+    refuted: bool = False,
 ) -> tuple[int, list[str]]:
     """Scale up after the cooldown (at once if the rate `outgrew` the last scale-up's); down
     one replica after the stabilization, never while the measured quantile is over the
@@ -400,6 +405,8 @@ def _replicas(
     saving = since is not None and current.variant != spec.variants.effective_preferred
     if since is not None and saving:  # only the recommendations for the variant in force
         horizon = max(horizon, since)
+    if refuted and st.feedback_at is not None:  # the replicas it ordered are not held
+        horizon = max(horizon, st.feedback_at)
     recs = [n for t, n in st.recommendations if t > horizon]
     if calm_fall:
         recs = recs[-1:]
@@ -409,6 +416,9 @@ def _replicas(
         return desired, ["scale-down waits for the preferred variant"]
     if ready < desired:
         return desired, ["scale-down waits for starting replicas"]
+    if refuted and recs:  # at most half the replicas in force at a time
+        down = max(max(recs), spec.replicas.min, desired - desired // 2)
+        return down, ["the replicas ordered on the measured quantile are not needed on this load"]
     return desired - 1, []
 
 

@@ -10,7 +10,7 @@ from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.policy.params import ControllerParams
 from slo_operator.policy.state import ControllerState
 from slo_operator.spec import LatencySLOSpec
-from slo_operator.types import Observation, RuntimeConfig
+from slo_operator.types import Observation, Ranges, RuntimeConfig
 
 FAST_CORRECTION_MAX = 4.0
 CLEAR_BREACH = 2.0
@@ -67,3 +67,32 @@ def feedback_correction(
     if since_change < settle or obs.ready_replicas < current.replicas:
         return st.correction
     return cf_fast
+
+
+def feedback_refuted(
+    params: ControllerParams,
+    st: ControllerState,
+    ranges: Ranges,
+    is_smooth: bool,
+    p_obs: float,
+    ready: int,
+    current: RuntimeConfig,
+    now: float,
+) -> bool:
+    """Whether the replicas last sized on the measured quantile (`st.feedback_at`) are shown
+    not to be needed: the load smooth and the configuration in force, every replica ready,
+    measured within the aim for the quantile's whole range and one interval more since
+    then. The clamped ratio of an overload sizes for the burst a step or a trace may still
+    hide (a burst's first look sees a fraction of its rate); once the load has settled
+    smooth and the fleet holds the aim, the replicas it ordered are released as the rate
+    asks, not held for a stabilization window (a x4 step at `replicas.max` 64 held 64
+    replicas for five minutes where seven held the target)."""
+    if st.feedback_at is None or not is_smooth or ready < current.replicas:
+        return False
+    settle = ranges.window_s + params.spec.policy.interval_seconds
+    calm_since = st.last_burst_at if st.last_burst_at is not None else st.feedback_at
+    return (
+        p_obs <= params.spec.aim_latency_ms
+        and now - st.feedback_at >= settle
+        and now - calm_since >= settle
+    )

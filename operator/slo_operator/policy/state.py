@@ -63,6 +63,8 @@ class ControllerState:
     profile_factors: tuple[tuple[str, float], ...] = ()
     """(variant, factor) last measured while that variant served alone: its batch time over
     the calibrated profile's (`slo_operator.policy.profiles`), sorted by variant."""
+    feedback_at: float | None = None
+    """The last decision whose replicas were sized on the measured quantile (step 5)."""
     saving_corrections: tuple[tuple[str, float], ...] = ()
     """(variant, correction) learned like `correction` while that cheaper variant served to
     save replicas (`qualityBudget.costShare`), sorted by variant: replicas sized for it use
@@ -125,6 +127,7 @@ class ControllerState:
             "failedRestore": None if self.failed_restore is None else list(self.failed_restore),
             "profileFactors": {v: f for v, f in self.profile_factors},
             "savingCorrections": {v: c for v, c in self.saving_corrections},
+            "feedbackAt": self.feedback_at,
         }
 
     @classmethod
@@ -194,6 +197,7 @@ class ControllerState:
             failed_restore=failed,
             profile_factors=factors,
             saving_corrections=savings,
+            feedback_at=num("feedbackAt"),
         )
 
 

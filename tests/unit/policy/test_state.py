@@ -69,3 +69,10 @@ def test_degraded_accounting_prunes_and_merges() -> None:
     assert st.degraded_seconds(3700.0, 3600.0) == pytest.approx(60.0)
     st = st.with_degraded_span(5000.0, 5000.0, 3600.0)
     assert st.degraded == ()
+
+
+def test_the_last_quantile_feedback_survives_the_round_trip() -> None:
+    state = settled(feedback_at=NOW - 30.0)
+    assert ControllerState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    with pytest.raises(ValueError, match="feedbackAt"):
+        ControllerState.from_dict({**state.to_dict(), "feedbackAt": "soon"})
