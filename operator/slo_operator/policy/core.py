@@ -419,7 +419,11 @@ def _replicas(
     if refuted and recs:  # at most half the replicas in force at a time
         down = max(max(recs), spec.replicas.min, desired - desired // 2)
         return down, ["the replicas ordered on the measured quantile are not needed on this load"]
-    return desired - 1, []
+    if calm_fall:
+        return desired - 1, ["on a calm fall the current recommendation decides"]
+    if falling:
+        return desired - 1, ["the load falls: every recommendation of the last minute was lower"]
+    return desired - 1, ["every recommendation of the stabilization window was lower"]
 
 
 def _variant(

@@ -66,10 +66,7 @@ def explain(
             f"({current.replicas} -> {target.replicas})"
         )
     elif target.replicas < current.replicas:
-        parts.append(
-            f"{need} replica(s) suffice for the whole stabilization window: "
-            f"{current.replicas} -> {target.replicas}"
-        )
+        parts.append(f"{need} replica(s) suffice: {current.replicas} -> {target.replicas}")
     if target.variant != current.variant:
         if target.variant == pref:
             parts.append(f"{pref} restored: {serving} ready replica(s) hold the aim with it")

@@ -154,6 +154,7 @@ def test_scale_down_stabilization(recs: tuple[tuple[float, int], ...], expect_do
     decision, _ = decide(SPEC, o, cfg(6), PROFILES, st, NOW)
     if expect_down:
         assert decision.action is Action.SCALE_DOWN
+        assert "every recommendation of the stabilization window was lower" in decision.reason
         assert decision.target.replicas == 5  # one step at a time
     else:
         assert decision.target.replicas == 6
@@ -189,6 +190,8 @@ def test_a_smooth_sustained_fall_shortens_the_stabilization_to_a_minute(
     assert (decision.target.replicas == 5) is expect_down, decision.reason
     if not expect_down:
         assert "stabilization" in decision.reason
+    elif stab > 60:
+        assert "every recommendation of the last minute was lower" in decision.reason
 
 
 def _series(*rates: float) -> tuple[tuple[float, float], ...]:
@@ -429,6 +432,8 @@ def test_on_a_calm_fall_the_current_recommendation_decides(
     st = settled(recommendations=recs, rates=rates, last_burst_at=burst)
     decision, _ = decide(SPEC, obs(rate=LIGHT, current=cfg(6), ready=6), cfg(6), PROFILES, st, NOW)
     assert (decision.target.replicas == 5) is expect_down, decision.reason
+    if expect_down:
+        assert "on a calm fall the current recommendation decides" in decision.reason
 
 
 def test_scale_down_waits_for_starting_replicas_and_the_preferred_variant() -> None:
