@@ -89,6 +89,8 @@ def feedback_refuted(
     replicas for five minutes where seven held the target)."""
     if st.feedback_at is None or not is_smooth or ready < current.replicas:
         return False
+    if now - st.feedback_at >= params.spec.policy.scale_down_stabilization_seconds:
+        return False  # its recommendations have left the window: nothing of it is held
     settle = ranges.window_s + params.spec.policy.interval_seconds
     calm_since = st.last_burst_at if st.last_burst_at is not None else st.feedback_at
     return (

@@ -152,8 +152,9 @@ def tolerated(
     the measured quantile `p_obs` within the target."""
     if not is_smooth or p_obs > sizing.spec.target_latency_ms or rate_stepped(rates):
         return False
+    rise = significant_rise(rates)  # infinite while too few decisions rule a rise out
     span = rates[-1][0] - rates[0][0] if rates else 0.0
-    if significant_rise(rates) * span > trend_floor(sizing.rate, window_s):
+    if math.isinf(rise) or rise * span > trend_floor(sizing.rate, window_s):
         return False
     return sizing.meets(variant, replicas, correction, slack=UP_TOLERANCE)
 

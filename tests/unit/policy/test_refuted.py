@@ -22,6 +22,7 @@ SETTLE = PARAMS.ranges.window_s + SPEC.policy.interval_seconds  # 75 s
         pytest.param(90.0, None, True, 60.0, 16, True, id="settled-smooth-within-the-aim"),
         pytest.param(None, None, True, 60.0, 16, False, id="no-feedback"),
         pytest.param(60.0, None, True, 60.0, 16, False, id="feedback-too-recent"),
+        pytest.param(300.0, None, True, 60.0, 16, False, id="feedback-left-the-window"),
         pytest.param(90.0, 60.0, True, 60.0, 16, False, id="a-burst-within-the-range"),
         pytest.param(90.0, None, False, 60.0, 16, False, id="bursty-now"),
         pytest.param(90.0, None, True, 85.5, 16, False, id="above-the-aim"),

@@ -349,6 +349,7 @@ def test_the_headroom_is_a_margin_in_latency_and_in_rate(
         # not smooth: the recent rate 30 % off the window's (sizing keeps the window's rate)
         pytest.param(5, (300.0,) * 6, None, {"recent_request_rate": 210.0}, 6, id="bursty"),
         pytest.param(5, (300.0,) * 3, None, {}, 6, id="too-few-decisions-to-rule-out-a-rise"),
+        pytest.param(5, (), None, {}, 6, id="the-first-decision"),
     ],
 )
 def test_no_replica_is_added_for_a_drift_within_the_tolerance_of_the_aim(
