@@ -20,7 +20,7 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    stationary load (`sizing.tolerated`); scale down by one replica only when every
    recommendation of the last `scaleDownStabilizationSeconds` was lower, the variant is the
    preferred one, no replica is still starting, and the measured quantile is within the
-   target. On a smooth fall the window shrinks to a minute; on a calm fall (no burst for a
+   aim. On a smooth fall the window shrinks to a minute; on a calm fall (no burst for a
    window, a trend over six decisions) the current recommendation decides, sized for the
    recent rate with a margin of rate rather than of latency. A fall (or rise) within the
    Poisson noise of the window's rate is none (`history.trend_floor`).
@@ -289,8 +289,8 @@ def propose(
     outgrew = sized_up is not None and rate >= RISE_CONFIRMS * sized_up > 0
     refuted = feedback_refuted(params, st, ranges, is_smooth, p_obs, ready, conformed, now)
     new_replicas, notes = _replicas(
-        spec, st, current, conformed, need, ready, settled, over, now, falling, outgrew, calm_fall,
-        refuted,
+        spec, st, current, conformed, need, ready, settled, p_obs > spec.aim_latency_ms, now,
+        falling, outgrew, calm_fall, refuted,
     )  # fmt: skip
     if account is not None and st.economy_since is not None and sized_for == pref:
         why = "the cost share is spent" if is_smooth else "the load turned bursty"
@@ -373,7 +373,7 @@ def _replicas(
     need: int,
     ready: int,
     settled: bool,
-    over: bool,
+    above_aim: bool,
     now: float,
     falling: bool = False,
     outgrew: bool = False,
@@ -381,11 +381,13 @@ def _replicas(
     refuted: bool = False,
 ) -> tuple[int, list[str]]:
     """Scale up after the cooldown (at once if the rate `outgrew` the last scale-up's); down
-    one replica after the stabilization, never while the measured quantile is over the
-    target (removing capacity from a service that misses its objective is never safe). On a
-    fall the window shrinks to FALL_WINDOW_S; on a calm fall the current recommendation
-    alone decides: the trend over FALL_POINTS decisions stands for the window, and the
-    recommendation's rate margin is many times the noise of the recent rate."""
+    one replica after the stabilization, never while the measured quantile is `above_aim`
+    (the aim the replicas are sized for: one fewer can only serve slower, whatever the
+    model says; a model wrong beyond learning's clamp would otherwise remove the replica
+    the quantile feedback added, breach, and add it again). On a fall the window shrinks to
+    FALL_WINDOW_S; on a calm fall the current recommendation alone decides: the trend over
+    FALL_POINTS decisions stands for the window, and the recommendation's rate margin is
+    many times the noise of the recent rate."""
     desired = conformed.replicas
     if need > desired:
         if _since(now, st.last_scale_up_at) >= spec.policy.scale_up_cooldown_seconds:
@@ -395,8 +397,8 @@ def _replicas(
         return desired, ["scale-up waits for its cooldown"]
     if need == desired:
         return desired, []
-    if over:
-        return desired, ["no scale-down while the measured quantile is over the target"]
+    if above_aim:
+        return desired, ["no scale-down while the measured quantile is over the aim"]
     if not settled:
         return desired, ["scale-down waits for a stabilization window of fresh data"]
     stab = float(spec.policy.scale_down_stabilization_seconds)
