@@ -310,6 +310,7 @@ def propose(
     variant, more = _variant(
         spec, ctx, st, conformed.variant, serving, cf_fast, confirmed or stepped, p_obs,
         settled, now, ctx.fallen_to(observation.recent_request_rate), lesson, ceiling,
+        is_smooth and not rate_stepped(st.rates),
     )  # fmt: skip
     window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
     target = RuntimeConfig(new_replicas, window, spec.batching.max_batch_size, variant)
@@ -442,12 +443,16 @@ def _variant(
     fallen: float | None = None,
     lesson: float = 0.0,
     ceiling: float | None = None,
+    steady_load: bool = False,
 ) -> tuple[str, list[str]]:
     """Degrade to bridge a breach the ready replicas cannot hold; restore when they can.
     With the load `fallen` to a recent rate the preferred variant holds on the ready
     replicas (learned correction), the breach the window still shows is the past's: no
     degrade. Within a stabilization window of a burst (`ceiling`, req/s) that `replicas.max`
-    of the preferred variant did not hold, the best variant that holds it serves instead."""
+    of the preferred variant did not hold, the best variant that holds it serves instead;
+    on `steady_load` (smooth, no step since the previous decision) only where the preferred
+    one would miss the target at that rate: the rate it "did not hold" is then the load's
+    own noise at its edge, no burst to prepare for."""
     pol, pref = spec.policy, spec.variants.effective_preferred
     order = list(spec.variants.allowed)
     target_ms, aim = spec.target_latency_ms, spec.aim_latency_ms
@@ -462,7 +467,10 @@ def _variant(
         if not (p_pref > target_ms or confirmed):
             if ceiling is None or not (math.isfinite(ceiling) and settled and dwell_ok and kept):
                 return variant, []
-            ahead = bridge_variant(ctx.at_rate(ceiling), order, serving, st.correction, aim)
+            burst = ctx.at_rate(ceiling)
+            if steady_load and burst.holds(pref, serving, st.correction, target_ms):
+                return variant, []  # the load's own noise: degrade above the target only
+            ahead = bridge_variant(burst, order, serving, st.correction, aim)
             why = f"{ahead} ahead of the next burst: {ceiling_note(spec, ceiling)}"
             return ahead, [] if ahead == pref else [why]
         # size the bridge with a surge margin when the breach is already visible: a backlog

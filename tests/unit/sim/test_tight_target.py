@@ -1,6 +1,7 @@
 """A target near the service time's own tail: the replicas needed are then very sensitive
 to the rate (the quantile barely moves with the replicas), and stationary load must still
-bring no more changes than the issue's G6 allows (4 replica changes an hour)."""
+bring no more changes than the issue's G6 allows (4 replica changes and 2 variant switches
+an hour)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from slo_operator.sim.sweep import prepare, run_ours
 from slo_operator.spec import LatencySLOSpec
 
 G6_REPLICA_CHANGES = 4
+G6_VARIANT_SWITCHES = 2
 
 
 def _spec(latency_ms: float) -> LatencySLOSpec:
@@ -38,4 +40,19 @@ def test_stationary_load_at_a_tight_target_does_not_flap(latency_ms: float, seed
     m = run_ours(prep)
     hours = (prep.duration - prep.warmup_s) / 3600.0
     assert m["replica_changes"] / hours <= G6_REPLICA_CHANGES, m["replica_changes"]
+    assert m["violating_windows"] == 0
+
+
+@pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
+def test_stationary_load_where_replicas_max_is_at_the_edge_keeps_its_variant() -> None:
+    """At 45 ms sixteen replicas of `full` hold the target but sit at the aim's edge: the
+    rate they "did not hold" lately was this load's own noise, and `full` was switched out
+    ahead of a burst that never came, 6 times in the hour on seed 1 (G6 allows 2). On
+    smooth load a variant is degraded above the target only."""
+    profiles, _ = default_profiles()
+    prep = prepare("steady", spec=_spec(45.0), profiles=profiles, settings=SimSettings(),
+                   plant=measured_plant(MEASURED_PROFILE), seed=1)  # fmt: skip
+    m = run_ours(prep)
+    hours = (prep.duration - prep.warmup_s) / 3600.0
+    assert m["variant_switches"] / hours <= G6_VARIANT_SWITCHES, m["variant_switches"]
     assert m["violating_windows"] == 0
