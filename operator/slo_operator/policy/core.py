@@ -22,8 +22,9 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    preferred one, no replica is still starting, and the measured quantile is within the
    aim. On a smooth fall the window shrinks to a minute; on a calm fall (no burst for a
    window, a trend over six decisions) the current recommendation decides, sized for the
-   recent rate with a margin of rate rather than of latency. A fall (or rise) within the
-   Poisson noise of the window's rate is none (`history.trend_floor`).
+   recent rate with a margin of rate rather than of latency; neither shortcut within a
+   stabilization window of a scale-up. A fall (or rise) within the Poisson noise of the
+   window's rate is none (`history.trend_floor`).
 4. Bridge with the fast knobs on the replicas that are ready now: the window that
    minimizes the predicted quantile, then, if the preferred variant still cannot hold the
    target, the best-quality allowed variant that can (within the quality budget; only a
@@ -388,7 +389,10 @@ def _replicas(
     the quantile feedback added, breach, and add it again). On a fall the window shrinks to
     FALL_WINDOW_S; on a calm fall the current recommendation alone decides: the trend over
     FALL_POINTS decisions stands for the window, and the recommendation's rate margin is
-    many times the noise of the recent rate."""
+    many times the noise of the recent rate. Neither within a stabilization window of a
+    scale-up: a fall that soon undoes the rise that added a replica is that rise's noise
+    (at a tight target, the sized rate's wander added a replica and the "fall" released it
+    a minute later), and the full window decides."""
     desired = conformed.replicas
     if need > desired:
         if _since(now, st.last_scale_up_at) >= spec.policy.scale_up_cooldown_seconds:
@@ -403,6 +407,8 @@ def _replicas(
     if not settled:
         return desired, ["scale-down waits for a stabilization window of fresh data"]
     stab = float(spec.policy.scale_down_stabilization_seconds)
+    if _since(now, st.last_scale_up_at) < stab:  # a fall that undoes the rise: its noise
+        falling = calm_fall = False
     horizon = now - min(FALL_WINDOW_S, stab) if falling else -math.inf
     since = st.economy_since
     saving = since is not None and current.variant != spec.variants.effective_preferred

@@ -174,17 +174,20 @@ def _falling(drop: float) -> tuple[tuple[float, float], ...]:
         pytest.param(10.0, 1.5 * LIGHT, 300, False, id="bursty-fall"),
         pytest.param(0.0, None, 300, False, id="level"),
         pytest.param(10.0, None, 45, True, id="shorter-stabilization-kept"),
+        pytest.param(10.0, None, -200, False, id="scale-up-200s-ago"),
     ],
 )
 def test_a_smooth_sustained_fall_shortens_the_stabilization_to_a_minute(
     drop: float, peak: float | None, stab: int, expect_down: bool
 ) -> None:
-    """Six replicas were needed 100 s ago; for the last minute fewer were."""
-    spec = make_spec(policy={"scaleDownStabilizationSeconds": stab})
+    """Six replicas were needed 100 s ago; for the last minute fewer were. Not within a
+    stabilization window of a scale-up (`stab` < 0: a scale-up that many seconds ago)."""
+    up = NOW + stab if stab < 0 else None
+    spec = make_spec(policy={"scaleDownStabilizationSeconds": stab if stab > 0 else 300})
     recs = ((NOW - 100.0, 6), (NOW - 45.0, 2), (NOW - 30.0, 2), (NOW - 15.0, 2))
-    if stab < 100:
+    if 0 < stab < 100:
         recs = recs[1:]
-    st = settled(recommendations=recs, rates=_falling(drop))
+    st = settled(recommendations=recs, rates=_falling(drop), last_scale_up_at=up)
     o = replace(obs(rate=LIGHT, current=cfg(6), ready=6), peak_request_rate=peak)
     decision, _ = decide(spec, o, cfg(6), PROFILES, st, NOW)
     assert (decision.target.replicas == 5) is expect_down, decision.reason
@@ -413,24 +416,28 @@ def test_a_calm_fall_keeps_its_scale_down_margin_in_rate(
 
 
 @pytest.mark.parametrize(
-    ("burst_ago", "expect_down"),
+    ("burst_ago", "up_ago", "expect_down"),
     [
-        pytest.param(None, True, id="calm"),
-        pytest.param(100.0, False, id="burst-within-the-window"),
+        pytest.param(None, None, True, id="calm"),
+        pytest.param(100.0, None, False, id="burst-within-the-window"),
+        pytest.param(None, 200.0, False, id="scale-up-within-the-window"),
+        pytest.param(None, 301.0, True, id="scale-up-a-window-ago"),
     ],
 )
 def test_on_a_calm_fall_the_current_recommendation_decides(
-    burst_ago: float | None, expect_down: bool
+    burst_ago: float | None, up_ago: float | None, expect_down: bool
 ) -> None:
     """Six replicas were recommended at each of the last three decisions; the load fell at
     each of the last six and the current recommendation is lower. On calm load the trend over six
     decisions stands for the stabilization window and the recommendation's rate margin is
     many times the recent rate's noise: one replica goes now. After a burst the fall waits
-    for its minute."""
+    for its minute; within a stabilization window of a scale-up, for the whole window (a
+    fall that soon undoes the rise that added a replica is that rise's noise)."""
     recs = ((NOW - 45.0, 6), (NOW - 30.0, 6), (NOW - 15.0, 6))
     burst = None if burst_ago is None else NOW - burst_ago
+    up = None if up_ago is None else NOW - up_ago
     rates = _series(210, 200, 190, 180, 170, 160)
-    st = settled(recommendations=recs, rates=rates, last_burst_at=burst)
+    st = settled(recommendations=recs, rates=rates, last_burst_at=burst, last_scale_up_at=up)
     decision, _ = decide(SPEC, obs(rate=LIGHT, current=cfg(6), ready=6), cfg(6), PROFILES, st, NOW)
     assert (decision.target.replicas == 5) is expect_down, decision.reason
     if expect_down:
