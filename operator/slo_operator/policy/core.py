@@ -303,7 +303,8 @@ def propose(
     # 4. fast knobs on the replicas that serve now
     serving = min(ready, new_replicas)
     # a breach that comes with a step in the rate, replicas ordered for it: bridged at once
-    stepped = p_obs > spec.target_latency_ms and rate_stepped(st.rates) and new_replicas > ready
+    rate_step = rate_stepped(st.rates)
+    stepped = p_obs > spec.target_latency_ms and rate_step and new_replicas > ready
     same_question = sized_for == pref and cf_replicas == st.correction
     held = feasible if same_question else sizing.holds(pref, spec.replicas.max, st.correction,
                                                         spec.aim_latency_ms)  # fmt: skip
@@ -311,7 +312,7 @@ def propose(
     variant, more = _variant(
         spec, ctx, st, conformed.variant, serving, cf_fast, confirmed or stepped, p_obs,
         settled, now, ctx.fallen_to(observation.recent_request_rate), lesson, ceiling,
-        is_smooth and not rate_stepped(st.rates),
+        is_smooth and not rate_step,
     )  # fmt: skip
     window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
     target = RuntimeConfig(new_replicas, window, spec.batching.max_batch_size, variant)

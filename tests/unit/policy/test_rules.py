@@ -899,16 +899,20 @@ def test_a_rate_beyond_what_replicas_max_of_full_hold_is_remembered() -> None:
     assert (back.ceiling_at, back.ceiling_rate) == (5.0, 900.0)
 
 
-def _beyond_full_within_quantized() -> float:
-    """A rate 16 replicas of `full` cannot hold at the aim and 16 of `quantized` can."""
+def _sixteen_full_reach(p99_ms: float) -> float:
+    """The rate at which 16 replicas of `full` serve at `p99_ms` by the model (bisection)."""
     low, high = 1.0, 100_000.0
     for _ in range(60):
         mid = (low + high) / 2
-        low, high = (
-            (mid, high) if model_p99(mid, cfg(16)) < 1.3 * SPEC.aim_latency_ms else (low, mid)
-        )
-    assert model_p99(low, cfg(16, variant="quantized")) < 0.8 * SPEC.aim_latency_ms
+        low, high = (mid, high) if model_p99(mid, cfg(16)) < p99_ms else (low, mid)
     return low
+
+
+def _beyond_full_within_quantized() -> float:
+    """A rate 16 replicas of `full` cannot hold at the aim and 16 of `quantized` can."""
+    rate = _sixteen_full_reach(1.3 * SPEC.aim_latency_ms)
+    assert model_p99(rate, cfg(16, variant="quantized")) < 0.8 * SPEC.aim_latency_ms
+    return rate
 
 
 def test_the_burst_is_remembered_at_its_highest_for_a_window() -> None:
@@ -962,12 +966,9 @@ def test_after_a_burst_beyond_replicas_max_the_variant_that_holds_it_serves_ahea
 
 def _between_aim_and_target() -> float:
     """A rate at which 16 replicas of `full` miss the 85 ms aim but hold the 100 ms target."""
-    low, high = 1.0, 100_000.0
-    for _ in range(60):
-        mid = (low + high) / 2
-        low, high = (mid, high) if model_p99(mid, cfg(16)) < 92.0 else (low, mid)
-    assert SPEC.aim_latency_ms < model_p99(low, cfg(16)) < SPEC.target_latency_ms
-    return low
+    rate = _sixteen_full_reach(92.0)
+    assert SPEC.aim_latency_ms < model_p99(rate, cfg(16)) < SPEC.target_latency_ms
+    return rate
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ an hour)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from slo_operator.sim.engine import SimSettings
@@ -25,6 +27,14 @@ def _spec(latency_ms: float) -> LatencySLOSpec:
     })  # fmt: skip
 
 
+def _steady_hour(latency_ms: float, seed: int) -> tuple[dict[str, Any], float]:
+    """Ours' figures on the simulator's `steady` workload at `latencyMs`, and its hours."""
+    profiles, _ = default_profiles()
+    prep = prepare("steady", spec=_spec(latency_ms), profiles=profiles, settings=SimSettings(),
+                   plant=measured_plant(MEASURED_PROFILE), seed=seed)  # fmt: skip
+    return run_ours(prep), (prep.duration - prep.warmup_s) / 3600.0
+
+
 @pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
 @pytest.mark.parametrize(("latency_ms", "seed"), [(50.0, 0), (55.0, 0), (65.0, 0)])
 def test_stationary_load_at_a_tight_target_does_not_flap(latency_ms: float, seed: int) -> None:
@@ -36,12 +46,7 @@ def test_stationary_load_at_a_tight_target_does_not_flap(latency_ms: float, seed
     recent rate 2 standard deviations over the window's) added a sixth replica that a "fall"
     released a minute later, three times (6 changes): no shortened scale-down within a
     stabilization window of a scale-up."""
-    spec = _spec(latency_ms)
-    profiles, _ = default_profiles()
-    prep = prepare("steady", spec=spec, profiles=profiles, settings=SimSettings(),
-                   plant=measured_plant(MEASURED_PROFILE), seed=seed)  # fmt: skip
-    m = run_ours(prep)
-    hours = (prep.duration - prep.warmup_s) / 3600.0
+    m, hours = _steady_hour(latency_ms, seed)
     assert m["replica_changes"] / hours <= G6_REPLICA_CHANGES, m["replica_changes"]
     assert m["violating_windows"] == 0
 
@@ -52,10 +57,6 @@ def test_stationary_load_where_replicas_max_is_at_the_edge_keeps_its_variant() -
     rate they "did not hold" lately was this load's own noise, and `full` was switched out
     ahead of a burst that never came, 6 times in the hour on seed 1 (G6 allows 2). On
     smooth load a variant is degraded above the target only."""
-    profiles, _ = default_profiles()
-    prep = prepare("steady", spec=_spec(45.0), profiles=profiles, settings=SimSettings(),
-                   plant=measured_plant(MEASURED_PROFILE), seed=1)  # fmt: skip
-    m = run_ours(prep)
-    hours = (prep.duration - prep.warmup_s) / 3600.0
+    m, hours = _steady_hour(45.0, seed=1)
     assert m["variant_switches"] / hours <= G6_VARIANT_SWITCHES, m["variant_switches"]
     assert m["violating_windows"] == 0
