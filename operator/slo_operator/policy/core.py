@@ -309,10 +309,10 @@ def propose(
     held = feasible if same_question else sizing.holds(pref, spec.replicas.max, st.correction,
                                                         spec.aim_latency_ms)  # fmt: skip
     st, ceiling = note_ceiling(st, held, sizing.rate, now, stab)
+    fallen = ctx.fallen_to(observation.recent_request_rate, observation.request_rate)
     variant, more = _variant(
         spec, ctx, st, conformed.variant, serving, cf_fast, confirmed or stepped, p_obs,
-        settled, now, ctx.fallen_to(observation.recent_request_rate), lesson, ceiling,
-        is_smooth and not rate_step,
+        settled, now, fallen, lesson, ceiling, is_smooth and not rate_step,
     )  # fmt: skip
     window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
     target = RuntimeConfig(new_replicas, window, spec.batching.max_batch_size, variant)

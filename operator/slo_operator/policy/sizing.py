@@ -97,10 +97,14 @@ class Sizing:
         fall_to = recent if recent is not None and recent < rate else self.rate
         return self.at_rate(fall_to / DOWN_MARGIN).replicas_needed(variant, correction)[0]
 
-    def fallen_to(self, recent: float | None) -> float | None:
+    def fallen_to(self, recent: float | None, window_rate: float | None) -> float | None:
         """The `recent` rate when the load has clearly fallen below the rate sized for (the
-        quantile's window then still holds the busier past), else None."""
+        quantile's window then still holds the busier past), else None. Not while the recent
+        rate is above the `window_rate`: a peak higher still is then the burst's front, not
+        its past (a rise reaches the peak's short range before the recent one)."""
         if recent is None or not math.isfinite(recent) or self.rate <= 0:
+            return None
+        if window_rate is not None and recent > window_rate:
             return None
         return recent if recent < (1.0 - STEADY_RATE_TOLERANCE) * self.rate else None
 

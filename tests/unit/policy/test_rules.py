@@ -797,6 +797,21 @@ def test_no_degrade_for_a_breach_the_load_has_already_left_behind() -> None:
     assert "the load has fallen" in decision.reason
 
 
+def test_a_burst_front_below_its_peak_is_not_a_fall() -> None:
+    """A burst arriving: the peak's short range already holds its height, the recent rate
+    (longer) only part of it, the window's rate less still. The recent rate is below the
+    rate sized for (the peak), but above the window's: the load rises, and a breach now is
+    bridged at once. (Read as "fallen", the bridge waited one step while the backlog grew:
+    the reversed shipped trace lost a fifth window on each seed.)"""
+    front = replace(
+        obs(rate=300.0, p99=400.0, ready=2), recent_request_rate=800.0, peak_request_rate=OVERLOAD
+    )
+    assert model_p99(800.0, cfg(2)) <= SPEC.aim_latency_ms  # what "fallen" would have read
+    decision, _ = decide(SPEC, front, cfg(2), PROFILES, settled(), NOW)
+    assert decision.target.variant != "full"
+    assert "fallen" not in decision.reason
+
+
 def _rate_predicted_at(p99_ms: float, config: RuntimeConfig, high: float = OVERLOAD) -> float:
     """The rate at which the model predicts `p99_ms` for `config` (bisection below `high`)."""
     low = 1.0
