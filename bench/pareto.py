@@ -115,16 +115,26 @@ def at_cost(points: Sequence[tuple[float, float]], cost: float) -> tuple[float |
     return front[-1][1], "within"  # pragma: no cover - unreachable
 
 
-def prediction_error(profiles: ProfileSet, plant: Plant, settings: SimSettings) -> list[dict]:
+def prediction_error(
+    profiles: ProfileSet,
+    plant: Plant,
+    settings: SimSettings,
+    loads: Sequence[float] = (0.3, 0.6, 0.85),
+) -> list[dict]:
     """The controller's p99 prediction against the simulated p99, on the model's own plant
-    (the line, 5 % jitter) and on the measured plant: one replica and three, at 30 %, 60 %
-    and 85 % of the model's saturation rate, window 0, max batch 32, 120 s of Poisson load."""
+    (the line, 5 % jitter) and on the measured plant: one replica and three, at `loads` of
+    the model's saturation rate, window 0, max batch 32, 120 s of Poisson load. On the
+    measured plant also the prediction with the profile factor the controller learns from
+    that run's batch times (`fitted_*`: what the learned quantile correction still has to
+    cover, and how that changes with the load)."""
     from slo_operator.model import max_throughput_rps
+    from slo_operator.policy.profiles import fit_profiles
+    from slo_operator.sim.view import SimView
 
     rows = []
     for variant, prof in profiles.variants.items():
         for replicas in (1, 3):
-            for load in (0.3, 0.6, 0.85):
+            for load in loads:
                 rate = load * max_throughput_rps(prof, 32) * replicas
                 pred = predict(prof, rate, replicas, 0, 32).latency_ms
                 row: dict[str, Any] = {"variant": variant, "replicas": replicas, "load": load,
@@ -142,6 +152,11 @@ def prediction_error(profiles: ProfileSet, plant: Plant, settings: SimSettings) 
                     got = histogram_quantile(0.99, LATENCY_BUCKETS_MS, tr.hist[10:].sum(0).tolist())
                     row[f"{label}_p99_ms"] = got
                     row[f"{label}_error"] = pred / got - 1.0 if got > 0 else None
+                fit = fit_profiles(profiles, SimView(sim).batches(10, 120), {})
+                fitted = predict(fit.profiles.variants[variant], rate, replicas, 0, 32).latency_ms
+                row["fitted_factor"] = fit.scale.get(variant, 1.0)
+                row["fitted_p99_ms"] = fitted
+                row["fitted_error"] = fitted / got - 1.0 if got > 0 else None
                 rows.append(row)
     return rows
 

@@ -116,7 +116,7 @@ class SimView:
             ready_replicas=sim.ready_count(),
             recent_request_rate=recent,
             peak_request_rate=peak,
-            batch=self._batches(start, end),
+            batch=self.batches(start, end),
             ranges=Ranges(
                 window_s=window_s,
                 recent_s=recent_s or window_s,
@@ -125,7 +125,7 @@ class SimView:
             ),
         )
 
-    def _batches(self, start: int, end: int) -> BatchMeasurement | None:
+    def batches(self, start: int, end: int) -> BatchMeasurement | None:
         """Mean batch time per variant that served in [start, end) and the mean batch size,
         as the workers' batch metrics give them (`rate(sum) / rate(count)`)."""
         sim = self._sim
