@@ -1,0 +1,69 @@
+"""The same requests at other times: a trace reversed, or its blocks shuffled.
+
+    python bench/retime_trace.py IN OUT --reverse
+    python bench/retime_trace.py IN OUT --shuffle-blocks 300 [--seed 7]
+
+A controller's figures on one trace can owe something to that trace's timing: where its
+first burst falls after the warm-up, which bursts come within a stabilization window of
+another. Replaying the same arrivals reversed in time, or cut into blocks of N seconds put
+in a random order (each block's inner timing kept), keeps the trace's rate distribution,
+its bursts and their shapes (mirrored, when reversed) and changes only that timing:
+`bench/pareto.py --trace-file OUT` then asks whether the figures hold. IN is a trace in the
+Azure format (`TIMESTAMP,...`, one row per request, what `latencyslo simulate
+--trace-file` reads); OUT has the same header, one row per request, the timestamps moved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from slo_operator.sim.workloads import load_trace
+
+
+def retimed(secs: np.ndarray, reverse: bool, block_s: float | None, seed: int) -> np.ndarray:
+    """Arrival offsets (from 0) moved: mirrored in time, or blocks of `block_s` permuted."""
+    secs = np.sort(np.asarray(secs, dtype=float))
+    secs = secs - secs[0]
+    if reverse:
+        return np.sort(secs[-1] - secs)
+    if block_s is None or block_s <= 0:
+        raise ValueError("block_s must be > 0")
+    block = np.floor(secs / block_s).astype(np.int64)
+    order = np.random.default_rng(seed).permutation(int(block.max()) + 1)
+    return np.sort(order[block] * block_s + (secs - block * block_s))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("src", type=Path)
+    ap.add_argument("out", type=Path)
+    how = ap.add_mutually_exclusive_group(required=True)
+    how.add_argument("--reverse", action="store_true")
+    how.add_argument("--shuffle-blocks", type=float, metavar="SECONDS")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    if args.shuffle_blocks is not None and not args.shuffle_blocks > 0:
+        ap.error("--shuffle-blocks: a block length in seconds, > 0")
+    stamps, _, _ = load_trace(args.src)
+    if stamps is None:
+        ap.error(f"{args.src}: not a TIMESTAMP trace (one row per request)")
+    with args.src.open(newline="") as fh:
+        header = next(csv.reader(fh))
+    moved = retimed(stamps, args.reverse, args.shuffle_blocks, args.seed)
+    start = datetime(2023, 11, 16)
+    with args.out.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header[:1])
+        for s in moved:
+            w.writerow([(start + timedelta(seconds=float(s))).strftime("%Y-%m-%d %H:%M:%S.%f")])
+    span = moved[-1] - moved[0] if len(moved) > 1 else 0.0
+    print(f"wrote {args.out}: {len(moved)} requests over {span:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
