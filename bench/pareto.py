@@ -117,7 +117,7 @@ def at_cost(points: Sequence[tuple[float, float]], cost: float) -> tuple[float |
 
 def prediction_error(
     profiles: ProfileSet,
-    plant: Plant,
+    plant: Plant | None,
     settings: SimSettings,
     loads: Sequence[float] = (0.3, 0.6, 0.85),
 ) -> list[dict]:
@@ -152,11 +152,13 @@ def prediction_error(
                     got = histogram_quantile(0.99, LATENCY_BUCKETS_MS, tr.hist[10:].sum(0).tolist())
                     row[f"{label}_p99_ms"] = got
                     row[f"{label}_error"] = pred / got - 1.0 if got > 0 else None
-                fit = fit_profiles(profiles, SimView(sim).batches(10, 120), {})
-                fitted = predict(fit.profiles.variants[variant], rate, replicas, 0, 32).latency_ms
-                row["fitted_factor"] = fit.scale.get(variant, 1.0)
-                row["fitted_p99_ms"] = fitted
-                row["fitted_error"] = fitted / got - 1.0 if got > 0 else None
+                    if label != "measured_plant":
+                        continue
+                    fit = fit_profiles(profiles, SimView(sim).batches(10, 120), {})
+                    fitted = predict(fit.profiles.variants[variant], rate, replicas, 0, 32)
+                    row["fitted_factor"] = fit.scale.get(variant, 1.0)
+                    row["fitted_p99_ms"] = fitted.latency_ms
+                    row["fitted_error"] = fitted.latency_ms / got - 1.0 if got > 0 else None
                 rows.append(row)
     return rows
 

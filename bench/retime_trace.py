@@ -10,13 +10,14 @@ in a random order (each block's inner timing kept), keeps the trace's rate distr
 its bursts and their shapes (mirrored, when reversed) and changes only that timing:
 `bench/pareto.py --trace-file OUT` then asks whether the figures hold. IN is a trace in the
 Azure format (`TIMESTAMP,...`, one row per request, what `latencyslo simulate
---trace-file` reads); OUT has the same header, one row per request, the timestamps moved.
+--trace-file` reads); OUT is in that format too, the timestamps moved.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +39,17 @@ def retimed(secs: np.ndarray, reverse: bool, block_s: float | None, seed: int) -
     return np.sort(order[block] * block_s + (secs - block * block_s))
 
 
+def write_trace(path: Path, secs: Iterable[float]) -> None:
+    """A trace in the Azure format (`TIMESTAMP`, one row per request) with arrivals at `secs`
+    seconds from an arbitrary start."""
+    start = datetime(2023, 11, 16)
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["TIMESTAMP"])
+        for s in secs:
+            w.writerow([(start + timedelta(seconds=float(s))).strftime("%Y-%m-%d %H:%M:%S.%f")])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("src", type=Path)
@@ -52,15 +64,8 @@ def main() -> None:
     stamps, _, _ = load_trace(args.src)
     if stamps is None:
         ap.error(f"{args.src}: not a TIMESTAMP trace (one row per request)")
-    with args.src.open(newline="") as fh:
-        header = next(csv.reader(fh))
     moved = retimed(stamps, args.reverse, args.shuffle_blocks, args.seed)
-    start = datetime(2023, 11, 16)
-    with args.out.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(header[:1])
-        for s in moved:
-            w.writerow([(start + timedelta(seconds=float(s))).strftime("%Y-%m-%d %H:%M:%S.%f")])
+    write_trace(args.out, moved)
     span = moved[-1] - moved[0] if len(moved) > 1 else 0.0
     print(f"wrote {args.out}: {len(moved)} requests over {span:.0f} s")
 

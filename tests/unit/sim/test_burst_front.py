@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from slo_operator.sim.engine import SimSettings
@@ -15,14 +14,15 @@ from slo_operator.sim.profiles import MEASURED_PROFILE, default_profiles
 from slo_operator.sim.runner import default_spec
 from slo_operator.sim.sweep import INITIAL_UTILIZATION, fleet_start, prepare
 from slo_operator.sim.workloads import SHIPPED_TRACE, load_trace
+from tests.unit.bench.scripts import load
 
 
 def _reversed(path: Path) -> Path:
+    """The shipped trace reversed in time, as `bench/retime_trace.py --reverse` writes it."""
+    retime = load("retime_trace.py", "retime_trace_burst_front")
     stamps, _, _ = load_trace(SHIPPED_TRACE)
     assert stamps is not None
-    mirrored = np.sort(stamps[-1] - stamps)
-    rows = [f"2023-11-16 00:{int(s // 60):02d}:{s % 60:09.6f}" for s in mirrored]
-    path.write_text("TIMESTAMP\n" + "\n".join(rows) + "\n")
+    retime.write_trace(path, retime.retimed(stamps, True, None, 0))
     return path
 
 
