@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,12 +26,52 @@ from typing import Any
 import httpx
 import yaml
 
+_LOWEST_PORT = 10_000
+_HANDED_OUT: set[int] = set()
+_PICK = random.Random()
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux's default
+    where it cannot be read)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that was free a moment ago, for a child process to listen on.
+
+    Picked below the kernel's ephemeral range: a port the OS hands out for `bind(0)` lies
+    inside it, where any outgoing connection on the machine (a scrape, a probe, a client's
+    new socket) may take it before the child binds it, and the child then fails with
+    "address already in use". Below the range only another listener can take it. A port
+    this process handed out before is never handed out again, so two children started side
+    by side never get the same one. Falls back to the OS's pick when the range below is too
+    small or full.
+    """
+    low, _ = _ephemeral_ports()
+    if low - _LOWEST_PORT >= 1_000:
+        for _ in range(200):
+            port = _PICK.randrange(_LOWEST_PORT, low)
+            if port in _HANDED_OUT:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 _PR_SET_PDEATHSIG = 1

@@ -218,8 +218,6 @@ def start_worker(
     workdir = workdir or Path(tempfile.mkdtemp(prefix="latencyslo-worker-"))
     port = free_port()
     admin_port = free_port()
-    while admin_port == port:
-        admin_port = free_port()
     token_file = None
     if token is not None:
         token_file = workdir / "admin-token"
