@@ -42,7 +42,15 @@ import numpy as np
 
 from slo_operator.sim.engine import SimSettings, Simulation, SimView
 from slo_operator.sim.plant import Plant
-from slo_operator.sim.policies import BASELINE_WINDOW_MS, HPAPolicy, KEDAPolicy, KPAPolicy, _Hold
+from slo_operator.sim.policies import (
+    BASELINE_WINDOW_MS,
+    CAPACITY_BISECTIONS,
+    HPAPolicy,
+    KEDAPolicy,
+    KPAPolicy,
+    _Hold,
+    infeasible,
+)
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import ProfileSet, RuntimeConfig
 
@@ -109,7 +117,8 @@ def calibrate_fleet(
     settings: SimSettings,
     plant: Plant | None,
 ) -> FleetCalibration:
-    """Bisect the rate one replica of `variant` holds at the objective (cached)."""
+    """Bisect the rate one replica of `variant` holds at the objective (cached);
+    `InfeasibleTarget` when it holds none."""
     key = (spec.target_latency_ms, spec.quantile, spec.batching.max_batch_size,
            spec.batching.min_window_ms, profiles.variants[variant], variant, settings,
            id(plant))  # fmt: skip
@@ -118,14 +127,19 @@ def calibrate_fleet(
         return hit
     prof = profiles.variants[variant]
     hi = 2000.0 * spec.batching.max_batch_size / prof.batch_ms(spec.batching.max_batch_size)
+    lowest = hi / 2**CAPACITY_BISECTIONS
     lo = 0.0
-    for _ in range(12):
+    for _ in range(CAPACITY_BISECTIONS):
         mid = (lo + hi) / 2
         share, _ = _load_test(spec, profiles, variant, mid, settings, plant)
         if share >= spec.quantile:
             lo = mid
         else:
             hi = mid
+    if lo <= 0:
+        raise infeasible(
+            spec, variant, lowest, "the measured plant" if plant else "the model plant"
+        )
     _, conc = _load_test(spec, profiles, variant, lo, settings, plant)
     cal = FleetCalibration(variant, lo, conc)
     _CACHE[key] = cal

@@ -12,7 +12,7 @@ import click
 
 from slo_operator.sim.engine import SimSettings
 from slo_operator.sim.plant import measured_plant
-from slo_operator.sim.policies import POLICIES
+from slo_operator.sim.policies import POLICIES, InfeasibleTarget
 from slo_operator.sim.profiles import load_profiles
 from slo_operator.sim.report import TABLE_HEADER, document, plot, plot_path, table_rows
 from slo_operator.sim.runner import (
@@ -169,21 +169,24 @@ def simulate(
             for k in range(seeds):
                 s = seed + k
                 task = progress.add_task(f"{name} seed {s}", total=len(policies))
-                result = run_scenario(
-                    name,
-                    policies=policies,
-                    spec=spec,
-                    profiles=profiles,
-                    settings=settings,
-                    seed=s,
-                    base_rps=base_rps,
-                    duration_s=duration,
-                    trace_file=trace_file if name == "trace" else None,
-                    target_mean_rps=target_mean_rps if name == "trace" else None,
-                    on_tick=None,
-                    progress=lambda _p, task=task: progress.advance(task),
-                    plant=plant,
-                )
+                try:
+                    result = run_scenario(
+                        name,
+                        policies=policies,
+                        spec=spec,
+                        profiles=profiles,
+                        settings=settings,
+                        seed=s,
+                        base_rps=base_rps,
+                        duration_s=duration,
+                        trace_file=trace_file if name == "trace" else None,
+                        target_mean_rps=target_mean_rps if name == "trace" else None,
+                        on_tick=None,
+                        progress=lambda _p, task=task: progress.advance(task),
+                        plant=plant,
+                    )
+                except InfeasibleTarget as exc:
+                    raise click.ClickException(str(exc)) from exc
                 capacity = result.calibration.capacity_rps
                 used_base = result.base_rps
                 for policy, run in result.runs.items():

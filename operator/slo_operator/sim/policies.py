@@ -119,6 +119,23 @@ class Calibration:
 
 
 _CAL_CACHE: dict[tuple[object, ...], Calibration] = {}
+CAPACITY_BISECTIONS = 12
+
+
+class InfeasibleTarget(ValueError):
+    """One replica of the variant misses the objective at every rate: nothing to size."""
+
+
+def infeasible(
+    spec: LatencySLOSpec, variant: str, lowest_rps: float, plant: str
+) -> InfeasibleTarget:
+    """The error for a load test that found no rate one replica holds."""
+    return InfeasibleTarget(
+        f"one replica of {variant} misses p{spec.objective.percentile:g} <= "
+        f"{spec.target_latency_ms:g} ms at every rate tried (down to {lowest_rps:.2g} req/s) "
+        f"on {plant}: the target is below the variant's own batch time; raise "
+        f"objective.latencyMs or prefer a faster variant"
+    )
 
 
 def _capacity(
@@ -129,9 +146,10 @@ def _capacity(
     quantile: float,
     settings: SimSettings,
 ) -> float:
+    """The highest rate one replica holds within `p99_ms` (bisection; 0 when none does)."""
     hi = 1000.0 * max_batch / profile.batch_ms(max_batch)
     lo = 0.0
-    for _ in range(12):
+    for _ in range(CAPACITY_BISECTIONS):
         mid = (lo + hi) / 2
         share, _ = load_test(profile, mid, window_ms, max_batch, p99_ms, settings)
         if share >= quantile:
@@ -152,6 +170,9 @@ def calibrate(spec: LatencySLOSpec, profiles: ProfileSet, settings: SimSettings)
     if hit is not None:
         return hit
     rate = _capacity(prof, window, batch, spec.target_latency_ms, spec.quantile, settings)
+    if rate <= 0:
+        lowest = 1000.0 * batch / prof.batch_ms(batch) / 2**CAPACITY_BISECTIONS
+        raise infeasible(spec, spec.variants.effective_preferred, lowest, "the model plant")
     _, inflight = load_test(prof, rate, window, batch, spec.target_latency_ms, settings)
     cal = Calibration(window, rate, inflight)
     _CAL_CACHE[key] = cal

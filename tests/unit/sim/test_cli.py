@@ -62,3 +62,17 @@ def test_simulate_runs_the_measured_plant_unless_told_otherwise(tmp_path: Path) 
     r = runner.invoke(main, [*args, "--spread", str(bad)])
     assert r.exit_code != 0
     assert "ratios must be positive" in r.output
+
+
+def test_a_target_no_replica_can_hold_is_a_clear_error(tmp_path: Path) -> None:
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("spec:\n  targetRef: {name: w}\n  objective: {latencyMs: 2}\n")
+    for plant in ("measured", "model"):
+        r = CliRunner().invoke(
+            main,
+            ["simulate", "--scenario", "step", "--duration", "120", "--policy", "static",
+             "--slo", str(slo), "--plant", plant],
+        )  # fmt: skip
+        assert r.exit_code != 0
+        assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+        assert "one replica of full misses p99 <= 2 ms at every rate tried" in r.output
