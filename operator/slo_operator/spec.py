@@ -372,6 +372,14 @@ class Variants(ApiModel):
         """The preferred variant, defaulting to the best allowed one."""
         return self.preferred if self.preferred is not None else self.allowed[0]
 
+    @property
+    def ladder(self) -> list[str]:
+        """The variants the controller serves: the preferred one, then the allowed ones
+        below it in the degrade order. One above the preferred (better quality, slower) is
+        never chosen: it would bridge nothing and spend the quality budget."""
+        pref = self.effective_preferred
+        return self.allowed[self.allowed.index(pref) :]
+
 
 class Mode(StrEnum):
     ENFORCE = "Enforce"

@@ -132,7 +132,7 @@ def _finish(
     predicted: float | None,
     now: float,
 ) -> tuple[Decision, ControllerState]:
-    order = list(spec.variants.allowed)
+    order = spec.variants.ladder
     acts = actions(current, target, order)
     enforce = spec.policy.mode is Mode.ENFORCE
     apply = enforce and bool(acts)
@@ -461,7 +461,7 @@ def _variant(
     one would miss the target at that rate: the rate it "did not hold" is then the load's
     own noise at its edge, no burst to prepare for."""
     pol, pref = spec.policy, spec.variants.effective_preferred
-    order = list(spec.variants.allowed)
+    order = spec.variants.ladder
     target_ms, aim = spec.target_latency_ms, spec.aim_latency_ms
     budget = spec.variants.quality_budget
     _, remaining = budget_left(spec, st, now)

@@ -107,9 +107,9 @@ class ControllerParams:
                 spec.batching.max_window_ms,
             ),
             max_batch_size=spec.batching.max_batch_size,
-            variant=(
+            variant=(  # a variant above the preferred one is slower: off the ladder too
                 config.variant
-                if config.variant in spec.variants.allowed
+                if config.variant in spec.variants.ladder
                 else spec.variants.effective_preferred
             ),
         )

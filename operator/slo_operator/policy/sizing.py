@@ -75,6 +75,13 @@ class Sizing:
                 return keep, p_keep
         return chosen
 
+    def throughput(self, variant: str) -> float:
+        """Requests per second one replica of `variant` serves in full batches (0 unknown)."""
+        prof = self.profiles.variants.get(variant)
+        if prof is None:
+            return 0.0
+        return 1000.0 * self.max_batch / prof.batch_ms(self.max_batch)
+
     def holds(self, variant: str, replicas: int, correction: float, aim: float) -> bool:
         """Whether `replicas` of `variant` meet `aim` at the best window."""
         return replicas > 0 and self.best_window(variant, replicas, correction)[1] <= aim
@@ -193,16 +200,20 @@ def sizing_rate(obs: Observation, ranges: Ranges) -> float:
 def bridge_variant(
     ctx: Sizing, order: list[str], replicas: int, correction: float, aim: float
 ) -> str:
-    """The best-quality allowed variant that meets the aim on `replicas`, else the fastest."""
+    """The best-quality variant of `order` that meets the aim on `replicas`, else the one
+    predicted fastest (where every one is overloaded: the one with the most throughput, which
+    drains a backlog soonest)."""
     if replicas <= 0:
         return order[0]
-    fastest, fastest_p = order[0], math.inf
+    best: tuple[float, float] = (math.inf, math.inf)
+    fastest = order[0]
     for v in order:
         p = ctx.best_window(v, replicas, correction)[1]
         if p <= aim:
             return v
-        if p < fastest_p:
-            fastest, fastest_p = v, p
+        key = (p, -ctx.throughput(v))
+        if key < best:
+            fastest, best = v, key
     return fastest
 
 

@@ -649,6 +649,56 @@ def test_only_allowed_variants_are_used() -> None:
     assert decision.target.variant == "full"
 
 
+# the preferred variant and the ones below it: what the controller serves
+LADDER = [
+    pytest.param(["full", "quantized", "distilled"], "quantized", id="middle-preferred"),
+    pytest.param(["full", "distilled"], "distilled", id="last-preferred"),
+    pytest.param(["full", "quantized", "distilled"], "distilled", id="fastest-preferred"),
+]
+
+
+@pytest.mark.parametrize(("allowed", "preferred"), LADDER)
+@pytest.mark.parametrize(
+    "observation",
+    [
+        pytest.param(obs(rate=OVERLOAD, p99=400.0, ready=2), id="breach"),
+        pytest.param(obs(rate=20_000.0, p99=2000.0, ready=2), id="every-variant-overloaded"),
+        pytest.param(obs(rate=LIGHT, p99=20.0, ready=2), id="light"),
+    ],
+)
+def test_a_variant_above_the_preferred_one_is_never_chosen(
+    allowed: list[str], preferred: str, observation: Observation
+) -> None:
+    """A bridge goes down the degrade order from the preferred variant, never up to a slower
+    one (it bridged `distilled` with `full` and spent the budget on it); a restore stops at
+    the preferred variant."""
+    spec = make_spec(variants={"allowed": allowed, "preferred": preferred})
+    above = allowed[: allowed.index(preferred)]
+    for current in allowed[allowed.index(preferred) :]:
+        st = settled(last_variant_change_at=NOW - 1000.0, variant_in_force=current)
+        decision, _ = decide(spec, observation, cfg(2, variant=current), PROFILES, st, NOW)
+        assert decision.target.variant not in above, decision.reason
+
+
+@pytest.mark.parametrize(("allowed", "preferred"), LADDER)
+def test_a_variant_above_the_preferred_one_is_left_at_once(
+    allowed: list[str], preferred: str
+) -> None:
+    spec = make_spec(variants={"allowed": allowed, "preferred": preferred})
+    for o in (obs(rate=LIGHT, p99=20.0, ready=2), obs(p99=None, ready=2)):
+        decision, _ = decide(spec, o, cfg(2, variant="full"), PROFILES, settled(), NOW)
+        assert decision.target.variant == preferred
+        assert Action.RESTORE_VARIANT in decision.actions
+
+
+def test_with_every_variant_overloaded_the_bridge_is_the_one_with_most_throughput() -> None:
+    decision, _ = decide(
+        SPEC, obs(rate=20_000.0, p99=2000.0, ready=2), cfg(2), PROFILES, settled(), NOW
+    )
+    fastest = max(PROFILES.variants, key=lambda v: 32 / PROFILES.variants[v].batch_ms(32))
+    assert decision.target.variant == fastest
+
+
 # ------------------------------------------------------------------------------ bounds
 @pytest.mark.parametrize(
     ("observation", "current", "low", "high"),
