@@ -351,7 +351,8 @@ class Variants(ApiModel):
         None,
         description=(
             "The variant served whenever the SLO allows; must be in allowed. When omitted, the "
-            "first entry of allowed."
+            "first entry of allowed. Bridges and savings use the variants after it in allowed; "
+            "those before it are never served."
         ),
     )
     quality_budget: QualityBudget = Field(
