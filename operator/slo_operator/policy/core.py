@@ -56,6 +56,7 @@ from dataclasses import replace
 
 from slo_operator.policy.economy import (
     budget_left,
+    can_bridge,
     saving_decision,
     saving_in_force,
     smooth,
@@ -255,8 +256,9 @@ def propose(
         st = replace(st, last_burst_at=now)
     lesson = lesson_of_failed_restore(spec, st, rate, now)
     # 3. replicas for the sustained rate, preferred variant (5. the quantile fed back)
+    unbridged = is_smooth and not can_bridge(spec, st, conformed.variant, now)
     cf_replicas = feedback_correction(
-        params, observation, current, st, confirmed, cf_fast, raw_now, now
+        params, observation, current, st, confirmed, cf_fast, raw_now, now, unbridged
     )
     if cf_replicas > st.correction:
         st = replace(st, feedback_at=now)

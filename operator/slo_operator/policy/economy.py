@@ -50,6 +50,17 @@ def budget_left(spec: LatencySLOSpec, st: ControllerState, now: float) -> tuple[
     return budget_s, budget_s - st.degraded_seconds(now, window_s)
 
 
+def can_bridge(spec: LatencySLOSpec, st: ControllerState, variant: str, now: float) -> bool:
+    """Whether a faster variant than `variant` could still bridge a breach: one below it on
+    the ladder, and at least a dwell (and an interval) of the quality budget left."""
+    ladder = spec.variants.ladder
+    if variant not in ladder or variant == ladder[-1]:
+        return False
+    pol = spec.policy
+    _, remaining = budget_left(spec, st, now)
+    return remaining >= max(pol.variant_min_dwell_seconds, pol.interval_seconds)
+
+
 def saving(
     spec: LatencySLOSpec, st: ControllerState, startup_s: float, now: float
 ) -> Saving | None:

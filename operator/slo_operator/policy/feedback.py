@@ -45,19 +45,25 @@ def feedback_correction(
     cf_fast: float,
     raw_now: float,
     now: float,
+    unbridged: bool = False,
 ) -> float:
     """The correction replicas are sized with: the learned one, or the observed / predicted
     ratio of a clear breach (at least CLEAR_BREACH x target) when the quantile measured it on
     the configuration in force (unchanged for the quantile's whole range and one interval
     more, for the switch, the drain of a backlog and the scrape to lag the change; every
     ordered replica ready). A quantile just above the target may be noise: it is not fed
-    back (the fast knobs and learning handle it). Nor is one at the histogram's top that the
+    back (the fast knobs and learning handle it), unless the breach is `unbridged` (smooth
+    load, and no faster variant can bridge it: the preferred one is the fastest allowed, or
+    the quality budget is spent or zero): then nothing else answers a breach the model does
+    not explain (learning stops at CORRECTION_MAX), and a confirmed one is fed back whatever
+    its size, as an HPA on the quantile would. Nor is one at the histogram's top that the
     model (learned correction) predicts for the configuration in force (`raw_now`): an
     overload's backlog, not a model error; the rate sizes it."""
     target = params.spec.target_latency_ms
     if not confirmed or cf_fast <= st.correction:
         return st.correction
-    if obs.latency_ms is None or obs.latency_ms < CLEAR_BREACH * target:
+    floor = target if unbridged else CLEAR_BREACH * target
+    if obs.latency_ms is None or obs.latency_ms < floor:
         return st.correction  # noise around the target is not fed back
     if obs.latency_ms >= LATENCY_BUCKETS_MS[-1] and raw_now * st.correction > target:
         return st.correction  # censored at the top, and predicted: an overload

@@ -15,7 +15,7 @@ from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import Observation, ProfileSet, RuntimeConfig
 
 MIN_STARTUP_S, MAX_STARTUP_S = 5.0, 900.0
-CORRECTION_MIN, CORRECTION_MAX = 0.5, 2.5
+CORRECTION_MIN, CORRECTION_MAX = 0.5, 4.0
 CORRECTION_GAIN = 0.15
 LEARN_FROM = 0.4
 """Learn only from quantiles above 40 % of the aim: far below it the histogram's buckets are

@@ -17,6 +17,7 @@ from tests.unit.policy.helpers import (
     assert_no_oscillation,
     cfg,
     closed_loop,
+    make_spec,
     model_p99,
     obs,
     settled,
@@ -66,6 +67,45 @@ def test_when_the_quantile_is_fed_back(
     else:
         assert "measured quantile" not in reason
         assert replicas <= MODEL_ONLY
+
+
+SPENT = ((NOW - 3000.0, NOW - 3000.0 + 0.2 * 3600),)
+"""Degraded time that spends the default quality budget (20 % of an hour)."""
+UNBRIDGED = [
+    # (spec sections, degraded spans, smooth load, fed back?)
+    pytest.param({"variants": {"qualityBudget": {"maxDegradedFraction": 0}}}, (), True, True,
+                 id="zero-budget"),
+    pytest.param({"variants": {"allowed": ["full"]}}, (), True, True,
+                 id="the-preferred-variant-is-the-only-one"),
+    pytest.param({}, SPENT, True, True, id="budget-spent"),
+    pytest.param({}, (), True, False, id="a-variant-can-bridge-it"),
+    pytest.param({"variants": {"allowed": ["full"]}}, (), False, False, id="bursty-load"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sections", "degraded", "is_smooth", "fed"), UNBRIDGED)
+def test_a_breach_no_variant_can_bridge_is_fed_back_whatever_its_size(
+    sections: dict[str, dict[str, object]],
+    degraded: tuple[tuple[float, float], ...],
+    is_smooth: bool,
+    fed: bool,
+) -> None:
+    """A confirmed breach just above the target, on the configuration in force: left to the
+    fast knobs and to learning while a faster variant can bridge it; where none can (the
+    preferred variant is the fastest allowed, or the budget is zero or spent) nothing else
+    would answer it (learning stops at its clamp: with `preferred: distilled` the closed
+    loop sat at 150-170 ms for minutes), so it is fed back on smooth load. On bursty load the
+    breach is the burst's: it is sized by the rate."""
+    spec = make_spec(**sections)
+    state = settled(last_change_at=UNCHANGED, last_p99=150.0, degraded=degraded)
+    peak = RATE if is_smooth else 2.0 * RATE
+    o = replace(
+        obs(rate=RATE, p99=150.0, ready=3), recent_request_rate=RATE, peak_request_rate=peak
+    )
+    decision, _ = decide(spec, o, cfg(3), PROFILES, state, NOW)
+    assert ("sized on the measured quantile" in decision.reason) is fed, decision.reason
+    if fed:
+        assert decision.target.replicas > MODEL_ONLY
 
 
 def test_a_breach_the_model_explains_is_not_fed_back() -> None:
@@ -130,7 +170,7 @@ def test_a_plant_five_times_slower_than_the_model_gets_replicas_at_once() -> Non
 
 
 def test_a_plant_beyond_learning_keeps_the_replicas_the_quantile_asked_for() -> None:
-    """The fivefold plant for an hour: learning's clamped correction (2.5x) says one replica
+    """The fivefold plant for an hour: learning's clamped correction (4x) says one replica
     fewer holds the aim, but the six replicas the feedback ordered measure 98 ms, over the
     85 ms aim: none is removed (it went 6 -> 5 -> 6 every 15 minutes, a bridge and a breach
     each time, 53 of 240 looks over the target)."""
@@ -142,11 +182,30 @@ def test_a_plant_beyond_learning_keeps_the_replicas_the_quantile_asked_for() -> 
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_noise_around_the_target_is_not_fed_back(seed: int) -> None:
+def test_a_plant_beyond_learning_with_no_variant_to_bridge_is_held_under_the_target(
+    seed: int,
+) -> None:
+    """Only `full` allowed, a plant 3.5x slower than the model: learning's correction stops
+    at its clamp short of it, and the breach (just above the target) was never fed back,
+    as it is when a faster variant can bridge it: four replicas, 24-37 of 240 looks over the
+    target for the whole hour. Fed back, the loop settles within ten minutes and stays."""
+    spec = make_spec(variants={"allowed": ["full"]})
+    loop = closed_loop(lambda _t: RATE, 3600, plant_factor=3.5, spec=spec, noise=0.1, seed=seed)
+    assert sum(1 for p in loop.p99 if p > 100.0) <= 8
+    assert all(t < 600.0 for t, _, _ in loop.changes())
+    late = [p for t, p in zip(loop.times, loop.p99, strict=True) if t >= 600.0]
+    assert sum(1 for p in late if p > 100.0) <= 1
+
+
+@pytest.mark.parametrize("allowed", [["full", "quantized", "distilled"], ["full"]])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_noise_around_the_target_is_not_fed_back(seed: int, allowed: list[str]) -> None:
     """A plant 1.3x slower than the model, with 20 % noise on the quantile: breaches just
     above the target come and go; they move nothing more than learning does (G6: at most
-    four replica changes and two variant switches in an hour)."""
-    loop = closed_loop(lambda _t: RATE, 3600, plant_factor=1.3, noise=0.2, seed=seed)
+    four replica changes and two variant switches in an hour), also with no variant to
+    bridge them (a confirmed breach is then fed back: noise is rarely seen twice)."""
+    spec = make_spec(variants={"allowed": allowed})
+    loop = closed_loop(lambda _t: RATE, 3600, plant_factor=1.3, noise=0.2, seed=seed, spec=spec)
     changes = loop.changes()
     assert sum(1 for _, a, b in changes if a.replicas != b.replicas) <= 4
     assert sum(1 for _, a, b in changes if a.variant != b.variant) <= 2

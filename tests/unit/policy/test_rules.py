@@ -900,11 +900,12 @@ def test_a_burst_the_fleet_holds_is_not_bridged_at_once() -> None:
     predicted to hold the new rate (the aim at it, the target at a quarter more: no replica
     ordered), though not the aim at a quarter more: a burst, not a step the fleet falls short
     of. Bridging it at once left the simulated trace's fleet a replica short for later
-    bursts; it waits to be seen twice."""
+    bursts; it waits to be seen twice. (The configuration changed within the window, so this
+    observation teaches the correction nothing: the fleet is judged with x1.15.)"""
     rate = 0.8 * _rate_predicted_at(85.0, cfg(3), high=2 * OVERLOAD)  # x1.15 learned: 98 ms
     assert model_p99(1.25 * rate, cfg(3)) > SPEC.aim_latency_ms  # a surge margin would bridge
     o = obs(rate=rate, p99=120.0, ready=3)
-    st = settled(rates=((NOW - 15.0, 0.5 * rate),))
+    st = settled(rates=((NOW - 15.0, 0.5 * rate),), correction=1.15, last_change_at=NOW - 30.0)
     decision, _ = decide(SPEC, o, cfg(3), PROFILES, st, NOW)
     assert decision.target.replicas == 3
     assert decision.target.variant == "full"
