@@ -57,6 +57,7 @@ from slo_operator.sim.policies import _Hold
 from slo_operator.sim.profiles import MEASURED_PROFILE, default_profiles
 from slo_operator.sim.runner import TRACE_LOAD, default_spec
 from slo_operator.sim.sweep import Prepared, prepare, run_baseline, run_oracle, run_ours
+from slo_operator.sim.workloads import load_trace
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import ProfileSet, RuntimeConfig
 
@@ -395,6 +396,10 @@ def main() -> None:
     for f in args.trace_file:
         if not f.is_file():
             ap.error(f"--trace-file {f}: no such file")
+        try:
+            load_trace(f)
+        except ValueError as exc:
+            ap.error(f"--trace-file: {exc}" if str(f) in str(exc) else f"--trace-file {f}: {exc}")
     names = [s for s in args.scenarios.split(",") if s]
     unknown = [s for s in names if s not in SCENARIOS]
     if unknown:

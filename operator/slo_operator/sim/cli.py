@@ -22,7 +22,7 @@ from slo_operator.sim.runner import (
     default_spec,
     run_scenario,
 )
-from slo_operator.sim.workloads import BUILTIN, NAMES
+from slo_operator.sim.workloads import BUILTIN, NAMES, load_trace
 from slo_operator.spec import LatencySLOSpec
 
 
@@ -154,6 +154,12 @@ def simulate(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--spread") from exc
     names = [*BUILTIN, "trace"] if scenario == "all" else [scenario]
+    if trace_file is not None and "trace" in names:
+        try:
+            load_trace(trace_file)
+        except ValueError as exc:  # a malformed row, or not text at all
+            why = str(exc) if str(trace_file) in str(exc) else f"{trace_file}: {exc}"
+            raise click.BadParameter(why, param_hint="--trace-file") from exc
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     traces: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()

@@ -76,3 +76,21 @@ def test_a_target_no_replica_can_hold_is_a_clear_error(tmp_path: Path) -> None:
         assert r.exit_code != 0
         assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
         assert "one replica of full misses p99 <= 2 ms at every rate tried" in r.output
+
+
+def test_a_malformed_trace_file_is_a_clear_error(tmp_path: Path) -> None:
+    cases = {
+        "empty.csv": b"TIMESTAMP\n",
+        "negative.csv": b"t_seconds,rps\n0,10\n10,-5\n",
+        "binary.csv": bytes(range(128, 256)),
+    }
+    for name, content in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        r = CliRunner().invoke(
+            main,
+            ["simulate", "--scenario", "trace", "--trace-file", str(path), "--policy", "static"],
+        )
+        assert r.exit_code == 2, (name, r.output)
+        assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+        assert f"Invalid value for --trace-file: {path}" in r.output, r.output
