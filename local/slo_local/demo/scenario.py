@@ -343,6 +343,12 @@ def build_scenario(
     if missing:
         raise ScenarioError(f"--profile {profile_file}: no profile for variant(s) {missing}")
     capacity = capacity_rps(spec, profiles)
+    if capacity <= 0:
+        raise ScenarioError(
+            f"--slo {slo_file}: one replica of {spec.variants.effective_preferred} misses the aim "
+            f"({spec.aim_latency_ms:g} ms, {spec.policy.headroom:g} x objective.latencyMs) at "
+            f"every rate by the profile: raise objective.latencyMs or prefer a faster variant"
+        )
     if not 1 < step_factor <= 10:
         raise ScenarioError(f"the step factor must be in (1, 10], got {step_factor}")
     if not 0 < cooldown_fraction <= 10 or not math.isfinite(cooldown_fraction):

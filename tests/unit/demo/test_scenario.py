@@ -171,6 +171,14 @@ def test_bad_inputs_name_the_option(tmp_path: Path) -> None:
         build_scenario(base_rps=-1.0)
     with pytest.raises(ScenarioError, match="--workload"):
         build_scenario(workload="nope")
+    tight = tmp_path / "tight.yaml"
+    tight.write_text(
+        "apiVersion: latencyslo.io/v1alpha1\nkind: LatencySLO\nmetadata: {name: x}\n"
+        "spec: {targetRef: {name: d}, objective: {latencyMs: 1}}\n"
+    )
+    for rate in (None, 10.0):  # no replica holds it: nothing to size, whatever the rate
+        with pytest.raises(ScenarioError, match=r"--slo .*misses the aim .* at every rate"):
+            build_scenario(slo_file=tight, base_rps=rate)
 
 
 def test_trace_workloads(tmp_path: Path) -> None:
