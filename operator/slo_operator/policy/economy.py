@@ -51,8 +51,9 @@ def budget_left(spec: LatencySLOSpec, st: ControllerState, now: float) -> tuple[
 
 
 def can_bridge(spec: LatencySLOSpec, st: ControllerState, variant: str, now: float) -> bool:
-    """Whether a faster variant than `variant` could still bridge a breach: one below it on
-    the ladder, and at least a dwell (and an interval) of the quality budget left."""
+    """Whether a variant below `variant` on the ladder (the degrade order from the preferred
+    one) could still bridge a breach: there is one, and at least a dwell (and an interval) of
+    the quality budget is left, as `_variant` asks before it degrades."""
     ladder = spec.variants.ladder
     if variant not in ladder or variant == ladder[-1]:
         return False
