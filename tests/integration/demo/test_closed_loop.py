@@ -52,12 +52,16 @@ rerun shows as `R` in pytest's summary."""
 
 DURATION_S, WARMUP_S, COOLDOWN_S = 60, 20, 75
 RECOVERY_LIMIT_S = 30.0
-ATTAINMENT_GAP_PP = 8.0
+ATTAINMENT_GAP_PP = 12.0
 """The simulator's share of requests within target may differ from the real run's by this
 much. The aim is 2 points; on a two-core machine the real run loses a few points the
 simulator cannot see (a starting replica, the load generator and Prometheus share the cores
-with the serving replicas), measured at 0.6 to 5.2 points (docs/demo.md). The bound still
-fails a model that has lost touch with the workers (a collapsing client showed 33 points)."""
+with the serving replicas), measured at 0.6 to 5.2 points (docs/demo.md). On a faster spell
+(saturation 277 req/s) the simulator fell 5.8 to 9.3 points *below* the real run, on this
+controller and the one before it alike (the real run 95-99 %, the simulator 89-91 %: one
+replica held most of the step in the real run, docs/demo.md); 8 points failed three attempts
+in a row once. The bound still fails a model that has lost touch with the workers (a
+collapsing client showed 33 points)."""
 
 
 def cpu_jiffies() -> tuple[int, int, int]:
