@@ -31,14 +31,13 @@ _HANDED_OUT: set[int] = set()
 _PICK = random.Random()
 
 
-def _ephemeral_ports() -> tuple[int, int]:
-    """The kernel's range for the local ports of outgoing connections (Linux's default
-    where it cannot be read)."""
+def _ephemeral_low() -> int:
+    """The lowest port of the kernel's range for the local ports of outgoing connections
+    (Linux's default where it cannot be read)."""
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32_768, 60_999
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -52,7 +51,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     by side never get the same one. Falls back to the OS's pick when the range below is too
     small or full.
     """
-    low, _ = _ephemeral_ports()
+    low = _ephemeral_low()
     if low - _LOWEST_PORT >= 1_000:
         for _ in range(200):
             port = _PICK.randrange(_LOWEST_PORT, low)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from slo_operator.model.queueing import predict
+from slo_operator.model.queueing import max_throughput_rps, predict
 from slo_operator.policy.history import (
     STEADY_RATE_TOLERANCE,
     rate_stepped,
@@ -78,9 +78,7 @@ class Sizing:
     def throughput(self, variant: str) -> float:
         """Requests per second one replica of `variant` serves in full batches (0 unknown)."""
         prof = self.profiles.variants.get(variant)
-        if prof is None:
-            return 0.0
-        return 1000.0 * self.max_batch / prof.batch_ms(self.max_batch)
+        return 0.0 if prof is None else max_throughput_rps(prof, self.max_batch)
 
     def holds(self, variant: str, replicas: int, correction: float, aim: float) -> bool:
         """Whether `replicas` of `variant` meet `aim` at the best window."""

@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from slo_operator.model.queueing import max_throughput_rps
 from slo_operator.sim.engine import SimSettings, Simulation, SimView
 from slo_operator.sim.plant import Plant
 from slo_operator.sim.policies import (
@@ -126,7 +127,7 @@ def calibrate_fleet(
     if hit is not None:
         return hit
     prof = profiles.variants[variant]
-    hi = 2000.0 * spec.batching.max_batch_size / prof.batch_ms(spec.batching.max_batch_size)
+    hi = 2.0 * max_throughput_rps(prof, spec.batching.max_batch_size)
     lowest = hi / 2**CAPACITY_BISECTIONS
     lo = 0.0
     for _ in range(CAPACITY_BISECTIONS):

@@ -49,6 +49,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from slo_operator.model.queueing import max_throughput_rps
 from slo_operator.policy import (
     Controller,
     ControllerParams,
@@ -147,7 +148,7 @@ def _capacity(
     settings: SimSettings,
 ) -> float:
     """The highest rate one replica holds within `p99_ms` (bisection; 0 when none does)."""
-    hi = 1000.0 * max_batch / profile.batch_ms(max_batch)
+    hi = max_throughput_rps(profile, max_batch)
     lo = 0.0
     for _ in range(CAPACITY_BISECTIONS):
         mid = (lo + hi) / 2
@@ -171,7 +172,7 @@ def calibrate(spec: LatencySLOSpec, profiles: ProfileSet, settings: SimSettings)
         return hit
     rate = _capacity(prof, window, batch, spec.target_latency_ms, spec.quantile, settings)
     if rate <= 0:
-        lowest = 1000.0 * batch / prof.batch_ms(batch) / 2**CAPACITY_BISECTIONS
+        lowest = max_throughput_rps(prof, batch) / 2**CAPACITY_BISECTIONS
         raise infeasible(spec, spec.variants.effective_preferred, lowest, "the model plant")
     _, inflight = load_test(prof, rate, window, batch, spec.target_latency_ms, settings)
     cal = Calibration(window, rate, inflight)
