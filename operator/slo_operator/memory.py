@@ -53,6 +53,8 @@ _PROGRESS = frozenset(
         "lastDecisionAt",
         "freshSince",
         "recommendations",
+        "needs",
+        "carried",
         "rates",
         "lastP99",
         "degraded",

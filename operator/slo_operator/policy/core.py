@@ -8,7 +8,8 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    (so a Deployment at zero replicas can scale up). Capacity is never removed and the
    variant never switched on untrusted data. After a start (or restart) and after a
    metrics outage, scale-down and variant switches wait for one stabilization window of
-   fresh data (recent and error-free; low traffic counts as fresh).
+   fresh data (recent and error-free; low traffic counts as fresh). Missing data holds the
+   fleet for a window; low traffic what the rate asked for lately (`history.carry_over`).
 2. Learn. When the configuration has been unchanged for a whole objective window and the
    load is steady, the ratio observed / predicted quantile updates a correction factor
    (EWMA in log space, clamped) that multiplies every prediction of the model.
@@ -69,12 +70,14 @@ from slo_operator.policy.history import (
     FALL_POINTS,
     RISE_CONFIRMS,
     TREND_MIN,
+    carry_over,
     falling_load,
     learn_correction,
     learn_startup,
     lesson_of_failed_restore,
     note_ceiling,
     note_failed_restore,
+    note_recommendation,
     prune,
     rate_stepped,
     sustained_rise,
@@ -240,7 +243,7 @@ def propose(
     stab = float(spec.policy.scale_down_stabilization_seconds)
     settled = st.fresh_since is not None and now - st.fresh_since >= stab
     if not lat_ok:
-        return _hold_untrusted(spec, ctx, st, current, conformed, why, rate_ok, now)
+        return _hold_untrusted(spec, ctx, st, current, conformed, why, rate_ok, trust.quiet, now)
 
     assert observation.latency_ms is not None
     p_obs = observation.latency_ms
@@ -278,8 +281,7 @@ def propose(
     need_down = sizing.down_need(
         sized_for, cf_sized, calm_fall, observation.recent_request_rate, rate
     )
-    recs = (*prune(st.recommendations, now, stab), (now, need_down))
-    st = replace(st, recommendations=recs)
+    st = note_recommendation(st, need_down, cf_replicas == st.correction, now, stab)
     over = p_obs > spec.target_latency_ms
     start = start_saving(spec, sizing, st, conformed, account, need, is_smooth, ready, cf_fast,
                          settled, over, now)  # fmt: skip
@@ -334,12 +336,17 @@ def _hold_untrusted(
     conformed: RuntimeConfig,
     why: str,
     rate_ok: bool,
+    quiet: bool,
     now: float,
 ) -> tuple[Decision, ControllerState]:
-    """Untrusted data: hold inside the bounds; a trusted rate alone may add replicas."""
+    """Untrusted data: hold inside the bounds; a trusted rate alone may add replicas. Missing
+    data records the fleet in force as a recommendation (it may hide any load); a `quiet`
+    spell (low traffic) carries over what the rate asked for lately (`history.carry_over`)."""
     stab = float(spec.policy.scale_down_stabilization_seconds)
-    kept = max(current.replicas, conformed.replicas)  # blocks scale-down for a window
-    st = replace(st, recommendations=(*prune(st.recommendations, now, stab), (now, kept)))
+    kept = max(current.replicas, conformed.replicas)
+    recs = prune(st.recommendations, now, stab)
+    st = carry_over(st, kept, now, stab) if quiet else st
+    st = replace(st, recommendations=recs if quiet else (*recs, (now, kept)))
     target, reason = conformed, f"holding: {why}; no capacity removed, variant kept"
     predicted = None
     pref = spec.variants.effective_preferred
@@ -419,7 +426,8 @@ def _replicas(
         horizon = max(horizon, since)
     if refuted and st.feedback_at is not None:  # the replicas it ordered are not held
         horizon = max(horizon, st.feedback_at)
-    recs = [n for t, n in st.recommendations if t > horizon]
+    carried = (st.carried,) if st.carried is not None else ()  # first: not the current one
+    recs = [n for t, n in (*carried, *st.recommendations) if t > max(horizon, now - stab)]
     if calm_fall:
         recs = recs[-1:]
     if max(recs, default=0) >= desired:

@@ -153,6 +153,36 @@ def learn_startup(st: ControllerState, ready: int, now: float) -> ControllerStat
     return replace(st, startup_s=est, pending_up=None)
 
 
+QUIET_CARRY_WINDOWS = 3.0
+"""A quiet spell (traffic below minRequestRate) carries over into the stabilization window
+the most replicas the rate asked for over this many windows before it (15 minutes at the
+defaults): a lull says nothing of the next burst, so the bursts around it decide. Not the
+fleet in force: a fleet the measured quantile ordered at a burst's front (up to 4x the
+model, `replicas.max` on a step from idle) was then held for as long as lulls came every
+stabilization window or sooner (an idle service with 60 s bursts every 4 minutes that four
+replicas hold kept sixteen for the hour). One window or two released fleets between the
+shipped trace's bursts and cost it violating windows; three to twelve measured the same."""
+
+
+def note_recommendation(
+    st: ControllerState, need: int, on_rate: bool, now: float, window_s: float
+) -> ControllerState:
+    """`st` with this decision's recommendation: among the stabilization window's, and, when
+    sized `on_rate` (not on the measured quantile), among `needs` for QUIET_CARRY_WINDOWS."""
+    recs = (*prune(st.recommendations, now, window_s), (now, need))
+    needs = prune(st.needs, now, QUIET_CARRY_WINDOWS * window_s)
+    return replace(st, recommendations=recs, needs=(*needs, (now, need)) if on_rate else needs)
+
+
+def carry_over(st: ControllerState, fleet: int, now: float, window_s: float) -> ControllerState:
+    """A quiet spell's decision: it carries over the most replicas the rate asked for in the
+    last QUIET_CARRY_WINDOWS windows, at most the `fleet` in force (`carried`, one window
+    long); the fleet when the rate asked for nothing in that time."""
+    needs = prune(st.needs, now, QUIET_CARRY_WINDOWS * window_s)
+    carry = min(fleet, max(n for _, n in needs)) if needs else fleet
+    return replace(st, needs=needs, carried=(now, carry))
+
+
 def prune(
     recs: tuple[tuple[float, int], ...], now: float, window_s: float
 ) -> tuple[tuple[float, int], ...]:

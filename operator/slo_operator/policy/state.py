@@ -32,6 +32,11 @@ class ControllerState:
     """The variant served since the last decision (for the quality-budget accounting)."""
     recommendations: tuple[tuple[float, int], ...] = ()
     """(time, replicas needed) over the last stabilization window, oldest first."""
+    needs: tuple[tuple[float, int], ...] = ()
+    """(time, replicas) of the recommendations sized on the rate (not on the measured quantile)
+    over the last QUIET_CARRY_WINDOWS stabilization windows: what a quiet spell carries over."""
+    carried: tuple[float, int] | None = None
+    """(time, replicas) the last quiet spell carried over into the stabilization window."""
     degraded: tuple[tuple[float, float], ...] = ()
     """(start, end) spans served off the preferred variant within the budget window."""
     correction: float = 1.0
@@ -113,6 +118,8 @@ class ControllerState:
             "lastVariantChangeAt": self.last_variant_change_at,
             "variantInForce": self.variant_in_force,
             "recommendations": [[t, n] for t, n in self.recommendations],
+            "needs": [[t, n] for t, n in self.needs],
+            "carried": None if self.carried is None else list(self.carried),
             "degraded": [[s, e] for s, e in self.degraded],
             "correction": self.correction,
             "correctionSamples": self.correction_samples,
@@ -153,6 +160,9 @@ class ControllerState:
         assert started is not None
         try:
             recs = tuple((float(t), int(n)) for t, n in data.get("recommendations", []))
+            needs = tuple((float(t), int(n)) for t, n in data.get("needs", []))
+            raw_carried = data.get("carried")
+            carried = None if raw_carried is None else (float(raw_carried[0]), int(raw_carried[1]))
             degraded = tuple((float(s), float(e)) for s, e in data.get("degraded", []))
             rates = tuple((float(t), float(r)) for t, r in data.get("rates", []))
             raw_pending = data.get("pendingUp")
@@ -161,7 +171,8 @@ class ControllerState:
             failed = None if raw_failed is None else _triple(raw_failed)
         except (TypeError, ValueError, IndexError, OverflowError) as exc:
             raise ValueError(f"controller state: malformed list ({exc})") from exc
-        lists = [("recommendations", recs), ("degraded", degraded), ("rates", rates)]
+        lists = [("recommendations", recs), ("needs", needs), ("degraded", degraded)]
+        lists += [("rates", rates), ("carried", (carried,) if carried else ())]
         for key, items in (*lists, ("failedRestore", (failed,) if failed else ())):
             if not all(math.isfinite(x) for item in items for x in item):
                 raise ValueError(f"controller state: {key} must hold finite numbers")
@@ -183,6 +194,8 @@ class ControllerState:
             last_variant_change_at=num("lastVariantChangeAt"),
             variant_in_force=variant,
             recommendations=recs,
+            needs=needs,
+            carried=carried,
             degraded=degraded,
             correction=correction,
             correction_samples=_count(data.get("correctionSamples", 0)),

@@ -26,6 +26,12 @@ class Trust:
     fault: Fault | None = None
     """The metrics fault behind it, when the data itself is missing, failed or stale."""
 
+    @property
+    def quiet(self) -> bool:
+        """Fresh data without a fault whose quantile is not trusted: traffic below
+        minRequestRate (the load is known to be light, not unknown)."""
+        return self.fresh and self.fault is None and not self.latency
+
 
 def assess(params: ControllerParams, obs: Observation) -> Trust:
     """Trust in `obs` under `params` (staleness limit, minRequestRate)."""

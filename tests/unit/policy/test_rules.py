@@ -80,6 +80,42 @@ def test_missing_latency_with_a_trusted_rate_may_add_replicas() -> None:
     assert decision.target.variant == "full"
 
 
+QUIET = obs(rate=0.2, p99=5.0, ready=16)  # fresh data, traffic below minRequestRate
+
+
+@pytest.mark.parametrize(
+    ("spell", "needs", "released"),
+    [
+        pytest.param(QUIET, ((NOW - 200.0, 4),), True, id="quiet-carries-what-the-rate-asked"),
+        pytest.param(QUIET, ((NOW - 200.0, 16),), False, id="quiet-carries-a-burst-of-16"),
+        pytest.param(QUIET, (), False, id="quiet-with-nothing-asked-keeps-the-fleet"),
+        pytest.param(
+            obs(rate=LIGHT, p99=math.nan, ready=16), ((NOW - 200.0, 4),), False,
+            id="missing-quantile-keeps-the-fleet",
+        ),
+    ],
+)  # fmt: skip
+def test_a_quiet_spell_carries_over_what_the_rate_asked_for(
+    spell: Observation, needs: tuple[tuple[float, int], ...], released: bool
+) -> None:
+    """Sixteen replicas ordered on the measured quantile at a burst's front, where the rate
+    then asked for four: once that recommendation leaves the window, a quiet spell must not
+    hold the sixteen for another window (it recorded the fleet in force, and lulls every
+    window or sooner held it for good), but the most the rate asked for lately. Missing
+    data, or a quiet spell with nothing asked for lately, keeps the fleet in force."""
+    stab = float(SPEC.policy.scale_down_stabilization_seconds)
+    ordered_at = NOW - 240.0
+    st = settled(recommendations=((ordered_at, 16),), needs=needs, feedback_at=ordered_at)
+    t = NOW
+    while t <= ordered_at + stab:
+        decision, st = decide(SPEC, replace(spell, at=t), cfg(16), PROFILES, st, t)
+        assert decision.target.replicas == 16  # held while quiet or missing
+        t += 15.0
+    light = obs(rate=LIGHT, ready=16, at=t, current=cfg(16))
+    decision, _ = decide(SPEC, light, cfg(16), PROFILES, st, t)
+    assert (decision.action is Action.SCALE_DOWN) is released, decision.reason
+
+
 def test_scale_from_zero_on_traffic() -> None:
     spec = make_spec(replicas={"min": 0, "max": 8})
     o = obs(rate=300.0, p99=None, ready=0)

@@ -48,6 +48,10 @@ def test_initial_state() -> None:
         ({"variantInForce": 3}, "variantInForce"),
         ({"lastScaleUpAt": float("nan")}, "lastScaleUpAt"),
         ({"failedRestore": [1.0, 2.0]}, "failedRestore"),
+        ({"needs": [[1.0, 2.0, 3.0]]}, "malformed"),
+        ({"needs": [[float("inf"), 2]]}, "needs"),
+        ({"carried": [1.0]}, "malformed"),
+        ({"carried": [float("nan"), 2]}, "carried"),
         ({"failedRestore": 7}, "malformed"),
         ({"failedRestore": [1.0, 2.0, float("inf")]}, "failedRestore"),
         ({"savingCorrections": [1.2]}, "savingCorrections must be an object"),
@@ -76,3 +80,8 @@ def test_the_last_quantile_feedback_survives_the_round_trip() -> None:
     assert ControllerState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
     with pytest.raises(ValueError, match="feedbackAt"):
         ControllerState.from_dict({**state.to_dict(), "feedbackAt": "soon"})
+
+
+def test_what_a_quiet_spell_carries_over_survives_the_round_trip() -> None:
+    state = settled(needs=((NOW - 600.0, 4), (NOW - 15.0, 6)), carried=(NOW, 6))
+    assert ControllerState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
