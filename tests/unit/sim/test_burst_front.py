@@ -1,5 +1,5 @@
 """A burst's front is not a fall: the shipped trace reversed in time brings, after a quiet
-quarter of an hour, a burst of about 850 req/s onto six replicas of `full`."""
+quarter of an hour, a burst of about 850 req/s onto six or seven replicas of `full`."""
 
 from __future__ import annotations
 
