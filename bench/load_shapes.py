@@ -2,10 +2,10 @@
 
     python bench/load_shapes.py OUT_DIR [--names idle-bursts,cron]
 
-Each file is an hour of per-second rates, for `latencyslo simulate --scenario trace
---trace-file OUT_DIR/NAME.csv` or `bench/pareto.py --trace-file ...` (a given file is
-replayed as it is: Poisson arrivals at those rates). docs/policy.md, "Idle spells between
-bursts", has the controller's figures on them.
+Each file holds per-second rates (an hour; `overnight` two and a half) for `latencyslo
+simulate --scenario trace --trace-file OUT_DIR/NAME.csv` or `bench/pareto.py --trace-file
+...` (a given file is replayed as it is: Poisson arrivals at those rates). docs/policy.md,
+"Idle spells between bursts", has the controller's figures on them.
 """
 
 from __future__ import annotations
@@ -67,12 +67,18 @@ SHAPES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
         lambda t: np.where(t < 1800, 5.0, np.minimum(300.0, 5.0 + (t - 1800) * 295.0 / 600.0)),
     ),
     "light-steps": ("8 and 60 req/s, 15 minutes each", lambda t: np.where(t // 900 % 2, 60.0, 8.0)),
+    "overnight": (
+        "300 req/s for 15 minutes, nothing for two hours, 300 req/s for 15 minutes",
+        lambda t: np.where((t < 900) | (t >= 8100), 300.0, 0.0),
+    ),
 }
+LENGTH_S = {"overnight": 9000}
+"""Shapes longer than an hour."""
 
 
 def rates(name: str) -> np.ndarray:
-    """The shape's rate (req/s) at each second of the hour."""
-    return np.maximum(SHAPES[name][1](np.arange(HOUR_S)), 0.0)
+    """The shape's rate (req/s) at each second (an hour unless `LENGTH_S` says otherwise)."""
+    return np.maximum(SHAPES[name][1](np.arange(LENGTH_S.get(name, HOUR_S))), 0.0)
 
 
 def write(path: Path, rps: np.ndarray) -> None:

@@ -151,7 +151,8 @@ class Objective(ApiModel):
         le=1_000_000,
         description=(
             "Requests per second below which an observed percentile is not trusted: the "
-            "controller holds instead of acting."
+            "controller holds instead of acting; after an hour below it, it restores the "
+            "preferred variant and returns to replicas.min."
         ),
     )
 

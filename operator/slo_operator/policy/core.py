@@ -9,7 +9,8 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    variant never switched on untrusted data. After a start (or restart) and after a
    metrics outage, scale-down and variant switches wait for one stabilization window of
    fresh data (recent and error-free; low traffic counts as fresh). Missing data holds the
-   fleet for a window; low traffic what the rate asked for lately (`history.carry_over`).
+   fleet for a window; low traffic what the rate asked for lately, and after an hour of it
+   the fleet returns to `replicas.min` (`hold.py`).
 2. Learn. When the configuration has been unchanged for a whole objective window and the
    load is steady, the ratio observed / predicted quantile updates a correction factor
    (EWMA in log space, clamped) that multiplies every prediction of the model.
@@ -70,7 +71,6 @@ from slo_operator.policy.history import (
     FALL_POINTS,
     RISE_CONFIRMS,
     TREND_MIN,
-    carry_over,
     falling_load,
     learn_correction,
     learn_startup,
@@ -78,10 +78,10 @@ from slo_operator.policy.history import (
     note_ceiling,
     note_failed_restore,
     note_recommendation,
-    prune,
     rate_stepped,
     sustained_rise,
 )
+from slo_operator.policy.hold import hold
 from slo_operator.policy.params import ControllerParams
 from slo_operator.policy.sizing import (
     BRIDGE_SURGE,
@@ -243,7 +243,11 @@ def propose(
     stab = float(spec.policy.scale_down_stabilization_seconds)
     settled = st.fresh_since is not None and now - st.fresh_since >= stab
     if not lat_ok:
-        return _hold_untrusted(spec, ctx, st, current, conformed, why, rate_ok, trust.quiet, now)
+        quiet = trust.quiet and pref in profiles.variants  # no profile, no guess: it holds
+        st, target, reason, predicted = hold(
+            spec, ctx, st, current, conformed, now, why=why, rate_ok=rate_ok, quiet=quiet
+        )
+        return _finish(spec, st, current, target, reason, predicted, now)
 
     assert observation.latency_ms is not None
     p_obs = observation.latency_ms
@@ -325,43 +329,6 @@ def propose(
         spec, current, target, p_obs, rate, need, feasible, serving, predicted, st.correction,
         [*notes, *more],
     )  # fmt: skip
-    return _finish(spec, st, current, target, reason, predicted, now)
-
-
-def _hold_untrusted(
-    spec: LatencySLOSpec,
-    ctx: Sizing,
-    st: ControllerState,
-    current: RuntimeConfig,
-    conformed: RuntimeConfig,
-    why: str,
-    rate_ok: bool,
-    quiet: bool,
-    now: float,
-) -> tuple[Decision, ControllerState]:
-    """Untrusted data: hold inside the bounds; a trusted rate alone may add replicas. Missing
-    data records the fleet in force as a recommendation (it may hide any load); a `quiet`
-    spell (low traffic) carries over what the rate asked for lately (`history.carry_over`)."""
-    stab = float(spec.policy.scale_down_stabilization_seconds)
-    kept = max(current.replicas, conformed.replicas)
-    recs = prune(st.recommendations, now, stab)
-    st = carry_over(st, kept, now, stab) if quiet else st
-    st = replace(st, recommendations=recs if quiet else (*recs, (now, kept)))
-    target, reason = conformed, f"holding: {why}; no capacity removed, variant kept"
-    predicted = None
-    pref = spec.variants.effective_preferred
-    if rate_ok and ctx.rate > 0:
-        need, _ = ctx.replicas_needed(pref, st.correction)
-        cooled = _since(now, st.last_scale_up_at) >= spec.policy.scale_up_cooldown_seconds
-        if need > conformed.replicas and cooled:
-            target = conformed.with_(replicas=need)
-            predicted = ctx.p99(pref, need, target.batch_window_ms, st.correction)
-            reason = (
-                f"{why}; {ctx.rate:.0f} req/s needs {need} replicas: scaling up "
-                f"{conformed.replicas} -> {need} (never down on missing data)"
-            )
-    if conformed != current and target == conformed:
-        reason = f"{reason}; moved into the spec's bounds"
     return _finish(spec, st, current, target, reason, predicted, now)
 
 

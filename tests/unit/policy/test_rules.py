@@ -56,7 +56,8 @@ UNTRUSTED = [
 def test_untrusted_data_never_removes_capacity_nor_switches_variant(
     observation: Observation, current: object
 ) -> None:
-    decision, _ = decide(SPEC, observation, current, PROFILES, settled(), NOW)  # type: ignore[arg-type]
+    recently = settled(rates=((NOW - 15.0, 600.0),))  # traffic a step ago: not an idle hour
+    decision, _ = decide(SPEC, observation, current, PROFILES, recently, NOW)  # type: ignore[arg-type]
     assert decision.target.replicas >= current.replicas  # type: ignore[attr-defined]
     assert decision.target.variant == current.variant  # type: ignore[attr-defined]
     assert decision.reason
@@ -105,7 +106,8 @@ def test_a_quiet_spell_carries_over_what_the_rate_asked_for(
     data, or a quiet spell with nothing asked for lately, keeps the fleet in force."""
     stab = float(SPEC.policy.scale_down_stabilization_seconds)
     ordered_at = NOW - 240.0
-    st = settled(recommendations=((ordered_at, 16),), needs=needs, feedback_at=ordered_at)
+    st = settled(recommendations=((ordered_at, 16),), needs=needs, feedback_at=ordered_at,
+                 rates=((ordered_at, 600.0),))  # fmt: skip
     t = NOW
     while t <= ordered_at + stab:
         decision, st = decide(SPEC, replace(spell, at=t), cfg(16), PROFILES, st, t)
@@ -114,6 +116,48 @@ def test_a_quiet_spell_carries_over_what_the_rate_asked_for(
     light = obs(rate=LIGHT, ready=16, at=t, current=cfg(16))
     decision, _ = decide(SPEC, light, cfg(16), PROFILES, st, t)
     assert (decision.action is Action.SCALE_DOWN) is released, decision.reason
+
+
+@pytest.mark.parametrize(
+    ("last_traffic_s", "spell", "current", "expect"),
+    [
+        pytest.param(3_615.0, QUIET, cfg(16), cfg(15), id="an-hour-quiet-releases-one"),
+        pytest.param(3_000.0, QUIET, cfg(16), cfg(16), id="50-min-quiet-holds"),
+        pytest.param(3_615.0, QUIET, cfg(1), cfg(1), id="at-replicas-min-holds"),
+        pytest.param(
+            3_615.0, QUIET, cfg(16, variant="distilled"), cfg(16), id="preferred-restored-first"
+        ),
+        pytest.param(
+            3_615.0, obs(rate=0.2, p99=5.0, ready=16, age=600.0), cfg(16), cfg(16),
+            id="stale-data-is-not-quiet",
+        ),
+    ],
+)  # fmt: skip
+def test_an_hour_of_quiet_returns_the_fleet_to_replicas_min(
+    last_traffic_s: float, spell: Observation, current: RuntimeConfig, expect: RuntimeConfig
+) -> None:
+    """A service idle overnight does not keep its evening's fleet: after an hour of fresh
+    data below minRequestRate, no trusted decision in it, the preferred variant is restored,
+    then one replica goes per interval, down to replicas.min. Stale or missing data is not
+    quiet: it never removes capacity."""
+    st = settled(rates=((NOW - last_traffic_s, 600.0),))
+    decision, _ = decide(SPEC, spell, current, PROFILES, st, NOW)
+    assert decision.target == expect, decision.reason
+
+
+def test_the_idle_hour_counts_only_fresh_data_seen() -> None:
+    """After a restart (or an outage) the quiet hour starts again: the operator did not see
+    what came in between."""
+    restarted = replace(settled(rates=((NOW - 7_200.0, 600.0),)), fresh_since=None)
+    decision, st = decide(SPEC, QUIET, cfg(16), PROFILES, restarted, NOW)
+    assert decision.target == cfg(16)
+    t = NOW + 15.0
+    while t < NOW + 3_600.0:
+        decision, st = decide(SPEC, replace(QUIET, at=t), cfg(16), PROFILES, st, t)
+        assert decision.target == cfg(16), (t, decision.reason)
+        t += 15.0
+    decision, _ = decide(SPEC, replace(QUIET, at=t), cfg(16), PROFILES, st, t)
+    assert decision.target == cfg(15), decision.reason
 
 
 def test_scale_from_zero_on_traffic() -> None:

@@ -1,6 +1,7 @@
-"""An idle service with regular bursts: no traffic at all, then a minute of bursts that a few
-replicas hold, every four minutes. The lulls (below `minRequestRate`) must not hold a fleet
-the bursts never needed."""
+"""Idle services: no traffic at all, then a minute of bursts that a few replicas hold, every
+four minutes; and a night without traffic between two busy spells. The lulls (below
+`minRequestRate`) must not hold a fleet the bursts never needed, nor the evening's fleet
+until the morning."""
 
 from __future__ import annotations
 
@@ -20,13 +21,27 @@ BURST_RPS = 200.0  # about 3.2 replicas of `full` at the target on the shipped p
 PERIOD_S, BURST_S, HOUR_S = 240, 60, 3600
 
 
+def _write(path: Path, rps: np.ndarray) -> Path:
+    path.write_text("t_seconds,rps\n" + "".join(f"{s},{r:g}\n" for s, r in enumerate(rps)))
+    return path
+
+
 def _idle_bursts(path: Path) -> Path:
     t = np.arange(HOUR_S)
-    rps = np.where(t % PERIOD_S >= PERIOD_S - BURST_S, BURST_RPS, 0.0)
-    path.write_text(
-        "t_seconds,rps\n" + "".join(f"{s},{r:g}\n" for s, r in zip(t, rps, strict=True))
-    )
-    return path
+    return _write(path, np.where(t % PERIOD_S >= PERIOD_S - BURST_S, BURST_RPS, 0.0))
+
+
+def _run(trace_file: Path) -> tuple[dict, np.ndarray, float]:
+    """Ours on the trace file (seed 0): its figures, ready replicas per second, capacity."""
+    spec = default_spec()
+    profiles, _ = default_profiles()
+    plant = measured_plant(MEASURED_PROFILE)
+    prep = prepare("trace", spec=spec, profiles=profiles, settings=SimSettings(), plant=plant,
+                   seed=0, trace_file=trace_file)  # fmt: skip
+    cal = prep.calibration(spec.variants.effective_preferred)
+    start = fleet_start(spec, cal, prep.first_minute_rps, INITIAL_UTILIZATION)
+    trace = prep.simulate(LatencySLOPolicy(spec, profiles), start)
+    return prep.score(trace), np.asarray(trace.ready, float), cal.capacity_rps
 
 
 @pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
@@ -39,17 +54,23 @@ def test_lulls_between_bursts_do_not_hold_a_fleet_the_bursts_never_needed(
     lulls come more often than the stabilization window: sixteen replicas for the hour where
     four hold every burst (54,809 replica-seconds on seed 0). A lull now carries over what the
     rate asked for, and the fleet comes down to the bursts' own size within the hour."""
-    spec = default_spec()
-    profiles, _ = default_profiles()
-    prep = prepare("trace", spec=spec, profiles=profiles, settings=SimSettings(),
-                   plant=measured_plant(MEASURED_PROFILE), seed=0,
-                   trace_file=_idle_bursts(tmp_path / "idle_bursts.csv"))  # fmt: skip
-    cal = prep.calibration(spec.variants.effective_preferred)
-    policy = LatencySLOPolicy(spec, profiles)
-    start = fleet_start(spec, cal, prep.first_minute_rps, INITIAL_UTILIZATION)
-    trace = prep.simulate(policy, start)
-    metrics = prep.score(trace)
-    last_half_hour = np.asarray(trace.ready, float)[-HOUR_S // 2 :]
-    need = BURST_RPS / cal.capacity_rps
+    metrics, ready, capacity = _run(_idle_bursts(tmp_path / "idle_bursts.csv"))
+    last_half_hour = ready[-HOUR_S // 2 :]
+    need = BURST_RPS / capacity
     assert last_half_hour.max() <= need + 2, last_half_hour.max()  # the aim's margin, no more
+    assert metrics["slo_attainment_requests"] >= 0.98, metrics["slo_attainment_requests"]
+
+
+@pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
+def test_a_night_without_traffic_returns_the_fleet_to_replicas_min(tmp_path: Path) -> None:
+    """300 req/s for 15 minutes, two hours of nothing, 300 req/s again: the six replicas of
+    the evening were held all night (53,994 replica-seconds on seeds 0-1). After an hour of
+    quiet they go, one per interval, to replicas.min, and the morning is still served."""
+    t = np.arange(9_000)
+    night = (t >= 900) & (t < 8_100)
+    metrics, ready, _ = _run(_write(tmp_path / "overnight.csv", np.where(night, 0.0, 300.0)))
+    warmup = len(ready) - len(t)
+    late_night = ready[warmup + 6_000 : warmup + 8_100]
+    assert late_night.max() == default_spec().replicas.min, late_night.max()
+    assert ready[warmup + 2_000 : warmup + 4_000].min() > 1  # the first hour still holds
     assert metrics["slo_attainment_requests"] >= 0.98, metrics["slo_attainment_requests"]

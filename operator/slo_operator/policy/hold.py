@@ -1,0 +1,79 @@
+"""The decision on untrusted data (docs/policy.md, section 2 step 1 and section 3): hold
+inside the bounds; a trusted rate alone may add replicas; an hour of quiet returns the fleet
+to `replicas.min` (pure)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from slo_operator.policy.history import carry_over, prune
+from slo_operator.policy.sizing import Sizing
+from slo_operator.policy.state import ControllerState
+from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import RuntimeConfig
+
+IDLE_RELEASE_S = 3600.0
+"""After an hour of quiet (fresh data, traffic below minRequestRate, no trusted decision),
+the preferred variant is restored and the fleet returns to `replicas.min`, one replica per
+interval: a service idle overnight does not keep its evening's fleet until the morning. An
+hour, not a stabilization window: the lulls before the traces' largest bursts last up to a
+quarter of an hour (the shipped trace reversed: quiet for 15 minutes, then 850 req/s on the
+six or seven replicas the lull kept), and holding through them keeps those within G1."""
+
+
+def hold(
+    spec: LatencySLOSpec,
+    ctx: Sizing,
+    st: ControllerState,
+    current: RuntimeConfig,
+    conformed: RuntimeConfig,
+    now: float,
+    *,
+    why: str,
+    rate_ok: bool,
+    quiet: bool,
+) -> tuple[ControllerState, RuntimeConfig, str, float | None]:
+    """(state, target, reason, predicted p99) on untrusted data. Missing data records the
+    fleet in force as a recommendation (it may hide any load); a `quiet` spell (low traffic)
+    carries over what the rate asked for lately (`history.carry_over`) and, an hour into it,
+    restores the preferred variant, then releases one replica per interval down to
+    `replicas.min`."""
+    stab = float(spec.policy.scale_down_stabilization_seconds)
+    kept = max(current.replicas, conformed.replicas)
+    recs = prune(st.recommendations, now, stab)
+    st = carry_over(st, kept, now, stab) if quiet else st
+    st = replace(st, recommendations=recs if quiet else (*recs, (now, kept)))
+    target, reason = conformed, f"holding: {why}; no capacity removed, variant kept"
+    predicted = None
+    pref = spec.variants.effective_preferred
+    idle_s = quiet_for(st, now) if quiet else 0.0
+    if rate_ok and ctx.rate > 0:
+        need, _ = ctx.replicas_needed(pref, st.correction)
+        since_up = math.inf if st.last_scale_up_at is None else now - st.last_scale_up_at
+        cooled = since_up >= spec.policy.scale_up_cooldown_seconds
+        if need > conformed.replicas and cooled:
+            target = conformed.with_(replicas=need)
+            predicted = ctx.p99(pref, need, target.batch_window_ms, st.correction)
+            reason = (
+                f"{why}; {ctx.rate:.0f} req/s needs {need} replicas: scaling up "
+                f"{conformed.replicas} -> {need} (never down on missing data)"
+            )
+    elif idle_s >= IDLE_RELEASE_S and conformed.variant != pref:
+        target = conformed.with_(variant=pref)
+        reason = f"{why} for {idle_s / 60:.0f} min: {pref} restored"
+    elif idle_s >= IDLE_RELEASE_S and spec.replicas.min < conformed.replicas <= current.replicas:
+        n = conformed.replicas
+        target = conformed.with_(replicas=n - 1)
+        reason = f"{why} for {idle_s / 60:.0f} min: {n} -> {n - 1} replicas, toward replicas.min"
+    if conformed != current and target == conformed:
+        reason = f"{reason}; moved into the spec's bounds"
+    return st, target, reason, predicted
+
+
+def quiet_for(st: ControllerState, now: float) -> float:
+    """Seconds of fresh data since the last trusted decision (or since the data became fresh,
+    whichever is later: a restart or an outage does not count as quiet)."""
+    last_trusted = st.rates[-1][0] if st.rates else st.started_at
+    since = max(last_trusted, st.fresh_since if st.fresh_since is not None else now)
+    return max(0.0, now - since)
