@@ -6,11 +6,11 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
 1. Trust. Missing, NaN, stale, erroring or low-rate data (below `minRequestRate`) is not
    acted on: the decision holds, except that a trusted request rate alone may add replicas
    (so a Deployment at zero replicas can scale up). Capacity is never removed and the
-   variant never switched on untrusted data. After a start (or restart) and after a
-   metrics outage, scale-down and variant switches wait for one stabilization window of
-   fresh data (recent and error-free; low traffic counts as fresh). Missing data holds the
-   fleet for a window; low traffic what the rate asked for lately, and after an hour of it
-   the fleet returns to `replicas.min` (`hold.py`).
+   variant never switched on missing, stale or failed data. After a start (or restart) and
+   after a metrics outage, scale-down and variant switches wait for one stabilization window
+   of fresh data (recent and error-free; low traffic counts as fresh). Missing data holds
+   the fleet for a window; low traffic what the rate asked for lately, and after an hour of
+   it the fleet returns to `replicas.min` (`hold.py`).
 2. Learn. When the configuration has been unchanged for a whole objective window and the
    load is steady, the ratio observed / predicted quantile updates a correction factor
    (EWMA in log space, clamped) that multiplies every prediction of the model.
@@ -393,7 +393,7 @@ def _replicas(
         horizon = max(horizon, since)
     if refuted and st.feedback_at is not None:  # the replicas it ordered are not held
         horizon = max(horizon, st.feedback_at)
-    carried = (st.carried,) if st.carried is not None else ()  # first: not the current one
+    carried = (st.carried,) if st.carried is not None else ()  # first: a calm fall reads the last
     recs = [n for t, n in (*carried, *st.recommendations) if t > max(horizon, now - stab)]
     if calm_fall:
         recs = recs[-1:]
