@@ -152,7 +152,7 @@ class Objective(ApiModel):
         description=(
             "Requests per second below which an observed percentile is not trusted: the "
             "controller holds instead of acting; after an hour below it, it restores the "
-            "preferred variant and returns to replicas.min."
+            "preferred variant and returns to replicas.min (at least one replica)."
         ),
     )
 

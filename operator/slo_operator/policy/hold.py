@@ -15,11 +15,12 @@ from slo_operator.types import RuntimeConfig
 
 IDLE_RELEASE_S = 3600.0
 """After an hour of quiet (fresh data, traffic below minRequestRate, no trusted decision),
-the preferred variant is restored and the fleet returns to `replicas.min`, one replica per
-interval: a service idle overnight does not keep its evening's fleet until the morning. An
-hour, not a stabilization window: the lulls before the traces' largest bursts last up to a
-quarter of an hour (the shipped trace reversed: quiet for 15 minutes, then 850 req/s on the
-six or seven replicas the lull kept), and holding through them keeps those within G1."""
+the preferred variant is restored and the fleet returns to `replicas.min` (at least one),
+one replica per interval: a service idle overnight does not keep its evening's fleet until
+the morning. An hour, not a stabilization window: the lulls before the traces' largest
+bursts last up to a quarter of an hour (the shipped trace reversed: quiet for 15 minutes,
+then 850 req/s on the six or seven replicas the lull kept), and holding through them keeps
+those within G1."""
 
 
 def hold(
@@ -48,6 +49,7 @@ def hold(
     predicted = None
     pref = spec.variants.effective_preferred
     idle_s = quiet_for(st, now) if quiet else 0.0
+    floor = max(spec.replicas.min, 1)  # with no pod, no traffic is seen to bring one back
     if rate_ok and ctx.rate > 0:
         need, _ = ctx.replicas_needed(pref, st.correction)
         since_up = math.inf if st.last_scale_up_at is None else now - st.last_scale_up_at
@@ -62,7 +64,7 @@ def hold(
     elif idle_s >= IDLE_RELEASE_S and conformed.variant != pref:
         target = conformed.with_(variant=pref)
         reason = f"{why} for {idle_s / 60:.0f} min: {pref} restored"
-    elif idle_s >= IDLE_RELEASE_S and spec.replicas.min < conformed.replicas <= current.replicas:
+    elif idle_s >= IDLE_RELEASE_S and floor < conformed.replicas <= current.replicas:
         n = conformed.replicas
         target = conformed.with_(replicas=n - 1)
         reason = f"{why} for {idle_s / 60:.0f} min: {n} -> {n - 1} replicas, toward replicas.min"

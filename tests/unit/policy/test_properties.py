@@ -133,7 +133,8 @@ def test_no_capacity_removed_nor_variant_switched_on_missing_data(
     decision, _ = decide(spec, o, current, PROFILES, state, NOW)
     low = o.request_rate is not None and o.request_rate < spec.objective.min_request_rate
     if low and quiet_for(state, NOW) >= IDLE_RELEASE_S:  # an idle hour: the one exception
-        assert decision.target.replicas >= max(spec.replicas.min, current.replicas - 1)
+        assert decision.target.replicas >= min(current.replicas, max(spec.replicas.min, 1))
+        assert decision.target.replicas >= current.replicas - 1
         assert decision.target.variant in (current.variant, spec.variants.effective_preferred)
         return
     assert decision.target.replicas >= current.replicas

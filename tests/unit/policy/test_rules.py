@@ -145,6 +145,17 @@ def test_an_hour_of_quiet_returns_the_fleet_to_replicas_min(
     assert decision.target == expect, decision.reason
 
 
+def test_an_idle_hour_never_scales_to_zero() -> None:
+    """With `replicas.min: 0` no pod would be left to see the traffic that should bring one
+    back (docs/crd.md): the idle release stops at one replica."""
+    spec = make_spec(replicas={"min": 0, "max": 16})
+    st = settled(rates=((NOW - 3_615.0, 600.0),))
+    decision, _ = decide(spec, QUIET, cfg(2), PROFILES, st, NOW)
+    assert decision.target == cfg(1)
+    decision, _ = decide(spec, QUIET, cfg(1), PROFILES, st, NOW)
+    assert decision.target == cfg(1), decision.reason
+
+
 def test_the_idle_hour_counts_only_fresh_data_seen() -> None:
     """After a restart (or an outage) the quiet hour starts again: the operator did not see
     what came in between."""
