@@ -50,6 +50,7 @@ from slo_operator.sim.policies import (
     KEDAPolicy,
     KPAPolicy,
     _Hold,
+    bisect_capacity,
     infeasible,
 )
 from slo_operator.spec import LatencySLOSpec
@@ -129,14 +130,10 @@ def calibrate_fleet(
     prof = profiles.variants[variant]
     hi = 2.0 * max_throughput_rps(prof, spec.batching.max_batch_size)
     lowest = hi / 2**CAPACITY_BISECTIONS
-    lo = 0.0
-    for _ in range(CAPACITY_BISECTIONS):
-        mid = (lo + hi) / 2
-        share, _ = _load_test(spec, profiles, variant, mid, settings, plant)
-        if share >= spec.quantile:
-            lo = mid
-        else:
-            hi = mid
+    lo = bisect_capacity(
+        hi,
+        lambda rate: _load_test(spec, profiles, variant, rate, settings, plant)[0] >= spec.quantile,
+    )
     if lo <= 0:
         raise infeasible(
             spec, variant, lowest, "the measured plant" if plant else "the model plant"

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -123,6 +124,19 @@ _CAL_CACHE: dict[tuple[object, ...], Calibration] = {}
 CAPACITY_BISECTIONS = 12
 
 
+def bisect_capacity(hi: float, holds: Callable[[float], bool]) -> float:
+    """The highest rate in (0, `hi`) at which `holds` (a load test of one replica) is true,
+    to CAPACITY_BISECTIONS halvings; 0 when it holds at none tried."""
+    lo = 0.0
+    for _ in range(CAPACITY_BISECTIONS):
+        mid = (lo + hi) / 2
+        if holds(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 class InfeasibleTarget(ValueError):
     """One replica of the variant misses the objective at every rate: nothing to size."""
 
@@ -148,16 +162,12 @@ def _capacity(
     settings: SimSettings,
 ) -> float:
     """The highest rate one replica holds within `p99_ms` (bisection; 0 when none does)."""
-    hi = max_throughput_rps(profile, max_batch)
-    lo = 0.0
-    for _ in range(CAPACITY_BISECTIONS):
-        mid = (lo + hi) / 2
-        share, _ = load_test(profile, mid, window_ms, max_batch, p99_ms, settings)
-        if share >= quantile:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    return bisect_capacity(
+        max_throughput_rps(profile, max_batch),
+        lambda rate: (
+            load_test(profile, rate, window_ms, max_batch, p99_ms, settings)[0] >= quantile
+        ),
+    )
 
 
 def calibrate(spec: LatencySLOSpec, profiles: ProfileSet, settings: SimSettings) -> Calibration:
