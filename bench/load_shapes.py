@@ -26,23 +26,22 @@ def _noisy_sine(t: np.ndarray) -> np.ndarray:
     return (80.0 + 60.0 * np.sin(2 * np.pi * t / 1800.0)) * noise[t // 10]
 
 
+def _bursts(
+    rps: float, burst_s: int, every_s: int, between: float
+) -> tuple[str, Callable[[np.ndarray], np.ndarray]]:
+    """`rps` for the last `burst_s` of every `every_s` seconds, `between` req/s otherwise."""
+    rest = "nothing" if between == 0 else f"{between:g} req/s"
+    return (
+        f"{rest}, then {rps:g} req/s for {burst_s} s, every {every_s} s",
+        lambda t: np.where(t % every_s >= every_s - burst_s, rps, between),
+    )
+
+
 SHAPES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
-    "idle-bursts": (
-        "nothing, then 200 req/s for 60 s, every 240 s",
-        lambda t: np.where(t % 240 >= 180, 200.0, 0.0),
-    ),
-    "idle-bursts-trickle": (
-        "the same with 2 req/s between the bursts",
-        lambda t: np.where(t % 240 >= 180, 200.0, 2.0),
-    ),
-    "cron": (
-        "nothing, then 300 req/s for 120 s, every 600 s",
-        lambda t: np.where(t % 600 >= 480, 300.0, 0.0),
-    ),
-    "cron-trickle": (
-        "the same with 2 req/s between the bursts",
-        lambda t: np.where(t % 600 >= 480, 300.0, 2.0),
-    ),
+    "idle-bursts": _bursts(200.0, 60, 240, 0.0),
+    "idle-bursts-trickle": _bursts(200.0, 60, 240, 2.0),
+    "cron": _bursts(300.0, 120, 600, 0.0),
+    "cron-trickle": _bursts(300.0, 120, 600, 2.0),
     "square": (
         "30 and 150 req/s, five minutes each",
         lambda t: np.where(t // 300 % 2, 150.0, 30.0),

@@ -399,7 +399,7 @@ def main() -> None:
         try:
             load_trace(f)
         except ValueError as exc:
-            ap.error(f"--trace-file: {exc}" if str(f) in str(exc) else f"--trace-file {f}: {exc}")
+            ap.error(f"--trace-file: {exc}")
     names = [s for s in args.scenarios.split(",") if s]
     unknown = [s for s in names if s not in SCENARIOS]
     if unknown:

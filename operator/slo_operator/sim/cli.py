@@ -157,9 +157,8 @@ def simulate(
     if trace_file is not None and "trace" in names:
         try:
             load_trace(trace_file)
-        except ValueError as exc:  # a malformed row, or not text at all
-            why = str(exc) if str(trace_file) in str(exc) else f"{trace_file}: {exc}"
-            raise click.BadParameter(why, param_hint="--trace-file") from exc
+        except ValueError as exc:  # a malformed row, or not text at all (names the file)
+            raise click.BadParameter(str(exc), param_hint="--trace-file") from exc
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     traces: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()

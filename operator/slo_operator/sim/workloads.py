@@ -139,10 +139,14 @@ def _seconds(stamp: str) -> float:
 
 
 def load_trace(path: str | Path) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Read a trace CSV: (timestamps or None, knots_t, knots_rps); ValueError if malformed."""
+    """Read a trace CSV: (timestamps or None, knots_t, knots_rps); ValueError naming the file
+    if it is malformed or not text."""
     path = Path(path)
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    try:
+        with path.open(newline="") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{path}: not a CSV text file ({exc})") from exc
     if len(rows) < 2:
         raise ValueError(f"{path}: needs a header and at least one row")
     header = [c.strip().lower() for c in rows[0]]
