@@ -75,6 +75,7 @@ from slo_operator.policy.history import (
     learn_correction,
     learn_startup,
     lesson_of_failed_restore,
+    lull_carry,
     note_ceiling,
     note_failed_restore,
     note_recommendation,
@@ -395,6 +396,9 @@ def _replicas(
         horizon = max(horizon, st.feedback_at)
     carried = (st.carried,) if st.carried is not None else ()  # first: a calm fall reads the last
     recs = [n for t, n in (*carried, *st.recommendations) if t > max(horizon, now - stab)]
+    lull = lull_carry(st, need, max(spec.replicas.min, 1), now, stab)
+    if lull is not None:  # last: a calm fall reads it too
+        recs.append(min(desired, lull))
     if calm_fall:
         recs = recs[-1:]
     if max(recs, default=0) >= desired:

@@ -118,6 +118,48 @@ def test_a_quiet_spell_carries_over_what_the_rate_asked_for(
     assert (decision.action is Action.SCALE_DOWN) is released, decision.reason
 
 
+TRICKLE = 2.0  # req/s: trusted traffic (above minRequestRate) that one replica serves
+
+
+@pytest.mark.parametrize(
+    ("needs", "released"),
+    [
+        pytest.param(((NOW - 800.0, 1), (NOW - 500.0, 5)), False, id="lull-after-a-burst-holds"),
+        pytest.param(((NOW - 800.0, 5), (NOW - 500.0, 5)), True, id="plateau-end-releases"),
+        pytest.param(((NOW - 1_000.0, 1), (NOW - 950.0, 5)), True, id="burst-15-min-ago-releases"),
+        pytest.param(((NOW - 800.0, 1), (NOW - 500.0, 3)), True, id="burst-under-4x-releases"),
+        pytest.param((), True, id="nothing-asked-releases"),
+    ],
+)  # fmt: skip
+def test_a_lull_between_bursts_carries_over_what_the_burst_asked_for(
+    needs: tuple[tuple[float, int], ...], released: bool
+) -> None:
+    """A trickle after a burst that rose from as little within the carry horizon (three
+    stabilization windows) is a lull, as a quiet spell is: the fleet the burst asked for is
+    kept (released after one window, each burst of a cron-like load met one replica). Not
+    at the end of a plateau, nor once the burst is older than the horizon, nor after a burst
+    that asked for less than four times the trickle's replicas."""
+    st = settled(recommendations=((NOW - 200.0, 1),), needs=needs)
+    trickle = obs(rate=TRICKLE, ready=5, current=cfg(5))
+    decision, _ = decide(SPEC, trickle, cfg(5), PROFILES, st, NOW)
+    assert (decision.action is Action.SCALE_DOWN) is released, decision.reason
+
+
+@pytest.mark.parametrize(("samples", "learns"), [(120.0, False), (2_000.0, True)])
+def test_a_thin_tail_where_the_model_predicts_light_load_teaches_nothing(
+    samples: float, learns: bool
+) -> None:
+    """At a trickle the model predicts a few milliseconds; the window's p99 rests on about
+    120 requests and the service time's own spread, and measured above 40 % of the aim it
+    took the correction to 2.2x, which then sized every burst. Learned only when at least
+    ten requests lie beyond the quantile (a thousand for p99)."""
+    raw = model_p99(TRICKLE, cfg(1))
+    assert raw < 0.4 * SPEC.aim_latency_ms  # the model's light operating point
+    observed = obs(rate=TRICKLE, p99=0.6 * SPEC.aim_latency_ms, ready=1, samples=samples)
+    _, st = decide(SPEC, observed, cfg(1), PROFILES, settled(), NOW)
+    assert (st.correction > 1.0) is learns, st.correction
+
+
 @pytest.mark.parametrize(
     ("last_traffic_s", "spell", "current", "expect"),
     [

@@ -1,7 +1,8 @@
 """Idle services: no traffic at all, then a minute of bursts that a few replicas hold, every
-four minutes; and a night without traffic between two busy spells. The lulls (below
-`minRequestRate`) must not hold a fleet the bursts never needed, nor the evening's fleet
-until the morning."""
+four minutes; a night without traffic between two busy spells; cron-like bursts with a
+trickle between them. The lulls (below `minRequestRate`) must not hold a fleet the bursts
+never needed, nor the evening's fleet until the morning; a trickle must neither teach the
+model a tail its few requests cannot measure nor release the fleet the next burst needs."""
 
 from __future__ import annotations
 
@@ -73,4 +74,25 @@ def test_a_night_without_traffic_returns_the_fleet_to_replicas_min(tmp_path: Pat
     late_night = ready[warmup + 6_000 : warmup + 8_100]
     assert late_night.max() == default_spec().replicas.min, late_night.max()
     assert ready[warmup + 2_000 : warmup + 4_000].min() > 1  # the first hour still holds
+    assert metrics["slo_attainment_requests"] >= 0.98, metrics["slo_attainment_requests"]
+
+
+@pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
+def test_cron_bursts_over_a_trickle_meet_their_fleet(tmp_path: Path) -> None:
+    """300 req/s for two minutes every ten, 2 req/s between (trusted traffic, no quiet
+    spell). The trickle's quantile (on about 120 requests, the service time's spread) taught
+    the model a 2.2x error that then sized every burst: 38,450 replica-seconds on seeds 0-1,
+    97.45 % within target; on seed 0 the second burst met one replica. Not learned from, the
+    fleet was released within every eight-minute lull and each burst met one replica (89.7 %).
+    Now a lull carries over what the bursts asked for: each burst after the first meets its
+    fleet, for under half the cost (seed 0: 40,092 -> 16,004 replica-seconds)."""
+    t = np.arange(HOUR_S)
+    burst = t % 600 >= 480
+    metrics, ready, capacity = _run(_write(tmp_path / "cron.csv", np.where(burst, 300.0, 2.0)))
+    warmup = len(ready) - len(t)
+    need = 300.0 / capacity
+    before_bursts = [warmup + s for s in range(1_050, HOUR_S, 600)]  # after the first: 30 s
+    fleets = [ready[s] for s in before_bursts]
+    assert min(fleets) >= 0.8 * need, fleets  # the rate's own sizing; one replica before
+    assert ready[warmup:].mean() <= 2 * need, ready[warmup:].mean()  # 10.6 before
     assert metrics["slo_attainment_requests"] >= 0.98, metrics["slo_attainment_requests"]
