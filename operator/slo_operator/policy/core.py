@@ -401,6 +401,8 @@ def _replicas(
         recs.append(min(desired, lull))
     if calm_fall:
         recs = recs[-1:]
+    if lull is not None and lull >= desired:
+        return desired, [f"a lull between bursts: the {lull} replicas a burst asked for are kept"]
     if max(recs, default=0) >= desired:
         return desired, ["scale-down waits for the stabilization window"]
     if current.variant != spec.variants.effective_preferred and not saving:

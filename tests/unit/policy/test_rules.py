@@ -143,6 +143,7 @@ def test_a_lull_between_bursts_carries_over_what_the_burst_asked_for(
     trickle = obs(rate=TRICKLE, ready=5, current=cfg(5))
     decision, _ = decide(SPEC, trickle, cfg(5), PROFILES, st, NOW)
     assert (decision.action is Action.SCALE_DOWN) is released, decision.reason
+    assert ("a lull between bursts" in decision.reason) is not released
 
 
 @pytest.mark.parametrize(("samples", "learns"), [(120.0, False), (2_000.0, True)])
