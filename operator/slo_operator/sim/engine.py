@@ -11,7 +11,7 @@ exactly (float seconds). What happens:
   has waited `window_ms` (at once when the model frees up after that; window 0 = send what
   is queued). A batch of b runs `alpha + beta * b` ms of the active variant (times a small
   log-normal jitter). A full queue (`queue_limit`) rejects the request (503), which counts
-  as a violation.
+  as a violation and, as the worker observes it, in the histogram's `+Inf` bucket.
 - A controller (`Controller`) acts at the start of the ticks it chooses, on what it could
   know: a Prometheus-style view (`SimView.observe`: a histogram with the worker's bucket
   edges, scraped every `scrape_s`, read over the objective's window and interpolated like
@@ -372,6 +372,7 @@ class Simulation:
             rej = np.asarray(rejected)
             secs = rej.astype(np.intp)
             np.add.at(self.rejected, secs, 1.0)
+            np.add.at(self.hist, (secs, N_BUCKETS - 1), 1.0)  # the worker's +Inf bucket
             np.add.at(self.conc_a, secs, -1.0)  # never in flight
             np.add.at(self.conc_ap, secs, -(secs + 1.0 - rej))
         self.busy[t] = busy_sum / len(ready) if ready else 0.0

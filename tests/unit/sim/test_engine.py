@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.sim.engine import SimSettings, Simulation
 from slo_operator.types import RuntimeConfig
 from tests.unit.sim.helpers import FLAT, Hold, batches, poisson
@@ -158,3 +159,26 @@ def test_overload_is_visible() -> None:
     trace = _run(RuntimeConfig(1, 0, 32, "full"), arrivals, 20).run(Hold())
     assert trace.rejected.sum() > 0.2 * len(arrivals)
     assert trace.ok.sum() < 0.8 * len(arrivals)
+
+
+def test_refused_requests_reach_the_histogram_as_the_worker_observes_them() -> None:
+    """The worker observes a refused request (503, queue full) in the `+Inf` bucket
+    (`inference_worker.metrics.NOT_SERVED_SECONDS`): a quantile over the histogram sees an
+    overload that refuses requests while the served ones stay fast. One replica, 10 ms per
+    batch of one, a queue of 2: a burst of 50 requests at once is mostly refused, the three
+    it serves take at most 30 ms; the view's p99 is the histogram's top edge."""
+    arrivals = np.concatenate([np.full(50, 1.0), np.arange(2.0, 10.0, 0.5)])
+    sim = _run(RuntimeConfig(1, 0, 1, "full"), arrivals, 10, scrape_s=5, queue_limit=2)
+    seen: dict[int, object] = {}
+
+    class Watch:
+        name = "watch"
+
+        def act(self, t: int, view):  # type: ignore[no-untyped-def]
+            seen[t] = view.observe(10, 0.99)
+
+    trace = sim.run(Watch())
+    assert trace.rejected.sum() >= 45
+    o = seen[9]  # data up to the scrape at 5 s
+    assert o.samples == pytest.approx(56, abs=1)  # all that arrived by 5 s, refused or served
+    assert o.latency_ms == LATENCY_BUCKETS_MS[-1]
