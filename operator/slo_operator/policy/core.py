@@ -26,7 +26,9 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    window, a trend over six decisions) the current recommendation decides, sized for the
    recent rate with a margin of rate rather than of latency; neither shortcut within a
    stabilization window of a scale-up. A fall (or rise) within the Poisson noise of the
-   window's rate is none (`history.trend_floor`).
+   window's rate is none (`history.trend_floor`). A lull between bursts (a trickle after a
+   burst that rose from as little) carries over what the burst asked for, as a quiet spell
+   does (`history.lull_carry`).
 4. Bridge with the fast knobs on the replicas that are ready now: the window that
    minimizes the predicted quantile, then, if the preferred variant still cannot hold the
    target, the best-quality allowed variant that can (within the quality budget; only a
