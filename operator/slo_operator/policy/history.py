@@ -205,13 +205,12 @@ def lull_carry(
     else None. A trickle between bursts (a few requests a second, above minRequestRate) is
     no better a forecast of the next burst than silence is: released after a stabilization
     window, the fleet met each burst of a cron-like load with one replica."""
-    asked = [n for t, n in st.needs if t > now - QUIET_CARRY_WINDOWS * window_s]
+    asked = [n for _, n in prune(st.needs, now, QUIET_CARRY_WINDOWS * window_s)]
     if not asked:
         return None
     top = max(asked)
     before = asked[: asked.index(top)]
-    low = min(floor, LULL_SHARE * top)
-    if need <= low and before and min(before) <= LULL_SHARE * top:
+    if need <= min(floor, LULL_SHARE * top) and before and min(before) <= LULL_SHARE * top:
         return top
     return None
 

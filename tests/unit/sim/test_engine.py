@@ -48,6 +48,20 @@ def _run(config: RuntimeConfig, arrivals: np.ndarray, seconds: int, **settings: 
                       config, 100.0, s)  # fmt: skip
 
 
+def _watch(sim: Simulation, window_s: int, recent_s: int | None = None):  # type: ignore[no-untyped-def]
+    """Run `sim` with a controller that changes nothing and observes every tick (p99 over
+    `window_s`): the observations by tick, and the trace."""
+    seen: dict[int, object] = {}
+
+    class Watch:
+        name = "watch"
+
+        def act(self, t: int, view):  # type: ignore[no-untyped-def]
+            seen[t] = view.observe(window_s, 0.99, recent_s=recent_s)
+
+    return seen, sim.run(Watch())
+
+
 def test_new_replicas_are_ready_after_startup_and_cost_meanwhile() -> None:
     sim = _run(RuntimeConfig(1, 0, 32, "full"), poisson(50, 60), 60, startup_s=30)
 
@@ -102,15 +116,7 @@ def test_scale_down_drains_and_loses_nothing() -> None:
 def test_observation_shows_only_scraped_data() -> None:
     arrivals = np.arange(0, 30, 0.01)  # 100 req/s
     sim = _run(RuntimeConfig(1, 0, 32, "full"), arrivals, 30, scrape_s=5)
-    seen: dict[int, object] = {}
-
-    class Watch:
-        name = "watch"
-
-        def act(self, t: int, view):  # type: ignore[no-untyped-def]
-            seen[t] = view.observe(60, 0.99, recent_s=5)
-
-    sim.run(Watch())
+    seen, _ = _watch(sim, 60, recent_s=5)
     o12 = seen[12]
     assert o12.age_seconds == 2  # data up to the scrape at 10 s
     assert o12.request_rate == pytest.approx(100.0, rel=0.02)
@@ -169,15 +175,7 @@ def test_refused_requests_reach_the_histogram_as_the_worker_observes_them() -> N
     it serves take at most 30 ms; the view's p99 is the histogram's top edge."""
     arrivals = np.concatenate([np.full(50, 1.0), np.arange(2.0, 10.0, 0.5)])
     sim = _run(RuntimeConfig(1, 0, 1, "full"), arrivals, 10, scrape_s=5, queue_limit=2)
-    seen: dict[int, object] = {}
-
-    class Watch:
-        name = "watch"
-
-        def act(self, t: int, view):  # type: ignore[no-untyped-def]
-            seen[t] = view.observe(10, 0.99)
-
-    trace = sim.run(Watch())
+    seen, trace = _watch(sim, 10)
     assert trace.rejected.sum() >= 45
     o = seen[9]  # data up to the scrape at 5 s
     assert o.samples == pytest.approx(56, abs=1)  # all that arrived by 5 s, refused or served
