@@ -37,9 +37,11 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    degrade above the target, restore below the aim). A restore that breaches is undone at
    once, and what it measured (observed / predicted) sizes and restores the preferred
    variant while the load stays near the rate it failed at, for a dwell and a stabilization
-   window (`history.note_failed_restore`): it is not retried blind. Nor is the preferred
-   variant restored within a stabilization window of a rate that `replicas.max` replicas
-   of it could not hold: the next such burst would find no replicas to add.
+   window (`history.note_failed_restore`): it is not retried blind, on bursty load too
+   unless the rate rose by a step since the restore (the rise explains the breach).
+   Nor is the preferred variant restored within a stabilization window of a rate that
+   `replicas.max` replicas of it could not hold: the next such burst would find no
+   replicas to add.
 5. Feedback. A clear breach (above twice the target) measured on a configuration unchanged
    for the quantile's whole range and one interval more, every replica ready, is one the
    model failed to predict at the rate it sized for: replicas are then sized with the
@@ -82,6 +84,7 @@ from slo_operator.policy.history import (
     note_failed_restore,
     note_recommendation,
     rate_stepped,
+    rose_since,
     sustained_rise,
 )
 from slo_operator.policy.hold import hold
@@ -260,9 +263,9 @@ def propose(
     st, sizing = _anticipate(spec, ctx, st, ready, now)
     st, confirmed, cf_fast = confirm_breach(spec, st, p_obs, raw_now)
     is_smooth = smooth(observation, ranges)
-    if is_smooth:  # on bursty load a breach after a restore is the burst's
+    if is_smooth or not rose_since(st.rates, st.last_variant_change_at):  # else: the rise's
         st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
-    else:
+    if not is_smooth:
         st = replace(st, last_burst_at=now)
     lesson = lesson_of_failed_restore(spec, st, rate, now)
     # 3. replicas for the sustained rate, preferred variant (5. the quantile fed back)

@@ -61,6 +61,13 @@ def rate_stepped(rates: tuple[tuple[float, float], ...]) -> bool:
     return len(rates) >= 2 and rates[-1][1] >= RISE_CONFIRMS * rates[-2][1] > 0
 
 
+def rose_since(rates: tuple[tuple[float, float], ...], since: float | None) -> bool:
+    """The rate sized for rose by RISE_CONFIRMS or more since `since` (a time; None: ever),
+    now against the lowest one kept from then on."""
+    kept = [r for t, r in rates if since is None or t >= since]
+    return len(kept) >= 2 and kept[-1] > 0 and kept[-1] >= RISE_CONFIRMS * min(kept[:-1])
+
+
 def sustained_rise(rates: tuple[tuple[float, float], ...]) -> float:
     """A sustained rise in req/s per second: the smallest of the last three increases. A
     ramp rises three times in a row; a step (even one that lands mid-interval and shows as
@@ -233,7 +240,8 @@ def note_failed_restore(
 ) -> ControllerState:
     """A breach confirmed on the preferred variant soon after switching to it (within the
     dwell, or three intervals) is a restore that failed: remember when, at what rate, and the
-    observed / predicted ratio (the fast knobs' correction)."""
+    observed / predicted ratio (the fast knobs' correction). Not called, on bursty load, for
+    a breach that a rise of the rate since the restore explains (`rose_since`)."""
     pol = spec.policy
     soon = max(pol.variant_min_dwell_seconds, 3 * pol.interval_seconds)
     if not confirmed or current.variant != spec.variants.effective_preferred:

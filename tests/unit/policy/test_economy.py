@@ -206,15 +206,37 @@ def test_bursty_load_ends_a_saving() -> None:
     assert st.last_burst_at == NOW
 
 
-def test_a_breach_on_bursty_load_after_a_restore_is_not_a_failed_restore() -> None:
+def test_a_breach_on_smooth_load_after_a_restore_is_a_failed_restore() -> None:
     restored = cfg(3)
     st = settled(last_variant_change_at=NOW - 30.0, last_p99=140.0)
     smooth_breach = obs(rate=1200.0, p99=150.0, ready=3, current=restored)
     _, after = decide(SPEC, smooth_breach, restored, PROFILES, st, NOW)
     assert after.failed_restore is not None
-    bursty = replace(smooth_breach, peak_request_rate=1.3 * 1200.0)
+
+
+@pytest.mark.parametrize(
+    ("rates", "failed"),
+    [
+        pytest.param(((NOW - 15.0, 1500.0),), True, id="level-since-the-restore"),
+        pytest.param(((NOW - 45.0, 800.0), (NOW - 30.0, 1500.0)), True, id="rose-before-it"),
+        pytest.param(((NOW - 15.0, 1000.0),), False, id="stepped-now"),
+        pytest.param(((NOW - 30.0, 1000.0), (NOW - 15.0, 1560.0)), False, id="rose-since"),
+    ],
+)
+def test_a_breach_on_bursty_load_after_a_restore_is_a_failed_restore_unless_the_rate_rose(
+    rates: tuple[tuple[float, float], ...], failed: bool
+) -> None:
+    """Restored 30 s ago, a breach on bursty load (sized for the peak, 1,560 req/s): at the
+    rate the restore saw it is a failed restore (each burst of a periodic load repeated it,
+    bridged before the model could learn); after a rise of the rate by a step since the
+    restore (1.25x the lowest rate since) it is the rise's."""
+    restored = cfg(3)
+    st = settled(last_variant_change_at=NOW - 30.0, last_p99=140.0, rates=rates)
+    breach = obs(rate=1200.0, p99=150.0, ready=3, current=restored)
+    bursty = replace(breach, peak_request_rate=1.3 * 1200.0)
     _, after = decide(SPEC, bursty, restored, PROFILES, st, NOW)
-    assert after.failed_restore is None
+    assert (after.failed_restore is not None) is failed
+    assert after.last_burst_at == NOW
 
 
 @pytest.mark.parametrize(

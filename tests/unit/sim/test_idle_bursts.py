@@ -96,3 +96,24 @@ def test_cron_bursts_over_a_trickle_meet_their_fleet(tmp_path: Path) -> None:
     assert min(fleets) >= 0.8 * need, fleets  # the rate's own sizing; one replica before
     assert ready[warmup:].mean() <= 2 * need, ready[warmup:].mean()  # 10.6 before
     assert metrics["slo_attainment_requests"] >= 0.98, metrics["slo_attainment_requests"]
+
+
+@pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
+def test_a_restore_that_breached_at_a_burst_is_not_retried_blind_at_the_next(
+    tmp_path: Path,
+) -> None:
+    """750 req/s for a minute every four, nothing between (about twelve replicas of `full`
+    on the plant, nine by the model). Each burst met nine replicas with `full` restored at
+    its front, breached, and was bridged before the model could learn its error, until the
+    quality budget was spent (seed 0: nine at the third and the fourth). A breach after a
+    restore on bursty load, at the rate the restore saw (no step since), is now a failed
+    restore: what it measured sizes the fleet the next bursts meet."""
+    t = np.arange(HOUR_S)
+    rps = 3.75 * BURST_RPS
+    trace = _write(tmp_path / "bursts.csv", np.where(t % PERIOD_S >= PERIOD_S - BURST_S, rps, 0.0))
+    metrics, ready, capacity = _run(trace)
+    warmup = len(ready) - len(t)
+    fronts = [warmup + s for s in range(PERIOD_S - BURST_S + 2 * PERIOD_S, HOUR_S, PERIOD_S)]
+    fleets = [ready[s] for s in fronts]  # from the third burst on
+    assert min(fleets) >= rps / capacity, fleets  # nine at the third and fourth before
+    assert metrics["slo_attainment_requests"] >= 0.98, metrics["slo_attainment_requests"]
