@@ -37,8 +37,9 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    degrade above the target, restore below the aim). A restore that breaches is undone at
    once, and what it measured (observed / predicted) sizes and restores the preferred
    variant while the load stays near the rate it failed at, for a dwell and a stabilization
-   window (`history.note_failed_restore`): it is not retried blind, on bursty load too
-   unless the rate rose by a step since the restore (the rise explains the breach).
+   window (`history.note_failed_restore`): it is not retried blind; on bursty load too,
+   unless the rate rose by a step since the restore (the rise explains the breach) or
+   replicas were added since (the quantile then mixes two fleets).
    Nor is the preferred variant restored within a stabilization window of a rate that
    `replicas.max` replicas of it could not hold: the next such burst would find no
    replicas to add.
@@ -263,7 +264,9 @@ def propose(
     st, sizing = _anticipate(spec, ctx, st, ready, now)
     st, confirmed, cf_fast = confirm_breach(spec, st, p_obs, raw_now)
     is_smooth = smooth(observation, ranges)
-    if is_smooth or not rose_since(st.rates, st.last_variant_change_at):  # else: the rise's
+    restored_at = st.last_variant_change_at
+    added = (st.last_scale_up_at or -math.inf) > (restored_at or math.inf)
+    if is_smooth or not (added or rose_since(st.rates, restored_at)):  # else: the rise's
         st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
     if not is_smooth:
         st = replace(st, last_burst_at=now)

@@ -241,7 +241,8 @@ def note_failed_restore(
     """A breach confirmed on the preferred variant soon after switching to it (within the
     dwell, or three intervals) is a restore that failed: remember when, at what rate, and the
     observed / predicted ratio (the fast knobs' correction). Not called, on bursty load, for
-    a breach that a rise of the rate since the restore explains (`rose_since`)."""
+    a breach that a rise of the rate since the restore explains (`rose_since`), nor after
+    replicas were added since the restore."""
     pol = spec.policy
     soon = max(pol.variant_min_dwell_seconds, 3 * pol.interval_seconds)
     if not confirmed or current.variant != spec.variants.effective_preferred:

@@ -214,24 +214,33 @@ def test_a_breach_on_smooth_load_after_a_restore_is_a_failed_restore() -> None:
     assert after.failed_restore is not None
 
 
+LEVEL = ((NOW - 15.0, 1500.0),)
+
+
 @pytest.mark.parametrize(
-    ("rates", "failed"),
+    ("rates", "scaled_up", "failed"),
     [
-        pytest.param(((NOW - 15.0, 1500.0),), True, id="level-since-the-restore"),
-        pytest.param(((NOW - 45.0, 800.0), (NOW - 30.0, 1500.0)), True, id="rose-before-it"),
-        pytest.param(((NOW - 15.0, 1000.0),), False, id="stepped-now"),
-        pytest.param(((NOW - 30.0, 1000.0), (NOW - 15.0, 1560.0)), False, id="rose-since"),
+        pytest.param(LEVEL, None, True, id="level-since-the-restore"),
+        pytest.param(((NOW - 45.0, 800.0), (NOW - 30.0, 1500.0)), None, True, id="rose-before"),
+        pytest.param(LEVEL, NOW - 300.0, True, id="replicas-added-before-the-restore"),
+        pytest.param(((NOW - 15.0, 1000.0),), None, False, id="stepped-now"),
+        pytest.param(((NOW - 30.0, 1000.0), (NOW - 15.0, 1560.0)), None, False, id="rose-since"),
+        pytest.param(LEVEL, NOW - 15.0, False, id="replicas-added-since"),
     ],
 )
 def test_a_breach_on_bursty_load_after_a_restore_is_a_failed_restore_unless_the_rate_rose(
-    rates: tuple[tuple[float, float], ...], failed: bool
+    rates: tuple[tuple[float, float], ...], scaled_up: float | None, failed: bool
 ) -> None:
     """Restored 30 s ago, a breach on bursty load (sized for the peak, 1,560 req/s): at the
     rate the restore saw it is a failed restore (each burst of a periodic load repeated it,
     bridged before the model could learn); after a rise of the rate by a step since the
-    restore (1.25x the lowest rate since) it is the rise's."""
+    restore (1.25x the lowest rate since) it is the rise's, and after replicas were added
+    since the restore the quantile mixes two fleets (measured mostly on the smaller one,
+    predicted on the larger: a 2.31x ratio ordered sixteen replicas where eight served)."""
     restored = cfg(3)
-    st = settled(last_variant_change_at=NOW - 30.0, last_p99=140.0, rates=rates)
+    st = settled(
+        last_variant_change_at=NOW - 30.0, last_p99=140.0, rates=rates, last_scale_up_at=scaled_up
+    )
     breach = obs(rate=1200.0, p99=150.0, ready=3, current=restored)
     bursty = replace(breach, peak_request_rate=1.3 * 1200.0)
     _, after = decide(SPEC, bursty, restored, PROFILES, st, NOW)
