@@ -39,10 +39,9 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    variant while the load stays near the rate it failed at, for a dwell and a stabilization
    window (`history.note_failed_restore`): it is not retried blind; on bursty load too,
    unless the rate rose by a step since the restore (the rise explains the breach) or
-   replicas were added since (the quantile then mixes two fleets).
-   Nor is the preferred variant restored within a stabilization window of a rate that
-   `replicas.max` replicas of it could not hold: the next such burst would find no
-   replicas to add.
+   replicas were added since (the quantile then mixes two fleets). Nor is the preferred
+   variant restored within a stabilization window of a rate that `replicas.max` replicas
+   of it could not hold: the next such burst would find no replicas to add.
 5. Feedback. A clear breach (above twice the target) measured on a configuration unchanged
    for the quantile's whole range and one interval more, every replica ready, is one the
    model failed to predict at the rate it sized for: replicas are then sized with the
@@ -266,7 +265,7 @@ def propose(
     is_smooth = smooth(observation, ranges)
     restored_at = st.last_variant_change_at
     added = (st.last_scale_up_at or -math.inf) > (restored_at or math.inf)
-    if is_smooth or not (added or rose_since(st.rates, restored_at)):  # else: the rise's
+    if is_smooth or not (added or rose_since(st.rates, restored_at)):  # else: not the restore's
         st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
     if not is_smooth:
         st = replace(st, last_burst_at=now)

@@ -106,7 +106,7 @@ def test_a_restore_that_breached_at_a_burst_is_not_retried_blind_at_the_next(
     on the plant, nine by the model). Each burst met nine replicas with `full` restored at
     its front, breached, and was bridged before the model could learn its error, until the
     quality budget was spent (seed 0: nine at the third and the fourth). A breach after a
-    restore on bursty load, at the rate the restore saw (no step since), is now a failed
+    restore on bursty load, at the rate and on the fleet the restore saw, is now a failed
     restore: what it measured sizes the fleet the next bursts meet."""
     t = np.arange(HOUR_S)
     rps = 3.75 * BURST_RPS
