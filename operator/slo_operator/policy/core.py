@@ -84,7 +84,6 @@ from slo_operator.policy.history import (
     note_failed_restore,
     note_recommendation,
     rate_stepped,
-    rose_since,
     sustained_rise,
 )
 from slo_operator.policy.hold import hold
@@ -263,10 +262,7 @@ def propose(
     st, sizing = _anticipate(spec, ctx, st, ready, now)
     st, confirmed, cf_fast = confirm_breach(spec, st, p_obs, raw_now)
     is_smooth = smooth(observation, ranges)
-    restored_at = st.last_variant_change_at
-    added = (st.last_scale_up_at or -math.inf) > (restored_at or math.inf)
-    if is_smooth or not (added or rose_since(st.rates, restored_at)):  # else: not the restore's
-        st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now)
+    st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now, bursty=not is_smooth)
     if not is_smooth:
         st = replace(st, last_burst_at=now)
     lesson = lesson_of_failed_restore(spec, st, rate, now)

@@ -237,18 +237,22 @@ def note_failed_restore(
     cf_fast: float,
     rate: float,
     now: float,
+    bursty: bool = False,
 ) -> ControllerState:
     """A breach confirmed on the preferred variant soon after switching to it (within the
     dwell, or three intervals) is a restore that failed: remember when, at what rate, and the
-    observed / predicted ratio (the fast knobs' correction). Not called, on bursty load, for
-    a breach that a rise of the rate since the restore explains (`rose_since`), nor after
-    replicas were added since the restore."""
+    observed / predicted ratio (the fast knobs' correction). On `bursty` load not when the
+    rate rose by a step since the restore (`rose_since`: the rise explains the breach) nor
+    when replicas were added since (the quantile then mixes two fleets)."""
     pol = spec.policy
     soon = max(pol.variant_min_dwell_seconds, 3 * pol.interval_seconds)
     if not confirmed or current.variant != spec.variants.effective_preferred:
         return st
     changed = st.last_variant_change_at
     if changed is None or now - changed > soon or cf_fast <= st.correction:
+        return st
+    added = st.last_scale_up_at is not None and st.last_scale_up_at > changed
+    if bursty and (added or rose_since(st.rates, changed)):
         return st
     return replace(st, failed_restore=(now, rate, cf_fast))
 
