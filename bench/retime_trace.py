@@ -1,13 +1,16 @@
-"""The same requests at other times: a trace reversed, or its blocks shuffled.
+"""The same requests at other times: a trace reversed, its blocks shuffled, or shifted.
 
     python bench/retime_trace.py IN OUT --reverse
     python bench/retime_trace.py IN OUT --shuffle-blocks 300 [--seed 7]
+    python bench/retime_trace.py IN OUT --shift 700
 
 A controller's figures on one trace can owe something to that trace's timing: where its
 first burst falls after the warm-up, which bursts come within a stabilization window of
 another. Replaying the same arrivals reversed in time, or cut into blocks of N seconds put
-in a random order (each block's inner timing kept), keeps the trace's rate distribution,
-its bursts and their shapes (mirrored, when reversed) and changes only that timing:
+in a random order (each block's inner timing kept), or shifted in time as a loop (the
+arrivals S seconds later, those past the end wrapped to the start: every gap between two
+requests kept but one), keeps the trace's rate distribution, its bursts and their shapes
+(mirrored, when reversed) and changes only that timing:
 `bench/pareto.py --trace-file OUT` then asks whether the figures hold. IN is a trace in the
 Azure format (`TIMESTAMP,...`, one row per request, what `latencyslo simulate
 --trace-file` reads); OUT is in that format too, the timestamps moved.
@@ -39,6 +42,18 @@ def retimed(secs: np.ndarray, reverse: bool, block_s: float | None, seed: int) -
     return np.sort(order[block] * block_s + (secs - block * block_s))
 
 
+def shifted(secs: np.ndarray, shift_s: float) -> np.ndarray:
+    """Arrival offsets (from 0) played as a loop from `shift_s` seconds before the end: the
+    trace's period is its span plus one mean gap, so the wrapped end does not land on the
+    start."""
+    secs = np.sort(np.asarray(secs, dtype=float))
+    secs = secs - secs[0]
+    period = secs[-1] + (secs[-1] / (len(secs) - 1) if len(secs) > 1 else 1.0)
+    if not 0.0 < shift_s < period:
+        raise ValueError(f"shift must be within (0, {period:.0f}) s, the trace's period")
+    return np.sort((secs + shift_s) % period)
+
+
 def write_trace(path: Path, secs: Iterable[float]) -> None:
     """A trace in the Azure format (`TIMESTAMP`, one row per request) with arrivals at `secs`
     seconds from an arbitrary start."""
@@ -57,6 +72,7 @@ def main() -> None:
     how = ap.add_mutually_exclusive_group(required=True)
     how.add_argument("--reverse", action="store_true")
     how.add_argument("--shuffle-blocks", type=float, metavar="SECONDS")
+    how.add_argument("--shift", type=float, metavar="SECONDS")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     if args.shuffle_blocks is not None and not args.shuffle_blocks > 0:
@@ -64,7 +80,13 @@ def main() -> None:
     stamps, _, _ = load_trace(args.src)
     if stamps is None:
         ap.error(f"{args.src}: not a TIMESTAMP trace (one row per request)")
-    moved = retimed(stamps, args.reverse, args.shuffle_blocks, args.seed)
+    if args.shift is not None:
+        try:
+            moved = shifted(stamps, args.shift)
+        except ValueError as exc:
+            ap.error(f"--shift: {exc}")
+    else:
+        moved = retimed(stamps, args.reverse, args.shuffle_blocks, args.seed)
     write_trace(args.out, moved)
     span = moved[-1] - moved[0] if len(moved) > 1 else 0.0
     print(f"wrote {args.out}: {len(moved)} requests over {span:.0f} s")

@@ -87,7 +87,10 @@ class QualityBudgetStatus(ApiModel):
     """How much of the quality budget is spent."""
 
     degraded_fraction: ApiFloat = Field(
-        0.0, ge=0, le=1, description="Share of the budget window spent off the preferred variant."
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the budget window spent serving off the preferred variant.",
     )
 
 

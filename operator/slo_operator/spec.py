@@ -292,13 +292,16 @@ class Batching(ApiModel):
 
 
 class QualityBudget(ApiModel):
-    """How much time the service may spend off its preferred variant."""
+    """How much time the service may spend serving off its preferred variant."""
 
     max_degraded_fraction: ApiFloat = Field(
         0.2,
         ge=0,
         le=1,
-        description="Share of time (0..1) allowed off the preferred variant within the window.",
+        description=(
+            "Share of the window's time (0..1) in which a variant other than the preferred "
+            "one may serve requests. Time in which no request completes is not counted."
+        ),
     )
     window_minutes: ApiInt = Field(
         60, ge=1, le=10080, description="Length of the quality-budget window in minutes."

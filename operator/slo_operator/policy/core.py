@@ -99,7 +99,7 @@ from slo_operator.policy.sizing import (
     windows,
 )
 from slo_operator.policy.state import ControllerState
-from slo_operator.policy.trust import assess
+from slo_operator.policy.trust import assess, served_nothing
 from slo_operator.spec import Action, LatencySLOSpec, Mode
 from slo_operator.types import Decision, Observation, ProfileSet, RuntimeConfig
 
@@ -114,16 +114,23 @@ def _since(now: float, t: float | None) -> float:
 
 
 def _account(
-    params: ControllerParams, state: ControllerState, current: RuntimeConfig, now: float
+    params: ControllerParams,
+    state: ControllerState,
+    current: RuntimeConfig,
+    now: float,
+    observation: Observation,
 ) -> ControllerState:
-    """Book the time since the last decision into the quality budget; detect gaps."""
+    """Book the time since the last decision into the quality budget, unless fresh data shows
+    that no request completed in it (a variant that serves nobody degrades nobody); detect
+    gaps."""
     spec = params.spec
     budget_s = spec.variants.quality_budget.window_minutes * 60.0
     pref = spec.variants.effective_preferred
     st = state
     if st.last_decision_at is not None and now > st.last_decision_at:
         served = st.variant_in_force or current.variant
-        if served != pref:
+        idle = served_nothing(params, observation, now - st.last_decision_at)
+        if served != pref and not idle:
             st = st.with_degraded_span(st.last_decision_at, now, budget_s)
         else:
             st = st.with_degraded_span(now, now, budget_s)  # prune only
@@ -217,7 +224,7 @@ def propose(
     """One decision of the controller (see the module docstring), and the state it leaves
     before anything is applied (`record_applied` books what was)."""
     spec = params.spec
-    st = _account(params, state, current, now)
+    st = _account(params, state, current, now, observation)
     if spec.policy.mode is Mode.PAUSED:
         st = replace(st, last_decision_at=now, variant_in_force=current.variant)
         reason = "paused: policy.mode is Paused, nothing is changed"

@@ -58,3 +58,13 @@ def assess(params: ControllerParams, obs: Observation) -> Trust:
     if obs.samples is not None and (not math.isfinite(obs.samples) or obs.samples < 1):
         return Trust(False, True, fresh, "no samples in the window", Fault.NO_DATA)
     return Trust(True, True, fresh)
+
+
+def served_nothing(params: ControllerParams, obs: Observation, span_s: float) -> bool:
+    """Fresh data shows that no request completed in the last `span_s` seconds: a range that
+    covers them measured a rate of zero. Missing, failed or stale data shows nothing."""
+    if not assess(params, obs).fresh:
+        return False
+    ranges = obs.ranges or params.ranges
+    measured = ((obs.recent_request_rate, ranges.recent_s), (obs.request_rate, ranges.window_s))
+    return any(rate == 0.0 and span_s <= range_s for rate, range_s in measured)

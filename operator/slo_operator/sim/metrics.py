@@ -109,7 +109,11 @@ def summarize(
         "violating_windows": violating,
         "windows": len(good),
         "reversals_300s": _reversals(rep_t, rep_s) + _reversals(var_t, var_s),
-        "degraded_fraction": float(np.mean(trace.variant != pref_index)) if d else 0.0,
+        # the quality budget's measure: seconds in which a variant other than the preferred
+        # one completed requests (a variant that serves nobody degrades nobody)
+        "degraded_fraction": (
+            float(np.mean((trace.variant != pref_index) & (trace.completed > 0))) if d else 0.0
+        ),
         "requests": int(arrivals),
         "rejected": int(trace.rejected.sum()),
         "unserved": int(trace.unserved),

@@ -49,6 +49,27 @@ def test_shuffled_blocks_keep_each_blocks_requests_and_move_the_blocks(
     assert peak(out) == peak(shipped)
 
 
+def test_a_shift_plays_the_trace_as_a_loop(retime: ModuleType, shipped: np.ndarray) -> None:
+    out = retime.shifted(shipped, 700.0)
+    assert len(out) == len(shipped)
+    period = shipped[-1] + shipped[-1] / (len(shipped) - 1)
+    # what came at t now comes at t + 700 (mod the period)
+    assert (
+        np.bincount(((shipped + 700.0) % period // 10).astype(int)).tolist()
+        == np.bincount((out // 10).astype(int)).tolist()
+    )
+    assert out[0] >= 0.0
+    assert out[-1] < period
+
+
+@pytest.mark.parametrize("shift", [0.0, -5.0, 1e6])
+def test_a_shift_outside_the_period_is_refused(
+    retime: ModuleType, shipped: np.ndarray, shift: float
+) -> None:
+    with pytest.raises(ValueError, match="the trace's period"):
+        retime.shifted(shipped, shift)
+
+
 def test_the_written_trace_is_read_back_as_written(tmp_path: Path) -> None:
     out = tmp_path / "rev.csv"
     done = subprocess.run(

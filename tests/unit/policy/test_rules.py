@@ -773,6 +773,38 @@ def test_degraded_time_is_booked_from_the_variant_in_force() -> None:
     assert new.degraded_seconds(NOW, 3600) == pytest.approx(15.0)
 
 
+@pytest.mark.parametrize(
+    ("recent", "window_rate", "since", "age", "booked"),
+    [
+        pytest.param(LIGHT, LIGHT, 15.0, 2.0, 15.0, id="serving"),
+        pytest.param(0.0, 0.0, 15.0, 2.0, 0.0, id="idle"),
+        pytest.param(0.0, 3.0, 15.0, 2.0, 0.0, id="idle-since-the-last-decision"),
+        pytest.param(0.1, 0.1, 15.0, 2.0, 15.0, id="a-trickle"),
+        pytest.param(0.0, 3.0, 45.0, 2.0, 45.0, id="a-gap-longer-than-the-recent-range"),
+        pytest.param(0.0, 0.0, 45.0, 2.0, 0.0, id="a-gap-the-window-covers"),
+        pytest.param(0.0, 0.0, 90.0, 2.0, 90.0, id="a-gap-longer-than-the-window"),
+        pytest.param(0.0, 0.0, 15.0, 600.0, 15.0, id="stale-data"),
+        pytest.param(None, None, 15.0, None, 15.0, id="no-data"),
+    ],
+)
+def test_time_that_served_no_request_is_not_booked(
+    recent: float | None,
+    window_rate: float | None,
+    since: float,
+    age: float | None,
+    booked: float,
+) -> None:
+    """The budget counts time off the preferred variant in which requests were served: a
+    variant that serves nobody degrades nobody. Only fresh data that measured no request over
+    a range covering the whole span since the last decision (the recent rate over 30 s, the
+    window's over 60 s) shows that; a trickle, stale or missing data is booked."""
+    current = cfg(6, variant="quantized")
+    st = settled(variant_in_force="quantized", last_decision_at=NOW - since)
+    o = Observation(NOW, None, window_rate, None, age, 6, recent_request_rate=recent)
+    _, new = decide(SPEC, o, current, PROFILES, st, NOW)
+    assert new.degraded_seconds(NOW, 3600) == pytest.approx(booked)
+
+
 def test_only_allowed_variants_are_used() -> None:
     spec = make_spec(variants={"allowed": ["full", "distilled"]})
     o = obs(rate=OVERLOAD, p99=400.0, ready=2)
