@@ -1,0 +1,132 @@
+"""A controller's figures on one trace at many timings: the trace shifted as a loop.
+
+    python bench/trace_timings.py --json bench/results/trace_timings.json \
+        [--trace-file F ...] [--step 400] [--loads 1,3] [--seeds 1] [--policy latencyslo]
+        [--slo FILE]
+
+One trace's figures owe something to where its bursts fall against the controller's own
+clock: the warm-up, the stabilization windows, the quality budget's hour. Each trace
+(default: the shipped one and its re-timed copies in `bench/results/traces/`) is played
+from every multiple of `--step` seconds as a loop (`retime_trace.py --shift`), rescaled to
+each of `--loads` times one replica's measured capacity, and simulated for each policy
+(`latencyslo simulate --scenario trace --trace-file ... --target-mean-rps ... [--slo FILE]`,
+at its settings). Printed and written: the figures of every run, and per policy and load their
+mean, their worst, and how many runs meet G1 on real traces (98 % of requests within
+target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from retime_trace import shifted, write_trace  # a sibling script (bench/ is on the path)
+
+from slo_operator.sim.cli import load_spec
+from slo_operator.sim.plant import measured_plant
+from slo_operator.sim.profiles import load_profiles
+from slo_operator.sim.runner import default_spec, run_scenario
+from slo_operator.sim.workloads import SHIPPED_TRACE, load_trace
+from slo_operator.spec import LatencySLOSpec
+
+RETIMED = Path(__file__).resolve().parent / "results" / "traces"
+G1_TRACES = 0.98
+FIGURES = ("slo_attainment_requests", "violating_windows", "replica_seconds", "accuracy")
+
+
+def _spec(path: Path | None) -> LatencySLOSpec:
+    return default_spec() if path is None else load_spec(path)
+
+
+Job = tuple[str, str, float, float, int, Sequence[str], Path | None]
+"""(name, trace file, load, one replica's capacity, seed, policies, LatencySLO file)"""
+
+
+def _one(job: Job) -> list[dict[str, Any]]:
+    source, path, load, capacity, seed, policies, slo = job
+    profiles, profile_source = load_profiles(None)
+    result = run_scenario(
+        "trace", policies=policies, spec=_spec(slo), profiles=profiles,
+        plant=measured_plant(profile_source), seed=seed, trace_file=path,
+        target_mean_rps=load * capacity,
+    )  # fmt: skip
+    head = {"trace": source, "load": load, "seed": seed}
+    return [
+        {**head, "policy": p, **{k: float(run.metrics[k]) for k in FIGURES}}
+        for p, run in result.runs.items()
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--trace-file", type=Path, action="append", default=None)
+    ap.add_argument("--step", type=float, default=400.0)
+    ap.add_argument("--loads", default="1,3")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--policy", default="latencyslo")
+    ap.add_argument("--slo", type=Path, default=None, help="a LatencySLO manifest (or its spec)")
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+    if not args.step > 0:
+        ap.error("--step: seconds, > 0")
+    sources = args.trace_file or [SHIPPED_TRACE, *sorted(RETIMED.glob("*.csv"))]
+    loads = [float(x) for x in args.loads.split(",")]
+    policies = args.policy.split(",")
+    profiles, profile_source = load_profiles(None)
+    capacity = run_scenario(
+        "trace",
+        policies=[],
+        spec=_spec(args.slo),
+        profiles=profiles,
+        plant=measured_plant(profile_source),
+    ).calibration.capacity_rps  # one replica of the preferred variant at the target, measured
+    jobs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for src in sources:
+            stamps, _, _ = load_trace(src)
+            if stamps is None:
+                ap.error(f"{src}: not a TIMESTAMP trace (one row per request)")
+            secs = np.sort(np.asarray(stamps, float)) - float(np.min(stamps))
+            period = secs[-1] + secs[-1] / max(1, len(secs) - 1)
+            for shift in np.arange(0.0, period, args.step):
+                out = Path(tmp) / f"{src.stem}+{shift:.0f}.csv"
+                write_trace(out, secs if shift == 0 else shifted(secs, float(shift)))
+                jobs += [(out.stem, str(out), x, capacity, s, policies, args.slo)
+                         for x in loads for s in range(args.seeds)]  # fmt: skip
+        with ProcessPoolExecutor(max(1, args.jobs)) as ex:
+            runs = [row for rows in ex.map(_one, jobs) for row in rows]
+    summary = []
+    for policy in policies:
+        for load in loads:
+            sel = [r for r in runs if r["policy"] == policy and r["load"] == load]
+            within = [r["slo_attainment_requests"] for r in sel]
+            row = {
+                "policy": policy, "load": load, "runs": len(sel),
+                "mean_within": statistics.fmean(within), "worst_within": min(within),
+                "g1_met": sum(w >= G1_TRACES for w in within),
+                **{f"mean_{k}": statistics.fmean(r[k] for r in sel) for k in FIGURES[1:]},
+            }  # fmt: skip
+            summary.append(row)
+            print(f"{policy} at {load:g}x: {row['runs']} runs, requests within target "
+                  f"{100 * row['mean_within']:.2f} % mean, {100 * row['worst_within']:.2f} % "
+                  f"worst, G1 (98 %) met on {row['g1_met']}; violating windows "
+                  f"{row['mean_violating_windows']:.1f}, replica-seconds "
+                  f"{row['mean_replica_seconds']:,.0f}, accuracy "
+                  f"{100 * row['mean_accuracy']:.2f} %")  # fmt: skip
+    doc = {"sources": [s.name for s in sources], "step_s": args.step, "loads": loads,
+           "replica_capacity_rps": capacity, "slo": None if args.slo is None else args.slo.name,
+           "seeds": args.seeds, "summary": summary, "runs": runs}  # fmt: skip
+    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

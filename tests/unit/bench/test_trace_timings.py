@@ -1,0 +1,71 @@
+"""bench/trace_timings.py: one trace at many timings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from slo_operator.sim.plant import measured_plant
+from slo_operator.sim.profiles import MEASURED_PROFILE, load_profiles
+from slo_operator.sim.runner import run_scenario
+from tests.unit.bench.scripts import BENCH, load
+
+
+def _trace(path: Path) -> Path:
+    """Ten minutes: a trickle, then a minute at ten times its rate in the middle."""
+    rng = np.random.default_rng(3)
+    quiet = rng.uniform(0.0, 600.0, 600)
+    burst = rng.uniform(240.0, 300.0, 600)
+    retime = load("retime_trace.py", "retime_trace_timings")
+    retime.write_trace(path, np.sort(np.concatenate((quiet, burst))))
+    return path
+
+
+@pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
+def test_every_shift_is_simulated_as_simulate_would(tmp_path: Path) -> None:
+    src = _trace(tmp_path / "burst.csv")
+    out = tmp_path / "timings.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "trace_timings.py"), "--json", str(out),
+         "--trace-file", str(src), "--step", "300", "--loads", "2",
+         "--policy", "latencyslo,static", "--jobs", "1"],
+        capture_output=True, text=True, check=False, cwd=BENCH.parent,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    runs = doc["runs"]
+    assert sorted((r["trace"], r["policy"]) for r in runs) == [
+        ("burst+0", "latencyslo"), ("burst+0", "static"),
+        ("burst+300", "latencyslo"), ("burst+300", "static"),
+    ]  # fmt: skip
+    # the unshifted run is the trace as `latencyslo simulate` replays it
+    profiles, source = load_profiles(None)
+    direct = run_scenario(
+        "trace", policies=["latencyslo"], profiles=profiles, plant=measured_plant(source),
+        seed=0, trace_file=src, target_mean_rps=2 * doc["replica_capacity_rps"],
+    ).runs["latencyslo"].metrics  # fmt: skip
+    ours = next(r for r in runs if r["trace"] == "burst+0" and r["policy"] == "latencyslo")
+    for key in ("slo_attainment_requests", "violating_windows", "replica_seconds"):
+        assert ours[key] == pytest.approx(direct[key]), key
+    summary = {(s["policy"], s["load"]): s for s in doc["summary"]}
+    row = summary[("latencyslo", 2.0)]
+    within = [r["slo_attainment_requests"] for r in runs if r["policy"] == "latencyslo"]
+    assert row["runs"] == 2
+    assert row["worst_within"] == min(within)
+    assert row["g1_met"] == sum(w >= 0.98 for w in within)
+    assert "latencyslo at 2x: 2 runs" in done.stdout
+
+
+def test_a_step_must_be_positive(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "trace_timings.py"), "--json", str(tmp_path / "t.json"),
+         "--step", "0"],
+        capture_output=True, text=True, check=False, cwd=BENCH.parent,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--step" in done.stderr
