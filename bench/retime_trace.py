@@ -42,13 +42,22 @@ def retimed(secs: np.ndarray, reverse: bool, block_s: float | None, seed: int) -
     return np.sort(order[block] * block_s + (secs - block * block_s))
 
 
-def shifted(secs: np.ndarray, shift_s: float) -> np.ndarray:
-    """Arrival offsets (from 0) played as a loop from `shift_s` seconds before the end: the
-    trace's period is its span plus one mean gap, so the wrapped end does not land on the
-    start."""
+def offsets(secs: np.ndarray) -> np.ndarray:
+    """Arrival times as sorted offsets from the first."""
     secs = np.sort(np.asarray(secs, dtype=float))
-    secs = secs - secs[0]
-    period = secs[-1] + (secs[-1] / (len(secs) - 1) if len(secs) > 1 else 1.0)
+    return secs - secs[0]
+
+
+def loop_period(secs: np.ndarray) -> float:
+    """The period of sorted offsets played as a loop: their span plus one mean gap, so the
+    wrapped end does not land on the start."""
+    return float(secs[-1] + (secs[-1] / (len(secs) - 1) if len(secs) > 1 else 1.0))
+
+
+def shifted(secs: np.ndarray, shift_s: float) -> np.ndarray:
+    """Arrival offsets (from 0) played as a loop from `shift_s` seconds before the end."""
+    secs = offsets(secs)
+    period = loop_period(secs)
     if not 0.0 < shift_s < period:
         raise ValueError(f"shift must be within (0, {period:.0f}) s, the trace's period")
     return np.sort((secs + shift_s) % period)

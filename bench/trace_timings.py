@@ -18,6 +18,7 @@ target).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import tempfile
@@ -27,14 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from retime_trace import shifted, write_trace  # a sibling script (bench/ is on the path)
+from retime_trace import loop_period, offsets, shifted, write_trace  # a sibling script
 
 from slo_operator.sim.cli import load_spec
-from slo_operator.sim.plant import measured_plant
+from slo_operator.sim.plant import Plant, measured_plant
 from slo_operator.sim.profiles import load_profiles
 from slo_operator.sim.runner import default_spec, run_scenario
 from slo_operator.sim.workloads import SHIPPED_TRACE, load_trace
 from slo_operator.spec import LatencySLOSpec
+from slo_operator.types import ProfileSet
 
 RETIMED = Path(__file__).resolve().parent / "results" / "traces"
 G1_TRACES = 0.98
@@ -45,17 +47,23 @@ def _spec(path: Path | None) -> LatencySLOSpec:
     return default_spec() if path is None else load_spec(path)
 
 
+@functools.cache
+def _setup() -> tuple[ProfileSet, Plant]:
+    """The shipped profile and the plant measured from it (read once per process)."""
+    profiles, profile_source = load_profiles(None)
+    return profiles, measured_plant(profile_source)
+
+
 Job = tuple[str, str, float, float, int, Sequence[str], Path | None]
 """(name, trace file, load, one replica's capacity, seed, policies, LatencySLO file)"""
 
 
 def _one(job: Job) -> list[dict[str, Any]]:
     source, path, load, capacity, seed, policies, slo = job
-    profiles, profile_source = load_profiles(None)
+    profiles, plant = _setup()
     result = run_scenario(
-        "trace", policies=policies, spec=_spec(slo), profiles=profiles,
-        plant=measured_plant(profile_source), seed=seed, trace_file=path,
-        target_mean_rps=load * capacity,
+        "trace", policies=policies, spec=_spec(slo), profiles=profiles, plant=plant,
+        seed=seed, trace_file=path, target_mean_rps=load * capacity,
     )  # fmt: skip
     head = {"trace": source, "load": load, "seed": seed}
     return [
@@ -80,13 +88,9 @@ def main() -> None:
     sources = args.trace_file or [SHIPPED_TRACE, *sorted(RETIMED.glob("*.csv"))]
     loads = [float(x) for x in args.loads.split(",")]
     policies = args.policy.split(",")
-    profiles, profile_source = load_profiles(None)
+    profiles, plant = _setup()
     capacity = run_scenario(
-        "trace",
-        policies=[],
-        spec=_spec(args.slo),
-        profiles=profiles,
-        plant=measured_plant(profile_source),
+        "trace", policies=[], spec=_spec(args.slo), profiles=profiles, plant=plant
     ).calibration.capacity_rps  # one replica of the preferred variant at the target, measured
     jobs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,9 +98,8 @@ def main() -> None:
             stamps, _, _ = load_trace(src)
             if stamps is None:
                 ap.error(f"{src}: not a TIMESTAMP trace (one row per request)")
-            secs = np.sort(np.asarray(stamps, float)) - float(np.min(stamps))
-            period = secs[-1] + secs[-1] / max(1, len(secs) - 1)
-            for shift in np.arange(0.0, period, args.step):
+            secs = offsets(stamps)
+            for shift in np.arange(0.0, loop_period(secs), args.step):
                 out = Path(tmp) / f"{src.stem}+{shift:.0f}.csv"
                 write_trace(out, secs if shift == 0 else shifted(secs, float(shift)))
                 jobs += [(out.stem, str(out), x, capacity, s, policies, args.slo)

@@ -99,7 +99,7 @@ from slo_operator.policy.sizing import (
     windows,
 )
 from slo_operator.policy.state import ControllerState
-from slo_operator.policy.trust import assess, served_nothing
+from slo_operator.policy.trust import Trust, assess, served_nothing
 from slo_operator.spec import Action, LatencySLOSpec, Mode
 from slo_operator.types import Decision, Observation, ProfileSet, RuntimeConfig
 
@@ -119,6 +119,7 @@ def _account(
     current: RuntimeConfig,
     now: float,
     observation: Observation,
+    trust: Trust,
 ) -> ControllerState:
     """Book the time since the last decision into the quality budget, unless fresh data shows
     that no request completed in it (a variant that serves nobody degrades nobody); detect
@@ -129,7 +130,7 @@ def _account(
     st = state
     if st.last_decision_at is not None and now > st.last_decision_at:
         served = st.variant_in_force or current.variant
-        idle = served_nothing(params, observation, now - st.last_decision_at)
+        idle = trust.fresh and served_nothing(params, observation, now - st.last_decision_at)
         if served != pref and not idle:
             st = st.with_degraded_span(st.last_decision_at, now, budget_s)
         else:
@@ -224,7 +225,8 @@ def propose(
     """One decision of the controller (see the module docstring), and the state it leaves
     before anything is applied (`record_applied` books what was)."""
     spec = params.spec
-    st = _account(params, state, current, now, observation)
+    trust = assess(params, observation)
+    st = _account(params, state, current, now, observation, trust)
     if spec.policy.mode is Mode.PAUSED:
         st = replace(st, last_decision_at=now, variant_in_force=current.variant)
         reason = "paused: policy.mode is Paused, nothing is changed"
@@ -232,7 +234,6 @@ def propose(
 
     pref = spec.variants.effective_preferred
     conformed = params.bounded(current)
-    trust = assess(params, observation)
     lat_ok, rate_ok, why = trust.latency, trust.rate, trust.why
     if pref not in profiles.variants:
         # without a profile of the preferred variant nothing can be predicted: never guess

@@ -61,10 +61,9 @@ def assess(params: ControllerParams, obs: Observation) -> Trust:
 
 
 def served_nothing(params: ControllerParams, obs: Observation, span_s: float) -> bool:
-    """Fresh data shows that no request completed in the last `span_s` seconds: a range that
-    covers them measured a rate of zero. Missing, failed or stale data shows nothing."""
-    if not assess(params, obs).fresh:
-        return False
+    """`obs` shows that no request completed in the last `span_s` seconds: a range that
+    covers them measured a rate of zero. Only fresh data shows it (`Trust.fresh`; the caller
+    asks that first: missing, failed or stale data shows nothing)."""
     ranges = obs.ranges or params.ranges
     measured = ((obs.recent_request_rate, ranges.recent_s), (obs.request_rate, ranges.window_s))
     return any(rate == 0.0 and span_s <= range_s for rate, range_s in measured)
