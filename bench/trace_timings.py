@@ -10,9 +10,11 @@ clock: the warm-up, the stabilization windows, the quality budget's hour. Each t
 from every multiple of `--step` seconds as a loop (`retime_trace.py --shift`), rescaled to
 each of `--loads` times one replica's measured capacity, and simulated for each policy
 (`latencyslo simulate --scenario trace --trace-file ... --target-mean-rps ... [--slo FILE]`,
-at its settings). Printed and written: the figures of every run, and per policy and load their
-mean, their worst, and how many runs meet G1 on real traces (98 % of requests within
-target).
+at its settings). `--policy variant-oracle` adds the oracle of `bench/pareto.py`: the
+cheapest plan found, knowing the arrivals, that meets the SLO with the same quality budget,
+start-up and `replicas.max` (what foresight reaches on each timing; a search of a dozen runs
+or more). Printed and written: the figures of every run, and per policy and load their mean, their
+worst, and how many runs meet G1 on real traces (98 % of requests within target).
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ import numpy as np
 from retime_trace import loop_period, offsets, shifted, write_trace  # a sibling script
 
 from slo_operator.sim.cli import load_spec
+from slo_operator.sim.engine import SimSettings
 from slo_operator.sim.plant import Plant, measured_plant
 from slo_operator.sim.profiles import load_profiles
 from slo_operator.sim.runner import default_spec, run_scenario
+from slo_operator.sim.sweep import prepare, run_oracle
 from slo_operator.sim.workloads import SHIPPED_TRACE, load_trace
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import ProfileSet
@@ -41,6 +45,7 @@ from slo_operator.types import ProfileSet
 RETIMED = Path(__file__).resolve().parent / "results" / "traces"
 G1_TRACES = 0.98
 FIGURES = ("slo_attainment_requests", "violating_windows", "replica_seconds", "accuracy")
+VARIANT_ORACLE = "variant-oracle"
 
 
 def _spec(path: Path | None) -> LatencySLOSpec:
@@ -61,15 +66,19 @@ Job = tuple[str, str, float, float, int, Sequence[str], Path | None]
 def _one(job: Job) -> list[dict[str, Any]]:
     source, path, load, capacity, seed, policies, slo = job
     profiles, plant = _setup()
+    spec = _spec(slo)
+    simulated = [p for p in policies if p != VARIANT_ORACLE]
     result = run_scenario(
-        "trace", policies=policies, spec=_spec(slo), profiles=profiles, plant=plant,
+        "trace", policies=simulated, spec=spec, profiles=profiles, plant=plant,
         seed=seed, trace_file=path, target_mean_rps=load * capacity,
     )  # fmt: skip
+    figures = {p: run.metrics for p, run in result.runs.items()}
+    if VARIANT_ORACLE in policies:
+        prep = prepare("trace", spec=spec, profiles=profiles, settings=SimSettings(),
+                       plant=plant, seed=seed, trace_file=path, trace_load=load)  # fmt: skip
+        figures[VARIANT_ORACLE], _ = run_oracle(prep)
     head = {"trace": source, "load": load, "seed": seed}
-    return [
-        {**head, "policy": p, **{k: float(run.metrics[k]) for k in FIGURES}}
-        for p, run in result.runs.items()
-    ]
+    return [{**head, "policy": p, **{k: float(figures[p][k]) for k in FIGURES}} for p in policies]
 
 
 def main() -> None:

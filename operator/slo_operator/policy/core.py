@@ -41,7 +41,9 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    unless the rate rose by a step since the restore (the rise explains the breach) or
    replicas were added since (the quantile then mixes two fleets). Nor is the preferred
    variant restored within a stabilization window of a rate that `replicas.max` replicas
-   of it could not hold: the next such burst would find no replicas to add.
+   of it could not hold within the target: the next such burst would find no replicas to
+   add (a rate they hold within the target, if not within the aim, is left to the breach
+   rule: holding a faster variant ahead of it spent the budget the next overflow needed).
 5. Feedback. A clear breach (above twice the target) measured on a configuration unchanged
    for the quantile's whole range and one interval more, every replica ready, is one the
    model failed to predict at the rate it sized for: replicas are then sized with the
@@ -325,9 +327,7 @@ def propose(
     # a breach that comes with a step in the rate, replicas ordered for it: bridged at once
     rate_step = rate_stepped(st.rates)
     stepped = p_obs > spec.target_latency_ms and rate_step and new_replicas > ready
-    same_question = sized_for == pref and cf_replicas == st.correction
-    held = feasible if same_question else sizing.holds(pref, spec.replicas.max, st.correction,
-                                                        spec.aim_latency_ms)  # fmt: skip
+    held = sizing.holds(pref, spec.replicas.max, st.correction, spec.target_latency_ms)
     st, ceiling = note_ceiling(st, held, sizing.rate, now, stab)
     fallen = ctx.fallen_to(observation.recent_request_rate, observation.request_rate)
     variant, more = _variant(

@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from slo_operator.sim.engine import SimSettings
 from slo_operator.sim.plant import measured_plant
 from slo_operator.sim.profiles import MEASURED_PROFILE, load_profiles
-from slo_operator.sim.runner import run_scenario
+from slo_operator.sim.runner import default_spec, run_scenario
+from slo_operator.sim.sweep import prepare, run_oracle, run_ours
 from tests.unit.bench.scripts import BENCH, load
 
 
@@ -69,3 +71,29 @@ def test_a_step_must_be_positive(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--step" in done.stderr
+
+
+@pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
+def test_the_variant_oracle_is_the_pareto_oracle_on_each_timing(tmp_path: Path) -> None:
+    """`--policy variant-oracle`: the search `bench/pareto.py` reports as its oracle, on the
+    same arrivals (the trace rescaled to the same load), next to the simulated policies."""
+    src = _trace(tmp_path / "burst.csv")
+    out = tmp_path / "timings.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "trace_timings.py"), "--json", str(out),
+         "--trace-file", str(src), "--step", "1000", "--loads", "2",
+         "--policy", "latencyslo,variant-oracle", "--jobs", "1"],
+        capture_output=True, text=True, check=False, cwd=BENCH.parent,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = {r["policy"]: r for r in json.loads(out.read_text())["runs"]}
+    assert set(runs) == {"latencyslo", "variant-oracle"}
+    profiles, source = load_profiles(None)
+    plant = measured_plant(source)
+    prep = prepare("trace", spec=default_spec(), profiles=profiles, settings=SimSettings(),
+                   plant=plant, seed=0, trace_file=src, trace_load=2.0)  # fmt: skip
+    oracle, _ = run_oracle(prep)
+    for key in ("slo_attainment_requests", "violating_windows", "replica_seconds", "accuracy"):
+        assert runs["variant-oracle"][key] == pytest.approx(oracle[key]), key
+    assert runs["latencyslo"]["replica_seconds"] == pytest.approx(run_ours(prep)["replica_seconds"])
+    assert "variant-oracle at 2x: 1 runs" in done.stdout

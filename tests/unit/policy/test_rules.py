@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -1141,8 +1142,8 @@ def _sixteen_full_reach(p99_ms: float) -> float:
 
 
 def _beyond_full_within_quantized() -> float:
-    """A rate 16 replicas of `full` cannot hold at the aim and 16 of `quantized` can."""
-    rate = _sixteen_full_reach(1.3 * SPEC.aim_latency_ms)
+    """A rate 16 replicas of `full` cannot hold within the target and 16 of `quantized` can."""
+    rate = _sixteen_full_reach(1.3 * SPEC.target_latency_ms)
     assert model_p99(rate, cfg(16, variant="quantized")) < 0.8 * SPEC.aim_latency_ms
     return rate
 
@@ -1201,6 +1202,28 @@ def _between_aim_and_target() -> float:
     rate = _sixteen_full_reach(92.0)
     assert SPEC.aim_latency_ms < model_p99(rate, cfg(16)) < SPEC.target_latency_ms
     return rate
+
+
+@pytest.mark.parametrize(
+    ("rate", "remembered"),
+    [
+        pytest.param(_between_aim_and_target, False, id="beyond-the-aim-within-the-target"),
+        pytest.param(_beyond_full_within_quantized, True, id="beyond-the-target"),
+    ],
+)
+def test_a_ceiling_is_a_rate_replicas_max_cannot_hold_within_the_target(
+    rate: Callable[[], float], remembered: bool
+) -> None:
+    """Only a rate that `replicas.max` replicas of `full` cannot serve within the target
+    starts the ceiling rule (a faster variant held ahead of the next burst): one they serve
+    within the target, if not within the aim, is left to the breach rule. On bursty traces
+    at three times one replica's capacity, holding ahead of such rates spent the quality
+    budget the next overflow needed."""
+    o = obs(rate=rate(), p99=60.0, ready=16)
+    decision, st = decide(SPEC, o, cfg(16), PROFILES, settled(), NOW)
+    assert (st.ceiling_at == NOW) is remembered
+    if not remembered:  # within the target: nothing to bridge now, nothing held ahead
+        assert decision.target.variant == "full"
 
 
 @pytest.mark.parametrize(
