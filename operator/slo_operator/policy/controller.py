@@ -30,7 +30,7 @@ from typing import Any
 
 from slo_operator.policy.core import propose, record_applied
 from slo_operator.policy.feedback import CLEAR_BREACH
-from slo_operator.policy.history import RISE_CONFIRMS
+from slo_operator.policy.history import RISE_CONFIRMS, at_burst_front
 from slo_operator.policy.params import ControllerParams
 from slo_operator.policy.profiles import ProfileFit, fit_profiles
 from slo_operator.policy.state import ControllerState, initial_state
@@ -124,13 +124,15 @@ class Controller:
     def urgent(self, observation: Observation, current: RuntimeConfig, now: float) -> bool:
         """The early look between two steps: True when the measured quantile is over twice
         the target, or over it with the recent rate up by `RISE_CONFIRMS` on the rate last
-        sized for, and a decision now would add replicas or bridge with a faster variant.
-        Nothing is booked or learned; the caller steps at once when True."""
+        sized for or on the quantile window's (a burst's front), and a decision now would
+        add replicas or bridge with a faster variant. Nothing is booked or learned; the
+        caller steps at once when True."""
         state = self.state
         target = self.params.spec.target_latency_ms
         p_obs, recent = observation.latency_ms, observation.recent_request_rate
         last = state.rates[-1][1] if state.rates else None
         stepped = recent is not None and last is not None and recent >= RISE_CONFIRMS * last > 0
+        stepped = stepped or at_burst_front(recent, observation.request_rate)
         if p_obs is None or not (p_obs >= CLEAR_BREACH * target or (p_obs > target and stepped)):
             return False
         fit = fit_profiles(self.baseline, observation.batch, dict(state.profile_factors))

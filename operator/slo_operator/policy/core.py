@@ -77,6 +77,7 @@ from slo_operator.policy.history import (
     FALL_POINTS,
     RISE_CONFIRMS,
     TREND_MIN,
+    at_burst_front,
     falling_load,
     learn_correction,
     learn_startup,
@@ -270,7 +271,8 @@ def propose(
     # 2. learn
     st, raw_now = learn_correction(spec, profiles, observation, current, st, rate, now)
     st, sizing = _anticipate(spec, ctx, st, ready, now)
-    st, confirmed, cf_fast = confirm_breach(spec, st, p_obs, raw_now)
+    front = at_burst_front(observation.recent_request_rate, observation.request_rate)
+    st, confirmed, cf_fast = confirm_breach(spec, st, p_obs, raw_now, front)
     is_smooth = smooth(observation, ranges)
     st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now, bursty=not is_smooth)
     if not is_smooth:

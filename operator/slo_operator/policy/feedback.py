@@ -19,16 +19,19 @@ the model not explaining it, it must be seen twice in a row (noise is not a brea
 
 
 def confirm_breach(
-    spec: LatencySLOSpec, st: ControllerState, p_obs: float, raw_now: float
+    spec: LatencySLOSpec, st: ControllerState, p_obs: float, raw_now: float, front: bool = False
 ) -> tuple[ControllerState, bool, float]:
     """(state, confirmed breach, correction for the fast knobs). A breach the model does not
-    explain counts when seen twice in a row or above CLEAR_BREACH x target; then the fast
-    knobs trust the observation rather than the model."""
+    explain counts when seen twice in a row, above CLEAR_BREACH x target, or at a burst's
+    `front` (the recent rate well above the quantile window's, `history.at_burst_front`: the
+    window still averages the calm seconds before the burst, so what it shows is the least
+    of it, and noise does not come with such a rise); then the fast knobs trust the
+    observation rather than the model."""
     target = spec.target_latency_ms
     previous = st.last_p99
     st = replace(st, last_p99=p_obs)
     confirmed = p_obs > target and (
-        p_obs >= CLEAR_BREACH * target or (previous is not None and previous > target)
+        p_obs >= CLEAR_BREACH * target or (previous is not None and previous > target) or front
     )
     cf_fast = st.correction
     if confirmed and math.isfinite(raw_now) and raw_now > 0:

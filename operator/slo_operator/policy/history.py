@@ -61,6 +61,15 @@ def rate_stepped(rates: tuple[tuple[float, float], ...]) -> bool:
     return len(rates) >= 2 and rates[-1][1] >= RISE_CONFIRMS * rates[-2][1] > 0
 
 
+def at_burst_front(recent: float | None, window_rate: float | None) -> bool:
+    """The recent rate RISE_CONFIRMS or more above the quantile window's: a burst's front,
+    which the window (and the rate sized for, when a busier past set it) still averages
+    with the calmer seconds before it."""
+    if recent is None or window_rate is None:
+        return False
+    return recent >= RISE_CONFIRMS * window_rate > 0
+
+
 def rose_since(rates: tuple[tuple[float, float], ...], since: float | None) -> bool:
     """The rate sized for rose by RISE_CONFIRMS or more since `since` (a time; None: ever),
     now against the lowest one kept from then on."""

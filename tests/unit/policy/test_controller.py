@@ -138,6 +138,18 @@ def _rose(last_rate: float, **changes: object) -> object:
             id="a-rise-within-the-target: the step waits",
         ),
         pytest.param(
+            replace(obs(rate=1000.0, p99=130.0, ready=2), recent_request_rate=1300.0),
+            _rose(1450.0),
+            True,
+            id="a-modest-breach-at-a-burst's-front (recent 30% over the window's): step now",
+        ),
+        pytest.param(
+            replace(obs(rate=1000.0, p99=130.0, ready=2), recent_request_rate=1100.0),
+            _rose(1450.0),
+            False,
+            id="a-modest-breach-with-the-recent-rate-10%-over-the-window's: the step waits",
+        ),
+        pytest.param(
             obs(rate=None, p99=400.0, ready=2), settled(), False, id="no-rate: nothing to act on"
         ),
     ],

@@ -1029,6 +1029,34 @@ def test_a_burst_front_below_its_peak_is_not_a_fall() -> None:
     assert "fallen" not in decision.reason
 
 
+@pytest.mark.parametrize(
+    ("recent_share", "expect_bridge"),
+    [
+        pytest.param(1.0, False, id="recent-at-the-window's: seen once, not yet a breach"),
+        pytest.param(1.2, False, id="a-fifth-above: not yet a breach"),
+        pytest.param(1.3, True, id="a-burst's-front: bridged at once"),
+    ],
+)
+def test_a_breach_at_a_burst_front_is_confirmed_at_once(
+    recent_share: float, expect_bridge: bool
+) -> None:
+    """A quantile just over the target, seen once, that the model does not explain: three
+    replicas are predicted well under the aim at the window's rate and at the recent one,
+    and no replica is ordered. With the recent rate a quarter or more above the window's it
+    is the front of a burst that the window still averages with the calm seconds before it
+    (what it shows is the least of it): the breach counts at once, the fast knobs trust the
+    observation, and a faster variant bridges. (Waiting to see it twice, the reversed shipped
+    trace at three times one replica's capacity lost a 2,700 req/s burst's first seconds on
+    `full` at `replicas.max`.) A smaller rise is noise's: it waits as before."""
+    rate = 0.5 * _rate_predicted_at(85.0, cfg(3), high=2 * OVERLOAD)
+    assert model_p99(1.3 * rate, cfg(3)) < 0.8 * SPEC.aim_latency_ms  # the model explains none
+    o = replace(obs(rate=rate, p99=120.0, ready=3), recent_request_rate=recent_share * rate)
+    decision, st = decide(SPEC, o, cfg(3), PROFILES, settled(), NOW)
+    assert decision.target.replicas == 3
+    assert (decision.target.variant != "full") is expect_bridge
+    assert st.last_p99 == 120.0
+
+
 def _rate_predicted_at(p99_ms: float, config: RuntimeConfig, high: float = OVERLOAD) -> float:
     """The rate at which the model predicts `p99_ms` for `config` (bisection below `high`)."""
     low = 1.0
