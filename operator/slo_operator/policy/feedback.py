@@ -15,7 +15,8 @@ from slo_operator.types import Observation, Ranges, RuntimeConfig
 FAST_CORRECTION_MAX = 4.0
 CLEAR_BREACH = 2.0
 """An observed quantile above twice the target is a breach at once; above the target only,
-the model not explaining it, it must be seen twice in a row (noise is not a breach)."""
+the model not explaining it, it must be seen twice in a row (noise is not a breach), unless
+it is measured at a burst's front (`confirm_breach`)."""
 
 
 def confirm_breach(
