@@ -13,8 +13,9 @@ each of `--loads` times one replica's measured capacity, and simulated for each 
 at its settings). `--policy variant-oracle` adds the oracle of `bench/pareto.py`: the
 cheapest plan found, knowing the arrivals, that meets the SLO with the same quality budget,
 start-up and `replicas.max` (what foresight reaches on each timing; a search of a dozen runs
-or more). Printed and written: the figures of every run, and per policy and load their mean, their
-worst, and how many runs meet G1 on real traces (98 % of requests within target).
+or more). Printed and written: the figures of every run, and per policy and load their
+mean, their worst, and how many runs meet G1 on real traces (98 % of requests within
+target).
 """
 
 from __future__ import annotations
@@ -67,12 +68,14 @@ def _one(job: Job) -> list[dict[str, Any]]:
     source, path, load, capacity, seed, policies, slo = job
     profiles, plant = _setup()
     spec = _spec(slo)
+    figures: dict[str, Any] = {}
     simulated = [p for p in policies if p != VARIANT_ORACLE]
-    result = run_scenario(
-        "trace", policies=simulated, spec=spec, profiles=profiles, plant=plant,
-        seed=seed, trace_file=path, target_mean_rps=load * capacity,
-    )  # fmt: skip
-    figures = {p: run.metrics for p, run in result.runs.items()}
+    if simulated:
+        result = run_scenario(
+            "trace", policies=simulated, spec=spec, profiles=profiles, plant=plant,
+            seed=seed, trace_file=path, target_mean_rps=load * capacity,
+        )  # fmt: skip
+        figures = {p: run.metrics for p, run in result.runs.items()}
     if VARIANT_ORACLE in policies:
         prep = prepare("trace", spec=spec, profiles=profiles, settings=SimSettings(),
                        plant=plant, seed=seed, trace_file=path, trace_load=load)  # fmt: skip

@@ -131,8 +131,8 @@ class Controller:
         target = self.params.spec.target_latency_ms
         p_obs, recent = observation.latency_ms, observation.recent_request_rate
         last = state.rates[-1][1] if state.rates else None
-        stepped = recent is not None and last is not None and recent >= RISE_CONFIRMS * last > 0
-        stepped = stepped or at_burst_front(recent, observation.request_rate)
+        rose = recent is not None and last is not None and recent >= RISE_CONFIRMS * last > 0
+        stepped = rose or at_burst_front(recent, observation.request_rate)
         if p_obs is None or not (p_obs >= CLEAR_BREACH * target or (p_obs > target and stepped)):
             return False
         fit = fit_profiles(self.baseline, observation.batch, dict(state.profile_factors))

@@ -28,16 +28,20 @@ def _trace(path: Path) -> Path:
     return path
 
 
+def _timings(*args: str) -> subprocess.CompletedProcess[str]:
+    """`bench/trace_timings.py ARGS` run as a script, one job."""
+    return subprocess.run(
+        [sys.executable, str(BENCH / "trace_timings.py"), *args, "--jobs", "1"],
+        capture_output=True, text=True, check=False, cwd=BENCH.parent,
+    )  # fmt: skip
+
+
 @pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
 def test_every_shift_is_simulated_as_simulate_would(tmp_path: Path) -> None:
     src = _trace(tmp_path / "burst.csv")
     out = tmp_path / "timings.json"
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "trace_timings.py"), "--json", str(out),
-         "--trace-file", str(src), "--step", "300", "--loads", "2",
-         "--policy", "latencyslo,static", "--jobs", "1"],
-        capture_output=True, text=True, check=False, cwd=BENCH.parent,
-    )  # fmt: skip
+    done = _timings("--json", str(out), "--trace-file", str(src), "--step", "300",
+                    "--loads", "2", "--policy", "latencyslo,static")  # fmt: skip
     assert done.returncode == 0, done.stderr
     doc = json.loads(out.read_text())
     runs = doc["runs"]
@@ -64,11 +68,7 @@ def test_every_shift_is_simulated_as_simulate_would(tmp_path: Path) -> None:
 
 
 def test_a_step_must_be_positive(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "trace_timings.py"), "--json", str(tmp_path / "t.json"),
-         "--step", "0"],
-        capture_output=True, text=True, check=False, cwd=BENCH.parent,
-    )  # fmt: skip
+    done = _timings("--json", str(tmp_path / "t.json"), "--step", "0")
     assert done.returncode == 2
     assert "--step" in done.stderr
 
@@ -79,12 +79,8 @@ def test_the_variant_oracle_is_the_pareto_oracle_on_each_timing(tmp_path: Path) 
     same arrivals (the trace rescaled to the same load), next to the simulated policies."""
     src = _trace(tmp_path / "burst.csv")
     out = tmp_path / "timings.json"
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "trace_timings.py"), "--json", str(out),
-         "--trace-file", str(src), "--step", "1000", "--loads", "2",
-         "--policy", "latencyslo,variant-oracle", "--jobs", "1"],
-        capture_output=True, text=True, check=False, cwd=BENCH.parent,
-    )  # fmt: skip
+    done = _timings("--json", str(out), "--trace-file", str(src), "--step", "1000",
+                    "--loads", "2", "--policy", "latencyslo,variant-oracle")  # fmt: skip
     assert done.returncode == 0, done.stderr
     runs = {r["policy"]: r for r in json.loads(out.read_text())["runs"]}
     assert set(runs) == {"latencyslo", "variant-oracle"}
