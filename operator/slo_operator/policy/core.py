@@ -63,6 +63,7 @@ import math
 from dataclasses import replace
 
 from slo_operator.policy.economy import (
+    bridge_reserve,
     budget_left,
     can_bridge,
     saving_decision,
@@ -462,7 +463,7 @@ def _variant(
     budget = spec.variants.quality_budget
     _, remaining = budget_left(spec, st, now)
     dwell_ok = _since(now, st.last_variant_change_at) >= pol.variant_min_dwell_seconds
-    kept = remaining >= max(pol.variant_min_dwell_seconds, pol.interval_seconds)
+    kept = remaining >= bridge_reserve(spec)
     if variant == pref:
         if budget.max_degraded_fraction <= 0:
             return variant, []

@@ -50,16 +50,27 @@ def budget_left(spec: LatencySLOSpec, st: ControllerState, now: float) -> tuple[
     return budget_s, budget_s - st.degraded_seconds(now, window_s)
 
 
+def bridge_reserve(spec: LatencySLOSpec) -> float:
+    """Seconds of the quality budget a degrade needs left: one interval, and a dwell, so that
+    the budget cannot end a bridge before the dwell would let it end. Not the dwell where
+    the whole budget is shorter than one (`windowMinutes: 5` at the default 20 %: 60 s
+    against 120 s): every bridge then ends when the budget is spent, and asking for a dwell
+    of it refused every bridge."""
+    pol, budget = spec.policy, spec.variants.quality_budget
+    budget_s = budget.max_degraded_fraction * budget.window_minutes * 60.0
+    dwell = pol.variant_min_dwell_seconds if pol.variant_min_dwell_seconds <= budget_s else 0
+    return float(max(dwell, pol.interval_seconds))
+
+
 def can_bridge(spec: LatencySLOSpec, st: ControllerState, variant: str, now: float) -> bool:
     """Whether a variant below `variant` on the ladder (the degrade order from the preferred
-    one) could still bridge a breach: there is one, and at least a dwell (and an interval) of
-    the quality budget is left, as `_variant` asks before it degrades."""
+    one) could still bridge a breach: there is one, and `bridge_reserve` of the quality
+    budget is left, as `_variant` asks before it degrades."""
     ladder = spec.variants.ladder
     if variant not in ladder or variant == ladder[-1]:
         return False
-    pol = spec.policy
     _, remaining = budget_left(spec, st, now)
-    return remaining >= max(pol.variant_min_dwell_seconds, pol.interval_seconds)
+    return remaining >= bridge_reserve(spec)
 
 
 def saving(

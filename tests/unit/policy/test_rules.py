@@ -747,6 +747,31 @@ def test_quality_budget_limits_degrading(spent_s: float, expect_degrade: bool) -
         assert "budget" in decision.reason
 
 
+@pytest.mark.parametrize(
+    ("window_min", "spent_s", "expect_degrade"),
+    [
+        pytest.param(5, 0.0, True, id="60s-budget-untouched"),
+        pytest.param(5, 40.0, True, id="60s-budget-20s-left"),
+        pytest.param(5, 50.0, False, id="60s-budget-less-than-an-interval-left"),
+        pytest.param(10, 0.0, True, id="120s-budget-a-dwell-long"),
+        pytest.param(10, 10.0, False, id="120s-budget-less-than-a-dwell-left"),
+    ],
+)
+def test_a_budget_shorter_than_a_dwell_still_bridges(
+    window_min: int, spent_s: float, expect_degrade: bool
+) -> None:
+    """Where the whole budget is shorter than `variantMinDwellSeconds` (120 s), a bridge
+    needs one interval of it left, not a dwell no such budget has (it never bridged); where
+    the budget holds a dwell, a dwell of it, as before."""
+    spec = make_spec(variants={"qualityBudget": {"windowMinutes": window_min}})
+    st = settled(degraded=((NOW - 100.0, NOW - 100.0 + spent_s),) if spent_s else ())
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(spec, o, cfg(2), PROFILES, st, NOW)
+    assert (decision.target.variant != "full") is expect_degrade
+    if not expect_degrade:
+        assert "budget" in decision.reason
+
+
 def test_spent_budget_restores_the_preferred_variant_even_under_load() -> None:
     current = cfg(2, variant="quantized")
     st = settled(

@@ -29,6 +29,25 @@ def test_a_step_is_bridged_then_replicas_then_quality_restored() -> None:
     assert all(p <= 100.0 for t, p in zip(loop.times, loop.p99, strict=True) if t >= 330)
 
 
+def test_a_budget_shorter_than_a_dwell_still_bridges_a_step() -> None:
+    """`windowMinutes: 5` at 20 %: 60 s of budget, less than the 120 s dwell. The step is
+    still bridged while replicas start (a dwell of budget used to be asked for first, which
+    no 60 s budget has), the budget ends the bridge, and the time off `full` stays within it."""
+    spec = make_spec(variants={"qualityBudget": {"windowMinutes": 5}})
+    loop = closed_loop(_step, 900, spec=spec)
+    actions = [(t, d.actions) for t, d in zip(loop.times, loop.decisions, strict=True)
+               if d.actions]  # fmt: skip
+    first_t, first = actions[0]
+    assert first_t <= 315
+    assert Action.DEGRADE_VARIANT in first
+    assert Action.SCALE_UP in first
+    interval = spec.policy.interval_seconds
+    off = [t for t, c in zip(loop.times, loop.configs, strict=True) if c.variant != "full"]
+    assert 0 < len(off) * interval <= 60 + interval
+    assert loop.configs[-1].variant == "full"
+    assert all(p <= 100.0 for t, p in zip(loop.times, loop.p99, strict=True) if t >= 360)
+
+
 def test_a_ramp_is_followed_ahead_by_replicas() -> None:
     def ramp(t: float) -> float:
         return 300.0 + min(max(t - 300, 0), 600) * 4.5  # 300 -> 3000 req/s over 10 min
