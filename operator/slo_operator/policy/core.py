@@ -461,9 +461,10 @@ def _variant(
     order = spec.variants.ladder
     target_ms, aim = spec.target_latency_ms, spec.aim_latency_ms
     budget = spec.variants.quality_budget
-    _, remaining = budget_left(spec, st, now)
+    budget_s, remaining = budget_left(spec, st, now)
     dwell_ok = _since(now, st.last_variant_change_at) >= pol.variant_min_dwell_seconds
-    kept = remaining >= bridge_reserve(spec)
+    reserve = bridge_reserve(spec)
+    kept = remaining >= reserve
     if variant == pref:
         if budget.max_degraded_fraction <= 0:
             return variant, []
@@ -490,6 +491,9 @@ def _variant(
         if not (dwell_ok or confirmed):  # a measured breach is bridged at once
             return variant, ["degrading on a prediction waits for the variant's minimum dwell"]
         if not kept:
+            if budget_s < reserve:  # not spent: too short for one interval
+                short = f"the quality budget ({budget_s:g} s) is shorter than one interval"
+                return variant, [f"{short}: not degrading"]
             return variant, ["quality budget spent: not degrading"]
         return candidate, []
     if remaining <= pol.interval_seconds and settled:

@@ -772,6 +772,17 @@ def test_a_budget_shorter_than_a_dwell_still_bridges(
         assert "budget" in decision.reason
 
 
+def test_a_budget_shorter_than_an_interval_says_so() -> None:
+    """1 % of a minute (0.6 s) cannot pay for one interval: no bridge, and the reason names
+    the budget's length, not a budget spent."""
+    budget = {"maxDegradedFraction": 0.01, "windowMinutes": 1}
+    spec = make_spec(variants={"qualityBudget": budget})
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(spec, o, cfg(2), PROFILES, settled(), NOW)
+    assert decision.target.variant == "full"
+    assert "quality budget (0.6 s) is shorter than one interval" in decision.reason
+
+
 def test_spent_budget_restores_the_preferred_variant_even_under_load() -> None:
     current = cfg(2, variant="quantized")
     st = settled(
