@@ -30,7 +30,7 @@ from typing import Any
 
 from slo_operator.policy.core import propose, record_applied
 from slo_operator.policy.feedback import CLEAR_BREACH
-from slo_operator.policy.history import RISE_CONFIRMS, at_burst_front
+from slo_operator.policy.history import at_burst_front, risen
 from slo_operator.policy.params import ControllerParams
 from slo_operator.policy.profiles import ProfileFit, fit_profiles
 from slo_operator.policy.state import ControllerState, initial_state
@@ -131,8 +131,7 @@ class Controller:
         target = self.params.spec.target_latency_ms
         p_obs, recent = observation.latency_ms, observation.recent_request_rate
         last = state.rates[-1][1] if state.rates else None
-        rose = recent is not None and last is not None and recent >= RISE_CONFIRMS * last > 0
-        stepped = rose or at_burst_front(recent, observation.request_rate)
+        stepped = risen(recent, last) or at_burst_front(recent, observation.request_rate)
         if p_obs is None or not (p_obs >= CLEAR_BREACH * target or (p_obs > target and stepped)):
             return False
         fit = fit_profiles(self.baseline, observation.batch, dict(state.profile_factors))

@@ -76,7 +76,6 @@ from slo_operator.policy.feedback import confirm_breach, feedback_correction, fe
 from slo_operator.policy.history import (
     ASSUMED_STARTUP_S,
     FALL_POINTS,
-    RISE_CONFIRMS,
     TREND_MIN,
     at_burst_front,
     falling_load,
@@ -88,6 +87,7 @@ from slo_operator.policy.history import (
     note_failed_restore,
     note_recommendation,
     rate_stepped,
+    risen,
     sustained_rise,
 )
 from slo_operator.policy.hold import hold
@@ -312,7 +312,7 @@ def propose(
         )
         return _finish(spec, st, current, target, reason, predicted, now)
     sized_up = dict(st.rates).get(st.last_scale_up_at or -1.0)  # the rate the last one saw
-    outgrew = sized_up is not None and rate >= RISE_CONFIRMS * sized_up > 0
+    outgrew = risen(rate, sized_up)
     refuted = feedback_refuted(params, st, ranges, is_smooth, p_obs, ready, conformed, now)
     new_replicas, notes = _replicas(
         spec, st, current, conformed, need, ready, settled, p_obs > spec.aim_latency_ms, now,

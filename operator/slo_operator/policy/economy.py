@@ -42,11 +42,16 @@ class Saving:
         return self.left_s > self.lead_s
 
 
+def budget_seconds(spec: LatencySLOSpec) -> float:
+    """The quality budget in seconds: `maxDegradedFraction` of its window."""
+    budget = spec.variants.quality_budget
+    return budget.max_degraded_fraction * budget.window_minutes * 60.0
+
+
 def budget_left(spec: LatencySLOSpec, st: ControllerState, now: float) -> tuple[float, float]:
     """(the quality budget in seconds, the seconds of it left) over its sliding window."""
-    budget = spec.variants.quality_budget
-    window_s = budget.window_minutes * 60.0
-    budget_s = budget.max_degraded_fraction * window_s
+    budget_s = budget_seconds(spec)
+    window_s = spec.variants.quality_budget.window_minutes * 60.0
     return budget_s, budget_s - st.degraded_seconds(now, window_s)
 
 
@@ -56,9 +61,9 @@ def bridge_reserve(spec: LatencySLOSpec) -> float:
     the whole budget is shorter than one (`windowMinutes: 5` at the default 20 %: 60 s
     against 120 s): every bridge then ends when the budget is spent, and asking for a dwell
     of it refused every bridge."""
-    pol, budget = spec.policy, spec.variants.quality_budget
-    budget_s = budget.max_degraded_fraction * budget.window_minutes * 60.0
-    dwell = pol.variant_min_dwell_seconds if pol.variant_min_dwell_seconds <= budget_s else 0
+    pol = spec.policy
+    dwell = pol.variant_min_dwell_seconds
+    dwell = dwell if dwell <= budget_seconds(spec) else 0
     return float(max(dwell, pol.interval_seconds))
 
 

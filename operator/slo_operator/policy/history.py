@@ -56,18 +56,22 @@ predicted to hold) it waits as before: bridging such bursts at once left the fle
 replica smaller on the trace and cost it 1.6 violating windows (docs/policy.md)."""
 
 
+def risen(rate: float | None, before: float | None) -> bool:
+    """`rate` RISE_CONFIRMS or more above `before` (a positive rate; False if either is
+    unknown): a step, not noise."""
+    return rate is not None and before is not None and rate >= RISE_CONFIRMS * before > 0
+
+
 def rate_stepped(rates: tuple[tuple[float, float], ...]) -> bool:
     """The rate sized for rose by RISE_CONFIRMS or more since the previous step."""
-    return len(rates) >= 2 and rates[-1][1] >= RISE_CONFIRMS * rates[-2][1] > 0
+    return len(rates) >= 2 and risen(rates[-1][1], rates[-2][1])
 
 
 def at_burst_front(recent: float | None, window_rate: float | None) -> bool:
     """The recent rate RISE_CONFIRMS or more above the quantile window's: a burst's front,
     which the window (and the rate sized for, when a busier past set it) still averages
     with the calmer seconds before it."""
-    if recent is None or window_rate is None:
-        return False
-    return recent >= RISE_CONFIRMS * window_rate > 0
+    return risen(recent, window_rate)
 
 
 def rose_since(rates: tuple[tuple[float, float], ...], since: float | None) -> bool:

@@ -730,26 +730,12 @@ def test_breach_degrades_to_the_best_variant_that_meets_the_aim() -> None:
 
 
 @pytest.mark.parametrize(
-    ("spent_s", "expect_degrade"),
-    [
-        pytest.param(0.0, True, id="budget-untouched"),
-        pytest.param(600.0, True, id="two-minutes-left"),
-        pytest.param(660.0, False, id="less-than-a-dwell-left"),
-        pytest.param(720.0, False, id="budget-spent"),
-    ],
-)
-def test_quality_budget_limits_degrading(spent_s: float, expect_degrade: bool) -> None:
-    st = settled(degraded=((NOW - 1000.0, NOW - 1000.0 + spent_s),) if spent_s else ())
-    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
-    decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
-    assert (decision.target.variant != "full") is expect_degrade
-    if not expect_degrade:
-        assert "budget" in decision.reason
-
-
-@pytest.mark.parametrize(
     ("window_min", "spent_s", "expect_degrade"),
     [
+        pytest.param(60, 0.0, True, id="budget-untouched"),
+        pytest.param(60, 600.0, True, id="two-minutes-left"),
+        pytest.param(60, 660.0, False, id="less-than-a-dwell-left"),
+        pytest.param(60, 720.0, False, id="budget-spent"),
         pytest.param(5, 0.0, True, id="60s-budget-untouched"),
         pytest.param(5, 40.0, True, id="60s-budget-20s-left"),
         pytest.param(5, 50.0, False, id="60s-budget-less-than-an-interval-left"),
@@ -757,14 +743,14 @@ def test_quality_budget_limits_degrading(spent_s: float, expect_degrade: bool) -
         pytest.param(10, 10.0, False, id="120s-budget-less-than-a-dwell-left"),
     ],
 )
-def test_a_budget_shorter_than_a_dwell_still_bridges(
+def test_quality_budget_limits_degrading(
     window_min: int, spent_s: float, expect_degrade: bool
 ) -> None:
-    """Where the whole budget is shorter than `variantMinDwellSeconds` (120 s), a bridge
-    needs one interval of it left, not a dwell no such budget has (it never bridged); where
-    the budget holds a dwell, a dwell of it, as before."""
+    """A degrade needs a dwell (120 s) of the budget left, or one interval where the whole
+    budget is shorter than a dwell (5 minutes at 20 %: 60 s), which asking for a dwell
+    never bridged."""
     spec = make_spec(variants={"qualityBudget": {"windowMinutes": window_min}})
-    st = settled(degraded=((NOW - 100.0, NOW - 100.0 + spent_s),) if spent_s else ())
+    st = settled(degraded=((NOW - 10.0 - spent_s, NOW - 10.0),) if spent_s else ())
     o = obs(rate=OVERLOAD, p99=400.0, ready=2)
     decision, _ = decide(spec, o, cfg(2), PROFILES, st, NOW)
     assert (decision.target.variant != "full") is expect_degrade
