@@ -112,8 +112,7 @@ class Controller:
         """Decide for one interval. A decision with `apply` waits for `applied`."""
         state = self.state  # a change never reported as applied counts as not done
         self._proposed = None
-        fit = fit_profiles(self.baseline, observation.batch, dict(state.profile_factors))
-        state = state.with_profile_factors(fit.measured_alone)
+        state, fit = self._fit(observation, state)
         self.last_fit = fit
         decision, after = propose(self.params, observation, current, fit.profiles, state, now)
         if decision.apply:
@@ -134,11 +133,21 @@ class Controller:
         stepped = risen(recent, last) or at_burst_front(recent, observation.request_rate)
         if p_obs is None or not (p_obs >= CLEAR_BREACH * target or (p_obs > target and stepped)):
             return False
-        fit = fit_profiles(self.baseline, observation.batch, dict(state.profile_factors))
-        state = state.with_profile_factors(fit.measured_alone)
+        state, fit = self._fit(observation, state)
         decision, _ = propose(self.params, observation, current, fit.profiles, state, now)
         urgent = (Action.SCALE_UP, Action.DEGRADE_VARIANT)
         return decision.apply and any(a in urgent for a in decision.actions)
+
+    def _fit(
+        self, observation: Observation, state: ControllerState
+    ) -> tuple[ControllerState, ProfileFit]:
+        """The profiles to predict with, and the state with what they measured. Only a window
+        whose quantile may be acted on teaches a profile factor: the batches at a burst's tail,
+        in a window that ends below minRequestRate, measured `full` 1.7 times slower than it
+        serves under load, and that factor then sized the next burst's replicas."""
+        batch = observation.batch if self.trust(observation).latency else None
+        fit = fit_profiles(self.baseline, batch, dict(state.profile_factors))
+        return state.with_profile_factors(fit.measured_alone), fit
 
     def applied(self, result: ApplyResult) -> None:
         """Book the outcome of applying the last decision, knob by knob."""

@@ -85,6 +85,7 @@ from slo_operator.policy.history import (
     lull_carry,
     note_ceiling,
     note_failed_restore,
+    note_peak,
     note_recommendation,
     rate_stepped,
     risen,
@@ -262,8 +263,9 @@ def propose(
     if not lat_ok:
         quiet = trust.quiet and pref in profiles.variants  # no profile, no guess: it holds
         st, target, reason, predicted = hold(
-            spec, ctx, st, current, conformed, now, why=why, rate_ok=rate_ok, quiet=quiet
-        )
+            spec, ctx, st, current, conformed, now, why=why, rate_ok=rate_ok, quiet=quiet,
+            settled=settled,
+        )  # fmt: skip
         return _finish(spec, st, current, target, reason, predicted, now)
 
     assert observation.latency_ms is not None
@@ -351,9 +353,10 @@ def _anticipate(
     spec: LatencySLOSpec, ctx: Sizing, st: ControllerState, ready: int, now: float
 ) -> tuple[ControllerState, Sizing]:
     """On a sustained rise, size for the rate one start-up (learned) and one interval ahead:
-    replicas ordered now serve only then."""
+    replicas ordered now serve only then. The rate joins the trends' and the hour's peak."""
     st = learn_startup(st, ready, now)
     st = replace(st, rates=(*st.rates, (now, ctx.rate))[-FALL_POINTS:])
+    st = note_peak(st, ctx.rate, now)
     startup = st.startup_s if st.startup_s is not None else ASSUMED_STARTUP_S
     rise = sustained_rise(st.rates) * (startup + spec.policy.interval_seconds)
     return st, (ctx.at_rate(ctx.rate + rise) if rise > TREND_MIN * ctx.rate else ctx)

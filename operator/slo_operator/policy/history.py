@@ -343,6 +343,20 @@ def learn_correction(
     return replace(st, correction=correction, correction_samples=st.correction_samples + 1), raw
 
 
+PEAK_MEMORY_S = 3600.0
+"""How long the busiest rate sized for is remembered: an hour, the idle release's horizon
+(`hold.IDLE_RELEASE_S`) and the default quality budget's window."""
+
+
+def note_peak(st: ControllerState, rate: float, now: float) -> ControllerState:
+    """`st` with the busiest rate sized for: `rate` when it is at least the one remembered or
+    that one is more than PEAK_MEMORY_S old (then the rate of this decision takes its place)."""
+    at, top = st.peak_at, st.peak_rate
+    if at is not None and top is not None and now - at <= PEAK_MEMORY_S and rate < top:
+        return st
+    return replace(st, peak_at=now, peak_rate=rate)
+
+
 def note_ceiling(
     st: ControllerState, held: bool, rate: float, now: float, window: float
 ) -> tuple[ControllerState, float | None]:

@@ -1,13 +1,14 @@
 """The decision on untrusted data (docs/policy.md, section 2 step 1 and section 3): hold
-inside the bounds; a trusted rate alone may add replicas; an hour of quiet returns the fleet
-to `replicas.min` (pure)."""
+inside the bounds; a trusted rate alone may add replicas; a quiet spell may park a faster
+variant for the next burst; an hour of quiet returns the fleet to `replicas.min` (pure)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
 
-from slo_operator.policy.history import carry_over, prune
+from slo_operator.policy.economy import bridge_reserve, budget_left
+from slo_operator.policy.history import PEAK_MEMORY_S, carry_over, prune
 from slo_operator.policy.sizing import Sizing
 from slo_operator.policy.state import ControllerState
 from slo_operator.spec import LatencySLOSpec
@@ -22,6 +23,36 @@ bursts last up to a quarter of an hour (the shipped trace reversed: quiet for 15
 then 850 req/s on the six or seven replicas the lull kept), and holding through them keeps
 those within G1."""
 
+PARK_SHARE = 0.5
+"""A quiet spell parks a faster variant only while at least half the quality budget is left:
+the other half stays for bridging breaches."""
+
+
+def park_variant(
+    spec: LatencySLOSpec, ctx: Sizing, st: ControllerState, config: RuntimeConfig, now: float
+) -> str | None:
+    """The variant a quiet spell serves the next burst's front with, or None (keep `config`).
+
+    A variant that serves nobody degrades nobody (the budget books only served time), so
+    while the preferred variant in force idles the fastest allowed one may wait in its place.
+    Only where it buys something the fleet does not: the busiest rate sized for within the
+    last hour (`history.note_peak`) is beyond what the replicas in force hold within the
+    target with the preferred variant (learned correction and profiles), and not beyond what
+    `replicas.max` of it would (bursts beyond that are the ceiling rule's, which needs the
+    budget); and only while PARK_SHARE of the budget is left. The usual restore brings the
+    preferred variant back once the ready replicas hold the aim with it."""
+    pref, fastest = spec.variants.effective_preferred, spec.variants.ladder[-1]
+    at, peak = st.peak_at, st.peak_rate
+    if config.variant != pref or fastest == pref or at is None or peak is None:
+        return None
+    budget_s, left = budget_left(spec, st, now)
+    if now - at > PEAK_MEMORY_S or left < max(PARK_SHARE * budget_s, bridge_reserve(spec)):
+        return None
+    burst, target = ctx.at_rate(peak), spec.target_latency_ms
+    if burst.holds(pref, config.replicas, st.correction, target):
+        return None
+    return fastest if burst.holds(pref, spec.replicas.max, st.correction, target) else None
+
 
 def hold(
     spec: LatencySLOSpec,
@@ -34,12 +65,14 @@ def hold(
     why: str,
     rate_ok: bool,
     quiet: bool,
+    settled: bool = False,
 ) -> tuple[ControllerState, RuntimeConfig, str, float | None]:
     """(state, target, reason, predicted p99) on untrusted data. Missing data records the
     fleet in force as a recommendation (it may hide any load); a `quiet` spell (low traffic)
-    carries over what the rate asked for lately (`history.carry_over`) and, an hour into it,
-    restores the preferred variant, then releases one replica per interval down to
-    `replicas.min`."""
+    carries over what the rate asked for lately (`history.carry_over`), once `settled` (a
+    stabilization window of fresh data) may park a faster variant (`park_variant`) and, an
+    hour into it, restores the preferred variant, then releases one replica per interval
+    down to `replicas.min`."""
     stab = float(spec.policy.scale_down_stabilization_seconds)
     kept = max(current.replicas, conformed.replicas)
     recs = prune(st.recommendations, now, stab)
@@ -50,6 +83,8 @@ def hold(
     pref = spec.variants.effective_preferred
     idle_s = quiet_for(st, now) if quiet else 0.0
     floor = max(spec.replicas.min, 1)  # with no pod, no traffic is seen to bring one back
+    early = quiet and settled and idle_s < IDLE_RELEASE_S
+    parked = park_variant(spec, ctx, st, conformed, now) if early else None
     if rate_ok and ctx.rate > 0:
         need, _ = ctx.replicas_needed(pref, st.correction)
         since_up = math.inf if st.last_scale_up_at is None else now - st.last_scale_up_at
@@ -61,6 +96,12 @@ def hold(
                 f"{why}; {ctx.rate:.0f} req/s needs {need} replicas: scaling up "
                 f"{conformed.replicas} -> {need} (never down on missing data)"
             )
+    elif parked is not None:
+        target = conformed.with_(variant=parked)
+        reason = (
+            f"{why}: {parked} parked for the next burst: {conformed.replicas} replica(s) of "
+            f"{pref} do not hold the {st.peak_rate:.0f} req/s of the last hour"
+        )
     elif idle_s >= IDLE_RELEASE_S and conformed.variant != pref:
         target = conformed.with_(variant=pref)
         reason = f"{why} for {idle_s / 60:.0f} min: {pref} restored"

@@ -19,7 +19,9 @@ alone where there is one: its mean batch size mixes both variants' batches (a br
 batches and the breach's long ones), and a factor read against it would take a backlog's
 batch time for the preferred variant's and order replicas for it. Those remembered factors
 are part of the controller's state (`ControllerState.profile_factors`), so a restart keeps them.
-Without any measurement the calibrated profiles are used as they are.
+A window with no measurement (no batch served, or one whose quantile the controller does not
+act on: traffic below minRequestRate, stale or missing data) predicts with the remembered
+factors; without any, the calibrated profiles are used as they are.
 """
 
 from __future__ import annotations
@@ -73,19 +75,28 @@ def fit_profiles(
 ) -> ProfileFit:
     """The profiles for this step (see module docs)."""
     factors = measured_factors(baseline, measurement) if measurement is not None else {}
-    if not factors:
-        return ProfileFit(baseline, {}, {})
+    if not factors:  # nothing measured now: what each variant was last measured at alone
+        if not remembered:
+            return ProfileFit(baseline, {}, {})
+        median = statistics.median(remembered.values())
+        return _fit(baseline, {name: remembered.get(name, median) for name in baseline.variants})
     median = statistics.median(factors.values())
     # one variant measured: its own factor first; several (one mean batch size for all of
     # them): what each measured alone first
     first, then = (factors, remembered) if len(factors) == 1 else (remembered, factors)
     scale = {name: first.get(name, then.get(name, median)) for name in baseline.variants}
+    return _fit(baseline, scale, dict(factors) if len(factors) == 1 else {})
+
+
+def _fit(
+    baseline: ProfileSet, scale: dict[str, float], alone: dict[str, float] | None = None
+) -> ProfileFit:
     return ProfileFit(
         profiles=baseline.scaled(
             scale, source="scaled to measured batch times", extra={"scale": dict(scale)}
         ),
         scale=scale,
-        measured_alone=dict(factors) if len(factors) == 1 else {},
+        measured_alone=alone or {},
     )
 
 
@@ -96,7 +107,8 @@ def scale_profiles(
     *,
     remembered: Mapping[str, float] | None = None,
 ) -> ProfileSet | None:
-    """`fit_profiles` as a plain function: the scaled profiles, or None without a measurement."""
+    """`fit_profiles` as a plain function: the scaled profiles, or None when nothing is
+    measured or remembered."""
     fit = fit_profiles(
         baseline, BatchMeasurement(dict(batch_ms_by_variant), mean_batch_size), remembered or {}
     )

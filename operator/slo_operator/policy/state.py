@@ -62,6 +62,11 @@ class ControllerState:
     ceiling_rate: float | None = None
     """The highest such rate within a stabilization window of `ceiling_at`: the burst a
     variant must hold before it serves ahead of the next one."""
+    peak_at: float | None = None
+    peak_rate: float | None = None
+    """The busiest rate sized for at a trusted decision (`peak_rate`, req/s) and when
+    (`peak_at`); forgotten PEAK_MEMORY_S after it was set (`history.note_peak`): the burst a
+    quiet spell parks a faster variant for (`hold.park_variant`)."""
     failed_restore: tuple[float, float, float] | None = None
     """(time, rate, observed/predicted ratio) of the last restore of the preferred variant
     that breached: the controller's measurement of what that variant really costs there."""
@@ -131,6 +136,8 @@ class ControllerState:
             "lastBurstAt": self.last_burst_at,
             "ceilingAt": self.ceiling_at,
             "ceilingRate": self.ceiling_rate,
+            "peakAt": self.peak_at,
+            "peakRate": self.peak_rate,
             "failedRestore": None if self.failed_restore is None else list(self.failed_restore),
             "profileFactors": {v: f for v, f in self.profile_factors},
             "savingCorrections": {v: c for v, c in self.saving_corrections},
@@ -207,6 +214,8 @@ class ControllerState:
             last_burst_at=num("lastBurstAt"),
             ceiling_at=num("ceilingAt"),
             ceiling_rate=num("ceilingRate"),
+            peak_at=num("peakAt"),
+            peak_rate=num("peakRate"),
             failed_restore=failed,
             profile_factors=factors,
             saving_corrections=savings,
