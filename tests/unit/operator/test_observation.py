@@ -152,6 +152,19 @@ def test_profiles_scale_to_measurements() -> None:
     assert "scaled to measured batch times" in scaled.source
 
 
+def test_a_window_without_a_measurement_predicts_with_the_remembered_factors() -> None:
+    """No batch in the window (an idle spell, or one the controller does not act on): each
+    variant keeps the factor it was last measured at alone, the others take their median;
+    nothing is measured alone. Without any memory the calibrated profiles stand."""
+    fit = fit_profiles(BASE, None, {"full": 1.5, "quantized": 1.1})
+    assert fit.scale == {"full": 1.5, "quantized": 1.1, "distilled": pytest.approx(1.3)}
+    assert fit.profiles.variants["full"].alpha_ms == pytest.approx(15.0)
+    assert fit.measured_alone == {}
+    empty = fit_profiles(BASE, BatchMeasurement({}, None), {"full": 1.5})
+    assert empty.scale["full"] == 1.5
+    assert fit_profiles(BASE, None, {}).profiles is BASE
+
+
 def test_profile_scaling_is_clamped() -> None:
     scaled = scale_profiles(BASE, {"full": 3000.0, "quantized": 1.0}, 10.0)
     assert scaled is not None

@@ -92,6 +92,29 @@ def test_profile_factors_are_learned_from_batch_times_and_remembered() -> None:
     )
 
 
+def test_a_window_the_controller_does_not_act_on_teaches_no_profile_factor() -> None:
+    """Batches at a burst's tail, in a window that ends below minRequestRate, measured `full`
+    1.7 times slower than it serves under load; that factor then sized the next burst. Only a
+    window whose quantile is acted on teaches a factor; the others predict with the
+    remembered ones."""
+    c = controller()
+    full = PROFILES.variants["full"].batch_ms(8.0)
+    c.step(
+        replace(
+            obs(rate=600.0, p99=50.0, ready=2), batch=BatchMeasurement({"full": 1.5 * full}, 8.0)
+        ),
+        cfg(2),
+        NOW,
+    )
+    tail = replace(
+        obs(rate=0.2, p99=5.0, ready=2), batch=BatchMeasurement({"full": 2.6 * full}, 8.0)
+    )
+    c.step(tail, cfg(2), NOW + 15)
+    assert dict(c.state.profile_factors) == {"full": pytest.approx(1.5)}
+    assert c.last_fit is not None
+    assert c.last_fit.scale["full"] == pytest.approx(1.5)
+
+
 # ---------------------------------------------------------------------------- looks
 @pytest.mark.parametrize(
     ("look", "scrape", "interval", "expect"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from slo_operator.policy.history import (
     trend_floor,
 )
 from slo_operator.policy.sizing import Sizing, windows
-from slo_operator.spec import Action
+from slo_operator.spec import Action, LatencySLOSpec
 from slo_operator.types import Observation, ProfileSet, RuntimeConfig
 from tests.unit.policy.helpers import (
     FLAT,
@@ -120,6 +121,73 @@ def test_a_quiet_spell_carries_over_what_the_rate_asked_for(
 
 
 TRICKLE = 2.0  # req/s: trusted traffic (above minRequestRate) that one replica serves
+PEAK = 2_000.0  # req/s: two replicas of `full` hold about 1,100, sixteen about 8,900
+
+
+@pytest.mark.parametrize(
+    ("spell", "spec", "changes", "parked"),
+    [
+        pytest.param(QUIET, SPEC, {}, True, id="two-replicas-below-the-hours-peak-park"),
+        pytest.param(QUIET, SPEC, {"peak_rate": 800.0}, False, id="the-fleet-holds-the-peak"),
+        pytest.param(QUIET, SPEC, {"peak_at": NOW - 3_700.0}, False, id="peak-over-an-hour-old"),
+        pytest.param(
+            QUIET, SPEC, {"peak_rate": 20_000.0}, False, id="beyond-replicas-max-the-ceilings"
+        ),
+        pytest.param(
+            QUIET, SPEC, {"degraded": ((NOW - 400.0, NOW - 20.0),)}, False,
+            id="less-than-half-the-budget-left",
+        ),
+        pytest.param(
+            QUIET, SPEC, {"degraded": ((NOW - 340.0, NOW - 20.0),)}, True,
+            id="half-the-budget-left",
+        ),
+        pytest.param(QUIET, SPEC, {"fresh_since": NOW - 60.0}, False, id="restart-guard"),
+        pytest.param(
+            QUIET, make_spec(variants={"qualityBudget": {"maxDegradedFraction": 0}}), {}, False,
+            id="no-budget",
+        ),
+        pytest.param(
+            QUIET, make_spec(variants={"preferred": "distilled"}), {}, False,
+            id="preferred-is-the-fastest",
+        ),
+        pytest.param(obs(rate=0.2, p99=5.0, ready=2, age=600.0), SPEC, {}, False, id="stale"),
+        pytest.param(obs(rate=TRICKLE, ready=2, current=cfg(2)), SPEC, {}, False, id="trickle"),
+    ],
+)  # fmt: skip
+def test_a_quiet_spell_parks_a_faster_variant_for_a_burst_the_fleet_does_not_hold(
+    spell: Observation, spec: LatencySLOSpec, changes: dict[str, Any], parked: bool
+) -> None:
+    """A variant that serves nobody degrades nobody: while the traffic is below
+    minRequestRate, the fastest allowed variant waits in the preferred one's place when the
+    hour's busiest rate is beyond what the replicas in force hold with the preferred variant
+    and within what `replicas.max` would (beyond it, the ceiling rule needs the budget), with
+    half the budget left, after the restart guard. Not on stale data, nor on trusted traffic
+    (a trickle), which the usual rules serve."""
+    st = settled(rates=((NOW - 300.0, PEAK),), peak_at=NOW - 600.0, peak_rate=PEAK)
+    st = replace(st, **changes)
+    current = cfg(2, variant=spec.variants.effective_preferred)
+    decision, _ = decide(spec, spell, current, PROFILES, st, NOW)
+    assert decision.target.variant == ("distilled" if parked else current.variant), decision.reason
+    if parked:
+        assert decision.target.replicas == 2
+        assert decision.actions == (Action.DEGRADE_VARIANT,)
+        assert "parked for the next burst" in decision.reason
+        assert f"{PEAK:.0f} req/s of the last hour" in decision.reason
+
+
+def test_the_hours_peak_is_the_busiest_rate_sized_for() -> None:
+    """Each trusted decision offers its rate: a busier one replaces the peak, a calmer one
+    does not, until the peak is an hour old."""
+    _, st = decide(SPEC, obs(rate=900.0, ready=4, current=cfg(4)), cfg(4), PROFILES, settled(), NOW)
+    assert (st.peak_at, st.peak_rate) == (NOW, pytest.approx(900.0))
+    later = NOW + 600.0
+    _, st = decide(SPEC, obs(rate=300.0, ready=4, at=later, current=cfg(4)), cfg(4), PROFILES,
+                   st, later)  # fmt: skip
+    assert (st.peak_at, st.peak_rate) == (NOW, pytest.approx(900.0))
+    hour = NOW + 3_700.0
+    _, st = decide(SPEC, obs(rate=300.0, ready=4, at=hour, current=cfg(4)), cfg(4), PROFILES,
+                   st, hour)  # fmt: skip
+    assert (st.peak_at, st.peak_rate) == (hour, pytest.approx(300.0))
 
 
 @pytest.mark.parametrize(

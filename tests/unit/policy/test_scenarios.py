@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from slo_operator.spec import Action
-from tests.unit.policy.helpers import FLAT, cfg, closed_loop, make_spec
+from tests.unit.policy.helpers import FLAT, cfg, closed_loop, make_spec, model_p99
 
 
 def _step(t: float) -> float:
@@ -197,3 +197,28 @@ def test_a_tenth_more_load_on_a_fleet_near_its_knee_passes_without_a_breach() ->
     assert {c.variant for c in loop.configs} == {"full"}
     after = [p for t, p in zip(loop.times, loop.p99, strict=True) if t >= 300]
     assert max(after) <= 100.0
+
+
+def test_a_burst_after_silence_meets_the_variant_parked_for_it() -> None:
+    """2,000 req/s, then 300 (the fleet is released to what that asks for), then silence,
+    then 1,200 req/s. The silence parks `distilled`: the hour's peak is beyond the fleet in
+    force with `full`, within what `replicas.max` holds. The next burst's first look finds
+    it within target on the replicas in force (`full` on them would be far over), replicas
+    are ordered for it, and `full` is restored once they are ready."""
+
+    def load(t: float) -> float:
+        return 2_000.0 if t < 600 else 300.0 if t < 1_500 else 0.0 if t < 1_800 else 1_200.0
+
+    loop = closed_loop(load, 2_400)
+    parks = [(t, d) for t, d in zip(loop.times, loop.decisions, strict=True)
+             if d.actions == (Action.DEGRADE_VARIANT,) and "parked" in d.reason]  # fmt: skip
+    assert parks
+    assert all(1_500 <= t < 1_800 for t, _ in parks), [t for t, _ in parks]
+    i = loop.times.index(1_800.0)  # the burst's first look, on the configuration before it
+    served, ready = loop.configs[i - 1], loop.ready[i]
+    assert served.variant == "distilled"
+    assert loop.p99[i] <= 100.0
+    assert model_p99(1_200.0, served.with_(replicas=ready, variant="full")) > 2 * 100.0
+    assert loop.configs[-1].variant == "full"
+    assert loop.configs[-1].replicas > ready
+    assert all(p <= 100.0 for t, p in zip(loop.times, loop.p99, strict=True) if t > 1_800)
