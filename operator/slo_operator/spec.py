@@ -151,8 +151,10 @@ class Objective(ApiModel):
         le=1_000_000,
         description=(
             "Requests per second below which an observed percentile is not trusted: the "
-            "controller holds instead of acting; after an hour below it, it restores the "
-            "preferred variant and returns to replicas.min (at least one replica)."
+            "controller holds instead of acting, but may park the fastest allowed variant for "
+            "a burst of the last hour that the replicas in force would not hold (idle time "
+            "spends no quality budget); after an hour below it, it restores the preferred "
+            "variant and returns to replicas.min (at least one replica)."
         ),
     )
 
