@@ -9,8 +9,9 @@ Pure: no I/O, no clock reads, no randomness. One call per `intervalSeconds`. How
    variant never switched on missing, stale or failed data. After a start (or restart) and
    after a metrics outage, scale-down and variant switches wait for one stabilization window
    of fresh data (recent and error-free; low traffic counts as fresh). Missing data holds
-   the fleet for a window; low traffic what the rate asked for lately, and after an hour of
-   it the fleet returns to `replicas.min` (`hold.py`).
+   the fleet for a window; low traffic what the rate asked for lately, may park the fastest
+   allowed variant for the hour's busiest rate where the fleet would not hold it, and after
+   an hour of it the fleet returns to `replicas.min` (`hold.py`).
 2. Learn. When the configuration has been unchanged for a whole objective window and the
    load is steady, the ratio observed / predicted quantile updates a correction factor
    (EWMA in log space, clamped) that multiplies every prediction of the model.
