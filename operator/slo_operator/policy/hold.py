@@ -66,13 +66,16 @@ def hold(
     rate_ok: bool,
     quiet: bool,
     settled: bool = False,
+    idle: bool = False,
 ) -> tuple[ControllerState, RuntimeConfig, str, float | None]:
     """(state, target, reason, predicted p99) on untrusted data. Missing data records the
     fleet in force as a recommendation (it may hide any load); a `quiet` spell (low traffic)
-    carries over what the rate asked for lately (`history.carry_over`), once `settled` (a
-    stabilization window of fresh data) may park a faster variant (`park_variant`) and, an
-    hour into it, restores the preferred variant, then releases one replica per interval
-    down to `replicas.min`."""
+    carries over what the rate asked for lately (`history.carry_over`). Once `settled` (a
+    stabilization window of fresh data), an `idle` one (no request served in the last
+    interval) may park a faster variant (`park_variant`), and a trickle served off the
+    preferred variant with the quality budget spent restores it. An hour into the spell the
+    preferred variant is restored, then one replica released per interval down to
+    `replicas.min`."""
     stab = float(spec.policy.scale_down_stabilization_seconds)
     kept = max(current.replicas, conformed.replicas)
     recs = prune(st.recommendations, now, stab)
@@ -84,7 +87,8 @@ def hold(
     idle_s = quiet_for(st, now) if quiet else 0.0
     floor = max(spec.replicas.min, 1)  # with no pod, no traffic is seen to bring one back
     early = quiet and settled and idle_s < IDLE_RELEASE_S
-    parked = park_variant(spec, ctx, st, conformed, now) if early else None
+    parked = park_variant(spec, ctx, st, conformed, now) if early and idle else None
+    spent = early and budget_left(spec, st, now)[1] <= spec.policy.interval_seconds
     if rate_ok and ctx.rate > 0:
         need, _ = ctx.replicas_needed(pref, st.correction)
         since_up = math.inf if st.last_scale_up_at is None else now - st.last_scale_up_at
@@ -102,6 +106,9 @@ def hold(
             f"{why}: {parked} parked for the next burst: {conformed.replicas} replica(s) of "
             f"{pref} do not hold the {st.peak_rate:.0f} req/s of the last hour"
         )
+    elif spent and conformed.variant != pref:
+        target = conformed.with_(variant=pref)
+        reason = f"{why}: quality budget spent, {pref} restored"
     elif idle_s >= IDLE_RELEASE_S and conformed.variant != pref:
         target = conformed.with_(variant=pref)
         reason = f"{why} for {idle_s / 60:.0f} min: {pref} restored"

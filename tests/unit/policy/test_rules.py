@@ -122,47 +122,50 @@ def test_a_quiet_spell_carries_over_what_the_rate_asked_for(
 
 TRICKLE = 2.0  # req/s: trusted traffic (above minRequestRate) that one replica serves
 PEAK = 2_000.0  # req/s: two replicas of `full` hold about 1,100, sixteen about 8,900
+IDLE = obs(rate=0.0, p99=math.nan, ready=2)  # fresh data: no request in the window
 
 
 @pytest.mark.parametrize(
     ("spell", "spec", "changes", "parked"),
     [
-        pytest.param(QUIET, SPEC, {}, True, id="two-replicas-below-the-hours-peak-park"),
-        pytest.param(QUIET, SPEC, {"peak_rate": 800.0}, False, id="the-fleet-holds-the-peak"),
-        pytest.param(QUIET, SPEC, {"peak_at": NOW - 3_700.0}, False, id="peak-over-an-hour-old"),
+        pytest.param(IDLE, SPEC, {}, True, id="two-replicas-below-the-hours-peak-park"),
+        pytest.param(IDLE, SPEC, {"peak_rate": 800.0}, False, id="the-fleet-holds-the-peak"),
+        pytest.param(IDLE, SPEC, {"peak_at": NOW - 3_700.0}, False, id="peak-over-an-hour-old"),
         pytest.param(
-            QUIET, SPEC, {"peak_rate": 20_000.0}, False, id="beyond-replicas-max-the-ceilings"
+            IDLE, SPEC, {"peak_rate": 20_000.0}, False, id="beyond-replicas-max-the-ceilings"
         ),
         pytest.param(
-            QUIET, SPEC, {"degraded": ((NOW - 400.0, NOW - 20.0),)}, False,
+            IDLE, SPEC, {"degraded": ((NOW - 400.0, NOW - 20.0),)}, False,
             id="less-than-half-the-budget-left",
         ),
         pytest.param(
-            QUIET, SPEC, {"degraded": ((NOW - 340.0, NOW - 20.0),)}, True,
+            IDLE, SPEC, {"degraded": ((NOW - 340.0, NOW - 20.0),)}, True,
             id="half-the-budget-left",
         ),
-        pytest.param(QUIET, SPEC, {"fresh_since": NOW - 60.0}, False, id="restart-guard"),
+        pytest.param(IDLE, SPEC, {"fresh_since": NOW - 60.0}, False, id="restart-guard"),
         pytest.param(
-            QUIET, make_spec(variants={"qualityBudget": {"maxDegradedFraction": 0}}), {}, False,
+            IDLE, make_spec(variants={"qualityBudget": {"maxDegradedFraction": 0}}), {}, False,
             id="no-budget",
         ),
         pytest.param(
-            QUIET, make_spec(variants={"preferred": "distilled"}), {}, False,
+            IDLE, make_spec(variants={"preferred": "distilled"}), {}, False,
             id="preferred-is-the-fastest",
         ),
-        pytest.param(obs(rate=0.2, p99=5.0, ready=2, age=600.0), SPEC, {}, False, id="stale"),
+        pytest.param(QUIET, SPEC, {}, False, id="a-trickle-below-minRequestRate-is-served"),
+        pytest.param(obs(rate=0.0, p99=math.nan, ready=2, age=600.0), SPEC, {}, False, id="stale"),
         pytest.param(obs(rate=TRICKLE, ready=2, current=cfg(2)), SPEC, {}, False, id="trickle"),
     ],
 )  # fmt: skip
 def test_a_quiet_spell_parks_a_faster_variant_for_a_burst_the_fleet_does_not_hold(
     spell: Observation, spec: LatencySLOSpec, changes: dict[str, Any], parked: bool
 ) -> None:
-    """A variant that serves nobody degrades nobody: while the traffic is below
-    minRequestRate, the fastest allowed variant waits in the preferred one's place when the
-    hour's busiest rate is beyond what the replicas in force hold with the preferred variant
-    and within what `replicas.max` would (beyond it, the ceiling rule needs the budget), with
-    half the budget left, after the restart guard. Not on stale data, nor on trusted traffic
-    (a trickle), which the usual rules serve."""
+    """A variant that serves nobody degrades nobody: while no request is served, the
+    fastest allowed variant waits in the preferred one's place when the hour's busiest rate
+    is beyond what the replicas in force hold with the preferred variant and within what
+    `replicas.max` would (beyond it, the ceiling rule needs the budget), with half the budget
+    left, after the restart guard. Not while a trickle below minRequestRate is served (it
+    would spend the budget), not on stale data, nor on trusted traffic, which the usual rules
+    serve."""
     st = settled(rates=((NOW - 300.0, PEAK),), peak_at=NOW - 600.0, peak_rate=PEAK)
     st = replace(st, **changes)
     current = cfg(2, variant=spec.variants.effective_preferred)
@@ -173,6 +176,20 @@ def test_a_quiet_spell_parks_a_faster_variant_for_a_burst_the_fleet_does_not_hol
         assert decision.actions == (Action.DEGRADE_VARIANT,)
         assert "parked for the next burst" in decision.reason
         assert f"{PEAK:.0f} req/s of the last hour" in decision.reason
+
+
+def test_a_trickle_off_the_preferred_variant_with_the_budget_spent_restores_it() -> None:
+    """A trickle below minRequestRate is served, so it is booked: once the budget is spent,
+    the variant in force (a park, or a bridge the quiet spell began on) gives way to the
+    preferred one, as on trusted data; with budget left it is kept."""
+    current = cfg(2, variant="distilled")
+    recently = ((NOW - 300.0, 600.0),)  # traffic five minutes ago: not the idle hour
+    spent = settled(rates=recently, degraded=((NOW - 720.0, NOW - 5.0),))
+    decision, _ = decide(SPEC, QUIET, current, PROFILES, spent, NOW)
+    assert decision.target == cfg(2), decision.reason
+    assert "quality budget spent" in decision.reason
+    decision, _ = decide(SPEC, QUIET, current, PROFILES, settled(rates=recently), NOW)
+    assert decision.target == current, decision.reason
 
 
 def test_the_hours_peak_is_the_busiest_rate_sized_for() -> None:
