@@ -263,10 +263,10 @@ def propose(
     settled = st.fresh_since is not None and now - st.fresh_since >= stab
     if not lat_ok:
         quiet = trust.quiet and pref in profiles.variants  # no profile, no guess: it holds
-        idle = quiet and served_nothing(params, observation, spec.policy.interval_seconds)
+        empty = quiet and served_nothing(params, observation, spec.policy.interval_seconds)
         st, target, reason, predicted = hold(
             spec, ctx, st, current, conformed, now, why=why, rate_ok=rate_ok, quiet=quiet,
-            settled=settled, idle=idle,
+            settled=settled, no_requests=empty,
         )  # fmt: skip
         return _finish(spec, st, current, target, reason, predicted, now)
 

@@ -65,14 +65,14 @@ def hold(
     why: str,
     rate_ok: bool,
     quiet: bool,
-    settled: bool = False,
-    idle: bool = False,
+    settled: bool,
+    no_requests: bool,
 ) -> tuple[ControllerState, RuntimeConfig, str, float | None]:
     """(state, target, reason, predicted p99) on untrusted data. Missing data records the
     fleet in force as a recommendation (it may hide any load); a `quiet` spell (low traffic)
     carries over what the rate asked for lately (`history.carry_over`). Once `settled` (a
-    stabilization window of fresh data), an `idle` one (no request served in the last
-    interval) may park a faster variant (`park_variant`), and a trickle served off the
+    stabilization window of fresh data), one with `no_requests` served in the last
+    interval may park a faster variant (`park_variant`), and a trickle served off the
     preferred variant with the quality budget spent restores it. An hour into the spell the
     preferred variant is restored, then one replica released per interval down to
     `replicas.min`."""
@@ -87,7 +87,7 @@ def hold(
     idle_s = quiet_for(st, now) if quiet else 0.0
     floor = max(spec.replicas.min, 1)  # with no pod, no traffic is seen to bring one back
     early = quiet and settled and idle_s < IDLE_RELEASE_S
-    parked = park_variant(spec, ctx, st, conformed, now) if early and idle else None
+    parked = park_variant(spec, ctx, st, conformed, now) if early and no_requests else None
     spent = early and budget_left(spec, st, now)[1] <= spec.policy.interval_seconds
     if rate_ok and ctx.rate > 0:
         need, _ = ctx.replicas_needed(pref, st.correction)
