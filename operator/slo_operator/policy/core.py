@@ -65,8 +65,9 @@ from dataclasses import replace
 
 from slo_operator.policy.economy import (
     bridge_reserve,
-    budget_left,
+    budget_seconds,
     can_bridge,
+    fits,
     saving_decision,
     saving_in_force,
     smooth,
@@ -466,10 +467,10 @@ def _variant(
     order = spec.variants.ladder
     target_ms, aim = spec.target_latency_ms, spec.aim_latency_ms
     budget = spec.variants.quality_budget
-    budget_s, remaining = budget_left(spec, st, now)
+    budget_s = budget_seconds(spec)
     dwell_ok = _since(now, st.last_variant_change_at) >= pol.variant_min_dwell_seconds
     reserve = bridge_reserve(spec)
-    kept = remaining >= reserve
+    kept = fits(spec, st, now, reserve)
     if variant == pref:
         if budget.max_degraded_fraction <= 0:
             return variant, []
@@ -501,7 +502,7 @@ def _variant(
                 return variant, [f"{short}: not degrading"]
             return variant, ["quality budget spent: not degrading"]
         return candidate, []
-    if remaining <= pol.interval_seconds and settled:
+    if settled and not fits(spec, st, now, pol.interval_seconds):
         return pref, ["quality budget spent"]  # the budget is a limit, not a target
     if settled and dwell_ok and p_obs <= target_ms:
         cf = max(st.correction, lesson)  # a restore that failed here is not retried blind

@@ -48,11 +48,22 @@ def budget_seconds(spec: LatencySLOSpec) -> float:
     return budget.max_degraded_fraction * budget.window_minutes * 60.0
 
 
-def budget_left(spec: LatencySLOSpec, st: ControllerState, now: float) -> tuple[float, float]:
-    """(the quality budget in seconds, the seconds of it left) over its sliding window."""
+def budget_left(
+    spec: LatencySLOSpec, st: ControllerState, now: float, ahead: float = 0.0
+) -> tuple[float, float]:
+    """(the quality budget in seconds, the seconds of it left) over its sliding window, as
+    the window will stand `ahead` seconds from now: time spent in its first `ahead` seconds
+    has left it by then."""
     budget_s = budget_seconds(spec)
     window_s = spec.variants.quality_budget.window_minutes * 60.0
-    return budget_s, budget_s - st.degraded_seconds(now, window_s)
+    return budget_s, budget_s - st.degraded_seconds(now, max(0.0, window_s - ahead))
+
+
+def fits(spec: LatencySLOSpec, st: ControllerState, now: float, span: float) -> bool:
+    """Whether `span` more seconds off the preferred variant, from now, keep the sliding
+    window within the budget at every instant: the time booked so far that stays in the
+    window until then, plus the span. (At `maxDegradedFraction: 1` it always fits.)"""
+    return budget_left(spec, st, now, span)[1] >= span
 
 
 def bridge_reserve(spec: LatencySLOSpec) -> float:
@@ -74,8 +85,7 @@ def can_bridge(spec: LatencySLOSpec, st: ControllerState, variant: str, now: flo
     ladder = spec.variants.ladder
     if variant not in ladder or variant == ladder[-1]:
         return False
-    _, remaining = budget_left(spec, st, now)
-    return remaining >= bridge_reserve(spec)
+    return fits(spec, st, now, bridge_reserve(spec))
 
 
 def saving(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from slo_operator.policy.economy import bridge_reserve, budget_left
+from slo_operator.policy.economy import bridge_reserve, budget_left, fits
 from slo_operator.policy.history import PEAK_MEMORY_S, carry_over, prune
 from slo_operator.policy.sizing import Sizing
 from slo_operator.policy.state import ControllerState
@@ -88,7 +88,7 @@ def hold(
     floor = max(spec.replicas.min, 1)  # with no pod, no traffic is seen to bring one back
     early = quiet and settled and idle_s < IDLE_RELEASE_S
     parked = park_variant(spec, ctx, st, conformed, now) if early and no_requests else None
-    spent = early and budget_left(spec, st, now)[1] <= spec.policy.interval_seconds
+    spent = early and not fits(spec, st, now, spec.policy.interval_seconds)
     if rate_ok and ctx.rate > 0:
         need, _ = ctx.replicas_needed(pref, st.correction)
         since_up = math.inf if st.last_scale_up_at is None else now - st.last_scale_up_at

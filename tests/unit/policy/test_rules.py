@@ -843,6 +843,58 @@ def test_quality_budget_limits_degrading(
         assert "budget" in decision.reason
 
 
+@pytest.mark.parametrize(
+    ("booked", "expect_degrade"),
+    [
+        pytest.param((NOW - 3590.0, NOW - 2890.0), True, id="700s-leaving-the-window"),
+        pytest.param((NOW - 710.0, NOW - 10.0), False, id="700s-staying-in-it"),
+        pytest.param((NOW - 3550.0, NOW - 2850.0), False, id="700s-most-of-it-staying"),
+    ],
+)
+def test_time_leaving_the_budget_window_pays_for_a_bridge(
+    booked: tuple[float, float], expect_degrade: bool
+) -> None:
+    """The window slides: a bridge of a dwell (120 s) fits when the time booked that stays
+    in the window until the bridge's end, plus the bridge, is within the budget (720 s).
+    700 s booked an hour ago leave 590 s in it by then (710: it fits); booked 40 s later,
+    630 s stay (750: it does not)."""
+    st = settled(degraded=(booked,))
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(SPEC, o, cfg(2), PROFILES, st, NOW)
+    assert (decision.target.variant != "full") is expect_degrade, decision.reason
+    if not expect_degrade:
+        assert "quality budget spent" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("fraction", "expect_restore"),
+    [
+        pytest.param(1.0, False, id="the-whole-window"),
+        pytest.param(0.5, True, id="half-of-it"),
+    ],
+)
+def test_a_budget_as_long_as_its_window_is_never_spent(
+    fraction: float, expect_restore: bool
+) -> None:
+    """`maxDegradedFraction: 1` lets a variant other than the preferred one serve all the
+    time: a bridge in force for the whole window is not ended as "spent" (which restored a
+    preferred variant that could not hold the load, breached, and was bridged again, every
+    minute). Half of a one-minute window is spent after 30 s."""
+    budget = {"maxDegradedFraction": fraction, "windowMinutes": 1}
+    spec = make_spec(variants={"qualityBudget": budget})
+    current = cfg(2, variant="quantized")
+    st = settled(
+        degraded=((NOW - 120.0, NOW),),
+        last_variant_change_at=NOW - 120.0,
+        variant_in_force="quantized",
+        last_decision_at=NOW,
+    )
+    o = obs(rate=OVERLOAD, p99=90.0, ready=2, current=current)
+    decision, _ = decide(spec, o, current, PROFILES, st, NOW)
+    assert (decision.target.variant == "full") is expect_restore, decision.reason
+    assert ("quality budget spent" in decision.reason) is expect_restore
+
+
 def test_a_budget_shorter_than_an_interval_says_so() -> None:
     """1 % of a minute (0.6 s) cannot pay for one interval: no bridge, and the reason names
     the budget's length, not a budget spent."""
