@@ -58,7 +58,8 @@ def explain(
 ) -> str:
     target_ms = spec.target_latency_ms
     rel = ">" if p_obs > target_ms else "<="
-    parts = [f"p99 {p_obs:.0f}ms {rel} {target_ms:g}ms target at {rate:.0f} req/s"]
+    q = f"p{spec.objective.percentile:g}"  # the objective's percentile, as the status names it
+    parts = [f"{q} {p_obs:.0f}ms {rel} {target_ms:g}ms target at {rate:.0f} req/s"]
     pref = spec.variants.effective_preferred
     if target.replicas > current.replicas:
         parts.append(
@@ -91,7 +92,7 @@ def explain(
             f"window {current.batch_window_ms}ms"
         )
     parts.extend(notes)
-    parts.append(f"predicted p99 {fmt_ms(predicted)} (model x{correction:.2f})")
+    parts.append(f"predicted {q} {fmt_ms(predicted)} (model x{correction:.2f})")
     return "; ".join(parts)
 
 

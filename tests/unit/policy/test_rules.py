@@ -895,6 +895,18 @@ def test_a_budget_as_long_as_its_window_is_never_spent(
     assert ("quality budget spent" in decision.reason) is expect_restore
 
 
+@pytest.mark.parametrize("percentile", [90.0, 99.0, 99.9])
+def test_the_reason_names_the_objectives_percentile(percentile: float) -> None:
+    """Events and the status show the reason: a p90 objective reads "p90", not "p99"."""
+    spec = make_spec(objective={"percentile": percentile, "latencyMs": 100})
+    o = obs(rate=OVERLOAD, p99=400.0, ready=2)
+    decision, _ = decide(spec, o, cfg(2), PROFILES, settled(), NOW)
+    label = f"p{percentile:g}"
+    assert decision.reason.startswith(f"{label} 400ms > 100ms target"), decision.reason
+    assert f"predicted {label} " in decision.reason
+    assert percentile == 99.0 or "p99 " not in decision.reason
+
+
 def test_a_budget_shorter_than_an_interval_says_so() -> None:
     """1 % of a minute (0.6 s) cannot pay for one interval: no bridge, and the reason names
     the budget's length, not a budget spent."""
