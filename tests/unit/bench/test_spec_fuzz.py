@@ -90,3 +90,24 @@ def test_random_specs_break_nothing_in_the_closed_loop(index: int) -> None:
     exception): the same specs on every run."""
     row = fuzz.one((index, "bursty"))
     assert row["broken"] == [], (row["spec"], row["broken"])
+
+
+@pytest.mark.parametrize(
+    ("percentile", "within", "static_within", "switches", "flagged"),
+    [
+        pytest.param(90.0, 0.93, 0.98, 0.0, False, id="p90-objective-met"),
+        pytest.param(99.0, 0.96, 0.999, 0.0, True, id="p99-missed-where-the-fleet-meets-it"),
+        pytest.param(99.0, 0.96, 0.97, 0.0, False, id="the-fleet-misses-it-too"),
+        pytest.param(99.0, 0.999, 0.999, 7.0, True, id="seven-switches-an-hour"),
+    ],
+)
+def test_what_looks_wrong_is_judged_against_the_objective(
+    percentile: float, within: float, static_within: float, switches: float, flagged: bool
+) -> None:
+    row = {
+        "spec": {"objective": {"percentile": percentile}},
+        "within": within,
+        "static_within": static_within,
+        "switches_per_hour": switches,
+    }
+    assert bool(fuzz.looks_wrong(row)) is flagged
