@@ -67,8 +67,9 @@ def fits(spec: LatencySLOSpec, st: ControllerState, now: float, span: float) -> 
 
 
 def bridge_reserve(spec: LatencySLOSpec) -> float:
-    """Seconds of the quality budget a degrade needs left: one interval, and a dwell, so that
-    the budget cannot end a bridge before the dwell would let it end. Not the dwell where
+    """The span a bridge must fit in the quality budget (`fits`) before a degrade: one
+    interval, and a dwell, so that the budget cannot end a bridge before the dwell would let
+    it end. Not the dwell where
     the whole budget is shorter than one (`windowMinutes: 5` at the default 20 %: 60 s
     against 120 s): every bridge then ends when the budget is spent, and asking for a dwell
     of it refused every bridge."""
@@ -80,8 +81,8 @@ def bridge_reserve(spec: LatencySLOSpec) -> float:
 
 def can_bridge(spec: LatencySLOSpec, st: ControllerState, variant: str, now: float) -> bool:
     """Whether a variant below `variant` on the ladder (the degrade order from the preferred
-    one) could still bridge a breach: there is one, and `bridge_reserve` of the quality
-    budget is left, as `_variant` asks before it degrades."""
+    one) could still bridge a breach: there is one, and a bridge of `bridge_reserve` fits
+    the quality budget, as `_variant` asks before it degrades."""
     ladder = spec.variants.ladder
     if variant not in ladder or variant == ladder[-1]:
         return False
