@@ -99,6 +99,10 @@ def _policies(value: str) -> list[str]:
               help="Variant switch delay.")  # fmt: skip
 @click.option("--scrape-s", default=5, show_default=True, type=click.IntRange(1, 300),
               help="Prometheus scrape interval.")  # fmt: skip
+@click.option("--queue-limit", default=SimSettings.queue_limit, show_default=True,
+              type=click.IntRange(1, 100_000),
+              help="Requests a replica queues before it answers 503 (the worker's "
+              "--max-queue).")  # fmt: skip
 @click.option("--plant", "plant_kind", type=click.Choice(["measured", "model"]),
               default="measured", show_default=True,
               help="Batch times: 'measured' = the profile's per-size medians times the measured "
@@ -124,6 +128,7 @@ def simulate(
     startup_s: int,
     switch_s: int,
     scrape_s: int,
+    queue_limit: int,
     plant_kind: str,
     spread_file: Path | None,
 ) -> None:
@@ -145,7 +150,9 @@ def simulate(
             f"the profile has no {', '.join(missing)} (variants.allowed needs them)",
             param_hint="--profile",
         )
-    settings = SimSettings(startup_s=startup_s, switch_s=switch_s, scrape_s=scrape_s)
+    settings = SimSettings(
+        startup_s=startup_s, switch_s=switch_s, scrape_s=scrape_s, queue_limit=queue_limit
+    )
     plant = None
     if plant_kind == "measured":
         medians_from = profile_source if Path(profile_source).is_file() else None

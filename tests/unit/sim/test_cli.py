@@ -30,6 +30,22 @@ def test_simulate_writes_the_json_contract_and_a_plot(tmp_path: Path) -> None:
     assert "latencyslo" in result.output
 
 
+def test_the_queue_limit_is_the_plants(tmp_path: Path) -> None:
+    """`--queue-limit` bounds each replica's queue as the worker's `--max-queue` does: a
+    fixed fleet at a step beyond it refuses requests with a one-request queue, fewer with
+    the default."""
+    args = ["simulate", "--scenario", "step", "--duration", "400", "--policy", "static"]
+    refused = {}
+    for limit in ("1", "256"):
+        out = tmp_path / f"q{limit}.json"
+        r = CliRunner().invoke(main, [*args, "--queue-limit", limit, "--json", str(out)])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(out.read_text())
+        assert doc["settings"]["queue_limit"] == int(limit)
+        refused[limit] = doc["scenarios"]["step"]["static"]["rejected"]
+    assert refused["1"] > refused["256"], refused
+
+
 def test_simulate_refuses_bad_input(tmp_path: Path) -> None:
     runner = CliRunner()
     bad_policy = runner.invoke(main, ["simulate", "--scenario", "step", "--policy", "magic"])
