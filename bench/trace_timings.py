@@ -2,20 +2,20 @@
 
     python bench/trace_timings.py --json bench/results/trace_timings.json \
         [--trace-file F ...] [--step 400] [--loads 1,3] [--seeds 1] [--policy latencyslo]
-        [--slo FILE]
+        [--slo FILE] [--queue-limit 256]
 
 One trace's figures owe something to where its bursts fall against the controller's own
 clock: the warm-up, the stabilization windows, the quality budget's hour. Each trace
 (default: the shipped one and its re-timed copies in `bench/results/traces/`) is played
 from every multiple of `--step` seconds as a loop (`retime_trace.py --shift`), rescaled to
 each of `--loads` times one replica's measured capacity, and simulated for each policy
-(`latencyslo simulate --scenario trace --trace-file ... --target-mean-rps ... [--slo FILE]`,
-at its settings). `--policy variant-oracle` adds the oracle of `bench/pareto.py`: the
-cheapest plan found, knowing the arrivals, that meets the SLO with the same quality budget,
-start-up and `replicas.max` (what foresight reaches on each timing; a search of a dozen runs
-or more). Printed and written: the figures of every run, and per policy and load their
-mean, their worst, and how many runs meet G1 on real traces (98 % of requests within
-target).
+(`latencyslo simulate --scenario trace --trace-file ... --target-mean-rps ... [--slo FILE]
+[--queue-limit N]`, at its settings). `--policy variant-oracle` adds the oracle of
+`bench/pareto.py`: the cheapest plan found, knowing the arrivals, that meets the SLO with
+the same quality budget, start-up and `replicas.max` (what foresight reaches on each
+timing; a search of a dozen runs or more). Printed and written: the figures of every run,
+and per policy and load their mean, their worst, and how many runs meet G1 on real traces
+(98 % of requests within target).
 """
 
 from __future__ import annotations
@@ -60,24 +60,26 @@ def _setup() -> tuple[ProfileSet, Plant]:
     return profiles, measured_plant(profile_source)
 
 
-Job = tuple[str, str, float, float, int, Sequence[str], Path | None]
-"""(name, trace file, load, one replica's capacity, seed, policies, LatencySLO file)"""
+Job = tuple[str, str, float, float, int, Sequence[str], Path | None, int]
+"""(name, trace file, load, one replica's capacity, seed, policies, LatencySLO file, the
+requests a replica queues before it answers 503)"""
 
 
 def _one(job: Job) -> list[dict[str, Any]]:
-    source, path, load, capacity, seed, policies, slo = job
+    source, path, load, capacity, seed, policies, slo, queue_limit = job
     profiles, plant = _setup()
     spec = _spec(slo)
+    settings = SimSettings(queue_limit=queue_limit)
     figures: dict[str, Any] = {}
     simulated = [p for p in policies if p != VARIANT_ORACLE]
     if simulated:
         result = run_scenario(
             "trace", policies=simulated, spec=spec, profiles=profiles, plant=plant,
-            seed=seed, trace_file=path, target_mean_rps=load * capacity,
+            seed=seed, trace_file=path, target_mean_rps=load * capacity, settings=settings,
         )  # fmt: skip
         figures = {p: run.metrics for p, run in result.runs.items()}
     if VARIANT_ORACLE in policies:
-        prep = prepare("trace", spec=spec, profiles=profiles, settings=SimSettings(),
+        prep = prepare("trace", spec=spec, profiles=profiles, settings=settings,
                        plant=plant, seed=seed, trace_file=path, trace_load=load)  # fmt: skip
         figures[VARIANT_ORACLE], _ = run_oracle(prep)
     head = {"trace": source, "load": load, "seed": seed}
@@ -93,10 +95,15 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--policy", default="latencyslo")
     ap.add_argument("--slo", type=Path, default=None, help="a LatencySLO manifest (or its spec)")
+    ap.add_argument("--queue-limit", type=int, default=SimSettings.queue_limit,
+                    help="requests a replica queues before it answers 503 (the worker's "
+                    "--max-queue)")  # fmt: skip
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     if not args.step > 0:
         ap.error("--step: seconds, > 0")
+    if args.queue_limit < 1:
+        ap.error("--queue-limit: requests, >= 1")
     sources = args.trace_file or [SHIPPED_TRACE, *sorted(RETIMED.glob("*.csv"))]
     loads = [float(x) for x in args.loads.split(",")]
     policies = args.policy.split(",")
@@ -114,7 +121,7 @@ def main() -> None:
             for shift in np.arange(0.0, loop_period(secs), args.step):
                 out = Path(tmp) / f"{src.stem}+{shift:.0f}.csv"
                 write_trace(out, secs if shift == 0 else shifted(secs, float(shift)))
-                jobs += [(out.stem, str(out), x, capacity, s, policies, args.slo)
+                jobs += [(out.stem, str(out), x, capacity, s, policies, args.slo, args.queue_limit)
                          for x in loads for s in range(args.seeds)]  # fmt: skip
         with ProcessPoolExecutor(max(1, args.jobs)) as ex:
             runs = [row for rows in ex.map(_one, jobs) for row in rows]
@@ -138,7 +145,8 @@ def main() -> None:
                   f"{100 * row['mean_accuracy']:.2f} %")  # fmt: skip
     doc = {"sources": [s.name for s in sources], "step_s": args.step, "loads": loads,
            "replica_capacity_rps": capacity, "slo": None if args.slo is None else args.slo.name,
-           "seeds": args.seeds, "summary": summary, "runs": runs}  # fmt: skip
+           "seeds": args.seeds, "queue_limit": args.queue_limit, "summary": summary,
+           "runs": runs}  # fmt: skip
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {args.json}")
 

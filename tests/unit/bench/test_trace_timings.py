@@ -67,6 +67,30 @@ def test_every_shift_is_simulated_as_simulate_would(tmp_path: Path) -> None:
     assert "latencyslo at 2x: 2 runs" in done.stdout
 
 
+@pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
+def test_the_queue_limit_reaches_every_run(tmp_path: Path) -> None:
+    """`--queue-limit` is the plant's, as `latencyslo simulate --queue-limit` sets it."""
+    src = _trace(tmp_path / "burst.csv")
+    out = tmp_path / "timings.json"
+    done = _timings("--json", str(out), "--trace-file", str(src), "--step", "600",
+                    "--loads", "4", "--queue-limit", "4")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["queue_limit"] == 4
+    profiles, source = load_profiles(None)
+    direct = run_scenario(
+        "trace", policies=["latencyslo"], profiles=profiles, plant=measured_plant(source),
+        seed=0, trace_file=src, target_mean_rps=4 * doc["replica_capacity_rps"],
+        settings=SimSettings(queue_limit=4),
+    ).runs["latencyslo"].metrics  # fmt: skip
+    (ours,) = doc["runs"]
+    for key in ("slo_attainment_requests", "violating_windows", "replica_seconds"):
+        assert ours[key] == pytest.approx(direct[key]), key
+    bad = _timings("--json", str(out), "--queue-limit", "0")
+    assert bad.returncode == 2
+    assert "--queue-limit" in bad.stderr
+
+
 def test_a_step_must_be_positive(tmp_path: Path) -> None:
     done = _timings("--json", str(tmp_path / "t.json"), "--step", "0")
     assert done.returncode == 2
