@@ -1,12 +1,13 @@
 """Random valid LatencySLOs in the closed loop: what must always hold, and what looks wrong.
 
-    python bench/spec_fuzz.py --specs 60 --json bench/results/spec_fuzz.json
+    python bench/spec_fuzz.py --specs 60 --json bench/results/spec_fuzz.json [--profile F]
 
 Each spec (a seed of its own; every field drawn within its CRD limits: percentiles 90-99.9,
 targets 40 ms-1 s, one to three variants, a preferred one or not, budgets of 0-100 % over
 1 minute to 4 hours, `costShare`, intervals 5-120 s, dwells, cooldowns and stabilization
 windows from 0) runs ours and a fixed fleet (`static`, sized for the run's peak) on `step`,
-`bursty` and `ramp` (seed = spec index mod 3; the shipped measured plant). Reported:
+`bursty` and `ramp` (seed = spec index mod 3; the plant measured from `--profile`, by
+default the shipped CPU profile). Reported:
 
 - **broken** (must never happen): an exception; a replica count ordered outside
   `replicas.min..max`; a variant served that is not allowed, or above the preferred one on
@@ -115,14 +116,15 @@ def check(spec: LatencySLOSpec, trace: Trace, settings: SimSettings) -> list[str
     return broken
 
 
-def one(job: tuple[int, str]) -> dict[str, Any]:
-    """Spec `index` on `workload`: ours and the fixed fleet, and what was broken."""
-    index, workload = job
+def one(job: tuple[int, str, str | None]) -> dict[str, Any]:
+    """Spec `index` on `workload` (with the profile at `profile`, None: the shipped one):
+    ours and the fixed fleet, and what was broken."""
+    index, workload, profile = job
     raw = random_spec(random.Random(index))
     row: dict[str, Any] = {"spec_index": index, "workload": workload, "spec": raw}
     try:
         spec = LatencySLOSpec.model_validate(raw)
-        profiles, source = load_profiles(None)
+        profiles, source = load_profiles(profile)
         settings = SimSettings()
         result = run_scenario(
             workload, policies=["latencyslo", "static"], spec=spec, profiles=profiles,
@@ -162,9 +164,11 @@ def main() -> None:
     ap.add_argument("--specs", type=int, default=60)
     ap.add_argument("--first", type=int, default=0, help="index of the first spec")
     ap.add_argument("--json", type=Path, required=True)
+    ap.add_argument("--profile", default=None, help="ProfileSet JSON [default: the shipped one]")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
-    jobs = [(i, w) for i in range(args.first, args.first + args.specs) for w in WORKLOADS]
+    first, last = args.first, args.first + args.specs
+    jobs = [(i, w, args.profile) for i in range(first, last) for w in WORKLOADS]
     with ProcessPoolExecutor(max(1, args.jobs)) as ex:
         rows = list(ex.map(one, jobs))
     broken = [r for r in rows if r["broken"]]

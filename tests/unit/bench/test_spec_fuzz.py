@@ -88,7 +88,7 @@ def test_random_specs_are_valid() -> None:
 def test_random_specs_break_nothing_in_the_closed_loop(index: int) -> None:
     """Six of the benchmark's specs on `bursty` (a budget, bounds and ladder kept; no
     exception): the same specs on every run."""
-    row = fuzz.one((index, "bursty"))
+    row = fuzz.one((index, "bursty", None))
     assert row["broken"] == [], (row["spec"], row["broken"])
 
 
