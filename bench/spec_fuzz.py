@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from slo_operator.sim.engine import SimSettings
+from slo_operator.sim.metrics import off_preferred
 from slo_operator.sim.plant import measured_plant
 from slo_operator.sim.profiles import load_profiles
 from slo_operator.sim.runner import run_scenario
@@ -102,8 +103,7 @@ def check(spec: LatencySLOSpec, trace: Trace, settings: SimSettings) -> list[str
     outside = sorted(v for v in served if v not in ladder)
     if outside:
         broken.append(f"served {', '.join(outside)}: not on the ladder {ladder}")
-    off = np.array([trace.variant_names[int(v)] != pref for v in trace.variant])
-    off &= np.asarray(trace.completed) > 0
+    off = off_preferred(trace, pref)
     budget = spec.variants.quality_budget
     window = budget.window_minutes * 60
     allowed = budget.max_degraded_fraction * window

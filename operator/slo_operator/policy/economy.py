@@ -69,10 +69,9 @@ def fits(spec: LatencySLOSpec, st: ControllerState, now: float, span: float) -> 
 def bridge_reserve(spec: LatencySLOSpec) -> float:
     """The span a bridge must fit in the quality budget (`fits`) before a degrade: one
     interval, and a dwell, so that the budget cannot end a bridge before the dwell would let
-    it end. Not the dwell where
-    the whole budget is shorter than one (`windowMinutes: 5` at the default 20 %: 60 s
-    against 120 s): every bridge then ends when the budget is spent, and asking for a dwell
-    of it refused every bridge."""
+    it end. Not the dwell where the whole budget is shorter than one (`windowMinutes: 5` at
+    the default 20 %: 60 s against 120 s): every bridge then ends when the budget is spent,
+    and asking for a dwell of it refused every bridge."""
     pol = spec.policy
     dwell = pol.variant_min_dwell_seconds
     dwell = dwell if dwell <= budget_seconds(spec) else 0

@@ -64,6 +64,14 @@ def _reversals(times: list[int], signs: list[int]) -> int:
     )
 
 
+def off_preferred(trace: Trace, preferred: str) -> np.ndarray:
+    """Per second: whether a variant other than `preferred` completed requests (the quality
+    budget's measure: a variant that serves nobody degrades nobody)."""
+    order = list(trace.variant_names)
+    pref_index = order.index(preferred) if preferred in order else 0
+    return (np.asarray(trace.variant) != pref_index) & (np.asarray(trace.completed) > 0)
+
+
 def summarize(
     trace: Trace, quantile: float, window_s: int, step_s: int = 15, preferred: str = "full"
 ) -> dict[str, Any]:
@@ -94,7 +102,6 @@ def summarize(
             ranks = (order.index(before.variant), order.index(after.variant))
             var_s.append(1 if ranks[1] > ranks[0] else -1)
     episodes = recovery_episodes(trace, quantile)
-    pref_index = order.index(preferred) if preferred in order else 0
     known = float(trace.served_known_accuracy.sum())
     acc = float(trace.served_accuracy.sum()) / known if known else math.nan
     return {
@@ -109,11 +116,7 @@ def summarize(
         "violating_windows": violating,
         "windows": len(good),
         "reversals_300s": _reversals(rep_t, rep_s) + _reversals(var_t, var_s),
-        # the quality budget's measure: seconds in which a variant other than the preferred
-        # one completed requests (a variant that serves nobody degrades nobody)
-        "degraded_fraction": (
-            float(np.mean((trace.variant != pref_index) & (trace.completed > 0))) if d else 0.0
-        ),
+        "degraded_fraction": float(np.mean(off_preferred(trace, preferred))) if d else 0.0,
         "requests": int(arrivals),
         "rejected": int(trace.rejected.sum()),
         "unserved": int(trace.unserved),

@@ -36,6 +36,17 @@ def _timings(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def _agrees_with_simulate(run: dict, src: Path, mean_rps: float, settings: SimSettings) -> None:
+    """`run` (ours, unshifted) is the trace as `latencyslo simulate` replays it."""
+    profiles, source = load_profiles(None)
+    direct = run_scenario(
+        "trace", policies=["latencyslo"], profiles=profiles, plant=measured_plant(source),
+        seed=0, trace_file=src, target_mean_rps=mean_rps, settings=settings,
+    ).runs["latencyslo"].metrics  # fmt: skip
+    for key in ("slo_attainment_requests", "violating_windows", "replica_seconds"):
+        assert run[key] == pytest.approx(direct[key]), key
+
+
 @pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
 def test_every_shift_is_simulated_as_simulate_would(tmp_path: Path) -> None:
     src = _trace(tmp_path / "burst.csv")
@@ -49,15 +60,8 @@ def test_every_shift_is_simulated_as_simulate_would(tmp_path: Path) -> None:
         ("burst+0", "latencyslo"), ("burst+0", "static"),
         ("burst+300", "latencyslo"), ("burst+300", "static"),
     ]  # fmt: skip
-    # the unshifted run is the trace as `latencyslo simulate` replays it
-    profiles, source = load_profiles(None)
-    direct = run_scenario(
-        "trace", policies=["latencyslo"], profiles=profiles, plant=measured_plant(source),
-        seed=0, trace_file=src, target_mean_rps=2 * doc["replica_capacity_rps"],
-    ).runs["latencyslo"].metrics  # fmt: skip
     ours = next(r for r in runs if r["trace"] == "burst+0" and r["policy"] == "latencyslo")
-    for key in ("slo_attainment_requests", "violating_windows", "replica_seconds"):
-        assert ours[key] == pytest.approx(direct[key]), key
+    _agrees_with_simulate(ours, src, 2 * doc["replica_capacity_rps"], SimSettings())
     summary = {(s["policy"], s["load"]): s for s in doc["summary"]}
     row = summary[("latencyslo", 2.0)]
     within = [r["slo_attainment_requests"] for r in runs if r["policy"] == "latencyslo"]
@@ -77,15 +81,8 @@ def test_the_queue_limit_reaches_every_run(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     doc = json.loads(out.read_text())
     assert doc["queue_limit"] == 4
-    profiles, source = load_profiles(None)
-    direct = run_scenario(
-        "trace", policies=["latencyslo"], profiles=profiles, plant=measured_plant(source),
-        seed=0, trace_file=src, target_mean_rps=4 * doc["replica_capacity_rps"],
-        settings=SimSettings(queue_limit=4),
-    ).runs["latencyslo"].metrics  # fmt: skip
     (ours,) = doc["runs"]
-    for key in ("slo_attainment_requests", "violating_windows", "replica_seconds"):
-        assert ours[key] == pytest.approx(direct[key]), key
+    _agrees_with_simulate(ours, src, 4 * doc["replica_capacity_rps"], SimSettings(queue_limit=4))
     bad = _timings("--json", str(out), "--queue-limit", "0")
     assert bad.returncode == 2
     assert "--queue-limit" in bad.stderr
