@@ -372,6 +372,9 @@ def main() -> None:
                     help="with --rerun-ours: this qualityBudget.maxDegradedFraction")  # fmt: skip
     ap.add_argument("--headroom", type=float, default=None,
                     help="with --rerun-ours: this policy.headroom")  # fmt: skip
+    ap.add_argument("--max-queue-wait-ms", type=float, default=SimSettings.queue_wait_ms,
+                    help="the workers' --max-queue-wait-ms, for every policy and the oracle "
+                    "(0: no limit; --merge keeps the one its files ran with)")  # fmt: skip
     args = ap.parse_args()
     if args.merge:
         doc = merge(args.merge)
@@ -413,8 +416,10 @@ def main() -> None:
         if args.spread
         else measured_plant(MEASURED_PROFILE if MEASURED_PROFILE.is_file() else None)
     )
+    if not args.max_queue_wait_ms >= 0:
+        ap.error("--max-queue-wait-ms: milliseconds, >= 0")
     spec = default_spec()
-    settings = SimSettings()
+    settings = SimSettings(queue_wait_ms=args.max_queue_wait_ms)
     preferred = spec.variants.effective_preferred
     variants = [v for v in spec.variants.allowed if v in profiles.variants]
     jobs = scenario_jobs(names, args.trace_file, args.trace_load)
@@ -425,6 +430,7 @@ def main() -> None:
         "profile": source,
         "profile_created": _created(source),
         "plant": plant.source,
+        "queue_wait_ms": settings.queue_wait_ms,
         "spec": spec.model_dump(mode="json", by_alias=True),
         "sweeps": {b: list(SWEEPS[b]) for b in baselines},
         "variants": variants,
@@ -517,6 +523,9 @@ def merge(paths: Sequence[Path]) -> dict[str, Any]:
     seeds = [s for d in docs for s in d["meta"]["seeds"]]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"the files share seeds: {sorted(seeds)}")
+    waits = {d["meta"].get("queue_wait_ms", 0.0) for d in docs}
+    if len(waits) > 1:
+        raise ValueError(f"the files ran with different --max-queue-wait-ms: {sorted(waits)}")
     w = [len(d["meta"]["seeds"]) for d in docs]
     scenarios: dict[str, Any] = {}
     for name, first in docs[0]["scenarios"].items():
@@ -589,10 +598,11 @@ def _per_seed(
         yield name, scen, [run(job.prepare(spec, sim, seed)) for seed in doc["meta"]["seeds"]]
 
 
-def _measured_sim() -> tuple[ProfileSet, Plant, SimSettings]:
+def _measured_sim(doc: Mapping[str, Any]) -> tuple[ProfileSet, Plant, SimSettings]:
+    """The profile, the measured plant and the settings `doc` was run with."""
     profiles, _ = default_profiles()
     plant = measured_plant(MEASURED_PROFILE if MEASURED_PROFILE.is_file() else None)
-    return profiles, plant, SimSettings()
+    return profiles, plant, SimSettings(queue_wait_ms=doc["meta"].get("queue_wait_ms", 0.0))
 
 
 def ours_spec(
@@ -617,7 +627,7 @@ def ours_spec(
 def rerun_ours(doc: dict[str, Any], spec: LatencySLOSpec | None = None) -> None:
     """latencyslo's points again, on every seed, with the controller as it is now and `spec`
     (default: `ours_spec()`; "meta.latencyslo_spec" records what it ran)."""
-    sim = _measured_sim()
+    sim = _measured_sim(doc)
     spec = spec or ours_spec()
 
     def ours(prep: Prepared) -> dict[str, Any]:
@@ -647,7 +657,7 @@ def restricted_oracle(doc: dict[str, Any], allowed: Sequence[str] | None = None)
         raise ValueError(f"allowed {kept}: must hold {pref} and only {base.variants.allowed}")
     spec = base.model_copy(update={"variants": base.variants.model_copy(update={"allowed": kept})})
     key = "oracle_preferred" if allowed is None else "oracle_restricted"
-    for name, scen, runs in _per_seed(doc, spec, _measured_sim(), lambda p: run_oracle(p)[0]):
+    for name, scen, runs in _per_seed(doc, spec, _measured_sim(doc), lambda p: run_oracle(p)[0]):
         scen[key] = {
             **mean_point(runs),
             "met_per_seed": [bool(r["met"]) for r in runs],

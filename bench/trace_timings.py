@@ -2,20 +2,20 @@
 
     python bench/trace_timings.py --json bench/results/trace_timings.json \
         [--trace-file F ...] [--step 400] [--loads 1,3] [--seeds 1] [--policy latencyslo]
-        [--slo FILE] [--queue-limit 256]
+        [--slo FILE] [--queue-limit 256] [--max-queue-wait-ms 0]
 
 One trace's figures owe something to where its bursts fall against the controller's own
 clock: the warm-up, the stabilization windows, the quality budget's hour. Each trace
-(default: the shipped one and its re-timed copies in `bench/results/traces/`) is played
-from every multiple of `--step` seconds as a loop (`retime_trace.py --shift`), rescaled to
-each of `--loads` times one replica's measured capacity, and simulated for each policy
+(default: the shipped one and its re-timed copies in `bench/results/traces/`) is played from
+every multiple of `--step` seconds as a loop (`retime_trace.py --shift`), rescaled to each
+of `--loads` times one replica's measured capacity, and simulated for each policy
 (`latencyslo simulate --scenario trace --trace-file ... --target-mean-rps ... [--slo FILE]
-[--queue-limit N]`, at its settings). `--policy variant-oracle` adds the oracle of
-`bench/pareto.py`: the cheapest plan found, knowing the arrivals, that meets the SLO with
-the same quality budget, start-up and `replicas.max` (what foresight reaches on each
-timing; a search of a dozen runs or more). Printed and written: the figures of every run,
-and per policy and load their mean, their worst, and how many runs meet G1 on real traces
-(98 % of requests within target).
+[--queue-limit N] [--max-queue-wait-ms MS]`, at its settings). `--policy variant-oracle`
+adds the oracle of `bench/pareto.py`: the cheapest plan found, knowing the arrivals, that
+meets the SLO with the same quality budget, start-up and `replicas.max` (what foresight
+reaches on each timing; a search of a dozen runs or more). Printed and written: the figures
+of every run, and per policy and load their mean, their worst, and how many runs meet G1 on
+real traces (98 % of requests within target).
 """
 
 from __future__ import annotations
@@ -60,16 +60,15 @@ def _setup() -> tuple[ProfileSet, Plant]:
     return profiles, measured_plant(profile_source)
 
 
-Job = tuple[str, str, float, float, int, Sequence[str], Path | None, int]
+Job = tuple[str, str, float, float, int, Sequence[str], Path | None, SimSettings]
 """(name, trace file, load, one replica's capacity, seed, policies, LatencySLO file, the
-requests a replica queues before it answers 503)"""
+plant's settings: its queue bound and queue wait limit)"""
 
 
 def _one(job: Job) -> list[dict[str, Any]]:
-    source, path, load, capacity, seed, policies, slo, queue_limit = job
+    source, path, load, capacity, seed, policies, slo, settings = job
     profiles, plant = _setup()
     spec = _spec(slo)
-    settings = SimSettings(queue_limit=queue_limit)
     figures: dict[str, Any] = {}
     simulated = [p for p in policies if p != VARIANT_ORACLE]
     if simulated:
@@ -98,12 +97,18 @@ def main() -> None:
     ap.add_argument("--queue-limit", type=int, default=SimSettings.queue_limit,
                     help="requests a replica queues before it answers 503 (the worker's "
                     "--max-queue)")  # fmt: skip
+    ap.add_argument("--max-queue-wait-ms", type=float, default=SimSettings.queue_wait_ms,
+                    help="a request that waited longer in a replica's queue is answered 503 "
+                    "unrun (the worker's --max-queue-wait-ms; 0: no limit)")  # fmt: skip
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     if not args.step > 0:
         ap.error("--step: seconds, > 0")
     if args.queue_limit < 1:
         ap.error("--queue-limit: requests, >= 1")
+    if not args.max_queue_wait_ms >= 0:
+        ap.error("--max-queue-wait-ms: milliseconds, >= 0")
+    settings = SimSettings(queue_limit=args.queue_limit, queue_wait_ms=args.max_queue_wait_ms)
     sources = args.trace_file or [SHIPPED_TRACE, *sorted(RETIMED.glob("*.csv"))]
     loads = [float(x) for x in args.loads.split(",")]
     policies = args.policy.split(",")
@@ -121,7 +126,7 @@ def main() -> None:
             for shift in np.arange(0.0, loop_period(secs), args.step):
                 out = Path(tmp) / f"{src.stem}+{shift:.0f}.csv"
                 write_trace(out, secs if shift == 0 else shifted(secs, float(shift)))
-                jobs += [(out.stem, str(out), x, capacity, s, policies, args.slo, args.queue_limit)
+                jobs += [(out.stem, str(out), x, capacity, s, policies, args.slo, settings)
                          for x in loads for s in range(args.seeds)]  # fmt: skip
         with ProcessPoolExecutor(max(1, args.jobs)) as ex:
             runs = [row for rows in ex.map(_one, jobs) for row in rows]
@@ -145,7 +150,8 @@ def main() -> None:
                   f"{100 * row['mean_accuracy']:.2f} %")  # fmt: skip
     doc = {"sources": [s.name for s in sources], "step_s": args.step, "loads": loads,
            "replica_capacity_rps": capacity, "slo": None if args.slo is None else args.slo.name,
-           "seeds": args.seeds, "queue_limit": args.queue_limit, "summary": summary,
+           "seeds": args.seeds, "queue_limit": args.queue_limit,
+           "queue_wait_ms": args.max_queue_wait_ms, "summary": summary,
            "runs": runs}  # fmt: skip
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -12,16 +12,20 @@ arriving meanwhile queue up and, as the oldest of them has already waited its wi
 batch leaves as soon as the compute is free. A
 request is never split across batches (one larger than `max_batch_size` runs alone). A
 batch that raises is run again in halves until the failing requests are alone: only they
-fail.
+fail. With `max_queue_wait_s` set, a request that has waited longer than the window plus
+that when its batch is taken is not run: it fails with `Expired` at once (a request that
+late would be answered late anyway; running it would only delay the requests behind it).
 
-`window_s` and `max_batch_size` may be changed at any time; the next batch uses the new
-values. `drain()` refuses new requests, serves everything queued and stops the loop.
+`window_s`, `max_batch_size` and `max_queue_wait_s` may be changed at any time; the next
+batch uses the new values. `drain()` refuses new requests, serves everything queued and
+stops the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -47,6 +51,10 @@ class DeadlineExceeded(Exception):
     """The request was not served within its deadline."""
 
 
+class Expired(Exception):
+    """The request waited in the queue longer than `max_queue_wait_s`: it was not run."""
+
+
 class BatchFailed(Exception):
     """Running this request raised (alone: a failed batch is split until the requests that
     make it fail are isolated); the message says why."""
@@ -67,11 +75,15 @@ class Batcher:
         window_s: float,
         max_batch_size: int,
         max_queue: int = 256,
+        max_queue_wait_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.window_s = window_s
         self.max_batch_size = max_batch_size
         self.max_queue = max_queue
+        self.max_queue_wait_s = max_queue_wait_s
+        """Longest wait in the queue beyond the window before a request is refused unrun (0:
+        no limit)."""
         self._run_batch = run_batch
         self._clock = clock
         self._queue: deque[Pending] = deque()
@@ -175,6 +187,8 @@ class Batcher:
     def _take(self) -> list[Pending]:
         batch: list[Pending] = []
         size = 0
+        wait = self.max_queue_wait_s + self.window_s if self.max_queue_wait_s > 0 else 0.0
+        expired_before = self._clock() - wait if wait > 0 else -math.inf
         while self._queue:
             head = self._queue[0]
             if batch and size + len(head.texts) > self.max_batch_size:
@@ -182,6 +196,15 @@ class Batcher:
             self._queue.popleft()
             self._items -= len(head.texts)
             if head.future.done():  # timed out while queued
+                continue
+            if head.arrival < expired_before:
+                waited = (self._clock() - head.arrival) * 1000.0
+                head.future.set_exception(
+                    Expired(
+                        f"waited {waited:.0f} ms in the queue, over the {wait * 1000:.0f} ms "
+                        "allowed"
+                    )
+                )
                 continue
             batch.append(head)
             size += len(head.texts)

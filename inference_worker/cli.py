@@ -109,6 +109,11 @@ def _admin_token(token_file: Path | None) -> str | None:
     show_default=True, help="Queued requests before 503.",
 )  # fmt: skip
 @click.option(
+    "--max-queue-wait-ms", type=click.FloatRange(min=0), envvar="LATENCYSLO_MAX_QUEUE_WAIT_MS",
+    default=0.0, show_default=True,
+    help="A request that waited longer in the queue is answered 503 unrun (0: no limit).",
+)  # fmt: skip
+@click.option(
     "--max-inputs", type=click.IntRange(1, 4096), envvar="LATENCYSLO_MAX_INPUTS", default=64,
     show_default=True, help="Texts per request.",
 )  # fmt: skip
@@ -152,6 +157,7 @@ def worker(
     batch_window_ms: float,
     max_batch_size: int,
     max_queue: int,
+    max_queue_wait_ms: float,
     max_inputs: int,
     request_timeout_ms: float,
     preload: str,
@@ -193,6 +199,7 @@ def worker(
         batch_window_ms=batch_window_ms,
         max_batch_size=max_batch_size,
         max_queue=max_queue,
+        max_queue_wait_ms=max_queue_wait_ms,
         max_inputs=max_inputs,
         request_timeout_s=request_timeout_ms / 1000.0,
         preload=preload,

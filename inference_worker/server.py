@@ -50,6 +50,7 @@ from inference_worker.batcher import (
     BatchResult,
     DeadlineExceeded,
     Draining,
+    Expired,
     QueueFull,
 )
 from inference_worker.config import ConfigError, RuntimeSettings, parse_update
@@ -79,6 +80,8 @@ class WorkerOptions:
     batch_window_ms: float = 0.0
     max_batch_size: int = 32
     max_queue: int = 256
+    max_queue_wait_ms: float = 0.0
+    """A request that waited longer in the queue is answered 503 unrun (0: no limit)."""
     max_inputs: int = 64
     request_timeout_s: float = 10.0
     preload: str = "all"
@@ -124,6 +127,7 @@ class Worker:
             window_s=initial.batch_window_s,
             max_batch_size=initial.max_batch_size,
             max_queue=opts.max_queue,
+            max_queue_wait_s=opts.max_queue_wait_ms / 1000.0,
         )
         self.metrics = WorkerMetrics(lambda: self.batcher.queued_items)
         self.metrics.set_accuracy({n: v.accuracy for n, v in manifest.variants.items()})
@@ -274,7 +278,7 @@ class Worker:
         """One request's texts through the batcher: the response body, or HttpError."""
         try:
             variant, outputs = await self.batcher.submit(texts, self.opts.request_timeout_s)
-        except QueueFull as exc:
+        except (QueueFull, Expired) as exc:
             raise HttpError(503, str(exc), retry_after=1) from None
         except Draining as exc:
             raise HttpError(503, str(exc), retry_after=1, close=True) from None

@@ -36,7 +36,7 @@ Defaults, from the projects' documentation:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -100,7 +100,7 @@ def _load_test(
     sim = Simulation(
         arrivals, rng.random(n), seconds, profiles,
         RuntimeConfig(1, window, spec.batching.max_batch_size, variant),
-        spec.target_latency_ms, replace(settings, queue_limit=1 << 30), seed=seed, plant=plant,
+        spec.target_latency_ms, settings.unbounded(), seed=seed, plant=plant,
     )  # fmt: skip
     trace = sim.run(_Hold())
     warm = 10

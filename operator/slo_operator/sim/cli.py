@@ -103,6 +103,10 @@ def _policies(value: str) -> list[str]:
               type=click.IntRange(1, 100_000),
               help="Requests a replica queues before it answers 503 (the worker's "
               "--max-queue).")  # fmt: skip
+@click.option("--max-queue-wait-ms", default=SimSettings.queue_wait_ms, show_default=True,
+              type=click.FloatRange(0, 60_000),
+              help="A request that waited longer in a replica's queue is answered 503 unrun "
+              "(the worker's --max-queue-wait-ms; 0: no limit).")  # fmt: skip
 @click.option("--plant", "plant_kind", type=click.Choice(["measured", "model"]),
               default="measured", show_default=True,
               help="Batch times: 'measured' = the profile's per-size medians times the measured "
@@ -129,6 +133,7 @@ def simulate(
     switch_s: int,
     scrape_s: int,
     queue_limit: int,
+    max_queue_wait_ms: float,
     plant_kind: str,
     spread_file: Path | None,
 ) -> None:
@@ -151,8 +156,9 @@ def simulate(
             param_hint="--profile",
         )
     settings = SimSettings(
-        startup_s=startup_s, switch_s=switch_s, scrape_s=scrape_s, queue_limit=queue_limit
-    )
+        startup_s=startup_s, switch_s=switch_s, scrape_s=scrape_s, queue_limit=queue_limit,
+        queue_wait_ms=max_queue_wait_ms,
+    )  # fmt: skip
     plant = None
     if plant_kind == "measured":
         medians_from = profile_source if Path(profile_source).is_file() else None
@@ -215,6 +221,7 @@ def simulate(
             "switch_s": switch_s,
             "scrape_s": scrape_s,
             "queue_limit": settings.queue_limit,
+            "queue_wait_ms": settings.queue_wait_ms,
             "service_cv": settings.service_cv,
             "plant": plant.source if plant is not None else "the profile's line, 5 % jitter",
             "warmup_s": DEFAULT_WARMUP_S,

@@ -11,7 +11,9 @@ exactly (float seconds). What happens:
   has waited `window_ms` (at once when the model frees up after that; window 0 = send what
   is queued). A batch of b runs `alpha + beta * b` ms of the active variant (times a small
   log-normal jitter). A full queue (`queue_limit`) rejects the request (503), which counts
-  as a violation and, as the worker observes it, in the histogram's `+Inf` bucket.
+  as a violation and, as the worker observes it, in the histogram's `+Inf` bucket; so does a
+  request that has waited longer than the batch window plus `queue_wait_ms` when its batch
+  leaves (the worker's `--max-queue-wait-ms`, off by default): it is refused unrun.
 - A controller (`Controller`) acts at the start of the ticks it chooses, on what it could
   know: a Prometheus-style view (`SimView.observe`: a histogram with the worker's bucket
   edges, scraped every `scrape_s`, read over the objective's window and interpolated like
@@ -232,8 +234,11 @@ class Simulation:
         bcounts: list[int],
         bdones: list[float],
         rejected: list[float],
+        expired: list[float],
     ) -> tuple[float, float]:
-        """Run pod's batches that start before t_end; returns (busy seconds, longest batch)."""
+        """Run pod's batches that start before t_end; returns (busy seconds, longest batch).
+        Refused requests go to `rejected` (arrival times: a full queue answers at once) or
+        `expired` (answer times: the queue wait limit answers when the batch leaves)."""
         cfg = self.config
         big_b = cfg.max_batch_size
         window = cfg.batch_window_ms / 1000.0
@@ -247,6 +252,9 @@ class Simulation:
         longest = 0.0
         batches = 0
         limit = self.settings.queue_limit
+        max_wait = self.settings.queue_wait_ms / 1000.0
+        if max_wait > 0.0:  # the limit is on the wait beyond the batch window
+            max_wait += window
         while i < n:
             a = arr[i]  # the oldest queued request
             o = a if a > free else free  # the model is free from o
@@ -263,6 +271,15 @@ class Simulation:
                 rejected.extend(arr[i + limit : j])
                 del arr[i + limit : j]
                 n = len(arr)
+            # with a queue wait limit, whoever waited longer when the batch leaves is refused
+            # unrun; the batch is formed of the rest that arrived by then
+            if max_wait > 0.0 and d - a > max_wait:
+                j = bisect_right(arr, d - max_wait, i, n)
+                expired.extend([d] * (j - i))
+                del arr[i:j]
+                n = len(arr)
+                if i == n or arr[i] > d:
+                    continue  # none left to send: the next batch waits for the next arrival
             k = i + big_b - 1
             if k < n and arr[k] <= d:
                 ak = arr[k]
@@ -342,13 +359,14 @@ class Simulation:
         bcounts: list[int] = []
         bdones: list[float] = []
         rejected: list[float] = []
+        expired: list[float] = []
         busy_sum = 0.0
         longest = 0.0
         t_end = float(t + 1)
         for p in self.pods:
             if p.ready_at > t:
                 continue
-            busy, lb = self._serve(p, t_end, p.draining, served, bcounts, bdones, rejected)
+            busy, lb = self._serve(p, t_end, p.draining, served, bcounts, bdones, rejected, expired)
             if not p.draining:
                 busy_sum += busy
             longest = max(longest, lb)
@@ -375,6 +393,13 @@ class Simulation:
             np.add.at(self.hist, (secs, N_BUCKETS - 1), 1.0)  # the worker's +Inf bucket
             np.add.at(self.conc_a, secs, -1.0)  # never in flight
             np.add.at(self.conc_ap, secs, -(secs + 1.0 - rej))
+        if expired:  # in flight until refused when their batch left: counted then
+            done = np.asarray(expired)
+            secs = np.minimum(done.astype(np.intp), len(self.conc_d) - 1)
+            np.add.at(self.rejected, secs, 1.0)
+            np.add.at(self.hist, (secs, N_BUCKETS - 1), 1.0)
+            self.conc_d += np.bincount(secs, minlength=len(self.conc_d))
+            self.conc_dp += np.bincount(secs, weights=secs + 1.0 - done, minlength=len(self.conc_d))
         self.busy[t] = busy_sum / len(ready) if ready else 0.0
         self.max_batch_s[t] = longest
         self.inflight[t] = sum(p.backlog() + (p.last_c if p.free > t_end else 0) for p in self.pods)

@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -98,7 +98,7 @@ def load_test(
         profiles,
         RuntimeConfig(1, window_ms, max_batch, "v"),
         target_ms,
-        replace(settings, queue_limit=1 << 30),
+        settings.unbounded(),
         seed=seed,
     )
     trace = sim.run(_Hold())

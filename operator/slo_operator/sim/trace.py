@@ -3,7 +3,7 @@ cluster (`SimSettings`) and the latency histogram's shape."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,8 +26,17 @@ class SimSettings:
     """Prometheus scrape interval; observations see data up to the last scrape."""
     queue_limit: int = 256
     """Requests a replica queues before it answers 503 (the worker's `--max-queue` default)."""
+    queue_wait_ms: float = 0.0
+    """A request that has waited longer than the batch window plus this when its batch
+    leaves is answered 503 unrun (the worker's `--max-queue-wait-ms`; 0, its default: no
+    limit)."""
     service_cv: float = 0.05
     """Coefficient of variation of the batch service time (log-normal jitter)."""
+
+    def unbounded(self) -> SimSettings:
+        """These settings with the worker's queue unbounded and no queue wait limit: a load
+        test measures what the model serves within the target, not what the queue refuses."""
+        return replace(self, queue_limit=1 << 30, queue_wait_ms=0.0)
 
 
 @dataclass

@@ -173,6 +173,43 @@ def test_queue_full_and_deadline(slow_model: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_max_queue_wait_refuses_late_requests_unrun(slow_model: Path, tmp_path: Path) -> None:
+    """A burst of 20 one-text requests at 40 ms a batch of one: those that waited over 100
+    ms when their turn came are answered 503 without running; the model ran exactly the
+    served ones, and the refused ones count in the histogram's +Inf bucket."""
+    args = ["--max-batch-size", "1", "--max-queue-wait-ms", "100"]
+    with run_worker(slow_model, args, workdir=tmp_path) as w:
+
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=10) as client:
+                return await asyncio.gather(
+                    *(client.post(w.url + "/v1/predict", json={"inputs": ["x"]}) for _ in range(20))
+                )
+
+        responses = asyncio.run(burst())
+        codes = Counter(r.status_code for r in responses)
+        assert set(codes) <= {200, 503}
+        assert 1 <= codes[200] <= 10
+        assert codes[503] >= 10
+        for r in responses:
+            if r.status_code == 503:
+                assert r.headers["Retry-After"] == "1"
+                assert "in the queue" in r.json()["error"]
+        metrics = httpx.get(w.url + "/metrics").text
+        batches = re.search(r"inference_batch_size_count ([0-9.]+)", metrics)
+        assert batches is not None
+        assert float(batches.group(1)) == codes[200]
+        refused = re.search(
+            r'inference_request_duration_seconds_bucket\{le="\+Inf",outcome="refused",'
+            r'variant="full"\} ([0-9.]+)',
+            metrics,
+        )
+        assert refused is not None
+        assert float(refused.group(1)) == codes[503]
+        assert httpx.post(w.url + "/v1/predict", json={"inputs": ["x"]}).status_code == 200
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("frontends", [0, 2])
 def test_sigterm_drains_without_losing_an_accepted_request(
     slow_model: Path, tmp_path: Path, frontends: int

@@ -206,3 +206,28 @@ def test_ours_may_run_with_another_headroom(pareto: ModuleType) -> None:
     assert spec.model_copy(update={"policy": default.policy}) == default  # nothing else moved
     with pytest.raises(ValueError, match="headroom"):
         pareto.ours_spec(headroom=1.2)
+
+
+def test_files_run_with_different_queue_wait_limits_are_not_merged(
+    pareto: ModuleType, tmp_path: Path
+) -> None:
+    """The workers' `--max-queue-wait-ms` is the plant's: results of two plants are no mean;
+    a merge keeps the one its files share, and a rerun of ours uses it."""
+    files = []
+    for seeds, wait in (([0], 0.0), ([1], 50.0)):
+        d = doc(pareto, "ramp", point(1000.0, 1.0), {"hpa": [point(2000.0, 1.0)]}, 800.0)
+        d["meta"]["seeds"] = seeds
+        d["meta"]["queue_wait_ms"] = wait
+        d["meta"]["table"]["ramp"]["oracle_search"] = {"met_per_seed": [True],
+                                                       "tried_per_seed": [[]]}  # fmt: skip
+        f = tmp_path / f"seeds-{seeds[0]}.json"
+        f.write_text(json.dumps(d))
+        files.append(f)
+    with pytest.raises(ValueError, match="max-queue-wait-ms"):
+        pareto.merge(files)
+    d1 = json.loads(files[1].read_text())
+    d1["meta"]["queue_wait_ms"] = 0.0
+    files[1].write_text(json.dumps(d1))
+    assert pareto.merge(files)["meta"]["seeds"] == [0, 1]
+    assert pareto._measured_sim({"meta": {"queue_wait_ms": 50.0}})[2].queue_wait_ms == 50.0
+    assert pareto._measured_sim({"meta": {}})[2].queue_wait_ms == 0.0  # files from before

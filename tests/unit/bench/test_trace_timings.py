@@ -72,20 +72,31 @@ def test_every_shift_is_simulated_as_simulate_would(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not MEASURED_PROFILE.is_file(), reason="the shipped measured profile")
-def test_the_queue_limit_reaches_every_run(tmp_path: Path) -> None:
-    """`--queue-limit` is the plant's, as `latencyslo simulate --queue-limit` sets it."""
+@pytest.mark.parametrize(
+    ("flags", "settings"),
+    [
+        (("--queue-limit", "4"), SimSettings(queue_limit=4)),
+        (("--max-queue-wait-ms", "30"), SimSettings(queue_wait_ms=30.0)),
+    ],
+)
+def test_the_worker_queue_settings_reach_every_run(
+    tmp_path: Path, flags: tuple[str, str], settings: SimSettings
+) -> None:
+    """`--queue-limit` and `--max-queue-wait-ms` are the plant's, as `latencyslo simulate`
+    sets them (the worker's `--max-queue` and `--max-queue-wait-ms`)."""
     src = _trace(tmp_path / "burst.csv")
     out = tmp_path / "timings.json"
     done = _timings("--json", str(out), "--trace-file", str(src), "--step", "600",
-                    "--loads", "4", "--queue-limit", "4")  # fmt: skip
+                    "--loads", "4", *flags)  # fmt: skip
     assert done.returncode == 0, done.stderr
     doc = json.loads(out.read_text())
-    assert doc["queue_limit"] == 4
+    assert doc["queue_limit"] == settings.queue_limit
+    assert doc["queue_wait_ms"] == settings.queue_wait_ms
     (ours,) = doc["runs"]
-    _agrees_with_simulate(ours, src, 4 * doc["replica_capacity_rps"], SimSettings(queue_limit=4))
-    bad = _timings("--json", str(out), "--queue-limit", "0")
+    _agrees_with_simulate(ours, src, 4 * doc["replica_capacity_rps"], settings)
+    bad = _timings("--json", str(out), flags[0], "-1")
     assert bad.returncode == 2
-    assert "--queue-limit" in bad.stderr
+    assert flags[0] in bad.stderr
 
 
 def test_a_step_must_be_positive(tmp_path: Path) -> None:

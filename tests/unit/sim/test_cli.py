@@ -46,6 +46,24 @@ def test_the_queue_limit_is_the_plants(tmp_path: Path) -> None:
     assert refused["1"] > refused["256"], refused
 
 
+def test_the_queue_wait_limit_is_the_plants(tmp_path: Path) -> None:
+    """`--max-queue-wait-ms` refuses what waited too long as the worker's flag does: a fixed
+    fleet at a step beyond it refuses more requests with a 20 ms limit than without."""
+    args = ["simulate", "--scenario", "step", "--duration", "400", "--policy", "static"]
+    got = {}
+    for wait in ("0", "20"):
+        out = tmp_path / f"w{wait}.json"
+        r = CliRunner().invoke(main, [*args, "--max-queue-wait-ms", wait, "--json", str(out)])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(out.read_text())
+        assert doc["settings"]["queue_wait_ms"] == float(wait)
+        got[wait] = doc["scenarios"]["step"]["static"]
+    assert got["0"]["rejected"] < got["20"]["rejected"], got
+    bad = CliRunner().invoke(main, [*args, "--max-queue-wait-ms", "-1"])
+    assert bad.exit_code != 0
+    assert "--max-queue-wait-ms" in bad.output
+
+
 def test_simulate_refuses_bad_input(tmp_path: Path) -> None:
     runner = CliRunner()
     bad_policy = runner.invoke(main, ["simulate", "--scenario", "step", "--policy", "magic"])

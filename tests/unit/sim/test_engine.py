@@ -8,7 +8,7 @@ import pytest
 from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.sim.engine import SimSettings, Simulation
 from slo_operator.types import RuntimeConfig
-from tests.unit.sim.helpers import FLAT, Hold, batches, poisson
+from tests.unit.sim.helpers import FLAT, Hold, batches, poisson, served_and_refused
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,54 @@ def test_batcher_semantics(
     got, rejected = batches(arrivals, window, max_batch)
     assert got == expected
     assert rejected == []
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "window", "max_batch", "wait", "expected", "refused_at"),
+    [
+        pytest.param([0, 1, 2, 3, 4], 0, 1, 15, [(1, 10.0), (1, 20.0)], [20.0] * 3,
+                     id="over-the-wait-when-the-batch-leaves"),
+        pytest.param([0, 1, 2, 3, 4], 0, 32, 15, [(1, 10.0), (4, 20.0)], [],
+                     id="within-the-wait"),
+        pytest.param([0, 1, 2, 3, 4], 0, 1, 0, [(1, 10.0 * k) for k in range(1, 6)], [],
+                     id="no-limit-by-default"),
+        pytest.param([0, 1, 30], 20, 32, 5, [(2, 30.0), (1, 60.0)], [],
+                     id="the-window-is-no-wait-over-the-limit"),
+        pytest.param([0, 1, 2, 3], 5, 1, 10, [(1, 10.0), (1, 20.0)], [20.0, 20.0],
+                     id="the-limit-is-beyond-the-window"),
+        pytest.param([0, 1, 2, 50], 0, 1, 5, [(1, 10.0), (1, 60.0)], [10.0, 10.0],
+                     id="refused-then-the-next-arrival-served"),
+    ],
+)  # fmt: skip
+def test_the_queue_wait_limit_refuses_as_the_worker_does(
+    arrivals: list[float],
+    window: int,
+    max_batch: int,
+    wait: float,
+    expected: list[tuple[int, float]],
+    refused_at: list[float],
+) -> None:
+    """The worker's `--max-queue-wait-ms` (`inference_worker.batcher`): a request that has
+    waited longer than the batch window plus the limit when its batch leaves is refused
+    then, unrun; the batch is formed of the others."""
+    got, rejected, expired = served_and_refused(arrivals, window, max_batch, queue_wait_ms=wait)
+    assert got == expected
+    assert rejected == []
+    assert expired == refused_at
+
+
+def test_requests_refused_over_the_queue_wait_count_when_refused() -> None:
+    """A burst of 50 at 1 s on one replica, 10 ms per batch of one, 45 ms of queue wait:
+    five are served within 50 ms, the rest are refused at once and counted as refused, in
+    the histogram's `+Inf` bucket, in the second they were answered."""
+    arrivals = np.full(50, 1.0)
+    sim = _run(RuntimeConfig(1, 0, 1, "full"), arrivals, 5, queue_wait_ms=45.0)
+    trace = sim.run(Hold())
+    assert trace.completed.sum() == 5
+    assert trace.ok.sum() == 5
+    assert trace.rejected.sum() == 45
+    assert trace.rejected[1] == 45
+    assert trace.hist[1, -1] == 45
 
 
 def test_a_full_queue_rejects() -> None:

@@ -16,6 +16,7 @@ from inference_worker.batcher import (
     BatchFailed,
     DeadlineExceeded,
     Draining,
+    Expired,
     QueueFull,
 )
 
@@ -37,8 +38,17 @@ class Recorder:
         return "v", [t.upper() for t in texts]
 
 
-def make(rec: Recorder, window_ms: float = 0, max_batch: int = 8, max_queue: int = 64) -> Batcher:
-    b = Batcher(rec, window_s=window_ms / 1000, max_batch_size=max_batch, max_queue=max_queue)
+def make(
+    rec: Recorder,
+    window_ms: float = 0,
+    max_batch: int = 8,
+    max_queue: int = 64,
+    max_wait_ms: float = 0,
+) -> Batcher:
+    b = Batcher(
+        rec, window_s=window_ms / 1000, max_batch_size=max_batch, max_queue=max_queue,
+        max_queue_wait_s=max_wait_ms / 1000,
+    )  # fmt: skip
     b.start()
     return b
 
@@ -169,6 +179,38 @@ async def test_deadline_while_queued_removes_the_request() -> None:
     await running
     await asyncio.sleep(0.01)
     assert ["late"] not in rec.batches  # never computed
+
+
+async def test_a_request_queued_past_the_max_wait_is_refused_unrun() -> None:
+    """Three requests queue behind a 60 ms batch; when the next batch is taken they have
+    waited about 60 ms, over the 30 ms allowed: each fails with Expired and none is run. A
+    request that arrives after that is served."""
+    rec = Recorder(compute_s=0.06)
+    b = make(rec, window_ms=0, max_wait_ms=30)
+    running = asyncio.ensure_future(b.submit(["busy"], 1))
+    await asyncio.sleep(0.005)
+    queued = [asyncio.ensure_future(b.submit([str(i)], 1)) for i in range(3)]
+    results = await asyncio.gather(running, *queued, return_exceptions=True)
+    assert results[0] == ("v", ["BUSY"])
+    assert all(isinstance(r, Expired) for r in results[1:])
+    assert "in the queue" in str(results[1])
+    assert rec.batches == [["busy"]]
+    assert b.queued_items == 0
+    assert await b.submit(["next"], 1) == ("v", ["NEXT"])
+    await b.drain()
+
+
+async def test_requests_within_the_max_wait_are_served_and_no_limit_by_default() -> None:
+    for max_wait_ms in (0, 500):
+        rec = Recorder(compute_s=0.06)
+        b = make(rec, window_ms=0, max_wait_ms=max_wait_ms)
+        running = asyncio.ensure_future(b.submit(["busy"], 1))
+        await asyncio.sleep(0.005)
+        queued = [asyncio.ensure_future(b.submit([str(i)], 1)) for i in range(3)]
+        results = await asyncio.gather(running, *queued)
+        assert [r[1] for r in results] == [["BUSY"], ["0"], ["1"], ["2"]]
+        assert rec.batches == [["busy"], ["0", "1", "2"]]
+        await b.drain()
 
 
 async def test_a_failing_request_fails_alone_and_the_loop_goes_on() -> None:
