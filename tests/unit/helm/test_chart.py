@@ -258,6 +258,8 @@ BAD_VALUES: list[tuple[str, dict[str, Any]]] = [
     ("bad severity", {"monitoring": {"prometheusRule": {"severity": "page"}}}),
     ("enabled as string", {"monitoring": {"serviceMonitor": {"enabled": "yes"}}}),
     ("grace period zero", {"demo": {"terminationGracePeriodSeconds": 0}}),
+    ("negative queue wait", {"demo": {"maxQueueWaitMs": -1}}),
+    ("queue wait as string", {"demo": {"maxQueueWaitMs": "50ms"}}),
 ]
 
 
@@ -1155,6 +1157,33 @@ def test_own_worker_env_parses_with_the_worker_command(monkeypatch: pytest.Monke
     assert params["drain_delay"] == 0.0
     assert params["frontends"] == 4
     assert params["cuda_graphs"] is True
+
+
+def test_the_queue_wait_limit_reaches_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`maxQueueWaitMs` (demo, and each of `workers`) becomes the worker's
+    `--max-queue-wait-ms`; left at 0 or out, the worker runs without a limit."""
+    from tests.unit.helm.render import GPU_WORKER
+
+    cli = pytest.importorskip("inference_worker.cli")
+    values = merge(VALUE_SETS["demo"], {"demo": {"maxQueueWaitMs": 50}})
+    values["workers"] = [{**GPU_WORKER, "maxQueueWaitMs": 37.5}]
+    objects = render_objects(values)
+    demo = one(objects, "Deployment", WORKER)["spec"]["template"]["spec"]["containers"][0]
+    own = _container(one(objects, "Deployment", "sentiment-gpu"))
+    for container, wait in ((demo, 50.0), (own, 37.5)):
+        for name in [n for n in os.environ if n.startswith("LATENCYSLO_")]:
+            monkeypatch.delenv(name)
+        for name, value in _env(container).items():
+            monkeypatch.setenv(name, value)
+        params = cli.worker.make_context("worker", container["args"][1:]).params
+        assert params["max_queue_wait_ms"] == wait
+    default_demo = one(render_value_set("demo"), "Deployment", WORKER)
+    assert "LATENCYSLO_MAX_QUEUE_WAIT_MS" not in _env(
+        default_demo["spec"]["template"]["spec"]["containers"][0]
+    )
+    assert "LATENCYSLO_MAX_QUEUE_WAIT_MS" not in _env(
+        _container(one(render_value_set("gpu-workers"), "Deployment", "sentiment-gpu"))
+    )
 
 
 @pytest.mark.parametrize(
