@@ -98,8 +98,9 @@ def main() -> None:
                     help="requests a replica queues before it answers 503 (the worker's "
                     "--max-queue)")  # fmt: skip
     ap.add_argument("--max-queue-wait-ms", type=float, default=SimSettings.queue_wait_ms,
-                    help="a request that waited longer in a replica's queue is answered 503 "
-                    "unrun (the worker's --max-queue-wait-ms; 0: no limit)")  # fmt: skip
+                    help="a request that waited longer than the batch window plus this in a "
+                    "replica's queue is answered 503 unrun (the worker's --max-queue-wait-ms; "
+                    "0: no limit)")  # fmt: skip
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args()
     if not args.step > 0:

@@ -52,7 +52,8 @@ class DeadlineExceeded(Exception):
 
 
 class Expired(Exception):
-    """The request waited in the queue longer than `max_queue_wait_s`: it was not run."""
+    """The request waited in the queue longer than the window plus `max_queue_wait_s`: it
+    was not run."""
 
 
 class BatchFailed(Exception):

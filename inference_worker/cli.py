@@ -111,7 +111,8 @@ def _admin_token(token_file: Path | None) -> str | None:
 @click.option(
     "--max-queue-wait-ms", type=click.FloatRange(min=0), envvar="LATENCYSLO_MAX_QUEUE_WAIT_MS",
     default=0.0, show_default=True,
-    help="A request that waited longer in the queue is answered 503 unrun (0: no limit).",
+    help="A request that waited longer than the batch window plus this in the queue is "
+    "answered 503 unrun (0: no limit).",
 )  # fmt: skip
 @click.option(
     "--max-inputs", type=click.IntRange(1, 4096), envvar="LATENCYSLO_MAX_INPUTS", default=64,

@@ -81,7 +81,8 @@ class WorkerOptions:
     max_batch_size: int = 32
     max_queue: int = 256
     max_queue_wait_ms: float = 0.0
-    """A request that waited longer in the queue is answered 503 unrun (0: no limit)."""
+    """A request that waited longer than the batch window plus this in the queue is answered
+    503 unrun (0: no limit)."""
     max_inputs: int = 64
     request_timeout_s: float = 10.0
     preload: str = "all"

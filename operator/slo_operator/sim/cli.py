@@ -105,8 +105,9 @@ def _policies(value: str) -> list[str]:
               "--max-queue).")  # fmt: skip
 @click.option("--max-queue-wait-ms", default=SimSettings.queue_wait_ms, show_default=True,
               type=click.FloatRange(0, 60_000),
-              help="A request that waited longer in a replica's queue is answered 503 unrun "
-              "(the worker's --max-queue-wait-ms; 0: no limit).")  # fmt: skip
+              help="A request that waited longer than the batch window plus this in a "
+              "replica's queue is answered 503 unrun (the worker's --max-queue-wait-ms; 0: "
+              "no limit).")  # fmt: skip
 @click.option("--plant", "plant_kind", type=click.Choice(["measured", "model"]),
               default="measured", show_default=True,
               help="Batch times: 'measured' = the profile's per-size medians times the measured "
