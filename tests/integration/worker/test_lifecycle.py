@@ -173,11 +173,15 @@ def test_queue_full_and_deadline(slow_model: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_max_queue_wait_refuses_late_requests_unrun(slow_model: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("frontends", [0, 2])
+def test_max_queue_wait_refuses_late_requests_unrun(
+    slow_model: Path, tmp_path: Path, frontends: int
+) -> None:
     """A burst of 20 one-text requests at 40 ms a batch of one: those that waited over 100
     ms when their turn came are answered 503 without running; the model ran exactly the
-    served ones, and the refused ones count in the histogram's +Inf bucket."""
-    args = ["--max-batch-size", "1", "--max-queue-wait-ms", "100"]
+    served ones, and the refused ones count in the histogram's +Inf bucket (HTTP in this
+    process or in frontend processes)."""
+    args = ["--max-batch-size", "1", "--max-queue-wait-ms", "100", "--frontends", str(frontends)]
     with run_worker(slow_model, args, workdir=tmp_path) as w:
 
         async def burst() -> list[httpx.Response]:
