@@ -40,7 +40,7 @@ def _batch_times(plant: Plant | None, sizes: list[int], seed: int = 0) -> list[f
     served: list[float] = []
     counts: list[int] = []
     dones: list[float] = []
-    sim._serve(pod, 1e9, True, served, counts, dones, [])
+    sim._serve(pod, 1e9, True, served, counts, dones, [], [])
     assert counts == sizes
     starts = [10.0 * k for k in range(len(sizes))]
     return [round((d - s) * 1000.0, 6) for d, s in zip(dones, starts, strict=True)]
