@@ -188,8 +188,9 @@ class Batcher:
     def _take(self) -> list[Pending]:
         batch: list[Pending] = []
         size = 0
-        wait = self.max_queue_wait_s + self.window_s if self.max_queue_wait_s > 0 else 0.0
-        expired_before = self._clock() - wait if wait > 0 else -math.inf
+        now = self._clock()
+        allowed = self.max_queue_wait_s + self.window_s  # the window is no wait over the limit
+        expired_before = now - allowed if self.max_queue_wait_s > 0 else -math.inf
         while self._queue:
             head = self._queue[0]
             if batch and size + len(head.texts) > self.max_batch_size:
@@ -199,13 +200,11 @@ class Batcher:
             if head.future.done():  # timed out while queued
                 continue
             if head.arrival < expired_before:
-                waited = (self._clock() - head.arrival) * 1000.0
+                waited_ms, allowed_ms = (now - head.arrival) * 1000.0, allowed * 1000.0
                 head.future.set_exception(
-                    Expired(
-                        f"waited {waited:.0f} ms in the queue, over the {wait * 1000:.0f} ms "
-                        "allowed"
-                    )
-                )
+                    Expired(f"waited {waited_ms:.0f} ms in the queue, over the {allowed_ms:.0f} "
+                            "ms allowed")
+                )  # fmt: skip
                 continue
             batch.append(head)
             size += len(head.texts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -30,17 +31,24 @@ def test_simulate_writes_the_json_contract_and_a_plot(tmp_path: Path) -> None:
     assert "latencyslo" in result.output
 
 
+STATIC_STEP = ["simulate", "--scenario", "step", "--duration", "400", "--policy", "static"]
+
+
+def _static_step(tmp_path: Path, flag: str, value: str) -> dict[str, Any]:
+    """The JSON document of a fixed fleet on the step workload with `flag value`."""
+    out = tmp_path / f"{flag.strip('-')}-{value}.json"
+    r = CliRunner().invoke(main, [*STATIC_STEP, flag, value, "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    return json.loads(out.read_text())
+
+
 def test_the_queue_limit_is_the_plants(tmp_path: Path) -> None:
     """`--queue-limit` bounds each replica's queue as the worker's `--max-queue` does: a
     fixed fleet at a step beyond it refuses requests with a one-request queue, fewer with
     the default."""
-    args = ["simulate", "--scenario", "step", "--duration", "400", "--policy", "static"]
     refused = {}
     for limit in ("1", "256"):
-        out = tmp_path / f"q{limit}.json"
-        r = CliRunner().invoke(main, [*args, "--queue-limit", limit, "--json", str(out)])
-        assert r.exit_code == 0, r.output
-        doc = json.loads(out.read_text())
+        doc = _static_step(tmp_path, "--queue-limit", limit)
         assert doc["settings"]["queue_limit"] == int(limit)
         refused[limit] = doc["scenarios"]["step"]["static"]["rejected"]
     assert refused["1"] > refused["256"], refused
@@ -49,17 +57,13 @@ def test_the_queue_limit_is_the_plants(tmp_path: Path) -> None:
 def test_the_queue_wait_limit_is_the_plants(tmp_path: Path) -> None:
     """`--max-queue-wait-ms` refuses what waited too long as the worker's flag does: a fixed
     fleet at a step beyond it refuses more requests with a 20 ms limit than without."""
-    args = ["simulate", "--scenario", "step", "--duration", "400", "--policy", "static"]
     got = {}
     for wait in ("0", "20"):
-        out = tmp_path / f"w{wait}.json"
-        r = CliRunner().invoke(main, [*args, "--max-queue-wait-ms", wait, "--json", str(out)])
-        assert r.exit_code == 0, r.output
-        doc = json.loads(out.read_text())
+        doc = _static_step(tmp_path, "--max-queue-wait-ms", wait)
         assert doc["settings"]["queue_wait_ms"] == float(wait)
         got[wait] = doc["scenarios"]["step"]["static"]
     assert got["0"]["rejected"] < got["20"]["rejected"], got
-    bad = CliRunner().invoke(main, [*args, "--max-queue-wait-ms", "-1"])
+    bad = CliRunner().invoke(main, [*STATIC_STEP, "--max-queue-wait-ms", "-1"])
     assert bad.exit_code != 0
     assert "--max-queue-wait-ms" in bad.output
 
