@@ -128,6 +128,14 @@ class Observation:
     """Measured batch service times, for the per-variant profile factors (optional)."""
     fault: Fault | None = None
     """The kind of failure behind `error` (None with an error: `Fault.NO_DATA`)."""
+    served_latency_ms: float | None = None
+    """The latency at the objective's percentile over the requests the workers did not
+    refuse (`outcome!="refused"`: queue full, over the queue wait limit, not ready). A
+    refused request counts in the histogram's `+Inf` bucket, so a few percent of refusals
+    put `latency_ms` at the top edge whatever the model's error: this one measures the model
+    apart from them (the request rate counts the refused ones, and sizes for them). None:
+    the source cannot tell; NaN: nothing was served in the window (in both cases the
+    controller reads `latency_ms`, `model_latency_ms`)."""
 
     @classmethod
     def failed(
@@ -156,6 +164,17 @@ class Observation:
         return (
             self.latency_ms is not None and math.isfinite(self.latency_ms) and self.latency_ms >= 0
         )
+
+    @property
+    def model_latency_ms(self) -> float | None:
+        """The quantile that measures the model's error: `served_latency_ms` where the source
+        tells it and something was served, else `latency_ms` (with nothing served there is
+        no error to measure apart, and the whole quantile reads as before: every request
+        refused is a breach at the top edge)."""
+        served = self.served_latency_ms
+        if served is not None and math.isfinite(served) and served >= 0:
+            return served
+        return self.latency_ms if self.has_latency else None
 
     @property
     def has_rate(self) -> bool:

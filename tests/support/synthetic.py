@@ -5,7 +5,9 @@ request histogram (`inference_request_duration_seconds`, the worker's real bucke
 the target's `namespace` and `deployment` labels on each series, as the chart's PodMonitor
 attaches them. Each target's latencies are uniform on [0, p99 / 0.99] at a constant request
 rate, so its p99 is known (`histogram_quantile` interpolates linearly inside a bucket, which is
-exact for a uniform distribution).
+exact for a uniform distribution). A target may also refuse requests: those are a second
+series with `outcome="refused"`, in the `+Inf` bucket only, as the worker counts them (the
+main series has no `outcome` label, as a histogram other than the worker's may not).
 Scrape it with `honor_labels: true` so the series keep their own `namespace`.
 """
 
@@ -29,6 +31,9 @@ class Target:
     p99_s: float
     rate: float = 20.0
     """Requests per second."""
+    refused: float = 0.0
+    """Requests refused per second besides: a second series, `outcome="refused"`, counted in
+    the `+Inf` bucket only, as the worker counts them."""
 
 
 def _cdf(edge: float, p99_s: float) -> float:
@@ -55,6 +60,7 @@ class SyntheticExporter:
         self._last = self.started
         self._buckets = [[0.0] * (len(LATENCY_BUCKETS_S) + 1) for _ in self.targets]
         self._sums = [0.0] * len(self.targets)
+        self._refused = [0.0] * len(self.targets)
         self._lock = threading.Lock()
         self.scrapes = 0
         exporter = self
@@ -99,6 +105,15 @@ class SyntheticExporter:
                 lines.append(f'{HISTOGRAM}_bucket{{{labels},le="+Inf"}} {counts[-1]:.6f}')
                 lines.append(f"{HISTOGRAM}_count{{{labels}}} {counts[-1]:.6f}")
                 lines.append(f"{HISTOGRAM}_sum{{{labels}}} {self._sums[i]:.6f}")
+                if t.refused > 0:
+                    self._refused[i] += t.refused * dt
+                    n = self._refused[i]
+                    refused = f'{labels},outcome="refused"'
+                    for edge in LATENCY_BUCKETS_S:
+                        lines.append(f'{HISTOGRAM}_bucket{{{refused},le="{edge:g}"}} 0')
+                    lines.append(f'{HISTOGRAM}_bucket{{{refused},le="+Inf"}} {n:.6f}')
+                    lines.append(f"{HISTOGRAM}_count{{{refused}}} {n:.6f}")
+                    lines.append(f"{HISTOGRAM}_sum{{{refused}}} {n * 10.0:.6f}")
             return "\n".join(lines) + "\n"
 
     @property

@@ -63,6 +63,7 @@ FIGURES = (
     "peak",
     "by_variant",
     "size",
+    "served",
 )
 """The figures of one evaluation, in `_in_order`'s order."""
 
@@ -288,6 +289,7 @@ class BatchedSource:
             ranges=ranges,
             max_age_s=hub.max_age_s,
             where=where,
+            served_latency=outcome["served"],
         )
         if self.on_error is not None and any(
             isinstance(outcome[n], QueryError) for n in ("latency", "rate", "samples", "age")

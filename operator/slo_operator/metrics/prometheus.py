@@ -87,8 +87,10 @@ def parse_observation(
     batch: BatchMeasurement | None = None,
     ranges: Ranges | None = None,
     where: str = "",
+    served_latency: list[Sample] | QueryError | None = None,
 ) -> Observation:
-    """Turn the four query outcomes into an Observation (pure; the unit tests' subject)."""
+    """Turn the query outcomes into an Observation (pure; the unit tests' subject). The
+    four first are required; the others are refinements, None when they failed."""
     errors = [r for r in (latency, rate, samples, age) if isinstance(r, QueryError)]
     if errors:
         return Observation.failed(
@@ -122,6 +124,7 @@ def parse_observation(
         ),
         "ranges": ranges,
         "batch": batch,
+        "served_latency_ms": served_ms(served_latency),
     }
     suffix = f" {where}" if where else ""
     if p_seconds is None:
@@ -160,6 +163,18 @@ def parse_observation(
             **base,
         )
     return Observation(latency_ms=p_seconds * 1000.0, **base)
+
+
+def served_ms(outcome: list[Sample] | QueryError | None) -> float | None:
+    """The served quantile in ms: None when unknown (the query failed, or was not asked);
+    NaN when nothing but refusals is in the window (an empty result: no other series, or a
+    NaN quantile: none of them counted a request)."""
+    if outcome is None or isinstance(outcome, QueryError):
+        return None
+    value = single_value(outcome)
+    if value is None or math.isnan(value):
+        return math.nan
+    return value * 1000.0 if math.isfinite(value) and value >= 0 else None
 
 
 def batch_measurement(
@@ -246,7 +261,7 @@ class PrometheusSource:
             return Observation.failed(now, ready_replicas, why, Fault.NO_DATA, ranges)
         # all at the same instant `now`: one observation is one snapshot, whatever the
         # order in which Prometheus answers the queries
-        latency, rate, samples, age, recent, peak, by_variant, size = await asyncio.gather(
+        latency, rate, samples, age, recent, peak, by_variant, size, served = await asyncio.gather(
             *(self._outcome(expr, now, namespace) for expr in _in_order(queries))
         )
         observation = parse_observation(
@@ -262,6 +277,7 @@ class PrometheusSource:
             ranges=ranges,
             max_age_s=self.max_age_s,
             where=f"for {spec.metrics.histogram} in namespace {namespace}",
+            served_latency=served,
         )
         if self.on_error is not None and any(
             isinstance(r, QueryError) for r in (latency, rate, samples, age)
@@ -284,4 +300,5 @@ def _in_order(queries: Queries) -> tuple[str, ...]:
         queries.peak_request_rate,
         queries.batch_seconds_by_variant,
         queries.mean_batch_size,
+        queries.served_latency,
     )

@@ -25,6 +25,9 @@ BATCH_SIZE = "inference_batch_size"
 _METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 _LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
 _REGEX_META = re.compile(r"([\\.^$|?*+()\[\]{}])")
+NOT_REFUSED = 'outcome!="refused"'
+"""The matcher of the requests the workers did not refuse (the worker's `outcome` label,
+docs/contracts.md); a series without the label matches it."""
 
 
 def escape_label_value(value: str) -> str:
@@ -49,6 +52,11 @@ def selector(namespace: str, labels: Mapping[str, str] | None = None) -> str:
     return "{" + ",".join(matchers) + "}"
 
 
+def _and(sel: str, matcher: str) -> str:
+    """`sel` (a `{...}` selector) with one more matcher."""
+    return sel[:-1] + "," + matcher + "}"
+
+
 def _metric(name: str) -> str:
     if not _METRIC_NAME.match(name):
         raise ValueError(f"{name!r} is not a valid Prometheus metric name")
@@ -65,6 +73,9 @@ class Queries:
 
     latency: str
     """Latency at the objective's percentile, seconds."""
+    served_latency: str
+    """Latency at the objective's percentile over the requests not refused
+    (`outcome!="refused"`, which a histogram without the label matches whole), seconds."""
     request_rate: str
     """Requests per second over the window."""
     recent_request_rate: str
@@ -101,6 +112,10 @@ def build_queries(
     size = _metric(BATCH_SIZE)
     return Queries(
         latency=f"histogram_quantile({q}, sum by (le) (rate({hist}_bucket{sel}{window})))",
+        served_latency=(
+            f"histogram_quantile({q}, sum by (le) "
+            f"(rate({hist}_bucket{_and(sel, NOT_REFUSED)}{window})))"
+        ),
         request_rate=f"sum(rate({hist}_count{sel}{window}))",
         recent_request_rate=f"sum(rate({hist}_count{sel}[{r.recent_s}s]))",
         peak_request_rate=(
@@ -204,6 +219,10 @@ def build_batched_queries(
     size = _metric(BATCH_SIZE)
     return Queries(
         latency=f"histogram_quantile({q}, sum by (le,{by}) (rate({hist}_bucket{sel}{window})))",
+        served_latency=(
+            f"histogram_quantile({q}, sum by (le,{by}) "
+            f"(rate({hist}_bucket{_and(sel, NOT_REFUSED)}{window})))"
+        ),
         request_rate=f"sum by ({by}) (rate({hist}_count{sel}{window}))",
         recent_request_rate=f"sum by ({by}) (rate({hist}_count{sel}[{r.recent_s}s]))",
         peak_request_rate=(

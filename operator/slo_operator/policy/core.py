@@ -100,6 +100,7 @@ from slo_operator.policy.sizing import (
     UP_TOLERANCE,
     Sizing,
     bridge_variant,
+    deepen_bridge,
     restore_variant,
     sizing_rate,
     tolerated,
@@ -278,7 +279,7 @@ def propose(
     st, raw_now = learn_correction(spec, profiles, observation, current, st, rate, now)
     st, sizing = _anticipate(spec, ctx, st, ready, now)
     front = at_burst_front(observation.recent_request_rate, observation.request_rate)
-    st, confirmed, cf_fast = confirm_breach(spec, st, p_obs, raw_now, front)
+    st, confirmed, cf_fast = confirm_breach(spec, st, observation, raw_now, front)
     is_smooth = smooth(observation, ranges)
     st = note_failed_restore(spec, st, current, confirmed, cf_fast, rate, now, bursty=not is_smooth)
     if not is_smooth:
@@ -484,8 +485,7 @@ def _variant(
             ahead = bridge_variant(burst, order, serving, st.correction, aim)
             why = f"{ahead} ahead of the next burst: {ceiling_note(spec, ceiling)}"
             return ahead, [] if ahead == pref else [why]
-        # size the bridge with a surge margin when the breach is already visible: a backlog
-        # has to drain and the rate seen so far trails a step's true height
+        # a breach already visible: a surge margin (a backlog drains, the rate trails a step)
         surge = ctx.at_rate(ctx.rate * BRIDGE_SURGE) if confirmed else ctx
         candidate = bridge_variant(surge, order, serving, cf_fast, aim)
         if candidate == pref:
@@ -504,6 +504,9 @@ def _variant(
         return candidate, []
     if settled and not fits(spec, st, now, pol.interval_seconds):
         return pref, ["quality budget spent"]  # the budget is a limit, not a target
+    deeper = deepen_bridge(ctx, order, variant, serving, cf_fast, p_obs, aim, target_ms)
+    if confirmed and settled and kept and deeper != variant:  # an overload it cannot hold
+        return deeper, [f"{variant} does not hold the breach: {deeper} bridges"]
     if settled and dwell_ok and p_obs <= target_ms:
         cf = max(st.correction, lesson)  # a restore that failed here is not retried blind
         restored = restore_variant(ctx, order, variant, serving, cf, aim)

@@ -20,14 +20,23 @@ it is measured at a burst's front (`confirm_breach`)."""
 
 
 def confirm_breach(
-    spec: LatencySLOSpec, st: ControllerState, p_obs: float, raw_now: float, front: bool = False
+    spec: LatencySLOSpec,
+    st: ControllerState,
+    obs: Observation,
+    raw_now: float,
+    front: bool = False,
 ) -> tuple[ControllerState, bool, float]:
     """(state, confirmed breach, correction for the fast knobs). A breach the model does not
     explain counts when seen twice in a row, above CLEAR_BREACH x target, or at a burst's
     `front` (the recent rate well above the quantile window's, `history.at_burst_front`: the
     window still averages the calm seconds before the burst, so what it shows is the least
     of it, and noise does not come with such a rise); then the fast knobs trust the
-    observation rather than the model."""
+    observation rather than the model: the quantile of the requests served
+    (`Observation.model_latency_ms`), not that of every request, which refusals put at the
+    histogram's top edge (an overload the rate sizes, not a model error). `obs` has a
+    latency (`Observation.has_latency`)."""
+    assert obs.latency_ms is not None
+    p_obs, p_model = obs.latency_ms, obs.model_latency_ms
     target = spec.target_latency_ms
     previous = st.last_p99
     st = replace(st, last_p99=p_obs)
@@ -35,8 +44,8 @@ def confirm_breach(
         p_obs >= CLEAR_BREACH * target or (previous is not None and previous > target) or front
     )
     cf_fast = st.correction
-    if confirmed and math.isfinite(raw_now) and raw_now > 0:
-        cf_fast = min(max(cf_fast, p_obs / raw_now), FAST_CORRECTION_MAX)
+    if confirmed and p_model is not None and math.isfinite(raw_now) and raw_now > 0:
+        cf_fast = min(max(cf_fast, p_model / raw_now), FAST_CORRECTION_MAX)
     return st, confirmed, cf_fast
 
 
@@ -60,16 +69,19 @@ def feedback_correction(
     load, and no faster variant can bridge it: the preferred one is the fastest allowed, or
     the quality budget is spent or zero): then nothing else answers a breach the model does
     not explain (learning stops at CORRECTION_MAX), and a confirmed one is fed back whatever
-    its size, as an HPA on the quantile would. Nor is one at the histogram's top that the
+    its size, as an HPA on the quantile would. The quantile read is the requests served
+    (`Observation.model_latency_ms`): refusals are an overload, not the model's error. Nor is
+    one at the histogram's top that the
     model (learned correction) predicts for the configuration in force (`raw_now`): an
     overload's backlog, not a model error; the rate sizes it."""
     target = params.spec.target_latency_ms
     if not confirmed or cf_fast <= st.correction:
         return st.correction
     floor = target if unbridged else CLEAR_BREACH * target
-    if obs.latency_ms is None or obs.latency_ms < floor:
+    p_model = obs.model_latency_ms  # refusals are the rate's to size, not the model's error
+    if p_model is None or p_model < floor:
         return st.correction  # noise around the target is not fed back
-    if obs.latency_ms >= LATENCY_BUCKETS_MS[-1] and raw_now * st.correction > target:
+    if p_model >= LATENCY_BUCKETS_MS[-1] and raw_now * st.correction > target:
         return st.correction  # censored at the top, and predicted: an overload
     ranges = obs.ranges or params.ranges
     since_change = now - (st.last_change_at if st.last_change_at is not None else st.started_at)

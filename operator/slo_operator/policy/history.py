@@ -309,6 +309,7 @@ def learn_correction(
     ready = max(0, obs.ready_replicas)
     if ready == 0 or current.variant not in profiles.variants:
         return st, math.inf
+    measured = obs.model_latency_ms  # the requests served: refusals are no model error
     raw = predict(
         profiles.variants[current.variant],
         rate,  # the rate sizing uses: the factor must not count burstiness twice
@@ -328,12 +329,13 @@ def learn_correction(
         and (saving or current.variant == pref)  # replicas are sized for that variant
         and steady
         and math.isfinite(raw)
-        and obs.latency_ms > 0
-        and max(raw, obs.latency_ms) >= LEARN_FROM * spec.aim_latency_ms
+        and measured is not None
+        and measured > 0
+        and max(raw, measured) >= LEARN_FROM * spec.aim_latency_ms
         and (raw >= LEARN_FROM * spec.aim_latency_ms or tail_requests(obs, spec) >= MIN_TAIL)
     ):
         return st, raw
-    ratio = min(max(obs.latency_ms / raw, CORRECTION_MIN), CORRECTION_MAX)
+    ratio = min(max(measured / raw, CORRECTION_MIN), CORRECTION_MAX)
     before = st.correction_for(current.variant, pref)
     log_c = (1 - CORRECTION_GAIN) * math.log(before) + CORRECTION_GAIN * math.log(ratio)
     correction = min(max(math.exp(log_c), CORRECTION_MIN), CORRECTION_MAX)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_operator.model.queueing import max_throughput_rps, predict
 from slo_operator.policy.history import (
     STEADY_RATE_TOLERANCE,
@@ -213,6 +214,33 @@ def bridge_variant(
         if key < best:
             fastest, best = v, key
     return fastest
+
+
+def deepen_bridge(
+    ctx: Sizing,
+    order: list[str],
+    current: str,
+    replicas: int,
+    correction: float,
+    p_obs: float,
+    aim: float,
+    target: float,
+) -> str:
+    """The bridge for an overload the variant in force cannot hold: where the measured
+    quantile is at the histogram's top edge (requests refused, or served later than it) and
+    the model says `current` does not hold the rate on `replicas`, the next bridge is chosen
+    as the first was (`bridge_variant`, at the surge rate), from `current` down the ladder;
+    else `current`. Below the top edge the breach may be a backlog the bridge drains: a
+    deeper one there cost accuracy on the step and bursty scenarios for no SLO."""
+    if (
+        replicas <= 0
+        or current not in order
+        or p_obs < LATENCY_BUCKETS_MS[-1]
+        or ctx.holds(current, replicas, correction, target)
+    ):
+        return current
+    surge = ctx.at_rate(ctx.rate * BRIDGE_SURGE)
+    return bridge_variant(surge, order[order.index(current) :], replicas, correction, aim)
 
 
 def restore_variant(

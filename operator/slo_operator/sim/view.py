@@ -30,6 +30,7 @@ class Recording(Protocol):
     config: RuntimeConfig
     settings: SimSettings
     hist: np.ndarray
+    rejected: np.ndarray
     arrivals_per_s: np.ndarray
     busy: np.ndarray
     inflight: np.ndarray
@@ -86,7 +87,8 @@ class SimView:
         peak_s: int = PEAK_RANGE_S,
         peak_step_s: int | None = None,
     ) -> Observation:
-        """The objective's quantile and request rate over the window, as Prometheus shows it;
+        """The objective's quantile and request rate over the window, as Prometheus shows it
+        (and the quantile over the requests not refused, NaN when none was served);
         the recent rate over `recent_s`, the peak over `peak_s` rates every `peak_step_s`
         (default: every scrape)."""
         sim, end = self._sim, self.last_scrape()
@@ -96,6 +98,10 @@ class SimView:
         span = end - start
         rate = float(sim.arrivals_per_s[start:end].sum()) / span if span > 0 else None
         p = histogram_quantile(quantile, LATENCY_BUCKETS_MS, counts.tolist())
+        # the refused ones are in the +Inf bucket only, as the worker counts them
+        served = counts.copy()
+        served[-1] -= float(sim.rejected[start:end].sum())
+        p_served = histogram_quantile(quantile, LATENCY_BUCKETS_MS, served.tolist())
         recent = None
         if recent_s and end > 0:
             rs = max(0, end - recent_s)
@@ -116,6 +122,7 @@ class SimView:
             ready_replicas=sim.ready_count(),
             recent_request_rate=recent,
             peak_request_rate=peak,
+            served_latency_ms=p_served,
             batch=self.batches(start, end),
             ranges=Ranges(
                 window_s=window_s,

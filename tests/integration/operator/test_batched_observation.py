@@ -13,7 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from slo_contracts.buckets import LATENCY_BUCKETS_MS
 from slo_local.promserver import PrometheusServer
+from slo_operator.metrics.batch import FIGURES as QUERIED
 from slo_operator.metrics.batch import BatchedPrometheus
 from slo_operator.metrics.client import PrometheusClient
 from slo_operator.metrics.prometheus import PrometheusSource
@@ -31,7 +33,10 @@ TARGETS = [
     Target("team-b", "alpha", 0.080, rate=50.0),
     Target("team-b", "gamma", 0.200, rate=5.0),
     Target("team-c", "delta", 0.050, rate=20.0),
+    Target("team-c", "epsilon", 0.080, rate=20.0, refused=2.0),
 ]
+"""`epsilon` refuses one request in eleven: the p99 of every request is at the histogram's
+top edge, the p99 of the requests not refused is its served p99."""
 
 
 CELL_LOOKBACK_S = 20.0
@@ -54,7 +59,8 @@ def prometheus() -> Iterator[PrometheusServer]:
         )
         with prom:
             window = default_ranges(spec_for("alpha")).window_s
-            expr = f"count(rate(inference_request_duration_seconds_count[{window}s]) > 0)"
+            served = 'inference_request_duration_seconds_count{outcome!="refused"}'
+            expr = f"count(rate({served}[{window}s]) > 0)"
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 result = prom.query(expr)
@@ -76,6 +82,7 @@ FIGURES = (
     "peak_request_rate",
     "error",
     "fault",
+    "served_latency_ms",
 )
 
 
@@ -83,7 +90,7 @@ def assert_same(batched: Observation, alone: Observation) -> None:
     for name in FIGURES:
         got, want = getattr(batched, name), getattr(alone, name)
         if isinstance(want, float):
-            assert got == pytest.approx(want, rel=1e-9, abs=1e-9), name
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9, nan_ok=True), name
         elif name == "error" and want is not None:
             assert got is not None
         else:
@@ -104,7 +111,7 @@ async def test_batched_figures_equal_the_per_object_ones(prometheus: PrometheusS
         *(s.observe(spec, ns, 2, now) for s, (ns, _, spec) in zip(sources, members, strict=True))
     )
     assert hub.evaluations == 1  # one group: the same histogram, percentile, ranges and labels
-    assert client.sent == 8  # eight figures, whatever the number of LatencySLOs
+    assert client.sent == len(QUERIED)  # one query a figure, whatever the number of objects
     for (ns, _, spec), got in zip(members, batched, strict=True):
         alone = PrometheusSource(prometheus.url, timeout_s=10.0, target=("deployment", "x"))
         alone.target = ("deployment", spec.target_ref.name)
@@ -115,8 +122,13 @@ async def test_batched_figures_equal_the_per_object_ones(prometheus: PrometheusS
     obs = {(ns, name): o for (ns, name, _), o in zip(members, batched, strict=True)}
     for t in TARGETS:
         got = obs[(t.namespace, f"slo-{t.deployment}")]
-        assert got.latency_ms == pytest.approx(t.p99_s * 1000, rel=0.02)
-        assert got.request_rate == pytest.approx(t.rate, rel=0.05)
+        assert got.served_latency_ms == pytest.approx(t.p99_s * 1000, rel=0.02)
+        assert got.request_rate == pytest.approx(t.rate + t.refused, rel=0.05)
+        if t.refused:
+            assert got.latency_ms == pytest.approx(LATENCY_BUCKETS_MS[-1])
+            assert got.model_latency_ms == got.served_latency_ms
+        else:  # no series refused: the same quantile twice
+            assert got.latency_ms == pytest.approx(t.p99_s * 1000, rel=0.02)
     assert obs[("team-a", "slo-override")].latency_ms == pytest.approx(300.0, rel=0.02)
     assert obs[("team-c", "slo-missing")].latency_ms is None
     assert "deployment='nowhere'" in (obs[("team-c", "slo-missing")].error or "")

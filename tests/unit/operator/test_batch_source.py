@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from slo_local.promserver import free_port
-from slo_operator.metrics.batch import BatchedPrometheus
+from slo_operator.metrics.batch import FIGURES, BatchedPrometheus
 from slo_operator.metrics.client import PrometheusClient
 from slo_operator.settings import SettingsError, load_settings
 from slo_operator.spec import LatencySLOSpec
@@ -77,7 +77,7 @@ async def test_each_object_gets_its_own_namespace_and_deployment(prometheus) -> 
     assert got_b.latency_ms == pytest.approx(200.0)
     assert got_b.age_seconds == pytest.approx(3.0 + 1001.0 - 1000.0)
     assert hub.evaluations == 1
-    assert len(queries) == 8
+    assert len(queries) == len(FIGURES)
     assert all('namespace="ml"' in q for q in queries)
     assert all(re.search(r'deployment=~"a\|b"', q) for q in queries)
     await hub.aclose()

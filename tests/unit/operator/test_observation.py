@@ -10,6 +10,7 @@ import pytest
 from aiohttp import web
 
 from slo_local.promserver import free_port
+from slo_operator.metrics.batch import FIGURES
 from slo_operator.metrics.prometheus import (
     PrometheusSource,
     QueryError,
@@ -17,6 +18,7 @@ from slo_operator.metrics.prometheus import (
     parse_observation,
     parse_vector,
 )
+from slo_operator.metrics.promql import build_queries
 from slo_operator.policy.profiles import fit_profiles, scale_profiles
 from slo_operator.spec import LatencySLOSpec
 from slo_operator.types import BatchMeasurement, ProfileSet, VariantProfile
@@ -110,6 +112,42 @@ def test_the_recent_and_peak_rates_are_optional() -> None:
     assert observe(recent_rate=[]).recent_request_rate is None
     assert observe(recent_rate=QueryError("x"), peak_rate=QueryError("y")).error is None
     assert observe(peak_rate=one(math.nan)).peak_request_rate is None
+
+
+@pytest.mark.parametrize(
+    ("served", "served_ms", "model_ms"),
+    [
+        (None, None, 2000.0),  # not asked: the model is read from the whole quantile
+        (QueryError("x"), None, 2000.0),  # failed: the same, nothing more
+        (one(0.140), 140.0, 140.0),  # refusals read apart: the requests served
+        ([], math.nan, 2000.0),  # only refused series: nothing served, read as before
+        (one(math.nan), math.nan, 2000.0),  # no request served in the window: the same
+        (one(math.inf), None, 2000.0),
+    ],
+)
+def test_the_served_quantile_is_optional_and_read_apart(
+    served: list[Sample] | QueryError | None, served_ms: float | None, model_ms: float
+) -> None:
+    obs = observe(latency=one(2.0), served_latency=served)  # refusals: the top edge
+    assert obs.error is None
+    assert obs.latency_ms == pytest.approx(2000.0)
+    if served_ms is None:
+        assert obs.served_latency_ms is None
+    elif math.isnan(served_ms):
+        assert obs.served_latency_ms is not None
+        assert math.isnan(obs.served_latency_ms)
+    else:
+        assert obs.served_latency_ms == pytest.approx(served_ms)
+    assert obs.model_latency_ms == pytest.approx(model_ms)
+
+
+def test_the_served_quantile_excludes_the_refused_series() -> None:
+    queries = build_queries(SPEC, "ml")
+    assert 'outcome!="refused"' in queries.served_latency
+    assert "outcome" not in queries.latency  # the objective counts every request
+    assert queries.served_latency == queries.latency.replace(
+        '{namespace="ml"}', '{namespace="ml",outcome!="refused"}'
+    )
 
 
 @pytest.mark.parametrize(
@@ -234,7 +272,7 @@ async def test_no_hidden_retries_and_an_explicit_timeout(aiohttp_free_server) ->
     source.close()
     assert obs.error is not None
     assert "503" in obs.error
-    assert len(hits) == 8  # one request per query: the client's retry adapter is disabled
+    assert len(hits) == len(FIGURES)  # one request per query: the client's retry adapter is off
 
 
 async def test_every_query_of_an_observation_is_evaluated_at_its_instant(
@@ -250,7 +288,7 @@ async def test_every_query_of_an_observation_is_evaluated_at_its_instant(
     source = PrometheusSource(url, timeout_s=1.0)
     await source.observe(SPEC, "ml", 2, now=1_800_000_000.25)
     source.close()
-    assert times == ["1800000000.250"] * 8
+    assert times == ["1800000000.250"] * len(FIGURES)
 
 
 async def test_a_slow_prometheus_costs_one_timeout(aiohttp_free_server) -> None:

@@ -4,11 +4,13 @@ under-predicts."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
 
 from slo_operator.policy import decide
+from slo_operator.policy.feedback import FAST_CORRECTION_MAX, confirm_breach
 from slo_operator.policy.params import ControllerParams
 from tests.unit.policy.helpers import (
     NOW,
@@ -138,6 +140,47 @@ def test_an_overload_at_the_histogram_top_is_sized_by_the_rate(
     decision, _ = decide(SPEC, o, cfg(3), PROFILES, state, NOW)
     assert ("sized on the measured quantile" in decision.reason) is fed
     assert decision.target.replicas > MODEL_ONLY  # more replicas either way: it is over target
+
+
+@pytest.mark.parametrize(
+    ("served", "fed"),
+    [
+        pytest.param(None, True, id="the-source-cannot-tell-read-as-before"),
+        pytest.param(math.nan, True, id="nothing-served-read-as-before"),
+        pytest.param(2000.0, True, id="the-served-requests-too-at-the-top"),
+        pytest.param(300.0, True, id="the-served-requests-a-clear-breach"),
+        pytest.param(150.0, False, id="the-served-requests-near-the-target"),
+        pytest.param(90.0, False, id="the-served-requests-within-the-target"),
+    ],
+)
+def test_refusals_are_read_apart_from_the_models_error(served: float | None, fed: bool) -> None:
+    """Three replicas at RATE, which the model says hold it; a few percent of the window's
+    requests refused (a queue full, or over the queue wait limit) put the p99 of every
+    request at the histogram's top edge. The requests served measure the model's error: it
+    is fed back (replicas sized at up to 4x the model) only when they breach too. The
+    breach itself is the objective's: it is confirmed either way, and bridged."""
+    state = settled(last_change_at=UNCHANGED, last_p99=2000.0)
+    o = replace(
+        obs(rate=RATE, p99=2000.0, ready=3), recent_request_rate=RATE, served_latency_ms=served
+    )
+    decision, _ = decide(SPEC, o, cfg(3), PROFILES, state, NOW)
+    assert ("sized on the measured quantile" in decision.reason) is fed, decision.reason
+    assert (decision.target.replicas > MODEL_ONLY) is fed
+    assert decision.target.variant != "full"  # a breach all the same: bridged at once
+
+
+def test_the_fast_knobs_correct_by_the_requests_served() -> None:
+    """The fast knobs' correction is the served quantile over the model's prediction (about
+    37 ms here), not the top edge's 2000 ms clamped at FAST_CORRECTION_MAX."""
+    state = settled(last_p99=2000.0)
+    raw = model_p99(RATE, cfg(3))
+    o = obs(rate=RATE, p99=2000.0, ready=3)
+    _, confirmed, cf = confirm_breach(SPEC, state, replace(o, served_latency_ms=90.0), raw)
+    assert confirmed
+    assert cf == pytest.approx(90.0 / raw)
+    _, confirmed, cf = confirm_breach(SPEC, state, replace(o, served_latency_ms=2000.0), raw)
+    assert confirmed
+    assert cf == FAST_CORRECTION_MAX
 
 
 def test_feedback_is_bounded_by_the_replica_maximum() -> None:

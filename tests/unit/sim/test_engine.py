@@ -84,6 +84,39 @@ def test_requests_refused_over_the_queue_wait_count_when_refused() -> None:
     assert trace.hist[1, -1] == 45
 
 
+def test_the_view_reads_the_served_quantile_apart_from_the_refused() -> None:
+    """The same burst, observed as Prometheus shows the worker's histogram: the p99 of every
+    request sits at the top edge (45 of 50 refused, in `+Inf`), the p99 of the requests
+    not refused (`outcome!="refused"`) is that of the five served, within 50 ms; a window
+    without refusals gives the same quantile twice."""
+    arrivals = np.concatenate([np.full(50, 1.0), 10.0 + np.arange(20) * 0.1])
+    sim = _run(RuntimeConfig(1, 0, 1, "full"), arrivals, 16, queue_wait_ms=45.0)
+    seen, _ = _watch(sim, window_s=5)
+    burst = seen[5]  # the window [0, 5) of the last scrape
+    assert burst.latency_ms == pytest.approx(LATENCY_BUCKETS_MS[-1])
+    # the five took 10-50 ms; 50 ms lands in the (50, 60] bucket
+    assert burst.served_latency_ms is not None
+    assert burst.served_latency_ms <= 60.0
+    assert burst.model_latency_ms == burst.served_latency_ms
+    calm = seen[15]  # the window [10, 15): 20 requests, one at a time, none refused
+    assert calm.served_latency_ms == pytest.approx(calm.latency_ms)
+    assert calm.latency_ms is not None
+    assert calm.latency_ms <= 20.0
+
+
+def test_a_window_with_nothing_served_has_no_served_quantile() -> None:
+    arrivals = np.full(30, 1.0)
+    sim = _run(RuntimeConfig(1, 0, 1, "full"), arrivals, 7, queue_limit=0)
+    seen, trace = _watch(sim, window_s=5)
+    assert trace.completed.sum() == 0
+    assert trace.rejected.sum() == 30
+    obs = seen[5]
+    assert obs.latency_ms == pytest.approx(LATENCY_BUCKETS_MS[-1])
+    assert obs.served_latency_ms is not None
+    assert np.isnan(obs.served_latency_ms)
+    assert obs.model_latency_ms == obs.latency_ms  # nothing to read apart: as before
+
+
 def test_a_full_queue_rejects() -> None:
     got, rejected = batches([0, 1, 2, 3, 4], window_ms=0, max_batch=1, queue_limit=2)
     assert rejected == [3.0, 4.0]
