@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from slo_operator.errors import QueryError
@@ -215,7 +215,9 @@ class PrometheusSource:
         self.on_error = on_error
         self.target = target
         self._own_client = client is None
-        self.client = client or PrometheusClient(self.url, timeout_s=timeout_s, concurrency=8)
+        self.client = client or PrometheusClient(
+            self.url, timeout_s=timeout_s, concurrency=len(fields(Queries))
+        )  # one observation's queries at once
 
     def close(self) -> None:
         """Close the client when called inside a running event loop (else `aclose`)."""

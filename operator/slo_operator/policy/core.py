@@ -348,7 +348,7 @@ def propose(
     predicted = ctx.p99(variant, new_replicas, window, st.correction)
     reason = explain(
         spec, current, target, p_obs, rate, need, feasible, serving, predicted, st.correction,
-        [*notes, *more],
+        [*notes, *more], served=observation.model_latency_ms,
     )  # fmt: skip
     return _finish(spec, st, current, target, reason, predicted, now)
 

@@ -55,11 +55,16 @@ def explain(
     notes: list[str],
     *,
     saving: bool = False,
+    served: float | None = None,
 ) -> str:
+    """The decision's reason. `served`: the quantile of the requests not refused
+    (`Observation.model_latency_ms`), named where refusals set `p_obs` apart from it."""
     target_ms = spec.target_latency_ms
     rel = ">" if p_obs > target_ms else "<="
     q = f"p{spec.objective.percentile:g}"  # the objective's percentile, as the status names it
     parts = [f"{q} {p_obs:.0f}ms {rel} {target_ms:g}ms target at {rate:.0f} req/s"]
+    if served is not None and round(served) < round(p_obs):
+        parts[0] += f" ({q} {served:.0f}ms of the requests not refused)"
     pref = spec.variants.effective_preferred
     if target.replicas > current.replicas:
         parts.append(

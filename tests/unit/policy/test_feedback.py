@@ -167,6 +167,9 @@ def test_refusals_are_read_apart_from_the_models_error(served: float | None, fed
     assert ("sized on the measured quantile" in decision.reason) is fed, decision.reason
     assert (decision.target.replicas > MODEL_ONLY) is fed
     assert decision.target.variant != "full"  # a breach all the same: bridged at once
+    apart = served is not None and math.isfinite(served) and served < 2000.0
+    named = f"p99 2000ms > 100ms target at 1250 req/s (p99 {served or 0:.0f}ms of the requests "
+    assert (named + "not refused)" in decision.reason) is apart, decision.reason
 
 
 def test_the_fast_knobs_correct_by_the_requests_served() -> None:
