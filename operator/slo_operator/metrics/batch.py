@@ -1,7 +1,7 @@
 """Batched observation: one set of queries per group of LatencySLOs, not per LatencySLO.
 
 `BatchedPrometheus` is the operator's metrics source. LatencySLOs that share histogram,
-percentile, ranges and extra labels form one *group*; the group's eight figures are asked once
+percentile, ranges and extra labels form one *group*; the group's nine figures are asked once
 (`build_batched_queries`: `sum by (namespace, deployment)` over every member's namespace and
 Deployment), the answer is parsed once, indexed by `(namespace, deployment)`, and each member's
 `BatchedSource.observe` takes its own slice through the same `parse_observation` a single
@@ -112,7 +112,7 @@ class BatchedPrometheus:
         """A member missing from its cell's evaluation (it joined after it was asked) waits
         this long for others before the group is asked again (start-up, new objects)."""
         self.evaluations = 0
-        """Group evaluations started so far (each is eight queries)."""
+        """Group evaluations started so far (each is `len(FIGURES)` queries)."""
 
     def source(
         self,
