@@ -71,9 +71,9 @@ def feedback_correction(
     not explain (learning stops at CORRECTION_MAX), and a confirmed one is fed back whatever
     its size, as an HPA on the quantile would. The quantile read is the requests served
     (`Observation.model_latency_ms`): refusals are an overload, not the model's error. Nor is
-    one at the histogram's top that the
-    model (learned correction) predicts for the configuration in force (`raw_now`): an
-    overload's backlog, not a model error; the rate sizes it."""
+    one at the histogram's top that the model (learned correction) predicts for the
+    configuration in force (`raw_now`): an overload's backlog, not a model error; the rate
+    sizes it."""
     target = params.spec.target_latency_ms
     if not confirmed or cf_fast <= st.correction:
         return st.correction

@@ -225,18 +225,22 @@ def deepen_bridge(
     p_obs: float,
     aim: float,
     target: float,
+    fallen: float | None = None,
 ) -> str:
     """The bridge for an overload the variant in force cannot hold: where the measured
     quantile is at the histogram's top edge (requests refused, or served later than it) and
     the model says `current` does not hold the rate on `replicas`, the next bridge is chosen
     as the first was (`bridge_variant`, at the surge rate), from `current` down the ladder;
     else `current`. Below the top edge the breach may be a backlog the bridge drains: a
-    deeper one there cost accuracy on the step and bursty scenarios for no SLO."""
+    deeper one there cost accuracy on `step` and the trace for no SLO. Nor where the load has
+    `fallen` to a rate `current` holds (the window's breach is the past's, as for the first
+    bridge)."""
     if (
         replicas <= 0
         or current not in order
         or p_obs < LATENCY_BUCKETS_MS[-1]
         or ctx.holds(current, replicas, correction, target)
+        or (fallen is not None and ctx.at_rate(fallen).holds(current, replicas, correction, aim))
     ):
         return current
     surge = ctx.at_rate(ctx.rate * BRIDGE_SURGE)

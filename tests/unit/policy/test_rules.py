@@ -1038,27 +1038,31 @@ def test_with_every_variant_overloaded_the_bridge_is_the_one_with_most_throughpu
 
 
 @pytest.mark.parametrize(
-    ("rate", "p99", "deepened"),
+    ("rate", "p99", "recent", "deepened"),
     [
-        pytest.param(3300.0, 2000.0, True, id="overloaded-at-the-top-deepened"),
-        pytest.param(2000.0, 2000.0, False, id="the-bridge-holds-the-rate-kept"),
-        pytest.param(3300.0, 400.0, False, id="below-the-top-the-backlog-may-drain"),
+        pytest.param(3300.0, 2000.0, 3300.0, True, id="overloaded-at-the-top-deepened"),
+        pytest.param(2000.0, 2000.0, 2000.0, False, id="the-bridge-holds-the-rate-kept"),
+        pytest.param(3300.0, 400.0, 3300.0, False, id="below-the-top-the-backlog-may-drain"),
+        pytest.param(3300.0, 2000.0, 1000.0, False, id="the-load-has-fallen-to-what-it-holds"),
     ],
 )
 def test_a_bridge_that_cannot_hold_an_overload_is_deepened(
-    rate: float, p99: float, deepened: bool
+    rate: float, p99: float, recent: float, deepened: bool
 ) -> None:
     """`quantized` bridges on three replicas (about 3,200 req/s of throughput by the model).
     An overload at the histogram's top edge (refusals), at a rate the model says
     `quantized` cannot hold on the replicas serving, takes the next bridge down
     (`distilled`) at once, as the first bridge was chosen; the bridge in force is kept where
-    it holds the rate, or where the quantile is below the top (a backlog it may drain)."""
+    it holds the rate, where the quantile is below the top (a backlog it may drain), or
+    where the load has fallen to a rate it holds (the window's breach is the past's)."""
     state = settled(last_p99=p99, last_variant_change_at=NOW - 30.0, last_change_at=NOW - 30.0)
     o = replace(obs(rate=rate, p99=p99, ready=3), served_latency_ms=150.0)
+    o = replace(o, recent_request_rate=recent)
     decision, _ = decide(SPEC, o, cfg(3, variant="quantized"), PROFILES, state, NOW)
     assert decision.target.variant == ("distilled" if deepened else "quantized")
     assert ("quantized does not hold the breach: distilled bridges" in decision.reason) is deepened
-    assert decision.target.replicas > 3  # replicas are ordered for the rate either way
+    if recent == rate:
+        assert decision.target.replicas > 3  # replicas are ordered for the rate either way
 
 
 # ------------------------------------------------------------------------------ bounds
