@@ -27,6 +27,7 @@ import statistics
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,29 +61,44 @@ def _setup() -> tuple[ProfileSet, Plant]:
     return profiles, measured_plant(profile_source)
 
 
-Job = tuple[str, str, float, float, int, Sequence[str], Path | None, SimSettings]
-"""(name, trace file, load, one replica's capacity, seed, policies, LatencySLO file, the
-plant's settings: its queue bound and queue wait limit)"""
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One timing of one trace at one load and seed, for every policy asked."""
+
+    name: str
+    path: str
+    """The re-timed trace file."""
+    load: float
+    """Mean rate, in multiples of one replica's capacity (`capacity`, req/s)."""
+    capacity: float
+    seed: int
+    policies: Sequence[str]
+    slo: Path | None
+    """A LatencySLO file (None: the simulator's default spec)."""
+    settings: SimSettings
+    """The plant's settings: its queue bound and queue wait limit."""
 
 
 def _one(job: Job) -> list[dict[str, Any]]:
-    source, path, load, capacity, seed, policies, slo, settings = job
     profiles, plant = _setup()
-    spec = _spec(slo)
+    spec = _spec(job.slo)
     figures: dict[str, Any] = {}
-    simulated = [p for p in policies if p != VARIANT_ORACLE]
+    simulated = [p for p in job.policies if p != VARIANT_ORACLE]
     if simulated:
         result = run_scenario(
             "trace", policies=simulated, spec=spec, profiles=profiles, plant=plant,
-            seed=seed, trace_file=path, target_mean_rps=load * capacity, settings=settings,
+            seed=job.seed, trace_file=job.path, target_mean_rps=job.load * job.capacity,
+            settings=job.settings,
         )  # fmt: skip
         figures = {p: run.metrics for p, run in result.runs.items()}
-    if VARIANT_ORACLE in policies:
-        prep = prepare("trace", spec=spec, profiles=profiles, settings=settings,
-                       plant=plant, seed=seed, trace_file=path, trace_load=load)  # fmt: skip
+    if VARIANT_ORACLE in job.policies:
+        prep = prepare("trace", spec=spec, profiles=profiles, settings=job.settings, plant=plant,
+                       seed=job.seed, trace_file=job.path, trace_load=job.load)  # fmt: skip
         figures[VARIANT_ORACLE], _ = run_oracle(prep)
-    head = {"trace": source, "load": load, "seed": seed}
-    return [{**head, "policy": p, **{k: float(figures[p][k]) for k in FIGURES}} for p in policies]
+    head = {"trace": job.name, "load": job.load, "seed": job.seed}
+    return [
+        {**head, "policy": p, **{k: float(figures[p][k]) for k in FIGURES}} for p in job.policies
+    ]
 
 
 def main() -> None:
@@ -117,7 +133,7 @@ def main() -> None:
     capacity = run_scenario(
         "trace", policies=[], spec=_spec(args.slo), profiles=profiles, plant=plant
     ).calibration.capacity_rps  # one replica of the preferred variant at the target, measured
-    jobs = []
+    jobs: list[Job] = []
     with tempfile.TemporaryDirectory() as tmp:
         for src in sources:
             stamps, _, _ = load_trace(src)
@@ -127,7 +143,7 @@ def main() -> None:
             for shift in np.arange(0.0, loop_period(secs), args.step):
                 out = Path(tmp) / f"{src.stem}+{shift:.0f}.csv"
                 write_trace(out, secs if shift == 0 else shifted(secs, float(shift)))
-                jobs += [(out.stem, str(out), x, capacity, s, policies, args.slo, settings)
+                jobs += [Job(out.stem, str(out), x, capacity, s, policies, args.slo, settings)
                          for x in loads for s in range(args.seeds)]  # fmt: skip
         with ProcessPoolExecutor(max(1, args.jobs)) as ex:
             runs = [row for rows in ex.map(_one, jobs) for row in rows]
