@@ -304,12 +304,17 @@ def learn_correction(
     that variant's (`saving_corrections`, from the preferred one's the first time: the
     model's error is not the same for every variant, and a long saving is sized with it).
 
+    It learns from the objective's own quantile, over every request, refused ones included:
+    on a steady configuration, what the refusals of brief spikes within the window cost is
+    part of what the model misses and the replicas must be sized for (read from the requests
+    served alone, `spike-train` went from 17.5 to 31.5 violating windows: docs/policy.md
+    section 7, "Refusals read apart"). The fast knobs and the feedback read the served ones.
+
     Returns the state and the raw (uncorrected) prediction for the configuration in force."""
     assert obs.latency_ms is not None
     ready = max(0, obs.ready_replicas)
     if ready == 0 or current.variant not in profiles.variants:
         return st, math.inf
-    measured = obs.model_latency_ms  # the requests served: refusals are no model error
     raw = predict(
         profiles.variants[current.variant],
         rate,  # the rate sizing uses: the factor must not count burstiness twice
@@ -329,13 +334,12 @@ def learn_correction(
         and (saving or current.variant == pref)  # replicas are sized for that variant
         and steady
         and math.isfinite(raw)
-        and measured is not None
-        and measured > 0
-        and max(raw, measured) >= LEARN_FROM * spec.aim_latency_ms
+        and obs.latency_ms > 0
+        and max(raw, obs.latency_ms) >= LEARN_FROM * spec.aim_latency_ms
         and (raw >= LEARN_FROM * spec.aim_latency_ms or tail_requests(obs, spec) >= MIN_TAIL)
     ):
         return st, raw
-    ratio = min(max(measured / raw, CORRECTION_MIN), CORRECTION_MAX)
+    ratio = min(max(obs.latency_ms / raw, CORRECTION_MIN), CORRECTION_MAX)
     before = st.correction_for(current.variant, pref)
     log_c = (1 - CORRECTION_GAIN) * math.log(before) + CORRECTION_GAIN * math.log(ratio)
     correction = min(max(math.exp(log_c), CORRECTION_MIN), CORRECTION_MAX)

@@ -172,6 +172,19 @@ def test_refusals_are_read_apart_from_the_models_error(served: float | None, fed
     assert (named + "not refused)" in decision.reason) is apart, decision.reason
 
 
+def test_learning_reads_every_request_refusals_included() -> None:
+    """On a steady configuration, unchanged for the window, the correction is learned from
+    the objective's quantile over every request: refusals of brief spikes within the window
+    are part of what the model misses for the objective. A quantile at the top edge raises
+    the correction whatever the requests served took."""
+    state = settled(last_change_at=UNCHANGED)
+    o = replace(obs(rate=RATE, p99=2000.0, ready=3), served_latency_ms=40.0)
+    _, after = decide(SPEC, o, cfg(3), PROFILES, state, NOW)
+    assert after.correction > state.correction
+    _, apart = decide(SPEC, replace(o, latency_ms=40.0), cfg(3), PROFILES, state, NOW)
+    assert apart.correction < after.correction
+
+
 def test_the_fast_knobs_correct_by_the_requests_served() -> None:
     """The fast knobs' correction is the served quantile over the model's prediction (about
     37 ms here), not the top edge's 2000 ms clamped at FAST_CORRECTION_MAX."""
