@@ -21,6 +21,7 @@ variant saved as a `torch.export` program.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
@@ -268,3 +269,11 @@ def run_worker(
         worker.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
             worker.wait(20.0)
+
+
+async def burst(url: str, n: int, text: str = "x") -> list[httpx.Response]:
+    """`n` one-text predict requests to the worker at `url`, all at once."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        return await asyncio.gather(
+            *(client.post(url + "/v1/predict", json={"inputs": [text]}) for _ in range(n))
+        )

@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
 from slo_contracts.buckets import LATENCY_BUCKETS_MS
@@ -42,16 +41,12 @@ BURST = 20
 
 
 async def _bursts(url: str, seconds: int) -> Counter[int]:
+    """One burst of BURST requests a second, for `seconds` seconds: their status codes."""
     codes: Counter[int] = Counter()
-    async with httpx.AsyncClient(timeout=10) as client:
-        for _ in range(seconds):
-            started = time.monotonic()
-            answers = await asyncio.gather(
-                *(client.post(url + "/v1/predict", json={"inputs": ["a fine movie"]})
-                  for _ in range(BURST))
-            )  # fmt: skip
-            codes.update(r.status_code for r in answers)
-            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+    for _ in range(seconds):
+        started = time.monotonic()
+        codes.update(r.status_code for r in await worker_support.burst(url, BURST, "a fine movie"))
+        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
     return codes
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.worker import REPO_ROOT, run_worker, start_worker
+from tests.support.worker import REPO_ROOT, burst, run_worker, start_worker
 
 
 def wait_for(predicate: object, timeout: float = 10.0) -> None:
@@ -126,19 +126,11 @@ def test_runtime_config_file_is_read_at_start_and_followed(
         wait_for(lambda: config()["variant"] == "distilled")
 
 
-async def _burst(url: str, n: int) -> list[httpx.Response]:
-    """`n` one-text predict requests at once."""
-    async with httpx.AsyncClient(timeout=10) as client:
-        return await asyncio.gather(
-            *(client.post(url + "/v1/predict", json={"inputs": ["x"]}) for _ in range(n))
-        )
-
-
 @pytest.mark.slow
 def test_queue_full_and_deadline(slow_model: Path, tmp_path: Path) -> None:
     args = ["--max-batch-size", "1", "--max-queue", "6", "--request-timeout-ms", "150"]
     with run_worker(slow_model, args, workdir=tmp_path) as w:
-        responses = asyncio.run(_burst(w.url, 20))
+        responses = asyncio.run(burst(w.url, 20))
         codes = Counter(r.status_code for r in responses)
         assert codes[200] >= 1
         assert codes[503] >= 1  # queue full
@@ -184,7 +176,7 @@ def test_max_queue_wait_refuses_late_requests_unrun(
     process or in frontend processes)."""
     args = ["--max-batch-size", "1", "--max-queue-wait-ms", "100", "--frontends", str(frontends)]
     with run_worker(slow_model, args, workdir=tmp_path) as w:
-        responses = asyncio.run(_burst(w.url, 20))
+        responses = asyncio.run(burst(w.url, 20))
         codes = Counter(r.status_code for r in responses)
         assert set(codes) <= {200, 503}
         assert 1 <= codes[200] <= 10
