@@ -109,8 +109,8 @@ def _admin_token(token_file: Path | None) -> str | None:
     show_default=True, help="Queued requests before 503.",
 )  # fmt: skip
 @click.option(
-    "--max-queue-wait-ms", type=click.FloatRange(min=0), envvar="LATENCYSLO_MAX_QUEUE_WAIT_MS",
-    default=0.0, show_default=True,
+    "--max-queue-wait-ms", type=click.FloatRange(min=0, max=600_000),
+    envvar="LATENCYSLO_MAX_QUEUE_WAIT_MS", default=0.0, show_default=True,
     help="A request that waited longer than the batch window plus this in the queue is "
     "answered 503 unrun (0: no limit).",
 )  # fmt: skip

@@ -1,4 +1,5 @@
-"""The worker's runtime configuration: `{"variant", "batchWindowMs", "maxBatchSize"}`.
+"""The worker's runtime configuration: `{"variant", "batchWindowMs", "maxBatchSize",
+"maxQueueWaitMs"}`.
 
 The same JSON document is the body of `PUT /admin/config`, the answer of `GET /admin/config`
 and the runtime-config file (the operator's ConfigMap). `parse_update` validates a document
@@ -15,7 +16,8 @@ from typing import Any
 
 MAX_WINDOW_MS = 1000
 MAX_BATCH_SIZE = 1024
-FIELDS = ("variant", "batchWindowMs", "maxBatchSize")
+MAX_QUEUE_WAIT_MS = 600_000
+FIELDS = ("variant", "batchWindowMs", "maxBatchSize", "maxQueueWaitMs")
 
 
 class ConfigError(ValueError):
@@ -32,16 +34,24 @@ class RuntimeSettings:
     variant: str
     batch_window_ms: float
     max_batch_size: int
+    max_queue_wait_ms: float = 0.0
+    """Longest wait in the queue beyond the batch window before a request is refused unrun
+    (0: no limit)."""
 
     @property
     def batch_window_s(self) -> float:
         return self.batch_window_ms / 1000.0
+
+    @property
+    def max_queue_wait_s(self) -> float:
+        return self.max_queue_wait_ms / 1000.0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "variant": self.variant,
             "batchWindowMs": _number(self.batch_window_ms),
             "maxBatchSize": self.max_batch_size,
+            "maxQueueWaitMs": _number(self.max_queue_wait_ms),
         }
 
     def window_label(self) -> str:
@@ -91,4 +101,16 @@ def parse_update(data: Any, current: RuntimeSettings, variants: Collection[str])
         if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= MAX_BATCH_SIZE:
             raise ConfigError("maxBatchSize", f"must be an integer in 1..{MAX_BATCH_SIZE}")
         changes["max_batch_size"] = size
+    if "maxQueueWaitMs" in data:
+        wait = data["maxQueueWaitMs"]
+        if (
+            not isinstance(wait, int | float)
+            or isinstance(wait, bool)
+            or not 0 <= wait <= MAX_QUEUE_WAIT_MS
+            or not math.isfinite(wait)
+        ):
+            raise ConfigError(
+                "maxQueueWaitMs", f"must be a number in 0..{MAX_QUEUE_WAIT_MS} (0: no limit)"
+            )
+        changes["max_queue_wait_ms"] = float(wait)
     return replace(current, **changes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from inference_worker.api import ADMIN_MAX_BYTES, PREDICT_MAX_BYTES
-from inference_worker.config import MAX_BATCH_SIZE, MAX_WINDOW_MS
+from inference_worker.config import MAX_BATCH_SIZE, MAX_QUEUE_WAIT_MS, MAX_WINDOW_MS
 
 _ERROR = {
     "type": "object",
@@ -45,6 +45,7 @@ _CONFIG_FIELDS = {
     "variant": {"type": "string"},
     "batchWindowMs": {"type": "number", "minimum": 0, "maximum": MAX_WINDOW_MS},
     "maxBatchSize": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE},
+    "maxQueueWaitMs": {"type": "number", "minimum": 0, "maximum": MAX_QUEUE_WAIT_MS},
 }
 
 

@@ -115,6 +115,7 @@ class Worker:
                 "variant": opts.variant or manifest.default,
                 "batchWindowMs": opts.batch_window_ms,
                 "maxBatchSize": opts.max_batch_size,
+                "maxQueueWaitMs": opts.max_queue_wait_ms,
             },
             RuntimeSettings(manifest.default, 0.0, 1),
             manifest.variants,
@@ -128,7 +129,7 @@ class Worker:
             window_s=initial.batch_window_s,
             max_batch_size=initial.max_batch_size,
             max_queue=opts.max_queue,
-            max_queue_wait_s=opts.max_queue_wait_ms / 1000.0,
+            max_queue_wait_s=initial.max_queue_wait_s,
         )
         self.metrics = WorkerMetrics(lambda: self.batcher.queued_items)
         self.metrics.set_accuracy({n: v.accuracy for n, v in manifest.variants.items()})
@@ -196,6 +197,7 @@ class Worker:
         self.settings = new
         self.batcher.window_s = new.batch_window_s
         self.batcher.max_batch_size = new.max_batch_size
+        self.batcher.max_queue_wait_s = new.max_queue_wait_s
         self.metrics.set_config(new)
         self._publish()
         if new != old:

@@ -12,9 +12,10 @@ Two families of generated requests per endpoint, each up to `cases` examples (hy
 
 What no single request may do to others is checked independently of the answers: a canary
 thread sends a fixed valid request all along and must get 200 with the same outputs for a
-variant every time; an admin PUT that is refused must leave the configuration unchanged (one
-that is accepted must put exactly its answer in force, and is then undone); at the end the
-worker must be alive and its log free of tracebacks.
+variant every time (or the 503 of a queue wait limit: an accepted admin PUT may set one, as
+small as it likes, until it is undone); an admin PUT that is refused must leave the
+configuration unchanged (one that is accepted must put exactly its answer in force, and is
+then undone); at the end the worker must be alive and its log free of tracebacks.
 
 `fuzz(worker, cases)` returns a JSON-able report; `report["failures"]` lists every violation
 (at most 50 kept, all counted).
@@ -183,12 +184,14 @@ def _raw_requests(method: str, admin: bool, token: str) -> st.SearchStrategy[Raw
 @dataclass
 class Canary:
     """Sends the same valid predict request in a loop; every answer must be 200 with the
-    labels first seen for the variant that served it and scores within SCORE_TOLERANCE."""
+    labels first seen for the variant that served it and scores within SCORE_TOLERANCE, or a
+    refusal by a queue wait limit (`refused`: what an admin's `maxQueueWaitMs` is for)."""
 
     url: str
     interval_s: float = 0.02
     sent: int = 0
     max_score_diff: float = 0.0
+    refused: int = 0
     bad: list[str] = field(default_factory=list)
     baseline: dict[str, Any] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -211,6 +214,9 @@ class Canary:
                     r = client.post(self.url + "/v1/predict", json=CANARY)
                 except httpx.HTTPError as exc:
                     self.bad.append(f"transport error: {type(exc).__name__}: {exc}")
+                    continue
+                if r.status_code == 503 and "in the queue, over the" in r.text:
+                    self.refused += 1
                     continue
                 if r.status_code != 200:
                     self.bad.append(f"{r.status_code}: {r.text[:200]}")
@@ -430,6 +436,7 @@ class Fuzzer:
             "canary": {
                 "sent": canary.sent,
                 "bad": len(canary.bad),
+                "refused": canary.refused,
                 "max_score_diff": canary.max_score_diff,
             },
             "worker_alive": alive,

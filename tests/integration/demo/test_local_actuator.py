@@ -76,6 +76,7 @@ async def test_scale_up_push_and_scale_down_lose_no_request(
                     "variant": "distilled",
                     "batchWindowMs": 5,
                     "maxBatchSize": 16,
+                    "maxQueueWaitMs": 0,  # the workers' own setting: the operator leaves it
                 }
         assert (tmp_path / "runtime-config.json").read_text() == (
             '{"batchWindowMs": 5, "maxBatchSize": 16, "variant": "distilled"}'

@@ -137,8 +137,9 @@ def test_admin_config_get_put(worker: WorkerProcess) -> None:
         "variant": "full",
         "batchWindowMs": 2,
         "maxBatchSize": 32,
+        "maxQueueWaitMs": 0,
     }
-    new = {"variant": "distilled", "batchWindowMs": 4, "maxBatchSize": 16}
+    new = {"variant": "distilled", "batchWindowMs": 4, "maxBatchSize": 16, "maxQueueWaitMs": 80}
     resp = httpx.put(url, json=new, headers=h, timeout=30)
     assert resp.status_code == 200
     assert resp.json() == new
@@ -151,6 +152,7 @@ def test_admin_config_get_put(worker: WorkerProcess) -> None:
         ({"variant": "tiny"}, "variant"),
         ({"variant": "full", "batchWindowMs": 5000}, "batchWindowMs"),
         ({"maxBatchSize": 0}, "maxBatchSize"),
+        ({"maxQueueWaitMs": "80"}, "maxQueueWaitMs"),
         ({"replicas": 2}, "replicas"),
     ):
         resp = httpx.put(url, json=body, headers=h)
@@ -163,8 +165,8 @@ def test_admin_config_get_put(worker: WorkerProcess) -> None:
     assert resp.status_code == 415
     # partial update keeps the other fields
     resp = httpx.put(url, json={"variant": "full"}, headers=h, timeout=30)
-    assert resp.json() == {"variant": "full", "batchWindowMs": 4, "maxBatchSize": 16}
-    httpx.put(url, json={"batchWindowMs": 2, "maxBatchSize": 32}, headers=h)
+    assert resp.json() == {**new, "variant": "full"}
+    httpx.put(url, json={"batchWindowMs": 2, "maxBatchSize": 32, "maxQueueWaitMs": 0}, headers=h)
 
 
 def test_admin_variants(worker: WorkerProcess) -> None:

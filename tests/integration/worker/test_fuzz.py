@@ -18,6 +18,7 @@ def test_fuzz_every_endpoint(fixture_model: Path, tmp_path: Path) -> None:
     assert report["worker_alive"]
     assert report["canary"]["sent"] > 0
     assert report["canary"]["bad"] == 0
+    assert report["canary"]["refused"] < report["canary"]["sent"] / 2  # only while a limit is set
     assert set(report["endpoints"]) == {f"{m} {p}" for _, m, p in ENDPOINTS}
     for name, r in report["endpoints"].items():
         assert r["raw_cases"] == CASES, name

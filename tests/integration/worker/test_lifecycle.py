@@ -107,11 +107,18 @@ def test_runtime_config_file_is_read_at_start_and_followed(
         def config() -> dict[str, object]:
             return httpx.get(url, headers=h).json()
 
-        assert config() == {"variant": "distilled", "batchWindowMs": 3, "maxBatchSize": 8}
+        assert config() == {
+            "variant": "distilled", "batchWindowMs": 3, "maxBatchSize": 8, "maxQueueWaitMs": 0,
+        }  # fmt: skip
         assert httpx.get(w.url + "/readyz").json()["variant"] == "distilled"
-        swap_config(link, {"variant": "quantized", "batchWindowMs": 0, "maxBatchSize": 4})
+        swap_config(
+            link,
+            {"variant": "quantized", "batchWindowMs": 0, "maxBatchSize": 4, "maxQueueWaitMs": 70},
+        )
         wait_for(lambda: config()["variant"] == "quantized")
-        assert config() == {"variant": "quantized", "batchWindowMs": 0, "maxBatchSize": 4}
+        assert config() == {
+            "variant": "quantized", "batchWindowMs": 0, "maxBatchSize": 4, "maxQueueWaitMs": 70,
+        }  # fmt: skip
         # an invalid document is logged and ignored
         swap_config(link, {"variant": "tiny"})
         wait_for(lambda: "runtime config" in w.log() and "ignored" in w.log())
@@ -197,6 +204,31 @@ def test_max_queue_wait_refuses_late_requests_unrun(
         assert refused is not None
         assert float(refused.group(1)) == codes[503]
         assert httpx.post(w.url + "/v1/predict", json={"inputs": ["x"]}).status_code == 200
+
+
+@pytest.mark.slow
+def test_the_queue_wait_limit_changes_live(slow_model: Path, tmp_path: Path) -> None:
+    """`maxQueueWaitMs` in the runtime configuration (admin PUT) turns the limit on and off
+    with no restart: the same burst is served whole without it and partly refused with it."""
+    with run_worker(slow_model, ["--max-batch-size", "1"], workdir=tmp_path) as w:
+        url, h = w.admin_url + "/admin/config", w.admin_headers
+
+        def burst_codes() -> Counter[int]:
+            return Counter(r.status_code for r in asyncio.run(burst(w.url, 20)))
+
+        assert httpx.get(url, headers=h).json()["maxQueueWaitMs"] == 0
+        assert burst_codes() == Counter({200: 20})
+        put = httpx.put(url, json={"maxQueueWaitMs": 100}, headers=h, timeout=30)
+        assert put.status_code == 200
+        assert put.json()["maxQueueWaitMs"] == 100
+        codes = burst_codes()
+        assert set(codes) == {200, 503}
+        assert codes[503] >= 10
+        bad = httpx.put(url, json={"maxQueueWaitMs": -5}, headers=h, timeout=30)
+        assert bad.status_code == 422
+        assert bad.json()["field"] == "maxQueueWaitMs"
+        assert httpx.put(url, json={"maxQueueWaitMs": 0}, headers=h, timeout=30).status_code == 200
+        assert burst_codes() == Counter({200: 20})
 
 
 @pytest.mark.slow

@@ -26,6 +26,9 @@ CURRENT = RuntimeSettings("full", 5.0, 32)
             {"variant": "distilled", "batchWindowMs": 8, "maxBatchSize": 1024},
             RuntimeSettings("distilled", 8.0, 1024),
         ),
+        ({"maxQueueWaitMs": 60}, RuntimeSettings("full", 5.0, 32, 60.0)),
+        ({"maxQueueWaitMs": 0}, RuntimeSettings("full", 5.0, 32, 0.0)),
+        ({"maxQueueWaitMs": 600_000}, RuntimeSettings("full", 5.0, 32, 600_000.0)),
     ],
 )
 def test_valid_updates(body: dict[str, Any], expected: RuntimeSettings) -> None:
@@ -59,6 +62,12 @@ def test_valid_updates(body: dict[str, Any], expected: RuntimeSettings) -> None:
         ({"maxBatchSize": 8.0}, "maxBatchSize", "integer"),
         ({"maxBatchSize": False}, "maxBatchSize", "integer"),
         ({"variant": "full", "replicas": 3}, "replicas", "unknown field"),
+        ({"maxQueueWaitMs": -1}, "maxQueueWaitMs", "0..600000"),
+        ({"maxQueueWaitMs": 600_001}, "maxQueueWaitMs", "0..600000"),
+        ({"maxQueueWaitMs": "60"}, "maxQueueWaitMs", "number"),
+        ({"maxQueueWaitMs": True}, "maxQueueWaitMs", "number"),
+        ({"maxQueueWaitMs": float("nan")}, "maxQueueWaitMs", "number"),
+        ({"maxQueueWaitMs": 10**400}, "maxQueueWaitMs", "0..600000"),
     ],
 )
 def test_invalid_updates_name_the_field(body: Any, field: str, words: str) -> None:
@@ -73,7 +82,9 @@ def test_json_round_trip_keeps_integers_integral() -> None:
         "variant": "full",
         "batchWindowMs": 5,
         "maxBatchSize": 32,
+        "maxQueueWaitMs": 0,
     }
+    assert RuntimeSettings("full", 2.5, 32, 60.5).to_json()["maxQueueWaitMs"] == 60.5
     assert RuntimeSettings("full", 2.5, 32).window_label() == "2.5"
 
 
@@ -81,11 +92,13 @@ def test_json_round_trip_keeps_integers_integral() -> None:
     window=st.floats(min_value=0, max_value=1000, allow_nan=False),
     size=st.integers(min_value=1, max_value=1024),
     variant=st.sampled_from(VARIANTS),
+    wait=st.floats(min_value=0, max_value=600_000, allow_nan=False),
 )
 def test_every_in_range_document_is_accepted_and_round_trips(
-    window: float, size: int, variant: str
+    window: float, size: int, variant: str, wait: float
 ) -> None:
-    body = {"variant": variant, "batchWindowMs": window, "maxBatchSize": size}
+    body = {"variant": variant, "batchWindowMs": window, "maxBatchSize": size,
+            "maxQueueWaitMs": wait}  # fmt: skip
     new = parse_update(body, CURRENT, VARIANTS)
     assert parse_update(new.to_json(), CURRENT, VARIANTS) == new
 
