@@ -38,7 +38,7 @@ from slo_operator.sim.cli import load_spec
 from slo_operator.sim.engine import SimSettings
 from slo_operator.sim.plant import Plant, measured_plant
 from slo_operator.sim.profiles import load_profiles
-from slo_operator.sim.runner import default_spec, run_scenario
+from slo_operator.sim.runner import default_spec, run_scenario, worker_settings
 from slo_operator.sim.sweep import prepare, run_oracle
 from slo_operator.sim.workloads import SHIPPED_TRACE, load_trace
 from slo_operator.spec import LatencySLOSpec
@@ -168,7 +168,8 @@ def main() -> None:
     doc = {"sources": [s.name for s in sources], "step_s": args.step, "loads": loads,
            "replica_capacity_rps": capacity, "slo": None if args.slo is None else args.slo.name,
            "seeds": args.seeds, "queue_limit": args.queue_limit,
-           "queue_wait_ms": args.max_queue_wait_ms, "summary": summary,
+           "queue_wait_ms": worker_settings(_spec(args.slo), settings).queue_wait_ms,
+           "summary": summary,
            "runs": runs}  # fmt: skip
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -154,6 +154,7 @@ class Acting:
                 batch_window_ms=target.batch_window_ms,
                 max_batch_size=target.max_batch_size,
                 variant=target.variant,
+                max_queue_wait_ms=target.max_queue_wait_ms,
             )
         return applied, in_force
 
@@ -162,11 +163,7 @@ def _took(applied: ApplyResult, current: RuntimeConfig, target: RuntimeConfig) -
     """Whether a knob that had to move did: each knob counts on its own outcome (a config
     write that found the target already there does not make a failed scale a change)."""
     scale = target.replicas != current.replicas
-    config = (target.batch_window_ms, target.max_batch_size, target.variant) != (
-        current.batch_window_ms,
-        current.max_batch_size,
-        current.variant,
-    )
+    config = target.with_(replicas=current.replicas) != current
     return (scale and applied.replicas_set) or (config and applied.config_written)
 
 

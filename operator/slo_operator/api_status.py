@@ -55,6 +55,10 @@ class CurrentStatus(ApiModel):
     ready_replicas: ApiInt | None = Field(None, description="Ready replicas of the Deployment.")
     batch_window_ms: ApiInt | None = Field(None, description="Batch window pushed to workers, ms.")
     max_batch_size: ApiInt | None = Field(None, description="Max batch size pushed to workers.")
+    max_queue_wait_ms: ApiInt | None = Field(
+        None,
+        description="Queue wait limit pushed to workers, ms (0: none); absent: the workers' own.",
+    )
     variant: VariantName | None = Field(None, description="Active model variant.")
 
 

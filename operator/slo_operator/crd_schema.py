@@ -120,6 +120,8 @@ def _convert(node: Schema, defs: dict[str, Schema], *, in_status: bool, where: s
             continue
         if key == "const":
             out["enum"] = [value]
+        elif key in ("ge", "le"):  # an annotated-types bound inside `X | None`, left raw
+            out["minimum" if key == "ge" else "maximum"] = value
         elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
             out[key.replace("exclusiveM", "m")] = value
             out[key] = True

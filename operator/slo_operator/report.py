@@ -126,6 +126,7 @@ def _fill(status: LatencySLOStatus, facts: Facts) -> None:
             ready_replicas=facts.ready_replicas,
             batch_window_ms=cfg.batch_window_ms,
             max_batch_size=cfg.max_batch_size,
+            max_queue_wait_ms=cfg.max_queue_wait_ms,
             variant=cfg.variant,  # type: ignore[arg-type]
         )
     status.quality_budget = QualityBudgetStatus(degraded_fraction=round(facts.degraded_fraction, 4))

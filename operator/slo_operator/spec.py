@@ -25,6 +25,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -284,6 +285,14 @@ class Batching(ApiModel):
     )
     max_batch_size: ApiInt = Field(
         32, ge=1, le=1024, description="Most requests in one batch, 1..1024."
+    )
+    max_queue_wait_ms: Annotated[ApiInt, Ge(0), Le(600_000)] | None = Field(
+        None,
+        description=(
+            "Longest wait in a worker's queue beyond the batch window, ms, before a request is "
+            "answered 503 unrun (it would be late anyway); 0 = no limit. The operator keeps "
+            "every worker at it; when omitted, each keeps its own (--max-queue-wait-ms)."
+        ),
     )
 
     @model_validator(mode="after")

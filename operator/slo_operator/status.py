@@ -146,15 +146,6 @@ def config_of(snap: ConfigSnapshot, fallback_batch: int) -> RuntimeConfig:
     )
 
 
-def differs(a: RuntimeConfig, b: RuntimeConfig) -> bool:
-    return (a.replicas, a.batch_window_ms, a.max_batch_size, a.variant) != (
-        b.replicas,
-        b.batch_window_ms,
-        b.max_batch_size,
-        b.variant,
-    )
-
-
 def decision_record(
     decision: Decision,
     current: RuntimeConfig,
@@ -201,6 +192,13 @@ def _variant_rank(variant: str, order: Sequence[str]) -> int:
     return ranking.index(variant) if variant in ranking else len(ranking)
 
 
+def _limit_moved(before: RuntimeConfig, after: RuntimeConfig) -> bool:
+    """The queue wait limit was set to a new value (None: left to the workers, no move)."""
+    return (
+        after.max_queue_wait_ms is not None and after.max_queue_wait_ms != before.max_queue_wait_ms
+    )
+
+
 def describe_change(before: RuntimeConfig, after: RuntimeConfig) -> str:
     """`replicas 2->4, window 8->12ms, variant full->quantized` (only what moves)."""
     parts = []
@@ -210,6 +208,8 @@ def describe_change(before: RuntimeConfig, after: RuntimeConfig) -> str:
         parts.append(f"batch window {before.batch_window_ms}->{after.batch_window_ms}ms")
     if before.max_batch_size != after.max_batch_size:
         parts.append(f"max batch size {before.max_batch_size}->{after.max_batch_size}")
+    if _limit_moved(before, after):
+        parts.append(f"queue wait limit {before.queue_wait_words()}->{after.queue_wait_words()}")
     if before.variant != after.variant:
         parts.append(f"variant {before.variant}->{after.variant}")
     return ", ".join(parts) or "no change"
@@ -246,17 +246,24 @@ def change_events(
                 ),
             )
         )
-    if (before.batch_window_ms, before.max_batch_size) != (
+    limit = _limit_moved(before, after)
+    if limit or (before.batch_window_ms, before.max_batch_size) != (
         after.batch_window_ms,
         after.max_batch_size,
     ):
+        wait = (
+            f", queue wait limit {before.queue_wait_words()} -> {after.queue_wait_words()}"
+            if limit
+            else ""
+        )
         events.append(
             Event(
                 "Normal",
                 EventReason.BATCH_WINDOW_CHANGED,
                 clip(
                     f"Batch window {before.batch_window_ms}ms -> {after.batch_window_ms}ms, "
-                    f"max batch size {before.max_batch_size} -> {after.max_batch_size}{why}"
+                    f"max batch size {before.max_batch_size} -> {after.max_batch_size}"
+                    f"{wait}{why}"
                 ),
             )
         )

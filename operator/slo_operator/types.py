@@ -34,23 +34,34 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class RuntimeConfig:
-    """The three knobs (plus max batch size) of an inference Deployment."""
+    """The three knobs (plus max batch size and queue wait limit) of an inference Deployment."""
 
     replicas: int
     batch_window_ms: int
     max_batch_size: int
     variant: str
+    max_queue_wait_ms: int | None = None
+    """The workers' queue wait limit (0: none); None where the spec leaves it to the workers
+    (it is then neither written nor compared)."""
 
     def with_(self, **changes: Any) -> RuntimeConfig:
         return replace(self, **changes)
 
+    def queue_wait_words(self) -> str:
+        """The queue wait limit for a message: `60ms`, `none` (0) or `unknown` (None)."""
+        ms = self.max_queue_wait_ms
+        return "unknown" if ms is None else "none" if ms == 0 else f"{ms}ms"
+
     def worker_payload(self) -> dict[str, Any]:
         """The body of the worker's `PUT /admin/config` (and of the runtime ConfigMap)."""
-        return {
+        body: dict[str, Any] = {
             "variant": self.variant,
             "batchWindowMs": self.batch_window_ms,
             "maxBatchSize": self.max_batch_size,
         }
+        if self.max_queue_wait_ms is not None:
+            body["maxQueueWaitMs"] = self.max_queue_wait_ms
+        return body
 
 
 @dataclass(frozen=True, slots=True)

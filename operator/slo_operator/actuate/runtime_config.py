@@ -13,6 +13,7 @@ CONFIG_KEY = "config.json"
 MAX_WINDOW_MS = 1000
 """The worker's bounds on its runtime configuration (docs/contracts.md)."""
 MAX_BATCH_SIZE = 1024
+MAX_QUEUE_WAIT_MS = 600_000
 
 
 def configmap_name(deployment: str) -> str:
@@ -23,7 +24,8 @@ def configmap_name(deployment: str) -> str:
 def parse_runtime_config(text: str, replicas: int) -> RuntimeConfig:
     """`config.json` (or a worker's `GET /admin/config` body) as a RuntimeConfig; raises
     ValueError naming the field for anything the worker itself would refuse (docs/contracts.md:
-    `batchWindowMs` a finite number in 0..1000, `maxBatchSize` an integer in 1..1024)."""
+    `batchWindowMs` a finite number in 0..1000, `maxBatchSize` an integer in 1..1024,
+    `maxQueueWaitMs`, where present, a finite number in 0..600000)."""
     try:
         data = json.loads(text)
     except RecursionError as exc:
@@ -49,11 +51,22 @@ def parse_runtime_config(text: str, replicas: int) -> RuntimeConfig:
             f"runtime config: maxBatchSize must be an integer in 1..{MAX_BATCH_SIZE}, got "
             f"{_short(size)}"
         )
+    wait = data.get("maxQueueWaitMs")
+    if wait is not None and (
+        isinstance(wait, bool)
+        or not isinstance(wait, int | float)
+        or not 0 <= wait <= MAX_QUEUE_WAIT_MS
+    ):
+        raise ValueError(
+            f"runtime config: maxQueueWaitMs must be a number in 0..{MAX_QUEUE_WAIT_MS}, got "
+            f"{_short(wait)}"
+        )
     return RuntimeConfig(
         replicas=replicas,
         batch_window_ms=round(window),
         max_batch_size=size,
         variant=str(variant),
+        max_queue_wait_ms=None if wait is None else round(wait),
     )
 
 

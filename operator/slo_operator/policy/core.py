@@ -73,7 +73,7 @@ from slo_operator.policy.economy import (
     smooth,
     start_saving,
 )
-from slo_operator.policy.explain import actions, ceiling_note, explain
+from slo_operator.policy.explain import actions, ceiling_note, explain, settings_note
 from slo_operator.policy.feedback import confirm_breach, feedback_correction, feedback_refuted
 from slo_operator.policy.history import (
     ASSUMED_STARTUP_S,
@@ -159,14 +159,16 @@ def _finish(
 ) -> tuple[Decision, ControllerState]:
     order = spec.variants.ladder
     acts = actions(current, target, order)
+    note = settings_note(current, target)  # what the spec sets the workers do not have yet
     enforce = spec.policy.mode is Mode.ENFORCE
-    apply = enforce and bool(acts)
+    apply = enforce and bool(acts or note)
     st = replace(st, last_decision_at=now, variant_in_force=current.variant)
-    if acts and not enforce:
+    reason = f"{reason}; {note}" if note else reason
+    if (acts or note) and not enforce:
         reason = f"{reason} (Recommend mode: not applied)"
     decision = Decision(
         action=acts[0] if acts else Action.HOLD,
-        target=target if acts else current,
+        target=target if acts or note else current,
         reason=reason,
         predicted_latency_ms=predicted if predicted is None or math.isfinite(predicted) else None,
         actions=tuple(acts),
@@ -185,15 +187,11 @@ def record_applied(
     config: bool,
 ) -> ControllerState:
     """`state` after the knobs that were written (`replicas`: the scale; `config`: window,
-    batch size and variant) moved from `current` to `target` at `now`. A knob whose write
-    failed is not counted: no cooldown starts, no dwell, no learning pause."""
+    batch size, queue wait limit and variant) moved from `current` to `target` at `now`. A
+    knob whose write failed is not counted: no cooldown starts, no dwell, no learning pause."""
     st = state
     scaled = replicas and target.replicas != current.replicas
-    configured = config and (
-        target.batch_window_ms != current.batch_window_ms
-        or target.max_batch_size != current.max_batch_size
-        or target.variant != current.variant
-    )
+    configured = config and target.with_(replicas=current.replicas) != current
     if scaled and target.replicas > current.replicas:
         st = replace(st, last_scale_up_at=now, pending_up=(now, target.replicas))
     if scaled and target.replicas < current.replicas:
@@ -344,7 +342,7 @@ def propose(
         settled, now, fallen, lesson, ceiling, is_smooth and not rate_step,
     )  # fmt: skip
     window, _ = ctx.best_window(variant, max(serving, 1), cf_fast, keep=conformed.batch_window_ms)
-    target = RuntimeConfig(new_replicas, window, spec.batching.max_batch_size, variant)
+    target = conformed.with_(replicas=new_replicas, batch_window_ms=window, variant=variant)
     predicted = ctx.p99(variant, new_replicas, window, st.correction)
     reason = explain(
         spec, current, target, p_obs, rate, need, feasible, serving, predicted, st.correction,

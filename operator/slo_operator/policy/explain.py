@@ -35,6 +35,19 @@ def actions(current: RuntimeConfig, target: RuntimeConfig, order: list[str]) -> 
     return sorted(acts, key=ACTION_ORDER.index)
 
 
+def settings_note(current: RuntimeConfig, target: RuntimeConfig) -> str:
+    """The workers' settings the spec sets and `current` does not have, in words ("" if
+    none): they are written even where no knob moves (the controller would hold)."""
+    parts = []
+    if target.max_batch_size != current.max_batch_size:
+        parts.append(f"max batch size {current.max_batch_size} -> {target.max_batch_size}")
+    if target.max_queue_wait_ms not in (None, current.max_queue_wait_ms):
+        parts.append(
+            f"queue wait limit {current.queue_wait_words()} -> {target.queue_wait_words()}"
+        )
+    return f"{' and '.join(parts)}, as the spec sets" if parts else ""
+
+
 def fmt_ms(x: float | None) -> str:
     if x is None or not math.isfinite(x):
         return "unbounded"

@@ -21,6 +21,7 @@ from slo_operator.sim.runner import (
     TRACE_LOAD,
     default_spec,
     run_scenario,
+    worker_settings,
 )
 from slo_operator.sim.workloads import BUILTIN, NAMES, load_trace
 from slo_operator.spec import LatencySLOSpec
@@ -222,7 +223,7 @@ def simulate(
             "switch_s": switch_s,
             "scrape_s": scrape_s,
             "queue_limit": settings.queue_limit,
-            "queue_wait_ms": settings.queue_wait_ms,
+            "queue_wait_ms": worker_settings(spec, settings).queue_wait_ms,
             "service_cv": settings.service_cv,
             "plant": plant.source if plant is not None else "the profile's line, 5 % jitter",
             "warmup_s": DEFAULT_WARMUP_S,

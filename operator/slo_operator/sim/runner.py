@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,16 @@ def initial_config(
         batch_window_ms=cal.window_ms,
         max_batch_size=spec.batching.max_batch_size,
         variant=spec.variants.effective_preferred,
+        max_queue_wait_ms=spec.batching.max_queue_wait_ms,
     )
+
+
+def worker_settings(spec: LatencySLOSpec, settings: SimSettings) -> SimSettings:
+    """The plant's settings with the spec's queue wait limit where it sets one: the operator
+    keeps every worker at it, over the workers' own `--max-queue-wait-ms`. Every policy runs
+    on the same workers, so the baselines get it too."""
+    wait = spec.batching.max_queue_wait_ms
+    return settings if wait is None else replace(settings, queue_wait_ms=float(wait))
 
 
 def make_controller(
@@ -198,7 +207,7 @@ def run_scenario(
     from slo_operator.sim.baselines import calibrate_fleet
 
     spec = spec or default_spec()
-    settings = settings or SimSettings()
+    settings = worker_settings(spec, settings or SimSettings())
     if plant is None:
         cal = calibrate(spec, profiles, settings)
     else:  # the user's load test of one replica runs on the same plant

@@ -363,3 +363,48 @@ async def test_an_invalid_spec_is_reported_and_nothing_is_done(
             within=15,
             what="the scale-up once the spec is valid",
         )
+
+
+async def test_the_specs_worker_settings_reach_the_workers_while_the_controller_holds(
+    kube, prometheus_api, pods, profiles_file
+):
+    """`maxBatchSize` and `maxQueueWaitMs` are written and pushed at the next step even where
+    no knob moves (a hold), said in the decision and an Event; a change of them in the spec is
+    pushed again, once."""
+    await seed_workload(kube, pods)
+    spec = slo_spec()
+    spec["batching"] = {**spec["batching"], "maxBatchSize": 16, "maxQueueWaitMs": 60}
+    async with running_operator(kube, operator_settings(prometheus_api.url, profiles_file)):
+        await kube.create(kb.LATENCYSLOS, kb.latencyslo(NAMESPACE, NAME, spec))
+        await kb.wait_for(
+            lambda: all(p.config.get("maxQueueWaitMs") == 60 for p in pods), what="the push"
+        )
+        await kb.wait_for(
+            lambda: (status_of(kube).get("current") or {}).get("maxQueueWaitMs") == 60,
+            what="the limit in status",
+        )
+        cm = kube.get(kb.CONFIGMAPS, NAMESPACE, f"{DEPLOYMENT}-latencyslo")
+        assert json.loads(cm["data"]["config.json"]) == {
+            "variant": "full", "batchWindowMs": 0, "maxBatchSize": 16, "maxQueueWaitMs": 60,
+        }  # fmt: skip
+        assert all(p.config["maxBatchSize"] == 16 for p in pods)
+        status = status_of(kube)
+        first = status["history"][-1]
+        assert first["action"] == "Hold"
+        assert first["applied"] is True
+        assert "max batch size 32 -> 16 and queue wait limit unknown -> 60ms" in first["reason"]
+        assert kube.get(kb.DEPLOYMENTS, NAMESPACE, DEPLOYMENT)["spec"]["replicas"] == 2
+        events = kb.events_for(kube, NAMESPACE, NAME)
+        batching = [e["message"] for e in events if e["reason"] == "BatchWindowChanged"]
+        assert any("queue wait limit unknown -> 60ms" in m for m in batching), batching
+
+        await kube.patch_object(
+            kb.LATENCYSLOS, NAMESPACE, NAME, {"spec": {"batching": {"maxQueueWaitMs": 0}}}
+        )
+        await kb.wait_for(
+            lambda: all(p.config.get("maxQueueWaitMs") == 0 for p in pods), what="the new limit"
+        )
+        puts = [len(p.puts) for p in pods]
+        await steps(kube, 3)
+        assert [len(p.puts) for p in pods] == puts  # in force: not pushed again
+        assert (status_of(kube).get("current") or {}).get("maxQueueWaitMs") == 0

@@ -123,6 +123,10 @@ GOOD = [
     Case("example-recommend", base="recommend.yaml"),
     Case("preferred-omitted-means-first-allowed", {"spec.variants.allowed": ["quantized"]}),
     Case("preferred-null-is-omitted", {"spec.variants.preferred": None}),
+    Case("queue-wait-limit", {"spec.batching.maxQueueWaitMs": 60}),
+    Case("queue-wait-limit-zero", {"spec.batching.maxQueueWaitMs": 0}),
+    Case("queue-wait-limit-null-is-omitted", {"spec.batching.maxQueueWaitMs": None}),
+    Case("queue-wait-limit-in-status", {"status.current.maxQueueWaitMs": 60}),
     Case("object-null-takes-default", {"spec.replicas": None, "spec.batching": None}),
     Case("field-null-takes-default", {"spec.replicas.min": None, "spec.replicas.max": 3}),
     Case("label-value-null-is-pruned", {"spec.metrics.labels": {"tier": None, "app": "a"}}),
@@ -231,6 +235,30 @@ BAD = [
     ),
     Case(
         "batch-size-zero", {"spec.batching.maxBatchSize": 0}, "schema", "spec.batching.maxBatchSize"
+    ),
+    Case(
+        "queue-wait-limit-negative",
+        {"spec.batching.maxQueueWaitMs": -1},
+        "schema",
+        "spec.batching.maxQueueWaitMs",
+    ),
+    Case(
+        "queue-wait-limit-above-600000",
+        {"spec.batching.maxQueueWaitMs": 600_001},
+        "schema",
+        "spec.batching.maxQueueWaitMs",
+    ),
+    Case(
+        "queue-wait-limit-string",
+        {"spec.batching.maxQueueWaitMs": "60"},
+        "schema",
+        "spec.batching.maxQueueWaitMs",
+    ),
+    Case(
+        "queue-wait-limit-fraction",
+        {"spec.batching.maxQueueWaitMs": 60.5},
+        "schema",
+        "spec.batching.maxQueueWaitMs",
     ),
     Case("allowed-empty", {"spec.variants.allowed": []}, "schema", "spec.variants.allowed"),
     Case(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from slo_operator.actuate.kubernetes import (
@@ -52,6 +54,17 @@ def test_runtime_config_round_trip() -> None:
     )
 
 
+def test_the_queue_wait_limit_is_written_only_where_set() -> None:
+    limited = RuntimeConfig(3, 12, 32, "quantized", max_queue_wait_ms=60)
+    text = render_runtime_config(limited)
+    assert json.loads(text)["maxQueueWaitMs"] == 60
+    assert parse_runtime_config(text, 3) == limited
+    assert "maxQueueWaitMs" not in render_runtime_config(limited.with_(max_queue_wait_ms=None))
+    # a worker's GET answer carries its own (a float where an admin set one)
+    body = '{"variant":"full","batchWindowMs":0,"maxBatchSize":8,"maxQueueWaitMs":70.4}'
+    assert parse_runtime_config(body, 1).max_queue_wait_ms == 70
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -60,6 +73,10 @@ def test_runtime_config_round_trip() -> None:
         '{"variant": "turbo", "batchWindowMs": 1, "maxBatchSize": 1}',
         '{"variant": "full", "batchWindowMs": "1", "maxBatchSize": 1}',
         '{"variant": "full", "batchWindowMs": 1}',
+        '{"variant": "full", "batchWindowMs": 1, "maxBatchSize": 1, "maxQueueWaitMs": -1}',
+        '{"variant": "full", "batchWindowMs": 1, "maxBatchSize": 1, "maxQueueWaitMs": "60"}',
+        '{"variant": "full", "batchWindowMs": 1, "maxBatchSize": 1, "maxQueueWaitMs": 1e400}',
+        '{"variant": "full", "batchWindowMs": 1, "maxBatchSize": 1, "maxQueueWaitMs": true}',
     ],
 )
 def test_bad_runtime_config_is_refused(text: str) -> None:

@@ -164,6 +164,23 @@ def test_one_event_per_knob() -> None:
     assert all(e.type == "Normal" for e in events)
 
 
+def test_the_queue_wait_limit_is_an_event_and_a_change_only_where_set() -> None:
+    before = cfg(2, 8)
+    events = s.change_events(
+        before, before.with_(max_queue_wait_ms=60), "as the spec sets", deployment="d"
+    )
+    assert reasons(events) == ["BatchWindowChanged"]
+    assert events[0].message == (
+        "Batch window 8ms -> 8ms, max batch size 32 -> 32, queue wait limit unknown -> 60ms: "
+        "as the spec sets"
+    )
+    zero = s.describe_change(before.with_(max_queue_wait_ms=60), before.with_(max_queue_wait_ms=0))
+    assert zero == "queue wait limit 60ms->none"
+    # left to the workers (None): no change, whatever they run
+    assert s.change_events(before.with_(max_queue_wait_ms=60), before, "", deployment="d") == []
+    assert s.describe_change(before.with_(max_queue_wait_ms=60), before) == "no change"
+
+
 def test_scale_down_and_restore() -> None:
     events = s.change_events(
         cfg(4, variant="distilled"), cfg(3, variant="quantized"), "", deployment="d"

@@ -41,7 +41,12 @@ def specs(draw: st.DrawFn) -> LatencySLOSpec:
     return make_spec(
         objective={"latencyMs": draw(st.sampled_from([20, 50, 100, 250]))},
         replicas={"min": lo, "max": hi},
-        batching={"minWindowMs": wlo, "maxWindowMs": whi},
+        batching={
+            "minWindowMs": wlo,
+            "maxWindowMs": whi,
+            "maxBatchSize": draw(st.sampled_from([8, 32])),
+            "maxQueueWaitMs": draw(st.sampled_from([None, 0, 60])),
+        },
         variants={
             "allowed": allowed,
             "qualityBudget": {"maxDegradedFraction": draw(st.sampled_from([0, 0.2, 1]))},
@@ -71,6 +76,7 @@ configs = st.builds(
     batch_window_ms=st.integers(0, 100),
     max_batch_size=st.sampled_from([1, 8, 32]),
     variant=st.sampled_from(VARIANTS),
+    max_queue_wait_ms=st.sampled_from([None, 0, 60]),
 )
 states = st.sampled_from([settled(), initial_state(NOW - 30.0), initial_state(0.0)])
 
@@ -82,13 +88,27 @@ def test_bounds_are_always_respected(
 ) -> None:
     decision, new_state = decide(spec, o, current, PROFILES, state, NOW)
     target = decision.target
-    if not decision.is_hold:
+    moved = target != current
+    if moved:
         assert spec.replicas.min <= target.replicas <= spec.replicas.max
         assert spec.batching.min_window_ms <= target.batch_window_ms <= spec.batching.max_window_ms
         assert target.variant in spec.variants.allowed
         assert target.max_batch_size == spec.batching.max_batch_size
+        wait = spec.batching.max_queue_wait_ms
+        assert target.max_queue_wait_ms == (current.max_queue_wait_ms if wait is None else wait)
+    else:
+        assert decision.is_hold
     assert decision.reason.strip()
-    assert decision.apply == (spec.policy.mode.value == "Enforce" and bool(decision.actions))
+    # a knob that moves, or a worker setting the spec sets and the workers lack (a hold)
+    assert decision.apply == (spec.policy.mode.value == "Enforce" and moved)
+    settings_differ = (current.max_batch_size, current.max_queue_wait_ms) != (
+        spec.batching.max_batch_size,
+        current.max_queue_wait_ms
+        if spec.batching.max_queue_wait_ms is None
+        else spec.batching.max_queue_wait_ms,
+    )
+    if spec.policy.mode.value != "Paused":
+        assert moved == (bool(decision.actions) or settings_differ)
     ControllerState.from_dict(new_state.to_dict())  # the memory stays serializable
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from slo_operator.model.profiles import REFERENCE_PROFILES
-from slo_operator.sim.runner import run_scenario
+from slo_operator.sim.engine import SimSettings
+from slo_operator.sim.runner import default_spec, run_scenario
 from slo_operator.sim.workloads import STEP_AT_S
 
 
@@ -30,3 +31,24 @@ def test_step_is_bridged_by_the_fast_knobs_before_new_replicas_are_ready() -> No
     # and a replica-only autoscaler does worse on the same arrivals
     assert keda.metrics["recovery_seconds"] > m["recovery_seconds"]
     assert keda.metrics["slo_attainment_requests"] < m["slo_attainment_requests"]
+
+
+@pytest.mark.slow
+def test_the_specs_queue_wait_limit_is_the_workers() -> None:
+    """A LatencySLO's `maxQueueWaitMs` runs as the workers' own limit would, for every policy
+    (the operator keeps every worker at it); without one, the workers' flag stands."""
+    spec = default_spec()
+    batching = spec.batching.model_copy(update={"max_queue_wait_ms": 45})
+    limited = spec.model_copy(update={"batching": batching})
+    run = dict(policies=["latencyslo", "keda"], profiles=REFERENCE_PROFILES, duration_s=600.0)
+    by_spec = run_scenario("bursty", spec=limited, **run)  # type: ignore[arg-type]
+    by_flag = run_scenario(
+        "bursty",
+        spec=spec,
+        settings=SimSettings(queue_wait_ms=45.0),
+        **run,  # type: ignore[arg-type]
+    )
+    none = run_scenario("bursty", spec=spec, **run)  # type: ignore[arg-type]
+    for policy in ("latencyslo", "keda"):
+        assert by_spec.runs[policy].metrics == by_flag.runs[policy].metrics
+        assert by_spec.runs[policy].metrics != none.runs[policy].metrics
