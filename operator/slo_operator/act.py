@@ -154,7 +154,11 @@ class Acting:
                 batch_window_ms=target.batch_window_ms,
                 max_batch_size=target.max_batch_size,
                 variant=target.variant,
-                max_queue_wait_ms=target.max_queue_wait_ms,
+                max_queue_wait_ms=(  # None: not written, the workers keep theirs
+                    in_force.max_queue_wait_ms
+                    if target.max_queue_wait_ms is None
+                    else target.max_queue_wait_ms
+                ),
             )
         return applied, in_force
 
@@ -163,7 +167,7 @@ def _took(applied: ApplyResult, current: RuntimeConfig, target: RuntimeConfig) -
     """Whether a knob that had to move did: each knob counts on its own outcome (a config
     write that found the target already there does not make a failed scale a change)."""
     scale = target.replicas != current.replicas
-    config = target.with_(replicas=current.replicas) != current
+    config = target.config_differs(current)
     return (scale and applied.replicas_set) or (config and applied.config_written)
 
 

@@ -47,6 +47,17 @@ class RuntimeConfig:
     def with_(self, **changes: Any) -> RuntimeConfig:
         return replace(self, **changes)
 
+    def config_differs(self, current: RuntimeConfig) -> bool:
+        """Whether this target's worker configuration (all but replicas) differs from
+        `current`'s; a queue wait limit left to the workers (None) is no difference."""
+        wait = self.max_queue_wait_ms
+        same_wait = current.max_queue_wait_ms if wait is None else wait
+        return self.with_(replicas=current.replicas, max_queue_wait_ms=same_wait) != current
+
+    def differs(self, current: RuntimeConfig) -> bool:
+        """Whether this target moves anything from `current` (replicas included)."""
+        return self.replicas != current.replicas or self.config_differs(current)
+
     def queue_wait_words(self) -> str:
         """The queue wait limit for a message: `60ms`, `none` (0) or `unknown` (None)."""
         ms = self.max_queue_wait_ms

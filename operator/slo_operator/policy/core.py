@@ -191,7 +191,7 @@ def record_applied(
     knob whose write failed is not counted: no cooldown starts, no dwell, no learning pause."""
     st = state
     scaled = replicas and target.replicas != current.replicas
-    configured = config and target.with_(replicas=current.replicas) != current
+    configured = config and target.config_differs(current)
     if scaled and target.replicas > current.replicas:
         st = replace(st, last_scale_up_at=now, pending_up=(now, target.replicas))
     if scaled and target.replicas < current.replicas:

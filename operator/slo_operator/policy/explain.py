@@ -104,7 +104,7 @@ def explain(
         parts.append(f"window {current.batch_window_ms} -> {target.batch_window_ms}ms")
     if not feasible:
         parts.append(f"even {spec.replicas.max} replicas (replicas.max) cannot meet the aim")
-    if target == current:
+    if not target.differs(current):
         parts.append(
             f"holding {current.replicas} replica(s), {current.variant}, "
             f"window {current.batch_window_ms}ms"

@@ -116,7 +116,7 @@ def hold(
         n = conformed.replicas
         target = conformed.with_(replicas=n - 1)
         reason = f"{why} for {idle_s / 60:.0f} min: {n} -> {n - 1} replicas, toward replicas.min"
-    if conformed != current and target == conformed:
+    if conformed.differs(current) and target == conformed:
         reason = f"{reason}; moved into the spec's bounds"
     return st, target, reason, predicted
 

@@ -112,11 +112,8 @@ class ControllerParams:
                 if config.variant in spec.variants.ladder
                 else spec.variants.effective_preferred
             ),
-            max_queue_wait_ms=(  # left to the workers where the spec does not set it
-                config.max_queue_wait_ms
-                if spec.batching.max_queue_wait_ms is None
-                else spec.batching.max_queue_wait_ms
-            ),
+            # None where the spec leaves it to the workers: then neither written nor compared
+            max_queue_wait_ms=spec.batching.max_queue_wait_ms,
         )
 
 

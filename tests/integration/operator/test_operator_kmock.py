@@ -408,3 +408,22 @@ async def test_the_specs_worker_settings_reach_the_workers_while_the_controller_
         await steps(kube, 3)
         assert [len(p.puts) for p in pods] == puts  # in force: not pushed again
         assert (status_of(kube).get("current") or {}).get("maxQueueWaitMs") == 0
+
+
+async def test_a_limit_the_spec_leaves_stays_the_workers_own(
+    kube, prometheus_api, pods, profiles_file
+):
+    """Workers started with their own limit (read from a pod: no ConfigMap yet) and a spec
+    without one: the change writes no limit, so pods started later keep their flag's."""
+    for pod in pods:
+        pod.config["maxQueueWaitMs"] = 60
+    await seed_workload(kube, pods)
+    prometheus_api.set(p99_ms=400, rate=300)
+    async with running_operator(kube, operator_settings(prometheus_api.url, profiles_file)):
+        await kube.create(kb.LATENCYSLOS, kb.latencyslo(NAMESPACE, NAME, slo_spec()))
+        await kb.wait_for(lambda: all(p.puts for p in pods), what="the push of a scale-up")
+    cm = kube.get(kb.CONFIGMAPS, NAMESPACE, f"{DEPLOYMENT}-latencyslo")
+    assert "maxQueueWaitMs" not in json.loads(cm["data"]["config.json"])
+    for pod in pods:
+        assert all("maxQueueWaitMs" not in put for put in pod.puts)
+        assert pod.config["maxQueueWaitMs"] == 60

@@ -94,18 +94,15 @@ def test_bounds_are_always_respected(
         assert spec.batching.min_window_ms <= target.batch_window_ms <= spec.batching.max_window_ms
         assert target.variant in spec.variants.allowed
         assert target.max_batch_size == spec.batching.max_batch_size
-        wait = spec.batching.max_queue_wait_ms
-        assert target.max_queue_wait_ms == (current.max_queue_wait_ms if wait is None else wait)
+        assert target.max_queue_wait_ms == spec.batching.max_queue_wait_ms  # None: not written
     else:
         assert decision.is_hold
     assert decision.reason.strip()
     # a knob that moves, or a worker setting the spec sets and the workers lack (a hold)
     assert decision.apply == (spec.policy.mode.value == "Enforce" and moved)
-    settings_differ = (current.max_batch_size, current.max_queue_wait_ms) != (
-        spec.batching.max_batch_size,
-        current.max_queue_wait_ms
-        if spec.batching.max_queue_wait_ms is None
-        else spec.batching.max_queue_wait_ms,
+    wait = spec.batching.max_queue_wait_ms
+    settings_differ = current.max_batch_size != spec.batching.max_batch_size or (
+        wait is not None and current.max_queue_wait_ms != wait
     )
     if spec.policy.mode.value != "Paused":
         assert moved == (bool(decision.actions) or settings_differ)

@@ -78,3 +78,21 @@ def test_missing_data_still_writes_them() -> None:
     assert d.action is Action.HOLD
     assert d.apply
     assert (d.target.replicas, d.target.variant, d.target.max_batch_size) == (2, "full", 8)
+
+
+def test_a_limit_the_spec_leaves_to_the_workers_is_never_written() -> None:
+    """Read from a worker (60 ms) with the spec silent: a change carries no limit (None: the
+    ConfigMap and the push leave it out), a hold keeps the configuration read and says so."""
+    spec = make_spec()
+    current = cfg(replicas=2).with_(max_queue_wait_ms=60)
+    up, _ = decide(spec, obs(rate=3000, p99=400, ready=2), current, PROFILES, settled(), NOW)
+    assert up.actions
+    assert up.target.max_queue_wait_ms is None
+    assert "maxQueueWaitMs" not in up.target.worker_payload()
+    assert "queue wait limit" not in up.reason
+    hold, _ = decide(
+        spec, obs(rate=500, ready=2, current=current), current, PROFILES, settled(), NOW
+    )
+    assert hold.target == current
+    assert not hold.apply
+    assert "holding 2 replica(s)" in hold.reason
