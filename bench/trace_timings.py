@@ -130,8 +130,9 @@ def main() -> None:
     loads = [float(x) for x in args.loads.split(",")]
     policies = args.policy.split(",")
     profiles, plant = _setup()
+    spec = _spec(args.slo)
     capacity = run_scenario(
-        "trace", policies=[], spec=_spec(args.slo), profiles=profiles, plant=plant
+        "trace", policies=[], spec=spec, profiles=profiles, plant=plant
     ).calibration.capacity_rps  # one replica of the preferred variant at the target, measured
     jobs: list[Job] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,7 +169,7 @@ def main() -> None:
     doc = {"sources": [s.name for s in sources], "step_s": args.step, "loads": loads,
            "replica_capacity_rps": capacity, "slo": None if args.slo is None else args.slo.name,
            "seeds": args.seeds, "queue_limit": args.queue_limit,
-           "queue_wait_ms": worker_settings(_spec(args.slo), settings).queue_wait_ms,
+           "queue_wait_ms": worker_settings(spec, settings).queue_wait_ms,
            "summary": summary,
            "runs": runs}  # fmt: skip
     args.json.write_text(json.dumps(doc, indent=2) + "\n")

@@ -192,13 +192,6 @@ def _variant_rank(variant: str, order: Sequence[str]) -> int:
     return ranking.index(variant) if variant in ranking else len(ranking)
 
 
-def _limit_moved(before: RuntimeConfig, after: RuntimeConfig) -> bool:
-    """The queue wait limit was set to a new value (None: left to the workers, no move)."""
-    return (
-        after.max_queue_wait_ms is not None and after.max_queue_wait_ms != before.max_queue_wait_ms
-    )
-
-
 def describe_change(before: RuntimeConfig, after: RuntimeConfig) -> str:
     """`replicas 2->4, window 8->12ms, variant full->quantized` (only what moves)."""
     parts = []
@@ -208,7 +201,7 @@ def describe_change(before: RuntimeConfig, after: RuntimeConfig) -> str:
         parts.append(f"batch window {before.batch_window_ms}->{after.batch_window_ms}ms")
     if before.max_batch_size != after.max_batch_size:
         parts.append(f"max batch size {before.max_batch_size}->{after.max_batch_size}")
-    if _limit_moved(before, after):
+    if after.sets_queue_wait(before):
         parts.append(f"queue wait limit {before.queue_wait_words()}->{after.queue_wait_words()}")
     if before.variant != after.variant:
         parts.append(f"variant {before.variant}->{after.variant}")
@@ -246,7 +239,7 @@ def change_events(
                 ),
             )
         )
-    limit = _limit_moved(before, after)
+    limit = after.sets_queue_wait(before)
     if limit or (before.batch_window_ms, before.max_batch_size) != (
         after.batch_window_ms,
         after.max_batch_size,

@@ -47,12 +47,16 @@ class RuntimeConfig:
     def with_(self, **changes: Any) -> RuntimeConfig:
         return replace(self, **changes)
 
+    def sets_queue_wait(self, current: RuntimeConfig) -> bool:
+        """Whether this target sets a queue wait limit `current` does not have (None: left to
+        the workers, never a change)."""
+        return self.max_queue_wait_ms not in (None, current.max_queue_wait_ms)
+
     def config_differs(self, current: RuntimeConfig) -> bool:
         """Whether this target's worker configuration (all but replicas) differs from
-        `current`'s; a queue wait limit left to the workers (None) is no difference."""
-        wait = self.max_queue_wait_ms
-        same_wait = current.max_queue_wait_ms if wait is None else wait
-        return self.with_(replicas=current.replicas, max_queue_wait_ms=same_wait) != current
+        `current`'s."""
+        rest = self.with_(replicas=current.replicas, max_queue_wait_ms=current.max_queue_wait_ms)
+        return rest != current or self.sets_queue_wait(current)
 
     def differs(self, current: RuntimeConfig) -> bool:
         """Whether this target moves anything from `current` (replicas included)."""

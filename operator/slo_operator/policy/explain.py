@@ -41,7 +41,7 @@ def settings_note(current: RuntimeConfig, target: RuntimeConfig) -> str:
     parts = []
     if target.max_batch_size != current.max_batch_size:
         parts.append(f"max batch size {current.max_batch_size} -> {target.max_batch_size}")
-    if target.max_queue_wait_ms not in (None, current.max_queue_wait_ms):
+    if target.sets_queue_wait(current):
         parts.append(
             f"queue wait limit {current.queue_wait_words()} -> {target.queue_wait_words()}"
         )
