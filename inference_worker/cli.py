@@ -13,6 +13,8 @@ from pathlib import Path
 
 import click
 
+from slo_contracts.runtime import MAX_BATCH_SIZE, MAX_QUEUE_WAIT_MS, MAX_WINDOW_MS
+
 THREADS = click.option(
     "--threads",
     type=click.IntRange(min=1),
@@ -97,11 +99,11 @@ def _admin_token(token_file: Path | None) -> str | None:
 @DEVICE
 @click.option("--variant", envvar="LATENCYSLO_VARIANT", help="Initial variant [manifest default].")
 @click.option(
-    "--batch-window-ms", type=click.FloatRange(0, 1000), envvar="LATENCYSLO_BATCH_WINDOW_MS",
-    default=0.0, show_default=True,
+    "--batch-window-ms", type=click.FloatRange(0, MAX_WINDOW_MS),
+    envvar="LATENCYSLO_BATCH_WINDOW_MS", default=0.0, show_default=True,
 )  # fmt: skip
 @click.option(
-    "--max-batch-size", type=click.IntRange(1, 1024), envvar="LATENCYSLO_MAX_BATCH_SIZE",
+    "--max-batch-size", type=click.IntRange(1, MAX_BATCH_SIZE), envvar="LATENCYSLO_MAX_BATCH_SIZE",
     default=32, show_default=True,
 )  # fmt: skip
 @click.option(
@@ -109,7 +111,7 @@ def _admin_token(token_file: Path | None) -> str | None:
     show_default=True, help="Queued requests before 503.",
 )  # fmt: skip
 @click.option(
-    "--max-queue-wait-ms", type=click.FloatRange(min=0, max=600_000),
+    "--max-queue-wait-ms", type=click.FloatRange(min=0, max=MAX_QUEUE_WAIT_MS),
     envvar="LATENCYSLO_MAX_QUEUE_WAIT_MS", default=0.0, show_default=True,
     help="A request that waited longer than the batch window plus this in the queue is "
     "answered 503 unrun (0: no limit).",

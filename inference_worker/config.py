@@ -14,9 +14,9 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-MAX_WINDOW_MS = 1000
-MAX_BATCH_SIZE = 1024
-MAX_QUEUE_WAIT_MS = 600_000
+from slo_contracts.runtime import MAX_BATCH_SIZE, MAX_QUEUE_WAIT_MS, MAX_WINDOW_MS
+
+__all__ = ["MAX_BATCH_SIZE", "MAX_QUEUE_WAIT_MS", "MAX_WINDOW_MS"]
 FIELDS = ("variant", "batchWindowMs", "maxBatchSize", "maxQueueWaitMs")
 
 

@@ -9,6 +9,8 @@ both import this package:
   that `latencyslo calibrate` writes and the controller reads;
 - `slo_contracts.batch_times`: `BatchTimes`, every measured batch time behind a profile (its
   optional `batch_times` field), for a simulator to draw service times from.
+- `slo_contracts.runtime`: the bounds of a worker's runtime configuration (window, batch
+  size, queue wait limit).
 
 Pure: standard library only (a test checks the import graph).
 """

@@ -26,15 +26,9 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    WithJsonSchema,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
+from slo_contracts.runtime import MAX_BATCH_SIZE, MAX_QUEUE_WAIT_MS, MAX_WINDOW_MS
 from slo_operator.api_status import Action as Action
 from slo_operator.api_status import AttainmentStatus as AttainmentStatus
 from slo_operator.api_status import Condition as Condition
@@ -278,15 +272,21 @@ class Batching(ApiModel):
     )
 
     min_window_ms: ApiInt = Field(
-        0, ge=0, le=1000, description="Smallest batch window in milliseconds (0 = no waiting)."
+        0,
+        ge=0,
+        le=MAX_WINDOW_MS,
+        description="Smallest batch window in milliseconds (0 = no waiting).",
     )
     max_window_ms: ApiInt = Field(
-        50, ge=0, le=1000, description="Largest batch window in milliseconds, min <= max <= 1000."
+        50,
+        ge=0,
+        le=MAX_WINDOW_MS,
+        description="Largest batch window in milliseconds, min <= max <= 1000.",
     )
     max_batch_size: ApiInt = Field(
-        32, ge=1, le=1024, description="Most requests in one batch, 1..1024."
+        32, ge=1, le=MAX_BATCH_SIZE, description="Most requests in one batch, 1..1024."
     )
-    max_queue_wait_ms: Annotated[ApiInt, Ge(0), Le(600_000)] | None = Field(
+    max_queue_wait_ms: Annotated[ApiInt, Ge(0), Le(MAX_QUEUE_WAIT_MS)] | None = Field(
         None,
         description=(
             "Longest wait in a worker's queue beyond the batch window, ms, before a request is "

@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from slo_contracts.runtime import MAX_BATCH_SIZE, MAX_QUEUE_WAIT_MS, MAX_WINDOW_MS
 from slo_operator.spec import VARIANTS
 from slo_operator.types import RuntimeConfig
 
 CONFIG_KEY = "config.json"
-MAX_WINDOW_MS = 1000
-"""The worker's bounds on its runtime configuration (docs/contracts.md)."""
-MAX_BATCH_SIZE = 1024
-MAX_QUEUE_WAIT_MS = 600_000
 
 
 def configmap_name(deployment: str) -> str:

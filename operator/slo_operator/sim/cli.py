@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from slo_contracts.runtime import MAX_QUEUE_WAIT_MS
 from slo_operator.sim.engine import SimSettings
 from slo_operator.sim.plant import measured_plant
 from slo_operator.sim.policies import POLICIES, InfeasibleTarget
@@ -105,7 +106,7 @@ def _policies(value: str) -> list[str]:
               help="Requests a replica queues before it answers 503 (the worker's "
               "--max-queue).")  # fmt: skip
 @click.option("--max-queue-wait-ms", default=SimSettings.queue_wait_ms, show_default=True,
-              type=click.FloatRange(0, 60_000),
+              type=click.FloatRange(0, MAX_QUEUE_WAIT_MS),
               help="A request that waited longer than the batch window plus this in a "
               "replica's queue is answered 503 unrun (the worker's --max-queue-wait-ms; 0: "
               "no limit).")  # fmt: skip

@@ -18,11 +18,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from slo_contracts.runtime import MAX_QUEUE_WAIT_MS
 from slo_operator.spec import LatencySLO
 from slo_operator.validate import check_document
 from tests.unit.helm.monitoring_schemas import SCHEMAS as MONITORING_SCHEMAS
 from tests.unit.helm.render import (
     CHART_DIR,
+    GPU_WORKER,
     MONITORING_ON,
     NAMESPACE,
     RELEASE,
@@ -271,6 +273,19 @@ def test_schema_rejects_bad_values(case: str, values: dict[str, Any]) -> None:
         # an install (render) refuses them too
         with pytest.raises(helm.HelmError):
             chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_the_queue_wait_bound_is_the_workers() -> None:
+    """The chart takes every limit a worker takes (`slo_contracts.runtime`), and no more."""
+    worker = {**GPU_WORKER, "maxQueueWaitMs": MAX_QUEUE_WAIT_MS}
+    with helm.Chart.load(CHART_DIR) as chart:
+        chart.validate_schema({"demo": {"maxQueueWaitMs": MAX_QUEUE_WAIT_MS}, "workers": [worker]})
+        for values in (
+            {"demo": {"maxQueueWaitMs": MAX_QUEUE_WAIT_MS + 1}},
+            {"workers": [{**worker, "maxQueueWaitMs": MAX_QUEUE_WAIT_MS + 1}]},
+        ):
+            with pytest.raises(helm.HelmError, match="maxQueueWaitMs"):
+                chart.validate_schema(values)
 
 
 def test_schema_error_names_the_key() -> None:
@@ -1120,7 +1135,6 @@ def test_own_worker_follows_the_same_contract_as_the_demo_worker() -> None:
 
 
 def test_own_worker_gpu_knobs_reach_the_pod() -> None:
-    from tests.unit.helm.render import GPU_WORKER
 
     own = one(render_value_set("gpu-workers"), "Deployment", "sentiment-gpu")
     pod = own["spec"]["template"]["spec"]
@@ -1162,7 +1176,6 @@ def test_own_worker_env_parses_with_the_worker_command(monkeypatch: pytest.Monke
 def test_the_queue_wait_limit_reaches_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     """`maxQueueWaitMs` (demo, and each of `workers`) becomes the worker's
     `--max-queue-wait-ms`; left at 0 or out, the worker runs without a limit."""
-    from tests.unit.helm.render import GPU_WORKER
 
     cli = pytest.importorskip("inference_worker.cli")
     values = merge(VALUE_SETS["demo"], {"demo": {"maxQueueWaitMs": 50}})
@@ -1194,7 +1207,6 @@ def test_the_queue_wait_limit_reaches_the_workers(monkeypatch: pytest.MonkeyPatc
     ],
 )
 def test_own_worker_inconsistent_values_fail(worker: dict[str, Any], message: str) -> None:
-    from tests.unit.helm.render import GPU_WORKER
 
     values = {
         "operator": {"watchNamespaces": ["ml"]},
