@@ -68,6 +68,9 @@ class ConfigSnapshot(ApiModel):
     replicas: ApiInt = Field(..., description="Replicas.")
     batch_window_ms: ApiInt = Field(..., description="Batch window, ms.")
     max_batch_size: ApiInt | None = Field(None, description="Max batch size.")
+    max_queue_wait_ms: ApiInt | None = Field(
+        None, description="Queue wait limit, ms (0: none); absent: the workers' own."
+    )
     variant: VariantName = Field(..., description="Model variant.")
 
 

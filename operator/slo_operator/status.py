@@ -133,6 +133,7 @@ def snapshot(config: RuntimeConfig) -> ConfigSnapshot:
         replicas=config.replicas,
         batch_window_ms=config.batch_window_ms,
         max_batch_size=config.max_batch_size,
+        max_queue_wait_ms=config.max_queue_wait_ms,
         variant=config.variant,  # type: ignore[arg-type]
     )
 
@@ -142,6 +143,7 @@ def config_of(snap: ConfigSnapshot, fallback_batch: int) -> RuntimeConfig:
         replicas=snap.replicas,
         batch_window_ms=snap.batch_window_ms,
         max_batch_size=snap.max_batch_size if snap.max_batch_size is not None else fallback_batch,
+        max_queue_wait_ms=snap.max_queue_wait_ms,
         variant=snap.variant,
     )
 

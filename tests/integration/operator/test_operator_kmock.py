@@ -393,6 +393,7 @@ async def test_the_specs_worker_settings_reach_the_workers_while_the_controller_
         assert first["action"] == "Hold"
         assert first["applied"] is True
         assert "max batch size 32 -> 16 and queue wait limit unknown -> 60ms" in first["reason"]
+        assert (first["from"]["maxQueueWaitMs"], first["to"]["maxQueueWaitMs"]) == (None, 60)
         assert kube.get(kb.DEPLOYMENTS, NAMESPACE, DEPLOYMENT)["spec"]["replicas"] == 2
         events = kb.events_for(kube, NAMESPACE, NAME)
         batching = [e["message"] for e in events if e["reason"] == "BatchWindowChanged"]

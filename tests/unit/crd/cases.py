@@ -59,6 +59,12 @@ DECISION = {
     "reason": "p99 212ms > 150ms target at 41 req/s",
     "applied": True,
 }
+LIMIT_SET = {  # a hold that only wrote the spec's queue wait limit
+    **DECISION,
+    "action": "Hold",
+    "from": {**DECISION["from"], "maxQueueWaitMs": None},
+    "to": {**DECISION["from"], "maxQueueWaitMs": 60},
+}
 CONDITION = {
     "type": "SLOMet",
     "status": "False",
@@ -127,6 +133,7 @@ GOOD = [
     Case("queue-wait-limit-zero", {"spec.batching.maxQueueWaitMs": 0}),
     Case("queue-wait-limit-null-is-omitted", {"spec.batching.maxQueueWaitMs": None}),
     Case("queue-wait-limit-in-status", {"status.current.maxQueueWaitMs": 60}),
+    Case("queue-wait-limit-in-history", {"status.history": [LIMIT_SET]}),
     Case("object-null-takes-default", {"spec.replicas": None, "spec.batching": None}),
     Case("field-null-takes-default", {"spec.replicas.min": None, "spec.replicas.max": 3}),
     Case("label-value-null-is-pruned", {"spec.metrics.labels": {"tier": None, "app": "a"}}),
@@ -253,6 +260,12 @@ BAD = [
         {"spec.batching.maxQueueWaitMs": "60"},
         "schema",
         "spec.batching.maxQueueWaitMs",
+    ),
+    Case(
+        "queue-wait-limit-in-history-string",
+        {"status.lastDecision": {**DECISION, "to": {**DECISION["to"], "maxQueueWaitMs": "60"}}},
+        "schema",
+        "status.lastDecision.to.maxQueueWaitMs",
     ),
     Case(
         "queue-wait-limit-fraction",

@@ -110,6 +110,7 @@ def test_decision_record() -> None:
         "replicas": 2,
         "batchWindowMs": 8,
         "maxBatchSize": 32,
+        "maxQueueWaitMs": None,
         "variant": "full",
     }
     assert wire["to"]["variant"] == "quantized"
@@ -117,6 +118,16 @@ def test_decision_record() -> None:
     assert len(wire["reason"]) == 1024
     assert wire["reason"].endswith("...")
     assert wire["applied"] is True
+
+
+def test_a_decision_records_the_queue_wait_limit() -> None:
+    """A hold that only sets the spec's limit shows it: from the workers' own to the spec's."""
+    target = cfg().with_(max_queue_wait_ms=60)
+    record = s.decision_record(Decision(Action.HOLD, target, "hold"), cfg(), now=T0, applied=True)
+    wire = record.model_dump(by_alias=True, mode="json")
+    assert (wire["from"]["maxQueueWaitMs"], wire["to"]["maxQueueWaitMs"]) == (None, 60)
+    assert s.config_of(record.to, 16) == target  # read back whole: an interrupted step
+    LatencySLOStatus(history=[record])
 
 
 def test_history_is_bounded_newest_first() -> None:
