@@ -502,9 +502,10 @@ def _variant(
         return candidate, []
     if settled and not fits(spec, st, now, pol.interval_seconds):
         return pref, ["quality budget spent"]  # the budget is a limit, not a target
-    deeper = deepen_bridge(ctx, order, variant, serving, cf_fast, p_obs, aim, target_ms, fallen)
-    if confirmed and settled and kept and deeper != variant:  # an overload it cannot hold
-        return deeper, [f"{variant} does not hold the breach: {deeper} bridges"]
+    if confirmed and settled and kept:  # an overload the variant in force cannot hold
+        deeper = deepen_bridge(ctx, order, variant, serving, cf_fast, p_obs, aim, target_ms, fallen)
+        if deeper != variant:
+            return deeper, [f"{variant} does not hold the breach: {deeper} bridges"]
     if settled and dwell_ok and p_obs <= target_ms:
         cf = max(st.correction, lesson)  # a restore that failed here is not retried blind
         restored = restore_variant(ctx, order, variant, serving, cf, aim)
