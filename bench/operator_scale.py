@@ -43,10 +43,12 @@ import kmock  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from slo_local.promserver import PrometheusServer, free_port  # noqa: E402
+from slo_operator.api_status import ConfigSnapshot  # noqa: E402
 from slo_operator.loop import ControlLoop  # noqa: E402
 from slo_operator.metrics.prometheus import PrometheusSource  # noqa: E402
 from slo_operator.policy import OperatorLimits  # noqa: E402
 from slo_operator.run import load_profiles  # noqa: E402
+from slo_operator.status import config_of  # noqa: E402
 from slo_operator.types import ApplyResult, RuntimeConfig  # noqa: E402
 from tests.support import kube as kb  # noqa: E402
 from tests.support.synthetic import SyntheticExporter, Target, scrape_config  # noqa: E402
@@ -265,19 +267,14 @@ async def reference_decisions(
                 break
         if first is None:
             continue
-        was = first["from"]
-        config = RuntimeConfig(
-            replicas=was["replicas"],
-            batch_window_ms=was["batchWindowMs"],
-            max_batch_size=was.get("maxBatchSize") or 32,
-            variant=was["variant"],
-        )
+        was = ConfigSnapshot.model_validate(first["from"])
+        config = config_of(was, 32)
         source = PrometheusSource(prometheus_url, timeout_s=10.0, target=("deployment", deployment))
         loop = ControlLoop(
             name=name,
             namespace=namespace,
             metrics=source,
-            actuator=OneObject(config, was["replicas"]),
+            actuator=OneObject(config, was.replicas),
             profiles=baseline,
             limits=OperatorLimits(max_replicas=32, max_data_age_s=60.0, scrape_interval_s=scrape_s),
         )
@@ -290,17 +287,10 @@ async def reference_decisions(
             mine.action.value if mine else "Hold",
             mine.to.model_dump() if mine and mine.to else None,
         )
-        got_to = first.get("to")
+        got_to = first.get("to")  # read as the status is written: one form on both sides
         got = (
             first["action"],
-            {
-                "replicas": got_to["replicas"],
-                "batch_window_ms": got_to["batchWindowMs"],
-                "max_batch_size": got_to.get("maxBatchSize"),
-                "variant": got_to["variant"],
-            }
-            if got_to
-            else None,
+            ConfigSnapshot.model_validate(got_to).model_dump() if got_to else None,
         )
         if got == want:
             equal += 1
