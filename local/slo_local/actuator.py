@@ -281,7 +281,7 @@ class LocalActuator:
             config_written = False
             acked = total = 0
             old = self.desired
-            if target.worker_payload() != old.worker_payload():
+            if target.config_differs(old):  # a limit the target leaves is never a change
                 try:
                     self._write_config(target)
                     config_written = True
@@ -292,6 +292,11 @@ class LocalActuator:
                         batch_window_ms=target.batch_window_ms,
                         max_batch_size=target.max_batch_size,
                         variant=target.variant,
+                        max_queue_wait_ms=(
+                            old.max_queue_wait_ms
+                            if target.max_queue_wait_ms is None
+                            else target.max_queue_wait_ms
+                        ),
                     )
                     total, acked, push_errors = await self.push(self.desired)
                     errors += push_errors

@@ -130,6 +130,38 @@ async def test_a_crashed_replica_is_replaced(fixture_model: Path, tmp_path: Path
         await act.close()
 
 
+async def test_the_queue_wait_limit_is_pushed_once(fixture_model: Path, tmp_path: Path) -> None:
+    """A limit the target sets reaches the running workers and is then in force (not written
+    again at every step); a target that leaves it changes nothing."""
+    act = LocalActuator(
+        model_dir=fixture_model,
+        workdir=tmp_path,
+        initial=RuntimeConfig(1, 0, 32, "full"),
+        router=Router(),
+        env=WORKER_ENV,
+    )
+    try:
+        await act.start()
+        limited = RuntimeConfig(1, 0, 32, "full", max_queue_wait_ms=60)
+        first = await act.apply(limited)
+        assert first.config_written
+        assert (first.pods_total, first.pods_acknowledged, first.errors) == (1, 1, ())
+        assert await act.read() == (limited, 1)
+        async with httpx.AsyncClient() as client:
+            resp = await client.get(
+                act.replicas[0].admin_url + "/admin/config",
+                headers={"Authorization": f"Bearer {act.token}"},
+            )
+        assert resp.json()["maxQueueWaitMs"] == 60
+        for target in (limited, limited.with_(max_queue_wait_ms=None)):
+            again = await act.apply(target)
+            assert not again.config_written
+            assert again.pods_total == 0
+        assert await act.read() == (limited, 1)
+    finally:
+        await act.close()
+
+
 async def test_close_stops_starting_replicas_too(fixture_model: Path, tmp_path: Path) -> None:
     act = LocalActuator(
         model_dir=fixture_model,
