@@ -378,6 +378,7 @@ def build_scenario(
         batch_window_ms=spec.batching.min_window_ms,
         max_batch_size=spec.batching.max_batch_size,
         variant=spec.variants.effective_preferred,
+        max_queue_wait_ms=spec.batching.max_queue_wait_ms,  # the workers start at the spec's
     )
     for name, value in (("--warmup", warmup_s), ("--cooldown", cooldown_s)):
         if not 0 <= value <= 3600 or value != int(value):

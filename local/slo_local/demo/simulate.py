@@ -26,6 +26,7 @@ from slo_local.demo.scenario import Scenario
 from slo_operator.sim.engine import SimSettings, Simulation, Trace, slice_trace
 from slo_operator.sim.metrics import summarize
 from slo_operator.sim.policies import LatencySLOPolicy
+from slo_operator.sim.runner import worker_settings
 from slo_operator.types import ProfileSet
 
 
@@ -85,10 +86,13 @@ def simulate(
     route = wl.routing_draws(len(arrivals))
     warmup = round(scenario.warmup_s)
     spec = scenario.spec
-    settings = SimSettings(
-        startup_s=max(1, round(startup_s)),
-        switch_s=max(0, round(switch_s)),
-        scrape_s=max(1, scrape_s),
+    settings = worker_settings(  # the spec's queue wait limit, as the real workers run it
+        spec,
+        SimSettings(
+            startup_s=max(1, round(startup_s)),
+            switch_s=max(0, round(switch_s)),
+            scrape_s=max(1, scrape_s),
+        ),
     )
     sim = Simulation(
         arrivals,

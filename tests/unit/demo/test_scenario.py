@@ -212,6 +212,19 @@ def test_the_simulator_replays_the_scenario() -> None:
     assert trace.variant_names[trace.variant[-1]] == "full"
 
 
+def test_the_specs_queue_wait_limit_is_the_workers(tmp_path: Path) -> None:
+    """A user's SLO that sets `batching.maxQueueWaitMs`: the demo's workers start at it and
+    its simulated replay runs it (a 1 ms limit refuses what waited longer)."""
+    own = tmp_path / "slo.yaml"
+    own.write_text(DEFAULT_SLO.read_text().replace("batching:", "batching:\n    maxQueueWaitMs: 1"))
+    sc = build_scenario(slo_file=own)
+    assert sc.spec.batching.max_queue_wait_ms == 1
+    assert sc.initial.max_queue_wait_ms == 1
+    assert build_scenario().initial.max_queue_wait_ms is None
+    metrics, _ = simulate(sc, startup_s=3.0)
+    assert metrics["rejected"] > 0
+
+
 def test_the_run_scale_is_the_median_per_variant_with_a_fallback() -> None:
     variants = {"full": None, "quantized": None, "distilled": None}
     scale = run_scale({"full": [1.1, 1.3, 1.2], "quantized": [2.0]}, variants)
