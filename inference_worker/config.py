@@ -57,6 +57,9 @@ class RuntimeSettings:
     def window_label(self) -> str:
         return str(_number(self.batch_window_ms))
 
+    def queue_wait_label(self) -> str:
+        return str(_number(self.max_queue_wait_ms))
+
 
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value

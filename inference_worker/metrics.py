@@ -14,8 +14,8 @@ Each worker owns a registry (so tests can run several in one process) holding:
 - `inference_batch_duration_seconds{variant}`: service time of one batch (tokenize + forward);
 - `inference_queue_depth`: texts waiting for a batch;
 - `inference_requests_total{variant,code}`: every answered predict request by HTTP status;
-- `inference_runtime_config_info{variant,batch_window_ms,max_batch_size}`: 1 for the config in
-  force (one series);
+- `inference_runtime_config_info{variant,batch_window_ms,max_batch_size,max_queue_wait_ms}`: 1
+  for the config in force (one series; `max_queue_wait_ms` 0: no limit);
 - `inference_variant_accuracy{variant}`: held-out accuracy of each variant in the manifest
   that states one.
 """
@@ -98,7 +98,7 @@ class WorkerMetrics:
         self.config_info = Gauge(
             "inference_runtime_config_info",
             "1 for the runtime configuration in force.",
-            ["variant", "batch_window_ms", "max_batch_size"],
+            ["variant", "batch_window_ms", "max_batch_size", "max_queue_wait_ms"],
             registry=r,
         )
         self.accuracy = Gauge(
@@ -107,7 +107,7 @@ class WorkerMetrics:
             ["variant"],
             registry=r,
         )
-        self._config_labels: tuple[str, str, str] | None = None
+        self._config_labels: tuple[str, str, str, str] | None = None
 
     def observe_request(self, variant: str, code: int, seconds: float) -> None:
         """Count one answered predict request (see the module docstring for what is observed)."""
@@ -124,7 +124,12 @@ class WorkerMetrics:
                 self.accuracy.labels(variant=name).set(acc)
 
     def set_config(self, settings: RuntimeSettings) -> None:
-        labels = (settings.variant, settings.window_label(), str(settings.max_batch_size))
+        labels = (
+            settings.variant,
+            settings.window_label(),
+            str(settings.max_batch_size),
+            settings.queue_wait_label(),
+        )
         if labels == self._config_labels:
             return
         if self._config_labels is not None:

@@ -86,7 +86,8 @@ def test_metrics(worker: WorkerProcess, fixture_model: Path) -> None:
     manifest = json.loads((fixture_model / "variants.json").read_text())
     assert accuracy == {n: v["accuracy"] for n, v in manifest["variants"].items()}
     info = after["inference_runtime_config_info"]
-    assert info == [({"variant": "full", "batch_window_ms": "2", "max_batch_size": "32"}, 1.0)]
+    config = {"variant": "full", "batch_window_ms": "2", "max_batch_size": "32"}
+    assert info == [({**config, "max_queue_wait_ms": "0"}, 1.0)]
 
 
 @pytest.mark.parametrize(
@@ -146,7 +147,8 @@ def test_admin_config_get_put(worker: WorkerProcess) -> None:
     assert httpx.get(url, headers=h).json() == new
     assert predict(worker, ["ok"]).json()["variant"] == "distilled"  # active when PUT returned
     info = samples(worker)["inference_runtime_config_info"]
-    assert info == [({"variant": "distilled", "batch_window_ms": "4", "max_batch_size": "16"}, 1.0)]
+    config = {"variant": "distilled", "batch_window_ms": "4", "max_batch_size": "16"}
+    assert info == [({**config, "max_queue_wait_ms": "80"}, 1.0)]
     # invalid: 422 with the reason, nothing changes
     for body, field in (
         ({"variant": "tiny"}, "variant"),

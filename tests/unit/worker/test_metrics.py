@@ -55,6 +55,7 @@ def test_runtime_config_info_keeps_one_series() -> None:
     m = WorkerMetrics(queue_depth=lambda: 0)
     m.set_config(RuntimeSettings("full", 5.0, 32))
     m.set_config(RuntimeSettings("quantized", 2.5, 16))
+    m.set_config(RuntimeSettings("quantized", 2.5, 16, 60.0))
     lines = [
         line
         for line in m.render().decode().splitlines()
@@ -62,7 +63,7 @@ def test_runtime_config_info_keeps_one_series() -> None:
     ]
     assert lines == [
         'inference_runtime_config_info{batch_window_ms="2.5",max_batch_size="16",'
-        'variant="quantized"} 1.0'
+        'max_queue_wait_ms="60",variant="quantized"} 1.0'
     ]
 
 
