@@ -16,7 +16,6 @@ from typing import Any
 
 from slo_contracts.runtime import MAX_BATCH_SIZE, MAX_QUEUE_WAIT_MS, MAX_WINDOW_MS
 
-__all__ = ["MAX_BATCH_SIZE", "MAX_QUEUE_WAIT_MS", "MAX_WINDOW_MS"]
 FIELDS = ("variant", "batchWindowMs", "maxBatchSize", "maxQueueWaitMs")
 
 

@@ -288,16 +288,7 @@ class LocalActuator:
                 except OSError as exc:
                     errors.append(f"writing {self.config_file}: {exc}")
                 else:
-                    self.desired = self.desired.with_(
-                        batch_window_ms=target.batch_window_ms,
-                        max_batch_size=target.max_batch_size,
-                        variant=target.variant,
-                        max_queue_wait_ms=(
-                            old.max_queue_wait_ms
-                            if target.max_queue_wait_ms is None
-                            else target.max_queue_wait_ms
-                        ),
-                    )
+                    self.desired = target.config_over(self.desired)
                     total, acked, push_errors = await self.push(self.desired)
                     errors += push_errors
             replicas_set = False

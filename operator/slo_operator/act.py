@@ -150,16 +150,7 @@ class Acting:
         if applied.replicas_set:
             in_force = in_force.with_(replicas=target.replicas)
         if applied.config_written:
-            in_force = in_force.with_(
-                batch_window_ms=target.batch_window_ms,
-                max_batch_size=target.max_batch_size,
-                variant=target.variant,
-                max_queue_wait_ms=(  # None: not written, the workers keep theirs
-                    in_force.max_queue_wait_ms
-                    if target.max_queue_wait_ms is None
-                    else target.max_queue_wait_ms
-                ),
-            )
+            in_force = target.config_over(in_force)
         return applied, in_force
 
 

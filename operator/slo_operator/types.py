@@ -58,6 +58,15 @@ class RuntimeConfig:
         rest = self.with_(replicas=current.replicas, max_queue_wait_ms=current.max_queue_wait_ms)
         return rest != current or self.sets_queue_wait(current)
 
+    def config_over(self, current: RuntimeConfig) -> RuntimeConfig:
+        """`current` with this target's worker configuration written over it (replicas kept;
+        a queue wait limit this target leaves is not written, so `current`'s stays)."""
+        wait = self.max_queue_wait_ms
+        return self.with_(
+            replicas=current.replicas,
+            max_queue_wait_ms=current.max_queue_wait_ms if wait is None else wait,
+        )
+
     def differs(self, current: RuntimeConfig) -> bool:
         """Whether this target moves anything from `current` (replicas included)."""
         return self.replicas != current.replicas or self.config_differs(current)

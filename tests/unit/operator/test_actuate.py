@@ -65,6 +65,17 @@ def test_the_queue_wait_limit_is_written_only_where_set() -> None:
     assert parse_runtime_config(body, 1).max_queue_wait_ms == 70
 
 
+def test_a_written_configuration_keeps_a_limit_the_target_leaves() -> None:
+    """What is in force after a target's configuration is written, in every adapter."""
+    workers = RuntimeConfig(3, 0, 32, "full", max_queue_wait_ms=70)
+    target = RuntimeConfig(5, 8, 16, "quantized")
+    assert target.config_over(workers) == RuntimeConfig(3, 8, 16, "quantized", 70)
+    assert target.with_(max_queue_wait_ms=0).config_over(workers).max_queue_wait_ms == 0
+    assert not target.with_(batch_window_ms=0, max_batch_size=32, variant="full").config_differs(
+        workers
+    )  # a limit the target leaves is no difference
+
+
 @pytest.mark.parametrize(
     "text",
     [
