@@ -110,12 +110,18 @@ def predict(
     if load >= MAX_LOAD:
         return Prediction(latency_ms=math.inf, mean_batch=float(big_b), load=load)
 
-    # 1. fluid batch size
-    b = 1.0
+    # 1. fluid batch size: b = min(B, max(lam*S(b) + exp(-lam*S(b)), 1 + lam*W)); written
+    # with comparisons instead of min/max/abs calls: the same floats, a prediction a third
+    # cheaper (a decision computes about a hundred, docs/operator.md "Sizing")
+    b, top, floor, exp = 1.0, float(big_b), 1.0 + lam * window, math.exp
     for _ in range(200):
         s = alpha + beta * b
-        b_next = min(float(big_b), max(lam * s + math.exp(-lam * s), 1.0 + lam * window))
-        if abs(b_next - b) < 1e-9:
+        b_next = lam * s + exp(-lam * s)
+        if b_next < floor:
+            b_next = floor
+        if b_next > top:
+            b_next = top
+        if -1e-9 < b_next - b < 1e-9:
             b = b_next
             break
         b = b_next
