@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from inference_worker.api import ADMIN_MAX_BYTES, PREDICT_MAX_BYTES
-from inference_worker.config import MAX_BATCH_SIZE, MAX_QUEUE_WAIT_MS, MAX_WINDOW_MS
+from slo_contracts.runtime import MAX_BATCH_SIZE, MAX_QUEUE_WAIT_MS, MAX_WINDOW_MS
 
 _ERROR = {
     "type": "object",

@@ -23,9 +23,9 @@ from safetensors.torch import load_file
 from tokenizers import Tokenizer
 from torch import nn
 
-from inference_worker.config import MAX_BATCH_SIZE
 from inference_worker.cuda_graphs import GraphedForward
 from inference_worker.manifest import Manifest, ManifestError, VariantSpec
+from slo_contracts.runtime import MAX_BATCH_SIZE
 
 WARM_TEXT = "the service was quick and the staff were friendly, i would come back again"
 

@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -33,6 +34,24 @@ async def _wait(predicate: object, timeout_s: float = 60.0) -> None:
     while not predicate():  # type: ignore[operator]
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+def _actuator(model: Path, workdir: Path, router: Router, replicas: int = 1) -> LocalActuator:
+    """A LocalActuator of `replicas` `full` workers (window 0, batch 32) on `model`."""
+    initial = RuntimeConfig(replicas, 0, 32, "full")
+    return LocalActuator(
+        model_dir=model, workdir=workdir, initial=initial, router=router, env=WORKER_ENV
+    )
+
+
+async def _admin_config(act: LocalActuator) -> list[dict[str, Any]]:
+    """Each replica's answer to GET /admin/config."""
+    headers = {"Authorization": f"Bearer {act.token}"}
+    async with httpx.AsyncClient() as client:
+        return [
+            (await client.get(r.admin_url + "/admin/config", headers=headers)).json()
+            for r in act.replicas
+        ]
 
 
 async def test_scale_up_push_and_scale_down_lose_no_request(
@@ -66,18 +85,13 @@ async def test_scale_up_push_and_scale_down_lose_no_request(
         await _wait(lambda: act.ready_count() == 2)
         pids += act.pids()
         assert len(act.startup_seconds()) == 2
-        async with httpx.AsyncClient() as client:
-            for replica in act.replicas:
-                resp = await client.get(
-                    replica.admin_url + "/admin/config",
-                    headers={"Authorization": f"Bearer {act.token}"},
-                )
-                assert resp.json() == {
-                    "variant": "distilled",
-                    "batchWindowMs": 5,
-                    "maxBatchSize": 16,
-                    "maxQueueWaitMs": 0,  # the workers' own setting: the operator leaves it
-                }
+        for answer in await _admin_config(act):
+            assert answer == {
+                "variant": "distilled",
+                "batchWindowMs": 5,
+                "maxBatchSize": 16,
+                "maxQueueWaitMs": 0,  # the workers' own setting: the operator leaves it
+            }
         assert (tmp_path / "runtime-config.json").read_text() == (
             '{"batchWindowMs": 5, "maxBatchSize": 16, "variant": "distilled"}'
         )
@@ -109,13 +123,7 @@ async def test_scale_up_push_and_scale_down_lose_no_request(
 
 async def test_a_crashed_replica_is_replaced(fixture_model: Path, tmp_path: Path) -> None:
     router = Router()
-    act = LocalActuator(
-        model_dir=fixture_model,
-        workdir=tmp_path,
-        initial=RuntimeConfig(1, 0, 32, "full"),
-        router=router,
-        env=WORKER_ENV,
-    )
+    act = _actuator(fixture_model, tmp_path, router)
     try:
         await act.start()
         first = act.replicas[0]
@@ -133,13 +141,7 @@ async def test_a_crashed_replica_is_replaced(fixture_model: Path, tmp_path: Path
 async def test_the_queue_wait_limit_is_pushed_once(fixture_model: Path, tmp_path: Path) -> None:
     """A limit the target sets reaches the running workers and is then in force (not written
     again at every step); a target that leaves it changes nothing."""
-    act = LocalActuator(
-        model_dir=fixture_model,
-        workdir=tmp_path,
-        initial=RuntimeConfig(1, 0, 32, "full"),
-        router=Router(),
-        env=WORKER_ENV,
-    )
+    act = _actuator(fixture_model, tmp_path, Router())
     try:
         await act.start()
         limited = RuntimeConfig(1, 0, 32, "full", max_queue_wait_ms=60)
@@ -147,12 +149,7 @@ async def test_the_queue_wait_limit_is_pushed_once(fixture_model: Path, tmp_path
         assert first.config_written
         assert (first.pods_total, first.pods_acknowledged, first.errors) == (1, 1, ())
         assert await act.read() == (limited, 1)
-        async with httpx.AsyncClient() as client:
-            resp = await client.get(
-                act.replicas[0].admin_url + "/admin/config",
-                headers={"Authorization": f"Bearer {act.token}"},
-            )
-        assert resp.json()["maxQueueWaitMs"] == 60
+        assert [answer["maxQueueWaitMs"] for answer in await _admin_config(act)] == [60]
         for target in (limited, limited.with_(max_queue_wait_ms=None)):
             again = await act.apply(target)
             assert not again.config_written
@@ -163,13 +160,7 @@ async def test_the_queue_wait_limit_is_pushed_once(fixture_model: Path, tmp_path
 
 
 async def test_close_stops_starting_replicas_too(fixture_model: Path, tmp_path: Path) -> None:
-    act = LocalActuator(
-        model_dir=fixture_model,
-        workdir=tmp_path,
-        initial=RuntimeConfig(1, 0, 32, "full"),
-        router=Router(),
-        env=WORKER_ENV,
-    )
+    act = _actuator(fixture_model, tmp_path, Router())
     await act.start()
     await act.apply(RuntimeConfig(3, 0, 32, "full"))
     pids = act.pids()
@@ -183,13 +174,7 @@ async def test_close_stops_starting_replicas_too(fixture_model: Path, tmp_path: 
     reason="needs at least two CPUs to pin replicas apart",
 )
 async def test_replicas_are_pinned_to_different_cpus(fixture_model: Path, tmp_path: Path) -> None:
-    act = LocalActuator(
-        model_dir=fixture_model,
-        workdir=tmp_path,
-        initial=RuntimeConfig(2, 0, 32, "full"),
-        router=Router(),
-        env=WORKER_ENV,
-    )
+    act = _actuator(fixture_model, tmp_path, Router(), 2)
     try:
         await act.start()
         cpus = [os.sched_getaffinity(r.proc.pid) for r in act.replicas]
